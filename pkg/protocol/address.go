@@ -1,0 +1,144 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// Address is a parsed endpoint: Network is "unix" or "tcp".
+type Address struct {
+	Network string
+	Addr    string // socket path or host:port
+}
+
+// String returns the address with its explicit prefix, "unix:PATH" or
+// "tcp:HOST:PORT", which ParseAddress reads back unchanged.
+func (a Address) String() string { return a.Network + ":" + a.Addr }
+
+// ParseAddress tells a UNIX socket path from a TCP address.
+//
+// An explicit prefix decides: "unix:PATH" or "tcp:HOST:PORT". Without one,
+// a string containing '/' is a path; otherwise a string that splits as
+// host:port with a numeric port ("localhost:4444", "[::1]:4444", ":4444")
+// is TCP; anything else ("qmp.sock") is a path relative to the working
+// directory. Use "unix:" for a relative path that looks like host:port.
+func ParseAddress(s string) (Address, error) {
+	switch {
+	case strings.HasPrefix(s, "unix:"):
+		p := strings.TrimPrefix(s, "unix:")
+		if p == "" {
+			return Address{}, fmt.Errorf("address %q: empty socket path", s)
+		}
+		return Address{"unix", p}, nil
+	case strings.HasPrefix(s, "tcp:"):
+		hp := strings.TrimPrefix(s, "tcp:")
+		if _, port, err := net.SplitHostPort(hp); err != nil || !isPort(port) {
+			return Address{}, fmt.Errorf("address %q: expected tcp:HOST:PORT", s)
+		}
+		return Address{"tcp", hp}, nil
+	case s == "":
+		return Address{}, errors.New("empty address")
+	case strings.Contains(s, "/"):
+		return Address{"unix", s}, nil
+	}
+	if _, port, err := net.SplitHostPort(s); err == nil && isPort(port) {
+		return Address{"tcp", s}, nil
+	}
+	return Address{"unix", s}, nil
+}
+
+func isPort(s string) bool {
+	if s == "" || len(s) > 5 {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// testHookListening, when set by a test, is called once the listener is up.
+var testHookListening func()
+
+// listenOnce listens on a, accepts exactly one connection, and stops
+// listening. A UNIX socket it created is removed as soon as the peer is
+// accepted (or the attempt ends), since nobody else may connect to it.
+func listenOnce(ctx context.Context, a Address) (net.Conn, error) {
+	var ln net.Listener
+	var err error
+	if a.Network == "unix" {
+		ln, err = listenUnixPrivate(a.Addr)
+	} else {
+		var lc net.ListenConfig
+		ln, err = lc.Listen(ctx, "tcp", a.Addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if testHookListening != nil {
+		testHookListening()
+	}
+	// Closing the listener is how a blocked Accept is interrupted.
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	conn, err := ln.Accept()
+	stop()
+	ln.Close()
+	if a.Network == "unix" {
+		os.Remove(a.Addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return conn, nil
+}
+
+// listenUnixPrivate binds a UNIX socket that only the owner can connect
+// to, whatever the umask. The mode is set between bind and listen, so
+// there is no moment when another user's connect could succeed: until
+// listen, every connect is refused.
+func listenUnixPrivate(path string) (net.Listener, error) {
+	opErr := func(err error) error {
+		return &net.OpError{Op: "listen", Net: "unix", Addr: &net.UnixAddr{Name: path, Net: "unix"}, Err: err}
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, opErr(fmt.Errorf("%s exists and is not a socket; refusing to replace it", path))
+		}
+		// A leftover socket (from an earlier run) is replaced, as QEMU does.
+		if err := os.Remove(path); err != nil {
+			return nil, opErr(err)
+		}
+	}
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, opErr(os.NewSyscallError("socket", err))
+	}
+	f := os.NewFile(uintptr(fd), path) // owns fd from here on
+	defer f.Close()                    // FileListener below holds a dup
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		return nil, opErr(os.NewSyscallError("bind", err))
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		os.Remove(path)
+		return nil, opErr(err)
+	}
+	if err := syscall.Listen(fd, 1); err != nil {
+		os.Remove(path)
+		return nil, opErr(os.NewSyscallError("listen", err))
+	}
+	ln, err := net.FileListener(f)
+	if err != nil {
+		os.Remove(path)
+		return nil, opErr(err)
+	}
+	// Go must not unlink on Close: listenOnce does that itself, once.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	return ln, nil
+}

@@ -1,0 +1,494 @@
+package protocol
+
+// What the seed does not test: the message-size limit, errors from the
+// reader and writer surfacing from Disconnect, concurrent senders, the
+// session hook, file-descriptor passing, and the UNIX listener's rules.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pipeSession runs p over one end of a net.Pipe and returns the other end.
+func pipeSession(t *testing.T, p *Protocol) net.Conn {
+	t.Helper()
+	ours, theirs := net.Pipe()
+	if err := p.ConnectConn(context.Background(), ours); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { theirs.Close(); p.Disconnect() })
+	return theirs
+}
+
+// waitEnded returns the cause Config.Ended reported.
+func waitEnded(t *testing.T, ended <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-ended:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("session did not end within 10s")
+		return nil
+	}
+}
+
+func TestMessageLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		line    string
+		wantErr bool
+	}{
+		{"AtLimit", strings.Repeat("x", 64) + "\r\n", false},
+		{"OverLimit", strings.Repeat("x", 65) + "\n", true},
+		// Far longer than the limit and the read buffer: it must fail
+		// without reading it all.
+		{"HugeNoNewline", strings.Repeat("y", 1<<20), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make(chan []byte, 1)
+			ended := make(chan error, 1)
+			p := New(Config{
+				MaxMessageSize: 64,
+				Handle:         func(m []byte) error { got <- m; return nil },
+				Ended:          func(err error) { ended <- err },
+			})
+			peer := pipeSession(t, p)
+			go io.Copy(peer, strings.NewReader(tc.line)) // ends when the pipe closes
+			if !tc.wantErr {
+				if m := <-got; len(m) != 64 {
+					t.Fatalf("got %d-byte message, want 64", len(m))
+				}
+				return
+			}
+			waitEnded(t, ended)
+			err := p.Disconnect()
+			var tl *MessageTooLongError
+			if !errors.As(err, &tl) || tl.Limit != 64 {
+				t.Fatalf("Disconnect() = %v, want *MessageTooLongError{64}", err)
+			}
+			if want := "message from peer exceeds the 64-byte limit"; err.Error() != want {
+				t.Errorf("message = %q, want %q", err, want)
+			}
+		})
+	}
+}
+
+func TestReaderErrors(t *testing.T) {
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		name   string
+		peer   func(c net.Conn)
+		handle func([]byte) error
+		check  func(error) bool
+		want   string
+	}{
+		{"PeerClosed", func(c net.Conn) { c.Close() }, nil,
+			func(err error) bool { return errors.Is(err, ErrClosedByPeer) }, "connection closed by peer"},
+		{"HalfLine", func(c net.Conn) { c.Write([]byte(`{"ret`)); c.Close() }, nil,
+			func(err error) bool { return errors.Is(err, io.ErrUnexpectedEOF) },
+			"connection closed in the middle of a message (5 bytes of it read): unexpected EOF"},
+		{"HandlerError", func(c net.Conn) { c.Write([]byte("bad\n")) },
+			func(m []byte) error { return fmt.Errorf("handling %q: %w", m, boom) },
+			func(err error) bool { return errors.Is(err, boom) }, `handling "bad": boom`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ended := make(chan error, 1)
+			p := New(Config{Kind: "NullProtocol", Handle: tc.handle, Ended: func(err error) { ended <- err }})
+			w := p.Watch()
+			defer w.Close()
+			peer := pipeSession(t, p)
+			go tc.peer(peer)
+			cause := waitEnded(t, ended)
+			if !tc.check(cause) {
+				t.Errorf("Ended cause = %v", cause)
+			}
+			// The bottom half leaves the protocol DISCONNECTING until
+			// Disconnect collects the error.
+			for _, want := range []Runstate{Connecting, Running, Disconnecting} {
+				if s := nextState(t, w); s != want {
+					t.Fatalf("transition = %v, want %v", s, want)
+				}
+			}
+			if err := p.Send(context.Background(), []byte("x")); err == nil {
+				t.Error("Send after the session ended succeeded")
+			}
+			err := p.Disconnect()
+			if !tc.check(err) || err.Error() != tc.want {
+				t.Errorf("Disconnect() = %q, want %q", err, tc.want)
+			}
+			if s := p.Runstate(); s != Idle {
+				t.Errorf("runstate after Disconnect = %v", s)
+			}
+			if err := p.Disconnect(); err != nil {
+				t.Errorf("second Disconnect() = %v, want nil", err)
+			}
+		})
+	}
+}
+
+// failingConn fails every write with err.
+type failingConn struct {
+	net.Conn
+	err error
+}
+
+func (c failingConn) Write([]byte) (int, error) { return 0, c.err }
+
+func TestWriterError(t *testing.T) {
+	ours, theirs := net.Pipe()
+	defer theirs.Close()
+	ended := make(chan error, 1)
+	p := New(Config{Ended: func(err error) { ended <- err }})
+	if err := p.ConnectConn(context.Background(), failingConn{ours, syscall.EPIPE}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Send(context.Background(), []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	waitEnded(t, ended)
+	err := p.Disconnect()
+	if !errors.Is(err, syscall.EPIPE) || err.Error() != "writing to peer: broken pipe" {
+		t.Fatalf("Disconnect() = %v, want writing to peer: broken pipe", err)
+	}
+}
+
+func TestConcurrentSenders(t *testing.T) {
+	const senders, each = 16, 200
+	p := New(Config{})
+	peer := pipeSession(t, p)
+
+	seen := make(map[string]bool)
+	readDone := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(peer)
+		for len(seen) < senders*each && sc.Scan() {
+			if seen[sc.Text()] {
+				readDone <- fmt.Errorf("message %q arrived twice", sc.Text())
+				return
+			}
+			seen[sc.Text()] = true
+		}
+		readDone <- sc.Err()
+	}()
+
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if err := p.Send(context.Background(), fmt.Appendf(nil, "%d-%d", g, i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := <-readDone; err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != senders*each {
+		t.Fatalf("peer saw %d distinct messages, want %d", len(seen), senders*each)
+	}
+	if err := p.Disconnect(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEstablish(t *testing.T) {
+	t.Run("ExchangesBeforeRunning", func(t *testing.T) {
+		got := make(chan []byte, 1)
+		p := New(Config{
+			Establish: func(ctx context.Context, s *Session) error {
+				greeting, err := s.Recv()
+				if err != nil {
+					return err
+				}
+				return s.Send(append([]byte("ack "), greeting...))
+			},
+			Handle: func(m []byte) error { got <- m; return nil },
+		})
+		ours, theirs := net.Pipe()
+		defer theirs.Close()
+		go func() {
+			// The greeting and the first message arrive in one write: the
+			// hook must not swallow the second.
+			theirs.Write([]byte("hello\nfirst\n"))
+		}()
+		go func() {
+			line, _ := bufio.NewReader(theirs).ReadString('\n')
+			if line != "ack hello\n" {
+				t.Errorf("peer got %q", line)
+			}
+		}()
+		if err := p.ConnectConn(context.Background(), ours); err != nil {
+			t.Fatal(err)
+		}
+		if m := <-got; string(m) != "first" {
+			t.Errorf("first message = %q", m)
+		}
+		if err := p.Disconnect(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("FailureEndsIdle", func(t *testing.T) {
+		bad := errors.New("bad greeting")
+		p := New(Config{Establish: func(context.Context, *Session) error { return bad }})
+		w := p.Watch()
+		defer w.Close()
+		ours, theirs := net.Pipe()
+		defer theirs.Close()
+		if err := p.ConnectConn(context.Background(), ours); err != bad {
+			t.Fatalf("ConnectConn() = %v, want %v", err, bad)
+		}
+		for _, want := range badConnectionStates {
+			if s := nextState(t, w); s != want {
+				t.Fatalf("transition = %v, want %v", s, want)
+			}
+		}
+		// The hook's failure closed the connection.
+		if _, err := theirs.Write([]byte("x")); err == nil {
+			t.Error("connection still open after a failed session hook")
+		}
+	})
+
+	t.Run("DeadlineInterruptsRecv", func(t *testing.T) {
+		p := New(Config{Establish: func(ctx context.Context, s *Session) error {
+			_, err := s.Recv() // the peer never speaks
+			return fmt.Errorf("reading greeting: %w", err)
+		}})
+		ours, theirs := net.Pipe()
+		defer theirs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		err := p.ConnectConn(ctx, ours)
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), "reading greeting: ") {
+			t.Fatalf("ConnectConn() = %v, want reading greeting: context deadline exceeded", err)
+		}
+		if s := p.Runstate(); s != Idle {
+			t.Errorf("runstate = %v", s)
+		}
+	})
+
+	t.Run("DisconnectAbandonsConnect", func(t *testing.T) {
+		entered := make(chan struct{})
+		p := New(Config{Establish: func(ctx context.Context, s *Session) error {
+			close(entered)
+			_, err := s.Recv()
+			return err
+		}})
+		ours, theirs := net.Pipe()
+		defer theirs.Close()
+		result := make(chan error, 1)
+		go func() { result <- p.ConnectConn(context.Background(), ours) }()
+		<-entered
+		if err := p.Disconnect(); err != nil {
+			t.Fatalf("Disconnect() = %v", err)
+		}
+		if s := p.Runstate(); s != Idle {
+			t.Errorf("runstate after Disconnect = %v", s)
+		}
+		if err := <-result; !errors.Is(err, context.Canceled) {
+			t.Errorf("ConnectConn() = %v, want context.Canceled", err)
+		}
+	})
+}
+
+func TestSendFiles(t *testing.T) {
+	t.Run("UNIX", func(t *testing.T) {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		oursFile := os.NewFile(uintptr(fds[0]), "ours")
+		ours, err := net.FileConn(oursFile) // a dup; ours is closed by p
+		oursFile.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirsFile := os.NewFile(uintptr(fds[1]), "theirs")
+		theirs, err := net.FileConn(theirsFile)
+		theirsFile.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer theirs.Close()
+		p := New(Config{})
+		if err := p.ConnectConn(context.Background(), ours); err != nil {
+			t.Fatal(err)
+		}
+		defer p.Disconnect()
+
+		f, err := os.CreateTemp(t.TempDir(), "fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString("passed")
+		defer f.Close()
+		if err := p.SendFiles(context.Background(), []byte(`{"execute":"getfd"}`), f); err != nil {
+			t.Fatal(err)
+		}
+		buf, oob := make([]byte, 64), make([]byte, syscall.CmsgSpace(4))
+		n, oobn, _, _, err := theirs.(*net.UnixConn).ReadMsgUnix(buf, oob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(buf[:n]); got != "{\"execute\":\"getfd\"}\n" {
+			t.Errorf("message = %q", got)
+		}
+		msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("control messages: %v, %v", msgs, err)
+		}
+		got, err := syscall.ParseUnixRights(&msgs[0])
+		if err != nil || len(got) != 1 {
+			t.Fatalf("rights: %v, %v", got, err)
+		}
+		passed := os.NewFile(uintptr(got[0]), "passed")
+		defer passed.Close()
+		content := make([]byte, 6)
+		if _, err := passed.ReadAt(content, 0); err != nil || string(content) != "passed" {
+			t.Errorf("passed file reads %q, %v", content, err)
+		}
+	})
+
+	t.Run("NotUNIX", func(t *testing.T) {
+		p := New(Config{})
+		pipeSession(t, p)
+		err := p.SendFiles(context.Background(), []byte("{}"), os.Stdin)
+		if err == nil || err.Error() != "passing file descriptors needs a UNIX socket connection, not pipe" {
+			t.Fatalf("SendFiles() = %v", err)
+		}
+	})
+
+	t.Run("NotRunning", func(t *testing.T) {
+		p := New(Config{Kind: "NullProtocol"})
+		err := p.Send(context.Background(), []byte("{}"))
+		var se *StateError
+		if !errors.As(err, &se) || se.State != Idle || se.Required != Running || se.Error() != "NullProtocol is not connected." {
+			t.Fatalf("Send() while IDLE = %v", err)
+		}
+	})
+}
+
+func TestAcceptUNIX(t *testing.T) {
+	t.Run("PrivateWhateverTheUmask", func(t *testing.T) {
+		old := syscall.Umask(0)
+		defer syscall.Umask(old)
+		path := filepath.Join(t.TempDir(), "qmp.sock")
+		ln, err := listenUnixPrivate(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := fi.Mode(); mode&os.ModeSocket == 0 || mode.Perm() != 0o600 {
+			t.Errorf("socket mode = %v, want socket 0600", mode)
+		}
+	})
+
+	t.Run("OnePeerThenRemoved", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "qmp.sock")
+		listening := make(chan struct{})
+		testHookListening = func() { close(listening) }
+		defer func() { testHookListening = nil }()
+		p := New(Config{})
+		result := make(chan error, 1)
+		go func() { result <- p.Accept(context.Background(), path) }()
+		<-listening
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := <-result; err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(path); !os.IsNotExist(err) {
+			t.Errorf("socket still exists after accept: %v", err)
+		}
+		if err := p.Disconnect(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("RefusesNonSocket", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "precious")
+		os.WriteFile(path, []byte("data"), 0o600)
+		err := New(Config{}).Accept(context.Background(), path)
+		var ce *ConnectError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "exists and is not a socket") {
+			t.Fatalf("Accept() = %v", err)
+		}
+		if b, _ := os.ReadFile(path); string(b) != "data" {
+			t.Error("the file was replaced")
+		}
+	})
+}
+
+func TestParseAddress(t *testing.T) {
+	for _, tc := range []struct{ in, network, addr, err string }{
+		{in: "/tmp/qmp.sock", network: "unix", addr: "/tmp/qmp.sock"},
+		{in: "qmp.sock", network: "unix", addr: "qmp.sock"},
+		{in: "./host:1234", network: "unix", addr: "./host:1234"},
+		{in: "unix:host:1234", network: "unix", addr: "host:1234"},
+		{in: "localhost:4444", network: "tcp", addr: "localhost:4444"},
+		{in: "[::1]:4444", network: "tcp", addr: "[::1]:4444"},
+		{in: ":4444", network: "tcp", addr: ":4444"},
+		{in: "tcp:127.0.0.1:4444", network: "tcp", addr: "127.0.0.1:4444"},
+		{in: "host:port", network: "unix", addr: "host:port"},
+		{in: "tcp:nope", err: `address "tcp:nope": expected tcp:HOST:PORT`},
+		{in: "unix:", err: `address "unix:": empty socket path`},
+		{in: "", err: "empty address"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			a, err := ParseAddress(tc.in)
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("error = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || a.Network != tc.network || a.Addr != tc.addr {
+				t.Fatalf("ParseAddress(%q) = %+v, %v", tc.in, a, err)
+			}
+			if back, _ := ParseAddress(a.String()); back != a {
+				t.Errorf("String() %q does not parse back", a.String())
+			}
+		})
+	}
+}
+
+func TestWatcherClose(t *testing.T) {
+	p := New(Config{})
+	w := p.Watch()
+	result := make(chan error, 1)
+	go func() {
+		_, err := w.Next(context.Background())
+		result <- err
+	}()
+	w.Close()
+	if err := <-result; !errors.Is(err, ErrWatcherClosed) {
+		t.Fatalf("Next() after Close = %v", err)
+	}
+	p.Disconnect() // no longer queued for the closed watcher
+	if len(p.watchers) != 0 {
+		t.Errorf("closed watcher still registered")
+	}
+}

@@ -1,0 +1,80 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrWatcherClosed is returned by Watcher.Next after Watcher.Close.
+var ErrWatcherClosed = errors.New("runstate watcher closed")
+
+// ErrClosedByPeer is the cause reported when the peer closes the
+// connection cleanly between messages.
+var ErrClosedByPeer = errors.New("connection closed by peer")
+
+// StateError is returned when an operation needs the Protocol in a
+// runstate other than the one it is in.
+type StateError struct {
+	Message  string
+	State    Runstate // the runstate the Protocol was in
+	Required Runstate // the runstate the operation needs
+}
+
+func (e *StateError) Error() string { return e.Message }
+
+// ConnectError is returned when a connect or accept fails at the
+// transport level. Err is the underlying error; errors.As reaches the
+// *net.OpError beneath it.
+type ConnectError struct {
+	Message string // "Failed to establish connection"
+	Err     error
+}
+
+func (e *ConnectError) Error() string { return e.Message + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// MessageTooLongError ends a session whose peer sent a message longer than
+// the configured limit. The message is discarded as it is read, never
+// buffered whole.
+type MessageTooLongError struct {
+	Limit int
+}
+
+func (e *MessageTooLongError) Error() string {
+	return fmt.Sprintf("message from peer exceeds the %d-byte limit", e.Limit)
+}
+
+// requireIdle returns the StateError for starting a session while in
+// state s, or nil when s is Idle. The messages follow qemu.qmp's.
+func requireIdle(kind string, s Runstate) error {
+	var msg string
+	switch s {
+	case Idle:
+		return nil
+	case Connecting:
+		msg = kind + " is currently connecting."
+	case Running:
+		msg = kind + " is already connected and running."
+	case Disconnecting:
+		msg = kind + " is disconnecting. Call Disconnect() to return to IDLE state."
+	}
+	return &StateError{Message: msg, State: s, Required: Idle}
+}
+
+// requireRunning returns the StateError for sending while in state s.
+func requireRunning(kind string, s Runstate) error {
+	var msg string
+	switch s {
+	case Running:
+		return nil
+	case Idle:
+		msg = kind + " is not connected."
+	case Connecting:
+		msg = kind + " is still connecting."
+	case Disconnecting:
+		msg = kind + " is disconnecting. Call Disconnect() to return to IDLE state."
+	}
+	return &StateError{Message: msg, State: s, Required: Running}
+}

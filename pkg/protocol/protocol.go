@@ -1,0 +1,642 @@
+// Package protocol is a generic asynchronous message protocol over a byte
+// stream: the connection lifecycle (connect, accept, or a caller's own
+// net.Conn), an explicit runstate machine, a reader and a writer goroutine,
+// and a bound on message size.
+//
+// It follows the AsyncProtocol class of QEMU's Python qemu.qmp package but
+// knows nothing of QMP: messages are opaque byte strings, one per line. The
+// layer above supplies a session hook (greeting, negotiation) and a message
+// handler through Config.
+package protocol
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// DefaultMaxMessageSize is the default limit on one incoming message,
+// the limit libvirt and qemu.qmp use.
+const DefaultMaxMessageSize = 10 << 20
+
+// Config configures a Protocol. The zero value is a protocol that logs
+// through slog.Default and drops every message it receives.
+type Config struct {
+	// Name identifies this instance in String and in log records.
+	Name string
+	// Kind is the type label used in String and in error messages, as
+	// qemu.qmp uses the class name ("QMPClient is currently connecting.").
+	// The default is "Protocol".
+	Kind string
+	// Logger receives log records; each carries a "logger" attribute,
+	// "qmpsh.protocol" or "qmpsh.protocol.NAME". Default: slog.Default().
+	Logger *slog.Logger
+	// MaxMessageSize bounds one incoming message, excluding its line
+	// terminator. Default: DefaultMaxMessageSize.
+	MaxMessageSize int
+
+	// Establish runs once the transport is up and before the runstate
+	// becomes Running, with exclusive use of the connection through s.
+	// ctx carries the connect's deadline; a non-nil error aborts the
+	// connection and is returned by Connect or Accept.
+	Establish func(ctx context.Context, s *Session) error
+	// Handle is called by the reader goroutine for each message received
+	// while Running, in order. It must not block for long: the next
+	// message is not read until it returns. A non-nil error ends the
+	// session with that error.
+	Handle func(msg []byte) error
+	// Ended is called once per session, as soon as the session ends,
+	// with the cause: the first reader or writer error, or nil for a
+	// local Disconnect. It is how the layer above fails pending work at
+	// once instead of waiting for Disconnect.
+	Ended func(cause error)
+}
+
+// Protocol is one end of a message stream. Its methods are safe for
+// concurrent use.
+type Protocol struct {
+	cfg  Config
+	kind string
+	log  *slog.Logger
+
+	mu          sync.Mutex // guards the fields below and serializes transitions
+	state       Runstate
+	sess        *session           // the session being run or torn down
+	stopConnect context.CancelFunc // set while Connecting
+	connectDone chan struct{}      // closed when a connect attempt leaves Connecting
+
+	live atomic.Pointer[session] // the Running session, for a lock-free Send
+
+	disconnectMu sync.Mutex // one Disconnect at a time
+
+	watchMu  sync.Mutex
+	watchers []*Watcher
+}
+
+// New returns an idle Protocol.
+func New(cfg Config) *Protocol {
+	if cfg.Kind == "" {
+		cfg.Kind = "Protocol"
+	}
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = DefaultMaxMessageSize
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logName := "qmpsh.protocol"
+	if cfg.Name != "" {
+		logName += "." + cfg.Name
+	}
+	return &Protocol{cfg: cfg, kind: cfg.Kind, log: logger.With("logger", logName)}
+}
+
+// Name returns the configured name, "" when none was given.
+func (p *Protocol) Name() string { return p.cfg.Name }
+
+// Logger returns the logger this Protocol writes to.
+func (p *Protocol) Logger() *slog.Logger { return p.log }
+
+// String describes the protocol like qemu.qmp's repr:
+// <Kind name='NAME' runstate=STATE>, without the name part when unnamed.
+func (p *Protocol) String() string {
+	if p.cfg.Name != "" {
+		return fmt.Sprintf("<%s name='%s' runstate=%s>", p.kind, p.cfg.Name, p.Runstate())
+	}
+	return fmt.Sprintf("<%s runstate=%s>", p.kind, p.Runstate())
+}
+
+// Runstate returns the current runstate.
+func (p *Protocol) Runstate() Runstate {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state
+}
+
+// Watch returns a Watcher that sees every transition from now on.
+func (p *Protocol) Watch() *Watcher {
+	w := &Watcher{p: p, wake: make(chan struct{}, 1)}
+	p.watchMu.Lock()
+	p.watchers = append(p.watchers, w)
+	p.watchMu.Unlock()
+	return w
+}
+
+// setState records a transition and queues it for every watcher. The
+// caller holds p.mu, which orders transitions.
+func (p *Protocol) setState(s Runstate) {
+	p.log.Debug(fmt.Sprintf("Transitioning from '%s' to '%s'.", p.state, s))
+	p.state = s
+	p.watchMu.Lock()
+	for _, w := range p.watchers {
+		w.push(s)
+	}
+	p.watchMu.Unlock()
+}
+
+// Connect dials addr (see ParseAddress) and runs the session hook. On
+// success the runstate is Running. A transport failure returns a
+// *ConnectError; an ended ctx returns ctx's error; either way the
+// protocol is back to Idle.
+func (p *Protocol) Connect(ctx context.Context, addr string) error {
+	a, err := ParseAddress(addr)
+	if err != nil {
+		return err
+	}
+	return p.start(ctx, func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, a.Network, a.Addr)
+	})
+}
+
+// Accept listens on addr, waits for exactly one peer, stops listening,
+// and runs the session hook. A UNIX socket it creates is mode 0600 from
+// the moment it can accept, and is removed once the peer is accepted; an
+// existing file there that is not a socket is never replaced. Errors and
+// runstates are as for Connect.
+func (p *Protocol) Accept(ctx context.Context, addr string) error {
+	a, err := ParseAddress(addr)
+	if err != nil {
+		return err
+	}
+	return p.start(ctx, func(ctx context.Context) (net.Conn, error) {
+		return listenOnce(ctx, a)
+	})
+}
+
+// ConnectConn runs a session over conn, which the caller has already
+// connected (TLS, vsock, an SSH tunnel, a net.Pipe in tests). The Protocol
+// owns conn from then on and closes it when the session ends, or at once
+// if the session hook fails. It returns a *StateError, leaving conn to the
+// caller, if the protocol is not Idle.
+func (p *Protocol) ConnectConn(ctx context.Context, conn net.Conn) error {
+	return p.start(ctx, func(context.Context) (net.Conn, error) { return conn, nil })
+}
+
+func (p *Protocol) start(parent context.Context, open func(context.Context) (net.Conn, error)) error {
+	p.mu.Lock()
+	if err := requireIdle(p.kind, p.state); err != nil {
+		p.mu.Unlock()
+		return err
+	}
+	// Disconnect cancels ctx to abandon the attempt; parent's own error
+	// is told apart from that by asking parent.
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	p.stopConnect, p.connectDone = cancel, done
+	p.setState(Connecting)
+	p.mu.Unlock()
+
+	conn, err := open(ctx)
+	if err != nil {
+		p.abortConnect()
+		// The dialer enforces ctx's deadline with its own timer, which can
+		// fire just before ctx's: both mean the deadline was reached.
+		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+			return context.DeadlineExceeded
+		}
+		if ctx.Err() != nil {
+			return p.ctxErr(parent)
+		}
+		p.log.Debug("connection failed", "err", err)
+		return &ConnectError{Message: "Failed to establish connection", Err: err}
+	}
+
+	s := newSession(p, conn)
+	if p.cfg.Establish != nil {
+		if err := s.establish(ctx); err != nil {
+			conn.Close()
+			p.abortConnect()
+			if ctx.Err() != nil && parent.Err() == nil {
+				return p.ctxErr(parent)
+			}
+			return err
+		}
+	}
+
+	p.mu.Lock()
+	if ctx.Err() != nil { // cancelled as the hook finished
+		p.mu.Unlock()
+		conn.Close()
+		p.abortConnect()
+		return p.ctxErr(parent)
+	}
+	p.sess = s
+	p.stopConnect, p.connectDone = nil, nil
+	p.setState(Running)
+	p.live.Store(s)
+	s.run()
+	p.mu.Unlock()
+	return nil
+}
+
+// ctxErr is the error for an attempt whose context ended: the caller's
+// own context error, or context.Canceled when Disconnect abandoned it.
+func (p *Protocol) ctxErr(parent context.Context) error {
+	if err := parent.Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("connect abandoned by Disconnect: %w", context.Canceled)
+}
+
+func (p *Protocol) abortConnect() {
+	p.mu.Lock()
+	p.stopConnect, p.connectDone = nil, nil
+	p.setState(Disconnecting)
+	p.setState(Idle)
+	p.mu.Unlock()
+}
+
+// Send queues msg (one message, without line terminator) for the writer
+// goroutine. It returns once the message is queued; a write failure ends
+// the session and is reported by Disconnect. It fails with a *StateError
+// unless Running, and with ctx's error if the queue stays full until ctx
+// ends.
+func (p *Protocol) Send(ctx context.Context, msg []byte) error {
+	s, err := p.running()
+	if err != nil {
+		return err
+	}
+	return s.enqueue(ctx, outgoing{msg: msg})
+}
+
+// SendFiles sends msg with files attached as SCM_RIGHTS ancillary data,
+// as QEMU's getfd and add-fd expect, and returns once it is written (so
+// the caller may close its copies). It needs a UNIX socket connection.
+func (p *Protocol) SendFiles(ctx context.Context, msg []byte, files ...*os.File) error {
+	s, err := p.running()
+	if err != nil {
+		return err
+	}
+	if _, ok := s.conn.(*net.UnixConn); !ok {
+		return fmt.Errorf("passing file descriptors needs a UNIX socket connection, not %s", s.conn.LocalAddr().Network())
+	}
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	result := make(chan error, 1)
+	if err := s.enqueue(ctx, outgoing{msg: msg, fds: fds, result: result}); err != nil {
+		return err
+	}
+	select {
+	case err := <-result:
+		return err
+	case <-s.done:
+		return s.endErr()
+	}
+}
+
+func (p *Protocol) running() (*session, error) {
+	if s := p.live.Load(); s != nil {
+		return s, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state == Running { // the session is ending but not yet marked
+		return nil, requireRunning(p.kind, Disconnecting)
+	}
+	return nil, requireRunning(p.kind, p.state)
+}
+
+// Disconnect ends the session: it stops the reader and writer, closes the
+// transport, waits for both goroutines, and returns the first error the
+// session hit (nil when it ended only because of this call). A connect or
+// accept in progress is abandoned. The protocol is Idle when Disconnect
+// returns, whatever happened; calling it again is harmless.
+func (p *Protocol) Disconnect() error {
+	p.disconnectMu.Lock()
+	defer p.disconnectMu.Unlock()
+
+	p.mu.Lock()
+	switch p.state {
+	case Idle:
+		p.setState(Disconnecting)
+		p.setState(Idle)
+		p.mu.Unlock()
+		return nil
+	case Connecting:
+		// Cancelling under p.mu means start cannot slip into Running.
+		p.stopConnect()
+		done := p.connectDone
+		p.mu.Unlock()
+		<-done
+		return nil
+	}
+	s := p.sess
+	p.mu.Unlock()
+
+	s.end(nil)
+	s.wg.Wait()
+
+	p.mu.Lock()
+	p.sess = nil
+	p.setState(Idle)
+	p.mu.Unlock()
+	return s.err
+}
+
+// scheduleDisconnect ends the running session with cause without waiting,
+// leaving the protocol Disconnecting: what a reader or writer error does.
+func (p *Protocol) scheduleDisconnect(cause error) {
+	p.mu.Lock()
+	s := p.sess
+	p.mu.Unlock()
+	if s != nil {
+		s.end(cause)
+	}
+}
+
+// Session gives the session hook exclusive, synchronous use of a new
+// connection before the reader and writer goroutines start.
+type Session struct {
+	ctx context.Context
+	s   *session
+}
+
+// Recv reads the next message. If the connect's context ends while it
+// waits, it returns that context's error.
+func (ss *Session) Recv() ([]byte, error) {
+	msg, err := ss.s.read()
+	if err != nil {
+		if ctxErr := ss.ctx.Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		return nil, err
+	}
+	return msg, nil
+}
+
+// Send writes msg and flushes it.
+func (ss *Session) Send(msg []byte) error {
+	if err := ss.s.write(msg); err != nil {
+		return err
+	}
+	if err := ss.s.w.Flush(); err != nil {
+		if ctxErr := ss.ctx.Err(); ctxErr != nil {
+			return ctxErr
+		}
+		return err
+	}
+	return nil
+}
+
+// Conn returns the underlying connection, for its addresses.
+func (ss *Session) Conn() net.Conn { return ss.s.conn }
+
+type outgoing struct {
+	msg    []byte
+	fds    []int
+	result chan error // for SendFiles: the write's outcome
+}
+
+// session is one connection's worth of state, from transport-up to the
+// end of its goroutines.
+type session struct {
+	p    *Protocol
+	conn net.Conn
+	r    *bufio.Reader
+	w    *bufio.Writer
+	out  chan outgoing
+
+	done    chan struct{} // closed when the session ends
+	endOnce sync.Once
+	err     error // the cause; written once, before done is closed
+	wg      sync.WaitGroup
+}
+
+func newSession(p *Protocol, conn net.Conn) *session {
+	return &session{
+		p:    p,
+		conn: conn,
+		r:    bufio.NewReaderSize(conn, 64<<10),
+		w:    bufio.NewWriterSize(conn, 64<<10),
+		out:  make(chan outgoing, 1024),
+		done: make(chan struct{}),
+	}
+}
+
+// aLongTimeAgo is a deadline in the past: setting it makes blocked I/O
+// return at once, which is how a context interrupts the session hook.
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (s *session) establish(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { s.conn.SetDeadline(aLongTimeAgo) })
+	err := s.p.cfg.Establish(ctx, &Session{ctx: ctx, s: s})
+	if !stop() && err == nil {
+		// The deadline was (or is being) set: the connection is unusable.
+		err = ctx.Err()
+	}
+	return err
+}
+
+func (s *session) run() {
+	s.wg.Add(2)
+	go s.reader()
+	go s.writer()
+}
+
+// end records cause (the first one wins), closes the transport so both
+// goroutines stop, marks the protocol Disconnecting, and tells the layer
+// above. It does not wait.
+func (s *session) end(cause error) {
+	s.endOnce.Do(func() {
+		s.err = cause
+		close(s.done)
+		s.conn.Close()
+		p := s.p
+		p.live.CompareAndSwap(s, nil)
+		p.mu.Lock()
+		if p.sess == s && p.state == Running {
+			p.setState(Disconnecting)
+		}
+		p.mu.Unlock()
+		if cause != nil {
+			p.log.Debug("session ended", "err", cause)
+		}
+		if p.cfg.Ended != nil {
+			p.cfg.Ended(cause)
+		}
+	})
+}
+
+// endErr is what a call caught by the session's end returns.
+func (s *session) endErr() error {
+	if s.err != nil {
+		return fmt.Errorf("session ended: %w", s.err)
+	}
+	return errors.New("session ended by Disconnect")
+}
+
+func (s *session) enqueue(ctx context.Context, m outgoing) error {
+	select {
+	case <-s.done:
+		return s.endErr()
+	default:
+	}
+	select {
+	case s.out <- m:
+		return nil
+	case <-s.done:
+		return s.endErr()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *session) reader() {
+	defer s.wg.Done()
+	handle := s.p.cfg.Handle
+	for {
+		msg, err := s.read()
+		if err != nil {
+			s.end(err)
+			return
+		}
+		if handle != nil {
+			if err := handle(msg); err != nil {
+				s.end(err)
+				return
+			}
+		}
+	}
+}
+
+func (s *session) writer() {
+	defer s.wg.Done()
+	for {
+		select {
+		case m := <-s.out:
+			err := s.send(m)
+			// Drain what queued meanwhile so a burst costs one flush.
+			for err == nil {
+				select {
+				case m = <-s.out:
+					err = s.send(m)
+					continue
+				default:
+				}
+				break
+			}
+			if err == nil {
+				err = s.w.Flush()
+			}
+			if err != nil {
+				s.end(fmt.Errorf("writing to peer: %w", err))
+				return
+			}
+		case <-s.done:
+			return
+		}
+	}
+}
+
+func (s *session) send(m outgoing) error {
+	if m.fds == nil {
+		return s.write(m.msg)
+	}
+	err := s.writeWithFiles(m)
+	m.result <- err
+	return err
+}
+
+// writeWithFiles writes one message in a single sendmsg carrying the
+// descriptors, after flushing what is buffered, so the peer sees the
+// descriptors arrive with this message's bytes.
+func (s *session) writeWithFiles(m outgoing) error {
+	if err := s.w.Flush(); err != nil {
+		return err
+	}
+	s.logOut(m.msg)
+	b := append(append(make([]byte, 0, len(m.msg)+1), m.msg...), '\n')
+	n, _, err := s.conn.(*net.UnixConn).WriteMsgUnix(b, syscall.UnixRights(m.fds...), nil)
+	if err == nil && n < len(b) {
+		_, err = s.conn.Write(b[n:])
+	}
+	return err
+}
+
+func (s *session) write(msg []byte) error {
+	s.logOut(msg)
+	if _, err := s.w.Write(msg); err != nil {
+		return err
+	}
+	return s.w.WriteByte('\n')
+}
+
+func (s *session) logOut(msg []byte) {
+	if s.p.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.p.log.Debug("--> " + string(msg))
+	}
+}
+
+// read returns the next non-empty line without its "\n" or "\r\n", in a
+// slice the caller owns. A line over the limit is an error; it is never
+// buffered beyond the limit.
+func (s *session) read() ([]byte, error) {
+	limit := s.p.cfg.MaxMessageSize
+	var buf []byte
+	for {
+		chunk, err := s.r.ReadSlice('\n')
+		if len(buf)+len(chunk) > limit+2 { // +2: the terminator is not counted
+			return nil, &MessageTooLongError{Limit: limit}
+		}
+		switch err {
+		case nil:
+			var msg []byte
+			if buf == nil {
+				msg = trimEOL(chunk)
+				if len(msg) == 0 {
+					continue // tolerate blank lines between messages
+				}
+				msg = append([]byte(nil), msg...)
+			} else {
+				msg = trimEOL(append(buf, chunk...))
+				buf = nil
+				if len(msg) == 0 {
+					continue
+				}
+			}
+			if len(msg) > limit {
+				return nil, &MessageTooLongError{Limit: limit}
+			}
+			if s.p.log.Enabled(context.Background(), slog.LevelDebug) {
+				s.p.log.Debug("<-- " + string(msg))
+			}
+			return msg, nil
+		case bufio.ErrBufferFull:
+			buf = append(buf, chunk...)
+		case io.EOF:
+			if len(buf)+len(chunk) == 0 {
+				return nil, ErrClosedByPeer
+			}
+			return nil, fmt.Errorf("connection closed in the middle of a message (%d bytes of it read): %w",
+				len(buf)+len(chunk), io.ErrUnexpectedEOF)
+		default:
+			return nil, err
+		}
+	}
+}
+
+func trimEOL(b []byte) []byte {
+	n := len(b)
+	if n > 0 && b[n-1] == '\n' {
+		n--
+	}
+	if n > 0 && b[n-1] == '\r' {
+		n--
+	}
+	return b[:n]
+}
