@@ -64,13 +64,10 @@ func isPort(s string) bool {
 	return true
 }
 
-// testHookListening, when set by a test, is called once the listener is up.
-var testHookListening func()
-
 // listenOnce listens on a, accepts exactly one connection, and stops
 // listening. A UNIX socket it created is removed as soon as the peer is
 // accepted (or the attempt ends), since nobody else may connect to it.
-func listenOnce(ctx context.Context, a Address) (net.Conn, error) {
+func listenOnce(ctx context.Context, a Address, listening func(string)) (net.Conn, error) {
 	var ln net.Listener
 	var err error
 	if a.Network == "unix" {
@@ -82,8 +79,12 @@ func listenOnce(ctx context.Context, a Address) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if testHookListening != nil {
-		testHookListening()
+	if listening != nil {
+		bound := a
+		if a.Network == "tcp" {
+			bound.Addr = ln.Addr().String() // resolves port 0
+		}
+		listening(bound.String())
 	}
 	// Closing the listener is how a blocked Accept is interrupted.
 	stop := context.AfterFunc(ctx, func() { ln.Close() })

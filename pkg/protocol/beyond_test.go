@@ -405,13 +405,13 @@ func TestAcceptUNIX(t *testing.T) {
 
 	t.Run("OnePeerThenRemoved", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "qmp.sock")
-		listening := make(chan struct{})
-		testHookListening = func() { close(listening) }
-		defer func() { testHookListening = nil }()
-		p := New(Config{})
+		listening := make(chan string, 1)
+		p := New(Config{Listening: func(addr string) { listening <- addr }})
 		result := make(chan error, 1)
 		go func() { result <- p.Accept(context.Background(), path) }()
-		<-listening
+		if got := <-listening; got != "unix:"+path {
+			t.Errorf("Listening(%q), want unix:%s", got, path)
+		}
 		c, err := net.Dial("unix", path)
 		if err != nil {
 			t.Fatal(err)

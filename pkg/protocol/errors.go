@@ -12,6 +12,22 @@ var ErrWatcherClosed = errors.New("runstate watcher closed")
 // connection cleanly between messages.
 var ErrClosedByPeer = errors.New("connection closed by peer")
 
+// SessionEndedError is returned by a send that the end of its session
+// overtook. Cause is why the session ended, nil for Disconnect.
+type SessionEndedError struct {
+	Cause error
+}
+
+func (e *SessionEndedError) Error() string {
+	if e.Cause == nil {
+		return "session ended by Disconnect"
+	}
+	return "session ended: " + e.Cause.Error()
+}
+
+// Unwrap returns the cause.
+func (e *SessionEndedError) Unwrap() error { return e.Cause }
+
 // StateError is returned when an operation needs the Protocol in a
 // runstate other than the one it is in.
 type StateError struct {

@@ -12,7 +12,6 @@ package protocol
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -54,6 +53,11 @@ type Config struct {
 	// message is not read until it returns. A non-nil error ends the
 	// session with that error.
 	Handle func(msg []byte) error
+	// Listening, if set, is called by Accept once its socket is ready for
+	// the peer, with the address in "unix:PATH" or "tcp:HOST:PORT" form
+	// (a TCP port of 0 is resolved), so a caller can tell QEMU where to
+	// dial only when dialling can succeed.
+	Listening func(addr string)
 	// Ended is called once per session, as soon as the session ends,
 	// with the cause: the first reader or writer error, or nil for a
 	// local Disconnect. It is how the layer above fails pending work at
@@ -170,7 +174,7 @@ func (p *Protocol) Accept(ctx context.Context, addr string) error {
 		return err
 	}
 	return p.start(ctx, func(ctx context.Context) (net.Conn, error) {
-		return listenOnce(ctx, a)
+		return listenOnce(ctx, a, p.cfg.Listening)
 	})
 }
 
@@ -473,12 +477,7 @@ func (s *session) end(cause error) {
 }
 
 // endErr is what a call caught by the session's end returns.
-func (s *session) endErr() error {
-	if s.err != nil {
-		return fmt.Errorf("session ended: %w", s.err)
-	}
-	return errors.New("session ended by Disconnect")
-}
+func (s *session) endErr() error { return &SessionEndedError{Cause: s.err} }
 
 func (s *session) enqueue(ctx context.Context, m outgoing) error {
 	select {

@@ -1,0 +1,537 @@
+// Package qmp is a client for the QEMU Machine Protocol.
+//
+// A Client connects to (or accepts a connection from) a QMP server such as
+// qemu-system-* or qemu-storage-daemon, reads the greeting, negotiates
+// capabilities, and then runs commands concurrently over the one
+// connection, routing each reply to its caller by id and each event to the
+// listeners that asked for it. It stands on pkg/protocol for the
+// connection lifecycle; it knows nothing of terminals or command lines.
+package qmp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/qmpsh/qmpsh/pkg/protocol"
+)
+
+// DefaultEventBacklog is how many undelivered events a Listener holds
+// before it drops new ones.
+const DefaultEventBacklog = 1 << 16
+
+// Option configures a Client.
+type Option func(*config)
+
+type config struct {
+	name         string
+	logger       *slog.Logger
+	maxMessage   int
+	negotiate    bool
+	awaitGreet   bool
+	eventBacklog int
+	listening    func(addr string)
+}
+
+// WithName names the client in its String and its log records.
+func WithName(name string) Option { return func(c *config) { c.name = name } }
+
+// WithLogger sends the client's log records to l (default slog.Default).
+// At debug level every message in and out is logged as "<-- msg" and
+// "--> msg".
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithMaxMessageSize bounds one incoming message (default 10 MiB). A
+// longer one ends the session with a *protocol.MessageTooLongError.
+func WithMaxMessageSize(n int) Option { return func(c *config) { c.maxMessage = n } }
+
+// WithoutNegotiation skips qmp_capabilities, for a caller that negotiates
+// itself (through Raw) or talks to a server already negotiated.
+func WithoutNegotiation() Option { return func(c *config) { c.negotiate = false } }
+
+// WithoutGreeting skips reading the greeting, for a server that has
+// already sent it to someone else. It implies WithoutNegotiation.
+func WithoutGreeting() Option {
+	return func(c *config) { c.awaitGreet, c.negotiate = false, false }
+}
+
+// WithEventBacklog sets how many undelivered events each Listener holds
+// before it drops new ones (default DefaultEventBacklog).
+func WithEventBacklog(n int) Option { return func(c *config) { c.eventBacklog = n } }
+
+// WithListening has Accept call f once its socket is ready for QEMU to
+// dial, with the address as "unix:PATH" or "tcp:HOST:PORT".
+func WithListening(f func(addr string)) Option { return func(c *config) { c.listening = f } }
+
+// Client is a QMP client. Its methods are safe for concurrent use. One
+// Client runs one session at a time; after Disconnect it can connect again,
+// and its Listeners carry over.
+type Client struct {
+	cfg   config
+	proto *protocol.Protocol
+	log   *slog.Logger
+
+	nextID atomic.Uint64
+
+	mu       sync.Mutex
+	pending  map[string]chan result // by id; a nil channel marks a cancelled call
+	greeting *Greeting
+	oob      bool
+
+	listeners atomic.Pointer[[]*Listener] // copy-on-write, read by the reader
+	listenMu  sync.Mutex
+}
+
+type result struct {
+	reply *reply
+	err   error
+}
+
+// NewClient returns an idle client.
+func NewClient(opts ...Option) *Client {
+	cfg := config{negotiate: true, awaitGreet: true, eventBacklog: DefaultEventBacklog}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.eventBacklog <= 0 {
+		cfg.eventBacklog = DefaultEventBacklog
+	}
+	c := &Client{cfg: cfg, pending: make(map[string]chan result)}
+	c.listeners.Store(new([]*Listener))
+	c.proto = protocol.New(protocol.Config{
+		Name:           cfg.name,
+		Kind:           "QMPClient",
+		Logger:         cfg.logger,
+		MaxMessageSize: cfg.maxMessage,
+		Establish:      c.establish,
+		Handle:         c.handle,
+		Ended:          c.ended,
+		Listening:      cfg.listening,
+	})
+	c.log = c.proto.Logger()
+	return c
+}
+
+// Connect dials addr (a UNIX socket path or host:port; see
+// protocol.ParseAddress), reads the greeting and negotiates. ctx bounds
+// all of it.
+func (c *Client) Connect(ctx context.Context, addr string) error { return c.proto.Connect(ctx, addr) }
+
+// Accept listens on addr for one QEMU started with a client-mode monitor
+// (-qmp unix:PATH), then greets and negotiates as Connect does.
+func (c *Client) Accept(ctx context.Context, addr string) error { return c.proto.Accept(ctx, addr) }
+
+// ConnectConn runs a session over a connection the caller made.
+func (c *Client) ConnectConn(ctx context.Context, conn net.Conn) error {
+	return c.proto.ConnectConn(ctx, conn)
+}
+
+// Disconnect ends the session and returns why it ended: nil when this
+// call ended it, or the error that did (the peer hanging up, a protocol
+// error). Pending calls fail at once. The client is idle afterwards.
+func (c *Client) Disconnect() error { return c.proto.Disconnect() }
+
+// Runstate returns the connection's state.
+func (c *Client) Runstate() protocol.Runstate { return c.proto.Runstate() }
+
+// Watch returns a watcher of the connection's state changes.
+func (c *Client) Watch() *protocol.Watcher { return c.proto.Watch() }
+
+// String describes the client, e.g. <QMPClient name='vm1' runstate=RUNNING>.
+func (c *Client) String() string { return c.proto.String() }
+
+// Greeting returns the greeting of the current (or last) session, nil
+// before the first one or when the greeting was skipped.
+func (c *Client) Greeting() *Greeting {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.greeting
+}
+
+// Execute runs a command and returns its "return" value. args is anything
+// json.Marshal takes that encodes to an object, or nil for no arguments.
+// A QMP error reply is an *ExecuteError; a session that ends first gives
+// a *DisconnectedError at once; ctx ending first gives ctx's error, and
+// the late reply is discarded.
+func (c *Client) Execute(ctx context.Context, command string, args any) (json.RawMessage, error) {
+	return c.execute(ctx, "execute", command, args, nil)
+}
+
+// ExecuteOOB runs a command out of band ("exec-oob"), which the server
+// may answer before earlier commands. It needs the "oob" capability,
+// which Connect enables whenever the server offers it.
+func (c *Client) ExecuteOOB(ctx context.Context, command string, args any) (json.RawMessage, error) {
+	c.mu.Lock()
+	oob := c.oob
+	c.mu.Unlock()
+	if !oob {
+		return nil, ErrOOBNotNegotiated
+	}
+	return c.execute(ctx, "exec-oob", command, args, nil)
+}
+
+// ExecuteWithFiles runs a command with files passed alongside it as
+// SCM_RIGHTS ancillary data, as getfd and add-fd expect. It needs a UNIX
+// socket connection. The caller may close its files once it returns.
+func (c *Client) ExecuteWithFiles(ctx context.Context, command string, args any, files ...*os.File) (json.RawMessage, error) {
+	return c.execute(ctx, "execute", command, args, files)
+}
+
+func (c *Client) execute(ctx context.Context, verb, command string, args any, files []*os.File) (json.RawMessage, error) {
+	id := c.newID()
+	msg, err := encodeRequest(verb, command, args, id)
+	if err != nil {
+		return nil, err
+	}
+	r, err := c.roundTrip(ctx, id, msg, files)
+	if err != nil {
+		return nil, err
+	}
+	if r.Error != nil {
+		return nil, &ExecuteError{Command: command, Class: r.Error.Class, Desc: r.Error.Desc}
+	}
+	return r.Return, nil
+}
+
+// Raw sends msg, a JSON object built by the caller (the shell's raw
+// lines), and returns the whole reply. The client routes it with an id of
+// its own; the reply carries the caller's id back, or none if msg had
+// none. An error reply is returned with an *ExecuteError.
+func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(msg, &fields); err != nil || fields == nil {
+		return nil, fmt.Errorf("raw QMP message must be a JSON object: %s", truncate(msg, 80))
+	}
+	callerID, hadID := fields["id"]
+	id := c.newID()
+	fields["id"] = json.RawMessage(strconv.Quote(id))
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return nil, fmt.Errorf("encoding raw QMP message: %w", err)
+	}
+	r, err := c.roundTrip(ctx, id, out, nil)
+	if err != nil {
+		return nil, err
+	}
+	var whole map[string]json.RawMessage
+	if err := json.Unmarshal(r.raw, &whole); err != nil {
+		return nil, protocolErrorf("reply is not a JSON object: %s", truncate(r.raw, 80))
+	}
+	if hadID {
+		whole["id"] = callerID
+	} else {
+		delete(whole, "id")
+	}
+	reply, err := json.Marshal(whole)
+	if err != nil {
+		return nil, fmt.Errorf("encoding reply: %w", err)
+	}
+	if r.Error != nil {
+		var name string
+		json.Unmarshal(fields["execute"], &name)
+		return reply, &ExecuteError{Command: name, Class: r.Error.Class, Desc: r.Error.Desc}
+	}
+	return reply, nil
+}
+
+func (c *Client) newID() string {
+	return "qmpsh-" + strconv.FormatUint(c.nextID.Add(1), 10)
+}
+
+// roundTrip registers id before sending, so that a reply arriving at once
+// finds its caller, then waits for the reply, the session's end or ctx.
+func (c *Client) roundTrip(ctx context.Context, id string, msg []byte, files []*os.File) (*reply, error) {
+	ch := make(chan result, 1)
+	c.mu.Lock()
+	c.pending[id] = ch
+	c.mu.Unlock()
+
+	var err error
+	if files != nil {
+		err = c.proto.SendFiles(ctx, msg, files...)
+	} else {
+		err = c.proto.Send(ctx, msg)
+	}
+	if err != nil {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+		var ended *protocol.SessionEndedError
+		if errors.As(err, &ended) {
+			return nil, &DisconnectedError{Cause: ended.Cause}
+		}
+		return nil, err
+	}
+
+	select {
+	case r := <-ch:
+		return r.reply, r.err
+	case <-ctx.Done():
+		c.mu.Lock()
+		if _, ok := c.pending[id]; ok {
+			c.pending[id] = nil // the late reply is dropped quietly
+		}
+		c.mu.Unlock()
+		select {
+		case r := <-ch: // it won the race after all
+			return r.reply, r.err
+		default:
+		}
+		return nil, ctx.Err()
+	}
+}
+
+func encodeRequest(verb, command string, args any, id string) ([]byte, error) {
+	b := make([]byte, 0, 64+len(command))
+	b = append(b, `{"`...)
+	b = append(b, verb...)
+	b = append(b, `":`...)
+	if jsonSafe(command) {
+		b = append(append(append(b, '"'), command...), '"')
+	} else {
+		q, _ := json.Marshal(command) // a string always encodes
+		b = append(b, q...)
+	}
+	if args != nil {
+		a, err := json.Marshal(args)
+		if err != nil {
+			return nil, fmt.Errorf("encoding arguments of %s: %w", command, err)
+		}
+		if len(a) == 0 || a[0] != '{' {
+			if string(a) != "null" {
+				return nil, fmt.Errorf("arguments of %s must encode to a JSON object, not %s", command, truncate(a, 40))
+			}
+			a = nil
+		}
+		if a != nil {
+			b = append(b, `,"arguments":`...)
+			b = append(b, a...)
+		}
+	}
+	b = append(b, `,"id":"`...)
+	b = append(b, id...)
+	return append(b, `"}`...), nil
+}
+
+// jsonSafe reports whether s can stand between JSON quotes as it is:
+// printable ASCII with nothing to escape, as every QMP command name is.
+func jsonSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f || s[i] == '\\' || s[i] == '"' {
+			return false
+		}
+	}
+	return true
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return string(b[:n]) + "..."
+}
+
+// reply is an incoming message other than the greeting, decoded once by
+// the reader.
+type reply struct {
+	QMP       json.RawMessage `json:"QMP"`
+	ID        json.RawMessage `json:"id"`
+	Return    json.RawMessage `json:"return"`
+	Error     *errorBody      `json:"error"`
+	Event     string          `json:"event"`
+	Data      json.RawMessage `json:"data"`
+	Timestamp *timestamp      `json:"timestamp"`
+	raw       []byte
+}
+
+type errorBody struct {
+	Class string `json:"class"`
+	Desc  string `json:"desc"`
+}
+
+type timestamp struct {
+	Seconds      int64 `json:"seconds"`
+	Microseconds int64 `json:"microseconds"`
+}
+
+// handle runs on the reader goroutine for every message: it must not
+// block, so events are queued and replies go to buffered channels.
+func (c *Client) handle(msg []byte) error {
+	r := &reply{raw: msg}
+	if err := json.Unmarshal(msg, r); err != nil {
+		return protocolErrorf("server sent something that is not a JSON object: %s", truncate(msg, 120))
+	}
+	switch {
+	case r.Event != "":
+		c.dispatch(r)
+		return nil
+	case r.Return == nil && r.Error == nil:
+		return protocolErrorf("server sent a message that is neither a reply nor an event: %s", truncate(msg, 120))
+	case r.ID == nil:
+		if r.Error != nil {
+			// Every request carries an id, so an id-less error is QEMU's
+			// answer to bytes it could not parse: the stream is out of
+			// step and nothing further can be trusted.
+			return protocolErrorf("server could not parse a request: %s: %s", r.Error.Class, r.Error.Desc)
+		}
+		return protocolErrorf("server sent a reply without an id: %s", truncate(msg, 120))
+	}
+	id, err := strconv.Unquote(string(r.ID))
+	c.mu.Lock()
+	ch, ok := c.pending[id]
+	if ok && err == nil {
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+	switch {
+	case err != nil || !ok:
+		// The spec: a client must ignore replies it cannot match.
+		c.log.Warn("dropping a reply with an unknown id", "id", string(r.ID))
+	case ch != nil:
+		ch <- result{reply: r}
+	}
+	return nil
+}
+
+// ended runs once when a session ends: every pending call fails now.
+func (c *Client) ended(cause error) {
+	err := &DisconnectedError{Cause: cause}
+	c.mu.Lock()
+	pending := c.pending
+	c.pending = make(map[string]chan result)
+	c.mu.Unlock()
+	for _, ch := range pending {
+		if ch != nil {
+			ch <- result{err: err}
+		}
+	}
+}
+
+// Greeting is the server's QMP greeting.
+type Greeting struct {
+	Version      Version  `json:"version"`
+	Capabilities []string `json:"capabilities"`
+}
+
+// Version is the QEMU version a greeting announces.
+type Version struct {
+	QEMU struct {
+		Major int `json:"major"`
+		Minor int `json:"minor"`
+		Micro int `json:"micro"`
+	} `json:"qemu"`
+	Package string `json:"package"`
+}
+
+// String returns "major.minor.micro", plus the package in parentheses.
+func (v Version) String() string {
+	s := fmt.Sprintf("%d.%d.%d", v.QEMU.Major, v.QEMU.Minor, v.QEMU.Micro)
+	if v.Package != "" {
+		s += " (" + v.Package + ")"
+	}
+	return s
+}
+
+func parseGreeting(msg []byte) (*Greeting, error) {
+	var g struct {
+		QMP *struct {
+			Version *struct {
+				QEMU *struct {
+					Major, Minor, Micro *int
+				} `json:"qemu"`
+				Package string `json:"package"`
+			} `json:"version"`
+			Capabilities *[]string `json:"capabilities"`
+		} `json:"QMP"`
+	}
+	if err := json.Unmarshal(msg, &g); err != nil {
+		return nil, fmt.Errorf("not a QMP greeting: %s", truncate(msg, 120))
+	}
+	switch {
+	case g.QMP == nil:
+		return nil, fmt.Errorf(`expected a greeting object with a "QMP" member, got %s`, truncate(msg, 120))
+	case g.QMP.Version == nil || g.QMP.Version.QEMU == nil ||
+		g.QMP.Version.QEMU.Major == nil || g.QMP.Version.QEMU.Minor == nil || g.QMP.Version.QEMU.Micro == nil:
+		return nil, fmt.Errorf("greeting lacks version.qemu.{major,minor,micro}: %s", truncate(msg, 120))
+	case g.QMP.Capabilities == nil:
+		return nil, fmt.Errorf("greeting lacks a capabilities list: %s", truncate(msg, 120))
+	}
+	out := &Greeting{Capabilities: *g.QMP.Capabilities}
+	q := g.QMP.Version.QEMU
+	out.Version.QEMU.Major, out.Version.QEMU.Minor, out.Version.QEMU.Micro = *q.Major, *q.Minor, *q.Micro
+	out.Version.Package = g.QMP.Version.Package
+	return out, nil
+}
+
+// establish is the session hook: greeting, then negotiation, before the
+// reader starts.
+func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
+	c.mu.Lock()
+	c.greeting, c.oob = nil, false
+	c.mu.Unlock()
+	if !c.cfg.awaitGreet {
+		return nil
+	}
+	msg, err := s.Recv()
+	if err != nil {
+		if errors.Is(err, protocol.ErrClosedByPeer) {
+			err = errors.New("server closed the connection without greeting")
+		}
+		return &GreetingError{Err: err}
+	}
+	g, err := parseGreeting(msg)
+	if err != nil {
+		return &GreetingError{Err: err}
+	}
+	c.mu.Lock()
+	c.greeting = g
+	c.mu.Unlock()
+	if !c.cfg.negotiate {
+		return nil
+	}
+
+	oob := slices.Contains(g.Capabilities, "oob")
+	req := []byte(`{"execute":"qmp_capabilities","id":"qmpsh-negotiate"}`)
+	if oob {
+		req = []byte(`{"execute":"qmp_capabilities","arguments":{"enable":["oob"]},"id":"qmpsh-negotiate"}`)
+	}
+	if err := s.Send(req); err != nil {
+		return &NegotiationError{Err: err}
+	}
+	for {
+		msg, err := s.Recv()
+		if err != nil {
+			if errors.Is(err, protocol.ErrClosedByPeer) {
+				err = errors.New("server closed the connection")
+			}
+			return &NegotiationError{Err: err}
+		}
+		var r reply
+		if err := json.Unmarshal(msg, &r); err != nil {
+			return &NegotiationError{Err: fmt.Errorf("server sent something that is not a JSON object: %s", truncate(msg, 120))}
+		}
+		if r.Event != "" {
+			c.dispatch(&reply{Event: r.Event, Data: r.Data, Timestamp: r.Timestamp, raw: msg})
+			continue
+		}
+		if r.Error != nil {
+			return &NegotiationError{Err: &ExecuteError{Command: "qmp_capabilities", Class: r.Error.Class, Desc: r.Error.Desc}}
+		}
+		if r.Return == nil || string(r.ID) != `"qmpsh-negotiate"` {
+			return &NegotiationError{Err: fmt.Errorf("unexpected reply to qmp_capabilities: %s", truncate(msg, 120))}
+		}
+		break
+	}
+	c.mu.Lock()
+	c.oob = oob
+	c.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,571 @@
+package shell
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+type obj = map[string]any
+
+func TestParseLine(t *testing.T) {
+	tests := []struct {
+		name string
+		line string
+		want *Command
+		err  string // exact Error() of the *SyntaxError; "" for success
+	}{
+		// Lines the REPL skips.
+		{name: "empty", line: ""},
+		{name: "blanks", line: " \t \r\n"},
+		{name: "comment", line: "# query-status"},
+		{name: "indented comment", line: "   #x=1"},
+		{name: "bare hash", line: "#"},
+
+		// Command names.
+		{name: "name only", line: "query-status", want: &Command{Name: "query-status"}},
+		{name: "surrounding blanks", line: "\t query-status  ", want: &Command{Name: "query-status"}},
+		{name: "quoted name", line: `"query-status"`, want: &Command{Name: "query-status"}},
+		{name: "name with key=value", line: "id=1", err: `syntax error at "id=1": expected a command name`},
+		{name: "empty quoted name", line: `"" a=1`, err: `syntax error at "": expected a command name`},
+		{name: "closing paren outside a block is a name", line: ")", want: &Command{Name: ")"}},
+
+		// Splitting into key=value.
+		{name: "strings", line: "device_add driver=e1000 id=net1",
+			want: &Command{Name: "device_add", Args: obj{"driver": "e1000", "id": "net1"}}},
+		{name: "split at first equals", line: "c a=b=c", want: &Command{Name: "c", Args: obj{"a": "b=c"}}},
+		{name: "empty value", line: "c a=", want: &Command{Name: "c", Args: obj{"a": ""}}},
+		{name: "no equals", line: "c a=1 foo", err: `syntax error at "foo": expected key=value`},
+		{name: "empty key", line: "c =1", err: `syntax error at "=1": expected key=value, the key before "=" is empty`},
+		{name: "hash inside a line is a word", line: "c a=1 # note", err: `syntax error at "#": expected key=value`},
+
+		// Quoting, as shlex.split.
+		{name: "double quotes", line: `c id="a b"`, want: &Command{Name: "c", Args: obj{"id": "a b"}}},
+		{name: "single quotes", line: `c id='a b'`, want: &Command{Name: "c", Args: obj{"id": "a b"}}},
+		{name: "quoted whole word", line: `c "id=a b"`, want: &Command{Name: "c", Args: obj{"id": "a b"}}},
+		{name: "quoted key", line: `c "a b"=1`, want: &Command{Name: "c", Args: obj{"a b": int64(1)}}},
+		{name: "adjacent quotes", line: `c a=x"y z"'w'`, want: &Command{Name: "c", Args: obj{"a": "xy zw"}}},
+		{name: "escaped double quote", line: `c a="x\"y\\z"`, want: &Command{Name: "c", Args: obj{"a": `x"y\z`}}},
+		{name: "other backslash in double quotes kept", line: `c a="x\qy"`, want: &Command{Name: "c", Args: obj{"a": `x\qy`}}},
+		{name: "no escapes in single quotes", line: `c a='x\y'`, want: &Command{Name: "c", Args: obj{"a": `x\y`}}},
+		{name: "escaped blank", line: `c a=x\ y`, want: &Command{Name: "c", Args: obj{"a": "x y"}}},
+		{name: "empty quoted value", line: `c a=""`, want: &Command{Name: "c", Args: obj{"a": ""}}},
+		{name: "empty quoted word", line: `c ""`, err: `syntax error at "": expected key=value`},
+		{name: "quotes do not change the type", line: `c a="123" b='true'`,
+			want: &Command{Name: "c", Args: obj{"a": int64(123), "b": true}}},
+		{name: "unterminated double quote", line: `c a="x y`, err: `syntax error at "a=\"x y": unterminated quote`},
+		{name: "unterminated single quote", line: `c a=1 b='x`, err: `syntax error at "b='x": unterminated quote`},
+		{name: "unterminated after escaped quote", line: `c a="x\"`, err: `syntax error at "a=\"x\\\"": unterminated quote`},
+		{name: "trailing backslash", line: `c a=x\`, err: `syntax error at "a=x\\": backslash at end of line`},
+		{name: "unterminated quote in name", line: `"query`, err: `syntax error at "\"query": unterminated quote`},
+
+		// Integers, as Python's int().
+		{name: "integer", line: "c a=42", want: &Command{Name: "c", Args: obj{"a": int64(42)}}},
+		{name: "negative integer", line: "c a=-7", want: &Command{Name: "c", Args: obj{"a": int64(-7)}}},
+		{name: "plus sign", line: "c a=+7", want: &Command{Name: "c", Args: obj{"a": int64(7)}}},
+		{name: "leading zeros", line: "c a=007", want: &Command{Name: "c", Args: obj{"a": int64(7)}}},
+		{name: "underscores", line: "c a=1_000_000", want: &Command{Name: "c", Args: obj{"a": int64(1000000)}}},
+		{name: "int64 bounds", line: "c a=9223372036854775807 b=-9223372036854775808",
+			want: &Command{Name: "c", Args: obj{"a": int64(9223372036854775807), "b": int64(-9223372036854775808)}}},
+		{name: "uint64 range", line: "c a=18446744073709551615",
+			want: &Command{Name: "c", Args: obj{"a": uint64(18446744073709551615)}}},
+		{name: "too large", line: "c size=18446744073709551616",
+			err: `syntax error at "size": integer 18446744073709551616 is out of range`},
+		{name: "too small", line: "c a=-9223372036854775809",
+			err: `syntax error at "a": integer -9223372036854775809 is out of range`},
+		{name: "not integers", line: "c a=- b=1.5 c=1e3 d=0x10 e=1__0 f=_1 g=1_ h=+-1 i=1-",
+			want: &Command{Name: "c", Args: obj{"a": "-", "b": "1.5", "c": "1e3", "d": "0x10",
+				"e": "1__0", "f": "_1", "g": "1_", "h": "+-1", "i": "1-"}}},
+
+		// Booleans; null stays a string as in qmp-shell.
+		{name: "booleans", line: "c a=true b=false c=TRUE d=False",
+			want: &Command{Name: "c", Args: obj{"a": true, "b": false, "c": true, "d": false}}},
+		{name: "not booleans", line: "c a=null b=yes c=truex",
+			want: &Command{Name: "c", Args: obj{"a": "null", "b": "yes", "c": "truex"}}},
+
+		// JSON and Python literal values.
+		{name: "json object", line: `blockdev-add file={"driver":"file","filename":"/tmp/a b"}`,
+			want: &Command{Name: "blockdev-add", Args: obj{"file": obj{"driver": "file", "filename": "/tmp/a b"}}}},
+		{name: "json array", line: `c a=[1,-2,"x",true,null,1.5,[]]`,
+			want: &Command{Name: "c", Args: obj{"a": []any{int64(1), int64(-2), "x", true, nil, 1.5, []any{}}}}},
+		{name: "json big integers exact", line: `c a=[9007199254740993,18446744073709551615,1e3]`,
+			want: &Command{Name: "c", Args: obj{"a": []any{int64(9007199254740993), uint64(18446744073709551615), float64(1000)}}}},
+		{name: "json with blanks inside brackets", line: `c a={"x": 1, "y": [1, 2]} b=2`,
+			want: &Command{Name: "c", Args: obj{"a": obj{"x": int64(1), "y": []any{int64(1), int64(2)}}, "b": int64(2)}}},
+		{name: "json string with brackets and blanks", line: `c a={"x":"} ] {"} b=1`,
+			want: &Command{Name: "c", Args: obj{"a": obj{"x": "} ] {"}, "b": int64(1)}}},
+		{name: "json string escapes kept", line: `c a=["q\"uote","back\\slash","\u00e9"]`,
+			want: &Command{Name: "c", Args: obj{"a": []any{`q"uote`, `back\slash`, "é"}}}},
+		{name: "quoted json", line: `c a='{"x": "y z"}'`,
+			want: &Command{Name: "c", Args: obj{"a": obj{"x": "y z"}}}},
+		{name: "json after quoted key", line: `c "a"={"x":1}`,
+			want: &Command{Name: "c", Args: obj{"a": obj{"x": int64(1)}}}},
+		{name: "python literal", line: `c a={'k': 'v', "t": True, 'f': False, 'n': None, 'l': [1, 2,],}`,
+			want: &Command{Name: "c", Args: obj{"a": obj{"k": "v", "t": true, "f": false, "n": nil, "l": []any{int64(1), int64(2)}}}}},
+		{name: "fuzzy json names", line: `c a={'a':true,'b':false,'c':null}`,
+			want: &Command{Name: "c", Args: obj{"a": obj{"a": true, "b": false, "c": nil}}}},
+		{name: "python string escapes", line: `c a=['it\'s','\x41\u00e9\n','\101','a\qb','"']`,
+			want: &Command{Name: "c", Args: obj{"a": []any{"it's", "Aé\n", "A", `a\qb`, `"`}}}},
+		{name: "python exponent", line: `c a=[1e3,2.5E-1]`,
+			want: &Command{Name: "c", Args: obj{"a": []any{float64(1000), 0.25}}}},
+		{name: "invalid json", line: `c a=1 opts={x`, err: `syntax error at "opts": invalid JSON value: unknown name "x"`},
+		{name: "truncated json", line: `c opts=[1,2`, err: `syntax error at "opts": invalid JSON value: unexpected end of JSON input`},
+		{name: "json trailing data", line: `c opts={"x":1}}`,
+			err: `syntax error at "opts": invalid JSON value: invalid character '}' after top-level value`},
+		{name: "json with blank outside brackets", line: `c opts={"x":1} }`, err: `syntax error at "}": expected key=value`},
+		{name: "json number out of range", line: `c opts=[1e999]`, err: `syntax error at "opts": invalid JSON value: number 1e999 is out of range`},
+		{name: "unterminated string in json", line: `c opts={"x`, err: `syntax error at "opts={\"x": unterminated quote`},
+		{name: "quoted invalid json", line: `c opts="[x y]"`, err: `syntax error at "opts": invalid JSON value: unknown name "x"`},
+
+		// Dotted keys.
+		{name: "dotted key", line: "c a.b.c=1", want: &Command{Name: "c", Args: obj{"a": obj{"b": obj{"c": int64(1)}}}}},
+		{name: "dotted merge", line: "c a.b=1 a.c=2 d=x",
+			want: &Command{Name: "c", Args: obj{"a": obj{"b": int64(1), "c": int64(2)}, "d": "x"}}},
+		{name: "deep merge", line: "blockdev-add driver=qcow2 file.driver=file file.filename=a.img file.aio.x=1",
+			want: &Command{Name: "blockdev-add", Args: obj{"driver": "qcow2",
+				"file": obj{"driver": "file", "filename": "a.img", "aio": obj{"x": int64(1)}}}}},
+		{name: "dotted key into json object", line: `c a={"b":1} a.c=2`,
+			want: &Command{Name: "c", Args: obj{"a": obj{"b": int64(1), "c": int64(2)}}}},
+		{name: "leaf then parent", line: "c a=1 a.b=2", err: `syntax error at "a.b": "a" is used both as a value and as an object`},
+		{name: "parent then leaf", line: "c a.b=2 a=1", err: `syntax error at "a": "a" is used both as a value and as an object`},
+		{name: "deep leaf then parent", line: "c a.b=1 a.b.c=2", err: `syntax error at "a.b.c": "a.b" is used both as a value and as an object`},
+		{name: "parent then json leaf", line: `c a.b=2 a={"c":1}`, err: `syntax error at "a": "a" is used both as a value and as an object`},
+		{name: "duplicate key", line: "c a=1 a=2", err: `syntax error at "a": key is set more than once`},
+		{name: "duplicate dotted key", line: "c a.b=1 a.b=2", err: `syntax error at "a.b": key is set more than once`},
+		{name: "duplicate key inside json", line: `c a={"b":1} a.b=2`, err: `syntax error at "a.b": key is set more than once`},
+		{name: "empty middle segment", line: "c a..b=1", err: `syntax error at "a..b": empty segment in dotted key`},
+		{name: "empty first segment", line: "c .a=1", err: `syntax error at ".a": empty segment in dotted key`},
+		{name: "empty last segment", line: "c a.=1", err: `syntax error at "a.": empty segment in dotted key`},
+
+		// Raw JSON.
+		{name: "raw json", line: `{"execute":"query-status"}`, want: &Command{Raw: []byte(`{"execute":"query-status"}`)}},
+		{name: "raw json compacted", line: `  { "execute" : "human-monitor-command", "arguments": {"command-line": "info  block"} }  `,
+			want: &Command{Raw: []byte(`{"execute":"human-monitor-command","arguments":{"command-line":"info  block"}}`)}},
+		{name: "raw json trailing garbage", line: `{"execute":"x"} y`,
+			err: `syntax error at "{\"execute\":\"x\"} y": invalid JSON object: invalid character 'y' after top-level value`},
+		{name: "raw json two objects", line: `{}{}`,
+			err: `syntax error at "{}{}": invalid JSON object: invalid character '{' after top-level value`},
+		{name: "raw json truncated", line: `{"execute":`,
+			err: `syntax error at "{\"execute\":": invalid JSON object: unexpected end of JSON input`},
+
+		// One-line transactions.
+		{name: "one-line transaction", line: "transaction( block-dirty-bitmap-add node=drive0 name=b1 )",
+			want: &Command{Name: "transaction", Args: obj{"actions": []any{
+				obj{"type": "block-dirty-bitmap-add", "data": obj{"node": "drive0", "name": "b1"}}}}}},
+		{name: "empty one-line transaction", line: "transaction( )",
+			want: &Command{Name: "transaction", Args: obj{"actions": []any{}}}},
+		{name: "unclosed one-line transaction", line: "transaction( a x=1",
+			err: `syntax error at "transaction(": transaction block is not closed by ")" on this line`},
+		{name: "transaction with a blank is a command", line: "transaction (", err: `syntax error at "(": expected key=value`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseLine(tt.line)
+			if tt.err != "" {
+				var se *SyntaxError
+				if !errors.As(err, &se) {
+					t.Fatalf("ParseLine(%q) = %#v, %v; want *SyntaxError %q", tt.line, got, err, tt.err)
+				}
+				if err.Error() != tt.err {
+					t.Fatalf("ParseLine(%q) error\n got %s\nwant %s", tt.line, err, tt.err)
+				}
+				if got != nil {
+					t.Errorf("ParseLine(%q) returned %#v with its error", tt.line, got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseLine(%q): %v", tt.line, err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("ParseLine(%q)\n got %s\nwant %s", tt.line, dump(got), dump(tt.want))
+			}
+			if got != nil && got.Raw == nil {
+				if _, err := json.Marshal(got.Args); err != nil {
+					t.Errorf("json.Marshal(Args): %v", err)
+				}
+			}
+		})
+	}
+}
+
+// dump shows a Command with the concrete types of its values, which
+// DeepEqual compares and JSON output would hide.
+func dump(c *Command) string {
+	if c == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("Name=%q Raw=%q Args=%#v", c.Name, c.Raw, c.Args)
+}
+
+// TestMarshal checks the wire form the rest of qmpsh will send: integers
+// stay integers and nesting follows the dotted keys.
+func TestMarshal(t *testing.T) {
+	cmd, err := ParseLine(`blockdev-add node-name=n0 read-only=true cache.direct=false file.size=18446744073709551615 file.x=[1,2.5] id="a b"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.Marshal(cmd.Args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"cache":{"direct":false},"file":{"size":18446744073709551615,"x":[1,2.5]},"id":"a b","node-name":"n0","read-only":true}`
+	if string(got) != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestParseArgs(t *testing.T) {
+	tests := []struct {
+		name   string
+		tokens []string
+		want   map[string]any
+		err    string
+	}{
+		{name: "nil", tokens: nil, want: nil},
+		{name: "empty", tokens: []string{}, want: nil},
+		{name: "values", tokens: []string{"a=1", "b=true", "c.d=x", "e=a b"},
+			want: obj{"a": int64(1), "b": true, "c": obj{"d": "x"}, "e": "a b"}},
+		{name: "json with blanks", tokens: []string{`file={"driver": "file", "filename": "a b"}`},
+			want: obj{"file": obj{"driver": "file", "filename": "a b"}}},
+		{name: "quotes are kept", tokens: []string{`id="a b"`}, want: obj{"id": `"a b"`}},
+		{name: "no equals", tokens: []string{"a=1", "query-status"}, err: `syntax error at "query-status": expected key=value`},
+		{name: "empty token", tokens: []string{""}, err: `syntax error at "": expected key=value`},
+		{name: "empty key", tokens: []string{"=x"}, err: `syntax error at "=x": expected key=value, the key before "=" is empty`},
+		{name: "bad json", tokens: []string{"a=[1,"}, err: `syntax error at "a": invalid JSON value: unexpected end of JSON input`},
+		{name: "conflict", tokens: []string{"a.b=1", "a=2"}, err: `syntax error at "a": "a" is used both as a value and as an object`},
+		{name: "duplicate", tokens: []string{"a=1", "a=1"}, err: `syntax error at "a": key is set more than once`},
+		{name: "empty segment", tokens: []string{"a..b=1"}, err: `syntax error at "a..b": empty segment in dotted key`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseArgs(tt.tokens)
+			if tt.err != "" {
+				var se *SyntaxError
+				if !errors.As(err, &se) || err.Error() != tt.err {
+					t.Fatalf("ParseArgs(%q) = %v, %v; want error %s", tt.tokens, got, err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseArgs(%q): %v", tt.tokens, err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("ParseArgs(%q) = %#v, want %#v", tt.tokens, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSyntaxErrorFields(t *testing.T) {
+	_, err := ParseLine("c a.b=1 a.b.c=2")
+	var se *SyntaxError
+	if !errors.As(err, &se) {
+		t.Fatalf("got %T %v, want *SyntaxError", err, err)
+	}
+	if se.Token != "a.b.c" {
+		t.Errorf("Token = %q, want %q", se.Token, "a.b.c")
+	}
+}
+
+func TestSyntaxErrorMessage(t *testing.T) {
+	tests := []struct {
+		name string
+		err  SyntaxError
+		want string
+	}{
+		{name: "plain", err: SyntaxError{Token: "foo", Msg: "expected key=value"},
+			want: `syntax error at "foo": expected key=value`},
+		{name: "control characters stay on one line", err: SyntaxError{Token: "a\nb", Msg: "m"},
+			want: `syntax error at "a\nb": m`},
+		{name: "long token shortened", err: SyntaxError{Token: strings.Repeat("x", 70), Msg: "m"},
+			want: `syntax error at "` + strings.Repeat("x", 64) + `...": m`},
+		{name: "shortened on a rune boundary", err: SyntaxError{Token: strings.Repeat("x", 63) + "é" + "yyyy", Msg: "m"},
+			want: `syntax error at "` + strings.Repeat("x", 63) + `...": m`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.err.Error(); got != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestStartsTransaction(t *testing.T) {
+	tests := []struct {
+		line string
+		want bool
+	}{
+		{"transaction(", true},
+		{"  transaction(  ", true},
+		{"transaction( a x=1 )", true},
+		{`transaction( a x="unterminated`, true},
+		{"transaction", false},
+		{"transaction (", false},
+		{"transaction(x", false},
+		{`"transaction("`, false},
+		{`transaction\(`, false},
+		{"query-status", false},
+		{"", false},
+		{"# transaction(", false},
+		{`"unterminated transaction(`, false},
+	}
+	for _, tt := range tests {
+		if got := StartsTransaction(tt.line); got != tt.want {
+			t.Errorf("StartsTransaction(%q) = %v, want %v", tt.line, got, tt.want)
+		}
+	}
+}
+
+func action(typ string, data map[string]any) any {
+	return obj{"type": typ, "data": data}
+}
+
+func transaction(actions ...any) *Command {
+	if actions == nil {
+		actions = []any{}
+	}
+	return &Command{Name: "transaction", Args: obj{"actions": actions}}
+}
+
+func TestTransaction(t *testing.T) {
+	type step struct {
+		line string
+		done bool
+		err  string // exact error; the line is rejected and the block stays as it was
+	}
+	tests := []struct {
+		name  string
+		steps []step
+		want  *Command // Command() after the last step
+	}{
+		{
+			name: "multi-line",
+			steps: []step{
+				{line: "transaction("},
+				{line: "block-dirty-bitmap-add node=drive0 name=bitmap1"},
+				{line: "block-dirty-bitmap-clear node=drive0 name=bitmap0"},
+				{line: ")", done: true},
+			},
+			want: transaction(
+				action("block-dirty-bitmap-add", obj{"node": "drive0", "name": "bitmap1"}),
+				action("block-dirty-bitmap-clear", obj{"node": "drive0", "name": "bitmap0"})),
+		},
+		{
+			name: "closing paren on the last action line",
+			steps: []step{
+				{line: "transaction("},
+				{line: "drive-backup device=d0 target=t.img sync=full"},
+				{line: "blockdev-snapshot-sync node-name=n0 snapshot-file=s.img )", done: true},
+			},
+			want: transaction(
+				action("drive-backup", obj{"device": "d0", "target": "t.img", "sync": "full"}),
+				action("blockdev-snapshot-sync", obj{"node-name": "n0", "snapshot-file": "s.img"})),
+		},
+		{
+			name: "first action on the opening line",
+			steps: []step{
+				{line: "transaction( abort"},
+				{line: "  )  ", done: true},
+			},
+			want: transaction(action("abort", obj{})),
+		},
+		{
+			name:  "all on one line",
+			steps: []step{{line: "transaction( a x=1 )", done: true}},
+			want:  transaction(action("a", obj{"x": int64(1)})),
+		},
+		{
+			name:  "empty block",
+			steps: []step{{line: "transaction("}, {line: ")", done: true}},
+			want:  transaction(),
+		},
+		{
+			name: "typed values and dotted keys in data",
+			steps: []step{
+				{line: "transaction("},
+				{line: `x a.b=1 a.c=true l=[1,"2"] s="p q" )`, done: true},
+			},
+			want: transaction(action("x", obj{"a": obj{"b": int64(1), "c": true}, "l": []any{int64(1), "2"}, "s": "p q"})),
+		},
+		{
+			name: "blank and comment lines are skipped",
+			steps: []step{
+				{line: "transaction("},
+				{line: ""},
+				{line: "   "},
+				{line: "# the next action"},
+				{line: "a"},
+				{line: ")", done: true},
+			},
+			want: transaction(action("a", obj{})),
+		},
+		{
+			name: "zero value without the opening line",
+			steps: []step{
+				{line: "a"},
+				{line: ")", done: true},
+			},
+			want: transaction(action("a", obj{})),
+		},
+		{
+			name: "reopening drops earlier actions",
+			steps: []step{
+				{line: "transaction("},
+				{line: "a"},
+				{line: "transaction( b"},
+				{line: ")", done: true},
+			},
+			want: transaction(action("b", obj{})),
+		},
+		{
+			name: "bad action line is rejected and the block stays open",
+			steps: []step{
+				{line: "transaction("},
+				{line: "a x=1 oops", err: `syntax error at "oops": expected key=value`},
+				{line: "a x=1 x=2 )", err: `syntax error at "x": key is set more than once`},
+				{line: "a x=1"},
+				{line: ")", done: true},
+			},
+			want: transaction(action("a", obj{"x": int64(1)})),
+		},
+		{
+			name: "input after the closing paren",
+			steps: []step{
+				{line: "transaction( a"},
+				{line: ") b", err: `syntax error at "b": unexpected input after the closing ")" of a transaction`},
+				{line: ")", done: true},
+			},
+			want: transaction(action("a", obj{})),
+		},
+		{
+			name: "quoted paren does not close",
+			steps: []step{
+				{line: "transaction( a"},
+				{line: `b ")"`, err: `syntax error at ")": expected key=value`},
+				{line: `")"`},
+				{line: ")", done: true},
+			},
+			want: transaction(action("a", obj{}), action(")", obj{})),
+		},
+		{
+			name: "paren glued to a value does not close",
+			steps: []step{
+				{line: "transaction("},
+				{line: "a x=1)"},
+				{line: ")", done: true},
+			},
+			want: transaction(action("a", obj{"x": "1)"})),
+		},
+		{
+			name: "action type must not be key=value",
+			steps: []step{
+				{line: "transaction("},
+				{line: "x=1 )", err: `syntax error at "x=1": expected a transaction action type`},
+				{line: ")", done: true},
+			},
+			want: transaction(),
+		},
+		{
+			name: "raw json is rejected inside a block",
+			steps: []step{
+				{line: "transaction("},
+				{line: ` {"type":"a","data":{}}`, err: `syntax error at "{\"type\":\"a\",\"data\":{}}": raw JSON is not allowed in a transaction block`},
+				{line: ")", done: true},
+			},
+			want: transaction(),
+		},
+		{
+			name: "unterminated quote",
+			steps: []step{
+				{line: "transaction("},
+				{line: `a x="y )`, err: `syntax error at "x=\"y )": unterminated quote`},
+			},
+		},
+		{
+			name: "adding after the close",
+			steps: []step{
+				{line: "transaction( a )", done: true},
+				{line: "b", done: true, err: "transaction block is already closed"},
+			},
+			want: transaction(action("a", obj{})),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var tr Transaction
+			for i, s := range tt.steps {
+				done, err := tr.Add(s.line)
+				if s.err != "" {
+					if err == nil || err.Error() != s.err {
+						t.Fatalf("step %d Add(%q) error = %v, want %s", i, s.line, err, s.err)
+					}
+				} else if err != nil {
+					t.Fatalf("step %d Add(%q): %v", i, s.line, err)
+				}
+				if done != s.done {
+					t.Fatalf("step %d Add(%q) done = %v, want %v", i, s.line, done, s.done)
+				}
+				if !done && tr.Command() != nil {
+					t.Fatalf("step %d: Command() is not nil while the block is open", i)
+				}
+			}
+			got := tr.Command()
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("Command()\n got %s\nwant %s", dump(got), dump(tt.want))
+			}
+			if got != nil {
+				if _, err := json.Marshal(got.Args); err != nil {
+					t.Fatalf("json.Marshal: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// TestTransactionWire checks that actions marshal as QEMU expects them,
+// with an empty data object rather than null.
+func TestTransactionWire(t *testing.T) {
+	var tr Transaction
+	for _, l := range []string{"transaction(", "abort", "block-dirty-bitmap-add node=d0 name=b persistent=true )"} {
+		if _, err := tr.Add(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := json.Marshal(tr.Command().Args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"actions":[{"data":{},"type":"abort"},{"data":{"name":"b","node":"d0","persistent":true},"type":"block-dirty-bitmap-add"}]}`
+	if string(b) != want {
+		t.Errorf("got  %s\nwant %s", b, want)
+	}
+
+	// An empty block marshals "actions" as [], never null.
+	var empty Transaction
+	if done, err := empty.Add("transaction( )"); !done || err != nil {
+		t.Fatalf("Add = %v, %v", done, err)
+	}
+	b, _ = json.Marshal(empty.Command().Args)
+	if string(b) != `{"actions":[]}` {
+		t.Errorf("empty block: got %s", b)
+	}
+}
+
+// TestTransactionCommandIsACopy checks that a caller changing the returned
+// actions does not change the Transaction's.
+func TestTransactionCommandIsACopy(t *testing.T) {
+	var tr Transaction
+	if _, err := tr.Add("transaction( a )"); err != nil {
+		t.Fatal(err)
+	}
+	c := tr.Command()
+	c.Args["actions"].([]any)[0] = "changed"
+	if got := tr.Command().Args["actions"].([]any)[0]; reflect.DeepEqual(got, "changed") {
+		t.Error("Command shares its actions slice with the Transaction")
+	}
+}
