@@ -1,0 +1,19 @@
+// Package qmptest provides test infrastructure for code that speaks QMP, the
+// QEMU Machine Protocol, in the spirit of net/http/httptest. It is meant to
+// be imported only from tests.
+//
+// It offers two things:
+//
+//   - Server, a fake QMP server on a UNIX socket. Its Standard handler
+//     behaves like a small QEMU, and custom handlers use Conn to produce
+//     the faults a real QEMU will not produce on demand: garbage, half
+//     lines, oversize messages, event floods, delayed or reordered replies,
+//     abrupt disconnects.
+//   - Launchers for real QEMU processes (StartQEMU, StartStorageDaemon,
+//     StartQEMUClient) for integration tests. The server-mode ones return
+//     only once QEMU has finished starting and its monitor socket accepts
+//     connections, and all of them kill and reap QEMU when the test ends.
+//
+// The package deliberately imports nothing else from this module, so that
+// the QMP client's own tests can use it without an import cycle.
+package qmptest

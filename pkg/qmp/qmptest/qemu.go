@@ -1,0 +1,296 @@
+package qmptest
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RequireQEMUEnv is the environment variable that turns a missing QEMU
+// from a skip into a failure. CI sets it to 1 so that integration tests
+// cannot pass by silently skipping.
+const RequireQEMUEnv = "QMPSH_REQUIRE_QEMU"
+
+// startTimeout bounds how long a launcher waits for QEMU to answer. QEMU
+// normally does within tens of milliseconds; the bound only matters when
+// QEMU hangs, and must be generous for a loaded CI machine.
+const startTimeout = 60 * time.Second
+
+// RequireQEMU returns the path of binary (such as "qemu-system-x86_64" or
+// "qemu-storage-daemon"). When binary is not on PATH it skips the test,
+// saying so, or fails it when QMPSH_REQUIRE_QEMU is set to a true value.
+func RequireQEMU(t testing.TB, binary string) string {
+	t.Helper()
+	path, err := exec.LookPath(binary)
+	if err == nil {
+		return path
+	}
+	if required, _ := strconv.ParseBool(os.Getenv(RequireQEMUEnv)); required {
+		t.Fatalf("qmptest: %s is not on PATH (%v) and %s=%s forbids skipping; install QEMU (make qemu)",
+			binary, err, RequireQEMUEnv, os.Getenv(RequireQEMUEnv))
+	}
+	t.Skipf("qmptest: skipping: %s is not on PATH (%v); install QEMU (make qemu) to run this test", binary, err)
+	return ""
+}
+
+// StartQEMU starts "qemu-system-x86_64 -M none -nodefaults -display none"
+// plus extraArgs, with a QMP monitor listening on a UNIX socket, and
+// returns the socket's path. When StartQEMU returns, QEMU has processed all
+// its options and a connection to the path gets the greeting; if QEMU
+// fails to start, the test fails with QEMU's output. QEMU is killed and
+// reaped when the test ends.
+//
+// Like QEMU's, the monitor serves one client at a time: a second
+// connection is accepted by the kernel but greeted only after the first
+// one closes.
+func StartQEMU(t testing.TB, extraArgs ...string) string {
+	t.Helper()
+	bin := RequireQEMU(t, "qemu-system-x86_64")
+	args := []string{
+		"-M", "none", "-nodefaults", "-display", "none",
+		"-chardev", "socket,id=qmptest,fd=3,server=on,wait=on",
+		"-mon", "chardev=qmptest,mode=control",
+	}
+	return startListening(t, bin, append(args, extraArgs...))
+}
+
+// StartStorageDaemon is StartQEMU for qemu-storage-daemon, whose monitor
+// is set up with --chardev socket,... and --monitor.
+func StartStorageDaemon(t testing.TB, extraArgs ...string) string {
+	t.Helper()
+	bin := RequireQEMU(t, "qemu-storage-daemon")
+	args := []string{
+		"--chardev", "socket,id=qmptest,fd=3,server=on,wait=on",
+		"--monitor", "chardev=qmptest",
+	}
+	return startListening(t, bin, append(args, extraArgs...))
+}
+
+// StartQEMUClient starts qemu-system-x86_64 like StartQEMU, but with a
+// client-mode QMP monitor (-qmp unix:ADDR) that dials addr, for testing
+// code that accepts connections from QEMU. The caller must be listening on
+// addr already: QEMU dials once, during startup, and exits if that fails.
+//
+// The caller's Accept returns once QEMU has connected; give the listener
+// a deadline, since Accept would block forever if QEMU failed to start.
+// QEMU's output is logged when the test fails. The test may signal the
+// returned process (to simulate a crash, say) or Wait for it; it is killed
+// and reaped when the test ends either way.
+func StartQEMUClient(t testing.TB, addr string, extraArgs ...string) *exec.Cmd {
+	t.Helper()
+	bin := RequireQEMU(t, "qemu-system-x86_64")
+	args := []string{
+		"-M", "none", "-nodefaults", "-display", "none",
+		// QEMU's option parser splits on commas; a doubled one is literal.
+		"-qmp", "unix:" + strings.ReplaceAll(addr, ",", ",,"),
+	}
+	p := start(t, bin, append(args, extraArgs...), nil)
+	return p.cmd
+}
+
+// startListening runs QEMU with a monitor on a listening socket that we
+// create and hand over as fd 3, as libvirt does. Because the socket
+// listens before QEMU even starts, a client can connect at any time and
+// its connection waits in the kernel's backlog until QEMU accepts it;
+// there is nothing to poll for.
+//
+// The monitor is opened with wait=on, although libvirt uses wait=off. In
+// QEMU 7.2 a QMP monitor moves its socket from the main thread to a
+// monitor I/O thread shortly after it is created, and a connection that
+// is already pending while that happens (as ours always is) can be
+// accepted by both threads' event loops at once. The damage shows later:
+// a monitor that never answers, "Expecting capabilities negotiation" in
+// reply to qmp_capabilities, a failed assertion in QEMU's JSON parser, a
+// segfault. Under CPU load that hit about one qemu-storage-daemon start in
+// a few hundred. With wait=on QEMU accepts our first connection (probe's)
+// synchronously while it parses the -chardev option, so the listening
+// socket is not watched by any event loop during the move; after probe
+// hangs up, only the I/O thread watches it. Thousands of starts under the
+// same load then showed no failure.
+func startListening(t testing.TB, bin string, args []string) string {
+	t.Helper()
+	dir, err := shortTempDir("qmp")
+	if err != nil {
+		t.Fatalf("qmptest: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "qmp.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatalf("qmptest: listen: %v", err)
+	}
+	// Closing our copy must not unlink the path, which QEMU's copy of the
+	// socket keeps serving.
+	ln.SetUnlinkOnClose(false)
+	f, err := nonblockingFile(ln)
+	ln.Close()
+	if err != nil {
+		t.Fatalf("qmptest: %v", err)
+	}
+	p := start(t, bin, args, f)
+	f.Close()
+
+	// The probe's connection is the one that wait=on waits for, so the
+	// probe is what lets QEMU proceed. It also turns a QEMU that fails to
+	// start into an immediate failure that shows QEMU's own message.
+	if err := probe(path); err != nil {
+		p.stop()
+		t.Fatalf("qmptest: %s did not answer on its QMP socket: %v (%s)\n%s",
+			filepath.Base(bin), err, p.cmd.ProcessState, p.out.String())
+	}
+	return path
+}
+
+// nonblockingFile returns a descriptor of ln's socket for a child process,
+// leaving the socket in non-blocking mode as QEMU's own listening sockets
+// are. ln.File would not do: os/exec passes ExtraFiles through File.Fd,
+// which switches a socket that came from the net package to blocking mode,
+// and since a dup shares the open file's flags, QEMU would inherit a
+// blocking listener. Then any wakeup without a pending connection (such
+// as the double watch described at startListening) leaves a QEMU thread
+// blocked in accept(2) for good; gdb showed exactly that in a hung
+// qemu-storage-daemon. A descriptor that os.NewFile finds non-blocking is
+// passed on unchanged.
+func nonblockingFile(ln *net.UnixListener) (*os.File, error) {
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd := -1
+	var dupErr error
+	err = rc.Control(func(s uintptr) {
+		// The fork lock keeps the new descriptor from leaking into a
+		// child that another goroutine starts before it is close-on-exec.
+		syscall.ForkLock.RLock()
+		defer syscall.ForkLock.RUnlock()
+		if fd, dupErr = syscall.Dup(int(s)); dupErr == nil {
+			syscall.CloseOnExec(fd)
+			dupErr = syscall.SetNonblock(fd, true)
+		}
+	})
+	if err == nil {
+		err = dupErr
+	}
+	if err != nil {
+		if fd >= 0 {
+			syscall.Close(fd)
+		}
+		return nil, fmt.Errorf("duplicating the QMP socket: %w", err)
+	}
+	return os.NewFile(uintptr(fd), ln.Addr().String()), nil
+}
+
+// probe reads the greeting, negotiates and leaves. The reply to
+// qmp_capabilities comes from QEMU's main loop, so it arrives only once
+// QEMU has processed all its options; the greeting alone would not prove
+// that, since the monitor's I/O thread can greet earlier. If QEMU exits
+// instead, the exit closes the socket and ends the read. QEMU notices the
+// hang-up and then greets whichever client is queued next, with a fresh
+// negotiation.
+func probe(path string) error {
+	c, err := net.DialTimeout("unix", path, startTimeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(startTimeout))
+	r := bufio.NewReader(c)
+	line, err := r.ReadSlice('\n')
+	if err != nil {
+		return fmt.Errorf("reading greeting: %w", err)
+	}
+	if !bytes.HasPrefix(line, []byte(`{"QMP":`)) {
+		return fmt.Errorf("unexpected greeting %q", line)
+	}
+	if _, err := c.Write([]byte(`{"execute": "qmp_capabilities"}`)); err != nil {
+		return err
+	}
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return fmt.Errorf("negotiating: %w", err)
+		}
+		switch {
+		case bytes.HasPrefix(line, []byte(`{"return"`)):
+			return nil
+		case bytes.Contains(line, []byte(`"error"`)):
+			return fmt.Errorf("negotiating: %s", bytes.TrimSpace(line))
+		}
+		// Anything else is an event; QEMU sends none before negotiation,
+		// but skipping them costs nothing.
+	}
+}
+
+type process struct {
+	cmd      *exec.Cmd
+	out      *syncBuffer
+	stopOnce sync.Once
+}
+
+// start launches bin with extra (if not nil) as fd 3 and arranges for the
+// process to be killed and reaped when the test ends, so that no QEMU and
+// no zombie outlives it and no output-copying goroutine trips goleak.
+func start(t testing.TB, bin string, args []string, extra *os.File) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(bin, args...), out: new(syncBuffer)}
+	p.cmd.Stdout = p.out
+	p.cmd.Stderr = p.out
+	if extra != nil {
+		p.cmd.ExtraFiles = []*os.File{extra}
+	}
+	setDeathSignal(p.cmd)
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("qmptest: starting %s: %v", bin, err)
+	}
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() && p.out.Len() > 0 {
+			t.Logf("output of %s:\n%s", filepath.Base(bin), p.out.String())
+		}
+	})
+	return p
+}
+
+// stop kills and reaps QEMU. Errors are expected: the test may already
+// have made QEMU exit, or have waited for it itself.
+func (p *process) stop() {
+	p.stopOnce.Do(func() {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+	})
+}
+
+// syncBuffer collects QEMU's output. os/exec copies it in a goroutine,
+// which may still be writing while a failing test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *syncBuffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
+}
