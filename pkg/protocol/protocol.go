@@ -63,6 +63,13 @@ type Config struct {
 	// local Disconnect. It is how the layer above fails pending work at
 	// once instead of waiting for Disconnect.
 	Ended func(cause error)
+	// Drained, if set, is called each time the goroutine reading the
+	// connection (the session hook's, then the reader) has consumed every
+	// complete message received so far and is about to wait for more. It
+	// lets Handle batch work, such as handing on events, and finish it
+	// before the connection goes quiet. The reader calls it once more when
+	// it stops, before Ended.
+	Drained func()
 }
 
 // Protocol is one end of a message stream. Its methods are safe for
@@ -276,6 +283,24 @@ func (p *Protocol) Send(ctx context.Context, msg []byte) error {
 	return s.enqueue(ctx, outgoing{msg: msg})
 }
 
+// SendNow is Send for a message someone is waiting on. When nothing is
+// queued or being written and the connection takes the whole message at
+// once, SendNow writes it itself, sparing the writer goroutine a wake-up
+// (which costs a lone request a good part of its round trip); otherwise
+// it queues it as Send does. Either way it never waits for the peer.
+// Send remains the better choice for many messages at once, which the
+// writer goroutine batches.
+func (p *Protocol) SendNow(ctx context.Context, msg []byte) error {
+	s, err := p.running()
+	if err != nil {
+		return err
+	}
+	if s.writeNow(msg) {
+		return nil
+	}
+	return s.enqueue(ctx, outgoing{msg: msg})
+}
+
 // SendFiles sends msg with files attached as SCM_RIGHTS ancillary data,
 // as QEMU's getfd and add-fd expect, and returns once it is written (so
 // the caller may close its copies). It needs a UNIX socket connection.
@@ -414,6 +439,17 @@ type session struct {
 	r    *bufio.Reader
 	w    *bufio.Writer
 	out  chan outgoing
+	slab []byte // see own; used by the goroutine reading
+
+	// The writer goroutine holds wmu while it writes; writeNow writes
+	// only if it gets wmu and nothing is queued, so messages keep their
+	// order. queued counts the messages enqueued and not yet written.
+	raw     syscall.RawConn // nil when conn has no file descriptor
+	wmu     sync.Mutex
+	queued  atomic.Int64
+	scratch []byte // writeNow's buffer, under wmu
+	tail    []byte // what writeNow could not write, for the writer; under wmu
+	kick    chan struct{}
 
 	done    chan struct{} // closed when the session ends
 	endOnce sync.Once
@@ -422,14 +458,36 @@ type session struct {
 }
 
 func newSession(p *Protocol, conn net.Conn) *session {
-	return &session{
+	var r io.Reader = conn
+	if p.cfg.Drained != nil {
+		r = drainedReader{conn, p.cfg.Drained}
+	}
+	s := &session{
 		p:    p,
 		conn: conn,
-		r:    bufio.NewReaderSize(conn, 64<<10),
+		r:    bufio.NewReaderSize(r, 64<<10),
 		w:    bufio.NewWriterSize(conn, 64<<10),
 		out:  make(chan outgoing, 1024),
+		kick: make(chan struct{}, 1),
 		done: make(chan struct{}),
 	}
+	if sc, ok := conn.(syscall.Conn); ok {
+		s.raw, _ = sc.SyscallConn()
+	}
+	return s
+}
+
+// drainedReader calls drained before each read of the connection. The
+// bufio.Reader above it reads the connection only when it holds no
+// complete message, which is when Config.Drained is due.
+type drainedReader struct {
+	conn    net.Conn
+	drained func()
+}
+
+func (d drainedReader) Read(p []byte) (int, error) {
+	d.drained()
+	return d.conn.Read(p)
 }
 
 // aLongTimeAgo is a deadline in the past: setting it makes blocked I/O
@@ -485,30 +543,86 @@ func (s *session) enqueue(ctx context.Context, m outgoing) error {
 		return s.endErr()
 	default:
 	}
+	s.queued.Add(1)
 	select {
 	case s.out <- m:
 		return nil
 	case <-s.done:
+		s.queued.Add(-1)
 		return s.endErr()
 	case <-ctx.Done():
+		s.queued.Add(-1)
 		return ctx.Err()
 	}
 }
 
+// writeNow writes msg from the calling goroutine if it can do so at once
+// and in order, and reports whether it did (or the write failed, ending
+// the session). It makes one non-blocking write: what the connection
+// does not take goes to the writer goroutine, which writes it before
+// anything else.
+func (s *session) writeNow(msg []byte) bool {
+	if s.raw == nil || s.queued.Load() != 0 || !s.wmu.TryLock() {
+		return false
+	}
+	defer s.wmu.Unlock()
+	if s.queued.Load() != 0 || s.tail != nil {
+		return false
+	}
+	select {
+	case <-s.done:
+		return false
+	default:
+	}
+	s.scratch = append(append(s.scratch[:0], msg...), '\n')
+	var n int
+	var err error
+	if rerr := s.raw.Write(func(fd uintptr) bool {
+		for {
+			n, err = syscall.Write(int(fd), s.scratch)
+			if err != syscall.EINTR {
+				return true // done, whatever happened: never wait here
+			}
+		}
+	}); rerr != nil {
+		return false // closed under us: enqueue reports why
+	}
+	if err == syscall.EAGAIN || n == 0 && err == nil {
+		return false // the connection is full: queue it
+	}
+	s.logOut(msg)
+	if err != nil {
+		s.end(fmt.Errorf("writing to peer: %w", &net.OpError{Op: "write", Net: s.conn.LocalAddr().Network(),
+			Source: s.conn.LocalAddr(), Addr: s.conn.RemoteAddr(), Err: os.NewSyscallError("write", err)}))
+		return true
+	}
+	if n < len(s.scratch) {
+		s.tail = append([]byte(nil), s.scratch[n:]...)
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	if cap(s.scratch) > 64<<10 {
+		s.scratch = nil // do not keep a huge message's buffer
+	}
+	return true
+}
+
 func (s *session) reader() {
 	defer s.wg.Done()
-	handle := s.p.cfg.Handle
+	handle, drained := s.p.cfg.Handle, s.p.cfg.Drained
 	for {
 		msg, err := s.read()
+		if err == nil && handle != nil {
+			err = handle(msg)
+		}
 		if err != nil {
+			if drained != nil {
+				drained()
+			}
 			s.end(err)
 			return
-		}
-		if handle != nil {
-			if err := handle(msg); err != nil {
-				s.end(err)
-				return
-			}
 		}
 	}
 }
@@ -516,30 +630,51 @@ func (s *session) reader() {
 func (s *session) writer() {
 	defer s.wg.Done()
 	for {
+		var err error
 		select {
 		case m := <-s.out:
-			err := s.send(m)
+			s.wmu.Lock()
+			err = s.writeTail()
+			if err == nil {
+				err = s.send(m)
+				s.queued.Add(-1)
+			}
 			// Drain what queued meanwhile so a burst costs one flush.
 			for err == nil {
 				select {
 				case m = <-s.out:
 					err = s.send(m)
+					s.queued.Add(-1)
 					continue
 				default:
 				}
 				break
 			}
-			if err == nil {
-				err = s.w.Flush()
-			}
-			if err != nil {
-				s.end(fmt.Errorf("writing to peer: %w", err))
-				return
-			}
+		case <-s.kick:
+			s.wmu.Lock()
+			err = s.writeTail()
 		case <-s.done:
 			return
 		}
+		if err == nil {
+			err = s.w.Flush()
+		}
+		s.wmu.Unlock()
+		if err != nil {
+			s.end(fmt.Errorf("writing to peer: %w", err))
+			return
+		}
 	}
+}
+
+// writeTail buffers what writeNow left over. The caller holds wmu.
+func (s *session) writeTail() error {
+	if s.tail == nil {
+		return nil
+	}
+	_, err := s.w.Write(s.tail)
+	s.tail = nil
+	return err
 }
 
 func (s *session) send(m outgoing) error {
@@ -600,7 +735,7 @@ func (s *session) read() ([]byte, error) {
 				if len(msg) == 0 {
 					continue // tolerate blank lines between messages
 				}
-				msg = append([]byte(nil), msg...)
+				msg = s.own(msg)
 			} else {
 				msg = trimEOL(append(buf, chunk...))
 				buf = nil
@@ -627,6 +762,22 @@ func (s *session) read() ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// own returns a copy of msg for the caller to keep. Small messages are
+// copied into a shared chunk, one allocation for many; as a message kept
+// alive keeps its chunk alive too, chunks are small.
+func (s *session) own(msg []byte) []byte {
+	const chunk, small = 4 << 10, 512
+	if len(msg) > small {
+		return append([]byte(nil), msg...)
+	}
+	if cap(s.slab)-len(s.slab) < len(msg) {
+		s.slab = make([]byte, 0, chunk)
+	}
+	n := len(s.slab)
+	s.slab = append(s.slab, msg...)
+	return s.slab[n:len(s.slab):len(s.slab)]
 }
 
 func trimEOL(b []byte) []byte {

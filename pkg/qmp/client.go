@@ -9,6 +9,7 @@
 package qmp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -82,18 +84,24 @@ type Client struct {
 	nextID atomic.Uint64
 
 	mu       sync.Mutex
-	pending  map[string]chan result // by id; a nil channel marks a cancelled call
+	pending  map[uint64]chan result // by id; a nil channel marks a cancelled call
 	greeting *Greeting
 	oob      bool
+	endCause error // why the last session ended
 
 	listeners atomic.Pointer[[]*Listener] // copy-on-write, read by the reader
 	listenMu  sync.Mutex
+	events    []Event           // dispatched, not yet handed on; see dispatch
+	names     map[string]string // event names, for decodeFast; reader only
 }
 
 type result struct {
-	reply *reply
+	reply reply
 	err   error
 }
+
+// replyChans recycles the channels calls wait on; see roundTrip.
+var replyChans = sync.Pool{New: func() any { return make(chan result, 1) }}
 
 // NewClient returns an idle client.
 func NewClient(opts ...Option) *Client {
@@ -104,7 +112,7 @@ func NewClient(opts ...Option) *Client {
 	if cfg.eventBacklog <= 0 {
 		cfg.eventBacklog = DefaultEventBacklog
 	}
-	c := &Client{cfg: cfg, pending: make(map[string]chan result)}
+	c := &Client{cfg: cfg, pending: make(map[uint64]chan result), names: make(map[string]string)}
 	c.listeners.Store(new([]*Listener))
 	c.proto = protocol.New(protocol.Config{
 		Name:           cfg.name,
@@ -114,6 +122,7 @@ func NewClient(opts ...Option) *Client {
 		Establish:      c.establish,
 		Handle:         c.handle,
 		Ended:          c.ended,
+		Drained:        c.handOn,
 		Listening:      cfg.listening,
 	})
 	c.log = c.proto.Logger()
@@ -147,6 +156,14 @@ func (c *Client) Watch() *protocol.Watcher { return c.proto.Watch() }
 
 // String describes the client, e.g. <QMPClient name='vm1' runstate=RUNNING>.
 func (c *Client) String() string { return c.proto.String() }
+
+// Err returns why the last session ended: nil while it runs, after a
+// Disconnect call ended it, or before the first one.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endCause
+}
 
 // Greeting returns the greeting of the current (or last) session, nil
 // before the first one or when the greeting was skipped.
@@ -186,7 +203,7 @@ func (c *Client) ExecuteWithFiles(ctx context.Context, command string, args any,
 }
 
 func (c *Client) execute(ctx context.Context, verb, command string, args any, files []*os.File) (json.RawMessage, error) {
-	id := c.newID()
+	id := c.nextID.Add(1)
 	msg, err := encodeRequest(verb, command, args, id)
 	if err != nil {
 		return nil, err
@@ -211,8 +228,8 @@ func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage,
 		return nil, fmt.Errorf("raw QMP message must be a JSON object: %s", truncate(msg, 80))
 	}
 	callerID, hadID := fields["id"]
-	id := c.newID()
-	fields["id"] = json.RawMessage(strconv.Quote(id))
+	id := c.nextID.Add(1)
+	fields["id"] = appendID(nil, id)
 	out, err := json.Marshal(fields)
 	if err != nil {
 		return nil, fmt.Errorf("encoding raw QMP message: %w", err)
@@ -242,22 +259,54 @@ func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage,
 	return reply, nil
 }
 
-func (c *Client) newID() string {
-	return "qmpsh-" + strconv.FormatUint(c.nextID.Add(1), 10)
+// idPrefix starts every id the client gives a request: "qmpsh-N", with
+// N counting from 1.
+const idPrefix = "qmpsh-"
+
+// appendID appends id as a JSON string.
+func appendID(b []byte, id uint64) []byte {
+	b = append(b, `"`+idPrefix...)
+	return append(strconv.AppendUint(b, id, 10), '"')
+}
+
+// parseID returns the N of a reply's id, a JSON string "qmpsh-N", or
+// false for an id the client cannot have given.
+func parseID(raw json.RawMessage) (uint64, bool) {
+	var s string
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		s = string(raw[1 : len(raw)-1]) // short and not kept: no allocation
+	} else {
+		var err error
+		if s, err = strconv.Unquote(string(raw)); err != nil {
+			return 0, false
+		}
+	}
+	digits, ok := strings.CutPrefix(s, idPrefix)
+	if !ok || digits == "" || digits[0] == '0' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(digits, 10, 64)
+	return n, err == nil
 }
 
 // roundTrip registers id before sending, so that a reply arriving at once
 // finds its caller, then waits for the reply, the session's end or ctx.
-func (c *Client) roundTrip(ctx context.Context, id string, msg []byte, files []*os.File) (*reply, error) {
-	ch := make(chan result, 1)
+// Its channel goes back to replyChans once a result has been taken from
+// it, when nothing else can be sent on it.
+func (c *Client) roundTrip(ctx context.Context, id uint64, msg []byte, files []*os.File) (reply, error) {
+	ch := replyChans.Get().(chan result)
 	c.mu.Lock()
 	c.pending[id] = ch
+	alone := len(c.pending) == 1
 	c.mu.Unlock()
 
 	var err error
-	if files != nil {
+	switch {
+	case files != nil:
 		err = c.proto.SendFiles(ctx, msg, files...)
-	} else {
+	case alone: // nothing to batch it with
+		err = c.proto.SendNow(ctx, msg)
+	default:
 		err = c.proto.Send(ctx, msg)
 	}
 	if err != nil {
@@ -266,13 +315,14 @@ func (c *Client) roundTrip(ctx context.Context, id string, msg []byte, files []*
 		c.mu.Unlock()
 		var ended *protocol.SessionEndedError
 		if errors.As(err, &ended) {
-			return nil, &DisconnectedError{Cause: ended.Cause}
+			return reply{}, &DisconnectedError{Cause: ended.Cause}
 		}
-		return nil, err
+		return reply{}, err
 	}
 
 	select {
 	case r := <-ch:
+		replyChans.Put(ch)
 		return r.reply, r.err
 	case <-ctx.Done():
 		c.mu.Lock()
@@ -282,14 +332,15 @@ func (c *Client) roundTrip(ctx context.Context, id string, msg []byte, files []*
 		c.mu.Unlock()
 		select {
 		case r := <-ch: // it won the race after all
+			replyChans.Put(ch)
 			return r.reply, r.err
 		default:
 		}
-		return nil, ctx.Err()
+		return reply{}, ctx.Err()
 	}
 }
 
-func encodeRequest(verb, command string, args any, id string) ([]byte, error) {
+func encodeRequest(verb, command string, args any, id uint64) ([]byte, error) {
 	b := make([]byte, 0, 64+len(command))
 	b = append(b, `{"`...)
 	b = append(b, verb...)
@@ -316,9 +367,8 @@ func encodeRequest(verb, command string, args any, id string) ([]byte, error) {
 			b = append(b, a...)
 		}
 	}
-	b = append(b, `,"id":"`...)
-	b = append(b, id...)
-	return append(b, `"}`...), nil
+	b = append(b, `,"id":`...)
+	return append(appendID(b, id), '}'), nil
 }
 
 // jsonSafe reports whether s can stand between JSON quotes as it is:
@@ -350,6 +400,16 @@ type reply struct {
 	Data      json.RawMessage `json:"data"`
 	Timestamp *timestamp      `json:"timestamp"`
 	raw       []byte
+	ts        timestamp // decodeFast's timestamp, in place of Timestamp
+	tsSet     bool
+}
+
+// stamp returns the timestamp that json.Unmarshal or decodeFast found.
+func (r *reply) stamp() (timestamp, bool) {
+	if r.Timestamp != nil {
+		return *r.Timestamp, true
+	}
+	return r.ts, r.tsSet
 }
 
 type errorBody struct {
@@ -365,10 +425,19 @@ type timestamp struct {
 // handle runs on the reader goroutine for every message: it must not
 // block, so events are queued and replies go to buffered channels.
 func (c *Client) handle(msg []byte) error {
+	if fast := (reply{raw: msg}); fast.decodeFast(msg, c.names) {
+		return c.route(&fast) // fast stays on the stack
+	}
 	r := &reply{raw: msg}
 	if err := json.Unmarshal(msg, r); err != nil {
 		return protocolErrorf("server sent something that is not a JSON object: %s", truncate(msg, 120))
 	}
+	return c.route(r)
+}
+
+// route hands a decoded message to its caller or to the listeners.
+func (c *Client) route(r *reply) error {
+	msg := r.raw
 	switch {
 	case r.Event != "":
 		c.dispatch(r)
@@ -384,19 +453,20 @@ func (c *Client) handle(msg []byte) error {
 		}
 		return protocolErrorf("server sent a reply without an id: %s", truncate(msg, 120))
 	}
-	id, err := strconv.Unquote(string(r.ID))
+	id, valid := parseID(r.ID)
 	c.mu.Lock()
 	ch, ok := c.pending[id]
-	if ok && err == nil {
+	if ok && valid {
 		delete(c.pending, id)
 	}
 	c.mu.Unlock()
 	switch {
-	case err != nil || !ok:
+	case !valid || !ok:
 		// The spec: a client must ignore replies it cannot match.
 		c.log.Warn("dropping a reply with an unknown id", "id", string(r.ID))
 	case ch != nil:
-		ch <- result{reply: r}
+		c.handOn() // the events before the reply reach listeners first
+		ch <- result{reply: *r}
 	}
 	return nil
 }
@@ -405,8 +475,9 @@ func (c *Client) handle(msg []byte) error {
 func (c *Client) ended(cause error) {
 	err := &DisconnectedError{Cause: cause}
 	c.mu.Lock()
+	c.endCause = cause
 	pending := c.pending
-	c.pending = make(map[string]chan result)
+	c.pending = make(map[uint64]chan result)
 	c.mu.Unlock()
 	for _, ch := range pending {
 		if ch != nil {
@@ -474,8 +545,9 @@ func parseGreeting(msg []byte) (*Greeting, error) {
 // establish is the session hook: greeting, then negotiation, before the
 // reader starts.
 func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
+	defer c.handOn() // events that came with the negotiation
 	c.mu.Lock()
-	c.greeting, c.oob = nil, false
+	c.greeting, c.oob, c.endCause = nil, false, nil
 	c.mu.Unlock()
 	if !c.cfg.awaitGreet {
 		return nil
@@ -534,4 +606,420 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 	c.oob = oob
 	c.mu.Unlock()
 	return nil
+}
+
+// decodeFast decodes the messages a server sends all the time, replies
+// and events, without reflection: it is json.Unmarshal(msg, r) for them,
+// several times faster. It returns false, with r in any state, for
+// whatever it does not handle with certainty (an error reply, a greeting,
+// escapes in names, a key json.Unmarshal would match case-insensitively,
+// a duplicate key, invalid JSON...), and the caller then decodes msg
+// afresh with json.Unmarshal, so that the outcome, errors included, is
+// always json.Unmarshal's. The json.RawMessage fields share msg's bytes
+// instead of copying them; msg belongs to r. The timestamp goes to r.ts
+// (see stamp), so that r can live on the stack. Event names are interned
+// in names (see intern), if not nil.
+//
+// The scanning functions below take an index into msg and return the
+// index after what they consumed, or -1 for anything that is not valid
+// JSON or that decodeFast leaves to json.Unmarshal.
+func (r *reply) decodeFast(msg []byte, names map[string]string) bool {
+	const (
+		seenEvent = 1 << iota
+		seenTimestamp
+		seenID
+		seenReturn
+		seenData
+	)
+	i := skipSpace(msg, 0)
+	if i >= len(msg) || msg[i] != '{' {
+		return false
+	}
+	i = skipSpace(msg, i+1)
+	if i < len(msg) && msg[i] == '}' {
+		return skipSpace(msg, i+1) == len(msg)
+	}
+	var seen uint
+	for {
+		start := i
+		i = scanPlainString(msg, i)
+		if i < 0 {
+			return false
+		}
+		key := msg[start+1 : i-1]
+		if i = skipSpace(msg, i); i >= len(msg) || msg[i] != ':' {
+			return false
+		}
+		i = skipSpace(msg, i+1)
+		start = i
+		var bit uint
+		switch string(key) {
+		case "event":
+			bit = seenEvent
+			if i = scanLiteral(msg, i, "null"); i < 0 { // null leaves the field alone
+				if i = scanPlainString(msg, start); i < 0 {
+					return false
+				}
+				r.Event = intern(names, msg[start+1:i-1])
+			}
+		case "timestamp":
+			bit = seenTimestamp
+			if i = scanLiteral(msg, i, "null"); i < 0 {
+				if i = scanTimestamp(msg, start, &r.ts); i < 0 {
+					return false
+				}
+				r.tsSet = true
+			}
+		case "id":
+			bit = seenID
+			i = scanValue(msg, i)
+			r.ID = rawValue(msg, start, i)
+		case "return":
+			bit = seenReturn
+			i = scanValue(msg, i)
+			r.Return = rawValue(msg, start, i)
+		case "data":
+			bit = seenData
+			i = scanValue(msg, i)
+			r.Data = rawValue(msg, start, i)
+		default:
+			for _, k := range [...]string{"qmp", "id", "return", "error", "event", "data", "timestamp"} {
+				if len(key) == len(k) && strings.EqualFold(string(key), k) {
+					return false
+				}
+			}
+			i = scanValue(msg, i)
+		}
+		if i < 0 || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		if i = skipSpace(msg, i); i >= len(msg) {
+			return false
+		}
+		switch msg[i] {
+		case ',':
+			i = skipSpace(msg, i+1)
+		case '}':
+			return skipSpace(msg, i+1) == len(msg)
+		default:
+			return false
+		}
+	}
+}
+
+// intern returns b as a string, without allocating if names has it, and
+// adds it to names if there is room: event names are few, and a server
+// making up new ones cannot make names grow without bound.
+func intern(names map[string]string, b []byte) string {
+	if s, ok := names[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if names != nil && len(names) < 256 {
+		names[s] = s
+	}
+	return s
+}
+
+// rawValue returns msg[start:end] for a value scanned by scanValue, with
+// its capacity cut so that an append cannot overwrite what follows.
+func rawValue(msg []byte, start, end int) json.RawMessage {
+	if end < 0 {
+		return nil
+	}
+	return msg[start:end:end]
+}
+
+// maxFastDepth bounds the nesting decodeFast validates; deeper values go
+// to json.Unmarshal, which has a limit of its own.
+const maxFastDepth = 64
+
+// plainByte marks the bytes that may stand in a string unescaped
+// (jsonByte&1, as for json.Unmarshal: anything from 0x20 up but '"' and
+// '\\') and those that are also printable ASCII (jsonByte&2).
+var jsonByte = func() (t [256]uint8) {
+	for c := 0x20; c < 256; c++ {
+		if c != '"' && c != '\\' {
+			t[c] = 1
+			if c < 0x7f {
+				t[c] |= 2
+			}
+		}
+	}
+	return t
+}()
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && b[i] <= ' ' && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanLiteral consumes lit (true, false or null) if it comes next.
+func scanLiteral(b []byte, i int, lit string) int {
+	if len(b)-i >= len(lit) && string(b[i:i+len(lit)]) == lit {
+		return i + len(lit)
+	}
+	return -1
+}
+
+// scanPlainString consumes a string of printable ASCII without escapes.
+func scanPlainString(b []byte, i int) int {
+	if i >= len(b) || b[i] != '"' {
+		return -1
+	}
+	for i++; i < len(b) && jsonByte[b[i]]&2 != 0; i++ {
+	}
+	if i < len(b) && b[i] == '"' {
+		return i + 1
+	}
+	return -1
+}
+
+// scanValue consumes one JSON value, checking its syntax as json.Unmarshal
+// does (which, like it, lets any byte from 0x20 up stand in a string).
+// b[i] is not white space. It works without recursion, with a bit per
+// level of nesting saying whether it is an object.
+func scanValue(b []byte, i int) int {
+	var objects uint64 // bit d: level d+1 is an object
+	depth := 0
+value: // at a value
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '{':
+		if depth == maxFastDepth {
+			return -1
+		}
+		objects |= 1 << depth
+		depth++
+		if i = skipSpace(b, i+1); i < len(b) && b[i] == '}' {
+			i++
+			depth--
+			goto after
+		}
+		goto member
+	case '[':
+		if depth == maxFastDepth {
+			return -1
+		}
+		objects &^= 1 << depth
+		depth++
+		if i = skipSpace(b, i+1); i < len(b) && b[i] == ']' {
+			i++
+			depth--
+			goto after
+		}
+		goto value
+	case '"':
+		i = scanString(b, i)
+	case 't':
+		i = scanLiteral(b, i, "true")
+	case 'f':
+		i = scanLiteral(b, i, "false")
+	case 'n':
+		i = scanLiteral(b, i, "null")
+	default:
+		i = scanNumber(b, i)
+	}
+	if i < 0 {
+		return -1
+	}
+after: // after a value
+	if depth == 0 {
+		return i
+	}
+	if i = skipSpace(b, i); i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case ',':
+		i = skipSpace(b, i+1)
+		if objects&(1<<(depth-1)) != 0 {
+			goto member
+		}
+		goto value
+	case '}':
+		if objects&(1<<(depth-1)) == 0 {
+			return -1
+		}
+	case ']':
+		if objects&(1<<(depth-1)) != 0 {
+			return -1
+		}
+	default:
+		return -1
+	}
+	i++
+	depth--
+	goto after
+member: // at a member's name
+	if i = scanString(b, i); i < 0 {
+		return -1
+	}
+	if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
+		return -1
+	}
+	i = skipSpace(b, i+1)
+	goto value
+}
+
+// scanString consumes a string, escapes included.
+func scanString(b []byte, i int) int {
+	if i >= len(b) || b[i] != '"' {
+		return -1
+	}
+	for i++; i < len(b); i++ {
+		if jsonByte[b[i]] != 0 {
+			continue
+		}
+		switch b[i] {
+		case '"':
+			return i + 1
+		case '\\':
+			if i++; i >= len(b) {
+				return -1
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(b) {
+					return -1
+				}
+				for _, h := range b[i+1 : i+5] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return -1
+					}
+				}
+				i += 4
+			default:
+				return -1
+			}
+		default: // a control character
+			return -1
+		}
+	}
+	return -1
+}
+
+// scanNumber consumes a number.
+func scanNumber(b []byte, i int) int {
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && '1' <= b[i] && b[i] <= '9':
+		i = skipDigits(b, i)
+	default:
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		j := skipDigits(b, i+1)
+		if j == i+1 {
+			return -1
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := skipDigits(b, i)
+		if j == i {
+			return -1
+		}
+		i = j
+	}
+	return i
+}
+
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// scanTimestamp consumes {"seconds": N, "microseconds": N} into ts.
+// Either member may be missing, as for json.Unmarshal.
+func scanTimestamp(b []byte, i int, ts *timestamp) int {
+	if i >= len(b) || b[i] != '{' {
+		return -1
+	}
+	*ts = timestamp{}
+	if i = skipSpace(b, i+1); i < len(b) && b[i] == '}' {
+		return i + 1
+	}
+	var seen uint
+	for {
+		start := i
+		if i = scanPlainString(b, i); i < 0 {
+			return -1
+		}
+		key := b[start+1 : i-1]
+		if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
+			return -1
+		}
+		i = skipSpace(b, i+1)
+		switch string(key) {
+		case "seconds":
+			if seen&1 != 0 {
+				return -1
+			}
+			seen |= 1
+			ts.Seconds, i = scanInt64(b, i)
+		case "microseconds":
+			if seen&2 != 0 {
+				return -1
+			}
+			seen |= 2
+			ts.Microseconds, i = scanInt64(b, i)
+		default:
+			return -1
+		}
+		if i < 0 {
+			return -1
+		}
+		if i = skipSpace(b, i); i >= len(b) {
+			return -1
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return i + 1
+		default:
+			return -1
+		}
+	}
+}
+
+// scanInt64 consumes an integer of at most 18 digits.
+func scanInt64(b []byte, i int) (int64, int) {
+	neg := i < len(b) && b[i] == '-'
+	if neg {
+		i++
+	}
+	start := i
+	var n int64
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' && i-start < 18 {
+		n = n*10 + int64(b[i]-'0')
+		i++
+	}
+	switch {
+	case i == start, b[start] == '0' && i > start+1:
+		return 0, -1 // no digits, or a leading zero
+	case i < len(b) && (b[i] == '.' || b[i] == 'e' || b[i] == 'E' || '0' <= b[i] && b[i] <= '9'):
+		return 0, -1 // not an integer, or too long for this path
+	}
+	if neg {
+		n = -n
+	}
+	return n, i
 }

@@ -1,7 +1,9 @@
 package qmp
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -26,18 +28,26 @@ type Listener struct {
 	names   map[string]bool // nil: every event
 	backlog int
 
-	mu      sync.Mutex
-	queue   []Event
+	mu     sync.Mutex
+	queue  []Event // events that did not fit in the channel's buffer
+	queued int     // events in queue or in the delivery goroutine's hand
+	closed bool    // events is closed
+
 	wake    chan struct{} // capacity 1
 	stop    chan struct{}
 	done    chan struct{} // closed when the delivery goroutine has returned
 	closing sync.Once
 
-	queued  atomic.Int64 // undelivered events, in queue or in hand
 	dropped atomic.Uint64
 
+	// events is buffered, so that the reader can hand it events directly
+	// while nothing is queued, and the receiver takes many at a wakeup.
+	// Its buffer counts towards the backlog.
 	events chan Event
 }
+
+// listenerBuffer is the capacity of a Listener's channel.
+const listenerBuffer = 1024
 
 // Listen returns a Listener for the named events, or for every event when
 // no name is given. Close it when done: it owns a goroutine.
@@ -48,7 +58,7 @@ func (c *Client) Listen(names ...string) *Listener {
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
-		events:  make(chan Event),
+		events:  make(chan Event, listenerBuffer),
 	}
 	if len(names) > 0 {
 		l.names = make(map[string]bool, len(names))
@@ -71,6 +81,14 @@ func (l *Listener) Events() <-chan Event { return l.events }
 // full.
 func (l *Listener) Dropped() uint64 { return l.dropped.Load() }
 
+// Len returns how many events are waiting to be received from Events.
+// While it is above zero, a receive from Events will not block for long.
+func (l *Listener) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.queued + len(l.events)
+}
+
 // Close stops delivery, closes the Events channel and detaches the
 // listener from its client. It is idempotent.
 func (l *Listener) Close() {
@@ -87,29 +105,57 @@ func (l *Listener) Close() {
 
 func (l *Listener) wants(name string) bool { return l.names == nil || l.names[name] }
 
-// push queues ev without ever blocking the reader.
-func (l *Listener) push(ev Event) {
-	if l.queued.Load() >= int64(l.backlog) {
-		if n := l.dropped.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8... drops
-			l.c.log.Warn("event listener is not keeping up; dropping events",
-				"event", ev.Name, "dropped", n, "backlog", l.backlog)
-		}
+// push queues the events l wants without ever blocking the reader. While
+// nothing waits for the delivery goroutine, an event goes straight into
+// the channel's buffer if there is room: that keeps the order, and saves
+// a hand-off.
+func (l *Listener) push(evs []Event) {
+	var queued bool
+	var drops []uint64 // counts to log at; see below
+	var dropName string
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
 		return
 	}
-	l.queued.Add(1)
-	l.mu.Lock()
-	l.queue = append(l.queue, ev)
+	for i := range evs {
+		ev := &evs[i]
+		switch {
+		case !l.wants(ev.Name):
+			continue
+		case l.queued+len(l.events) >= l.backlog:
+			if n := l.dropped.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8... drops
+				drops, dropName = append(drops, n), ev.Name
+			}
+			continue
+		case l.queued == 0:
+			select {
+			case l.events <- *ev:
+				continue
+			default:
+			}
+		}
+		l.queued++
+		l.queue = append(l.queue, *ev)
+		queued = true
+	}
 	l.mu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
+	if queued {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+	for _, n := range drops {
+		l.c.log.Warn("event listener is not keeping up; dropping events",
+			"event", dropName, "dropped", n, "backlog", l.backlog)
 	}
 }
 
 // deliver moves events from the queue to the channel, a batch at a time.
 func (l *Listener) deliver() {
 	defer close(l.done)
-	defer close(l.events)
+	defer l.shut()
 	var batch []Event
 	for {
 		select {
@@ -121,27 +167,79 @@ func (l *Listener) deliver() {
 		batch, l.queue = l.queue, batch[:0]
 		l.mu.Unlock()
 		for i := range batch {
+			// Moving an event into the channel and uncounting it happen
+			// under one lock when there is room, so Len never counts an
+			// event twice; only when the channel is full does the send
+			// wait, outside the lock.
+			l.mu.Lock()
+			sent := false
 			select {
 			case l.events <- batch[i]:
-				l.queued.Add(-1)
-				batch[i] = Event{} // let the data go
-			case <-l.stop:
-				return
+				l.queued--
+				sent = true
+			default:
 			}
+			l.mu.Unlock()
+			if !sent {
+				select {
+				case l.events <- batch[i]:
+					l.mu.Lock()
+					l.queued--
+					l.mu.Unlock()
+				case <-l.stop:
+					return
+				}
+			}
+			batch[i] = Event{} // let the data go
 		}
 	}
 }
 
-// dispatch hands an event to every listener that wants it.
-func (c *Client) dispatch(r *reply) {
-	ev := Event{Name: r.Event, Data: r.Data, Raw: r.raw}
-	if r.Timestamp != nil {
-		ev.Timestamp = time.Unix(r.Timestamp.Seconds, r.Timestamp.Microseconds*1000)
-	}
-	c.log.Debug("event", "name", ev.Name)
-	for _, l := range *c.listeners.Load() {
-		if l.wants(ev.Name) {
-			l.push(ev)
+// shut closes the channel, dropping what its buffer holds: after Close,
+// nothing more is received.
+func (l *Listener) shut() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	l.queue, l.queued = nil, 0
+	for drained := false; !drained; {
+		select {
+		case <-l.events: // a receiver may be taking them too
+		default:
+			drained = true
 		}
 	}
+	close(l.events)
+}
+
+// dispatch records an event for the listeners, and handOn hands what was
+// recorded to them. The reader calls handOn before it routes a reply, and
+// protocol calls it (Config.Drained) before it waits for more input, so
+// that events are handed on a read buffer at a time, listeners wake once
+// per batch rather than once per event, and yet an event reaches them
+// before any reply that followed it reaches its caller, and is never held
+// while the connection is quiet. Both run on the goroutine reading the
+// connection.
+func (c *Client) dispatch(r *reply) {
+	ev := Event{Name: r.Event, Data: r.Data, Raw: r.raw}
+	if ts, ok := r.stamp(); ok {
+		ev.Timestamp = time.Unix(ts.Seconds, ts.Microseconds*1000)
+	}
+	if c.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.log.Debug("event", "name", ev.Name)
+	}
+	if len(*c.listeners.Load()) > 0 {
+		c.events = append(c.events, ev)
+	}
+}
+
+func (c *Client) handOn() {
+	if len(c.events) == 0 {
+		return
+	}
+	for _, l := range *c.listeners.Load() {
+		l.push(c.events)
+	}
+	clear(c.events) // let the data go
+	c.events = c.events[:0]
 }
