@@ -22,5 +22,36 @@ test: qemu
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
+# bench runs the client's benchmarks (pkg/qmp/bench_test.go) against the
+# fake server and QEMU, each beside a raw-socket floor measured in the same
+# run, and prints the client/floor ratios against their targets (see
+# README.md, Performance). BENCHFLAGS passes options to the driver, e.g.
+# BENCHFLAGS='-rounds 5 -benchtime 2s'.
+bench: qemu
+	$(GO) run ./pkg/qmp/benchratio.go $(BENCHFLAGS)
+
+# demo opens the shell on a throwaway QEMU: a q35 machine with 128 MiB and
+# no disk, paused (-S), so it needs no KVM and burns no CPU. QEMU is
+# stopped, and its directory removed, when the shell exits, however it
+# exits (Ctrl-D, quit, a lost connection, a closed terminal, make
+# interrupted).
+#
+# -daemonize returns only once QEMU has started, its QMP socket listening,
+# so nothing polls for the socket. QEMU is then not our child, so to wait
+# for it to be gone after the kill, it inherits the write end of a FIFO
+# (fd 4): reading the FIFO meets end-of-file when the last writer, QEMU,
+# has exited.
+demo: build qemu
+	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/qmpsh-demo.XXXXXX") || exit 1; \
+	trap 'if [ -s "$$dir/qemu.pid" ]; then kill "$$(cat "$$dir/qemu.pid")" 2>/dev/null; cat <&5; fi; rm -rf "$$dir"' EXIT; \
+	trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; \
+	mkfifo "$$dir/qemu.alive" && exec 3<>"$$dir/qemu.alive" 5<"$$dir/qemu.alive" && \
+	qemu-system-x86_64 -M q35 -m 128 -S -nodefaults -display none \
+		-qmp "unix:$$dir/qmp.sock,server=on,wait=off" \
+		-daemonize -pidfile "$$dir/qemu.pid" 4>&3 3>&- 5<&- && \
+	exec 3>&- && \
+	echo "qmpsh demo: QEMU (pid $$(cat "$$dir/qemu.pid")) paused on $$dir/qmp.sock; it stops when the shell exits" >&2 && \
+	./$(BIN) connect "$$dir/qmp.sock" 5<&-
+
 clean:
 	rm -f $(BIN)

@@ -1,0 +1,370 @@
+package cmd
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// result is what one qmpsh run printed and returned.
+type result struct {
+	code        int
+	stdout      string
+	stderr      string
+	stderrLines []string
+}
+
+// run runs qmpsh with args and stdin, on non-terminal streams, the way a
+// script runs it.
+func run(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	var out, errOut syncBuffer
+	ios := &IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut}
+	code := Main(args, ios)
+	r := result{code: code, stdout: out.String(), stderr: errOut.String()}
+	r.stderrLines = strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+	return r
+}
+
+func (r result) expect(t *testing.T, code int, stdout, stderr string) {
+	t.Helper()
+	if r.code != code || r.stdout != stdout || r.stderr != stderr {
+		t.Errorf("exit %d, stdout %q, stderr %q\nwant exit %d, stdout %q, stderr %q",
+			r.code, r.stdout, r.stderr, code, stdout, stderr)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestExecQEMU(t *testing.T) {
+	sock := qmptest.StartQEMU(t)
+
+	t.Run("Success", func(t *testing.T) {
+		run(t, "", "exec", "-s", sock, "qom-get", "path=/machine", "property=type").
+			expect(t, ExitOK, "\"none-machine\"\n", "")
+	})
+	t.Run("QMPSocketVariable", func(t *testing.T) {
+		t.Setenv("QMP_SOCKET", sock)
+		r := run(t, "", "exec", "query-status")
+		var st struct{ Status string }
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil || st.Status != "running" {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+		if strings.Count(r.stdout, "\n") != 1 {
+			t.Errorf("piped output should be one compact line: %q", r.stdout)
+		}
+	})
+	t.Run("Pretty", func(t *testing.T) {
+		// tidwall/pretty keeps what fits in 80 columns on one line.
+		r := run(t, "", "exec", "--pretty", "-s", sock, "query-status")
+		if r.code != 0 || r.stdout != "{ \"status\": \"running\", \"singlestep\": false, \"running\": true }\n" {
+			t.Fatalf("exit %d, stdout %q", r.code, r.stdout)
+		}
+		r = run(t, "", "exec", "--pretty", "-s", sock, "qom-list", "path=/machine")
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "[\n    { \"name\": \"type\", \"type\": \"string\" },\n") {
+			t.Fatalf("exit %d, stdout %q", r.code, r.stdout)
+		}
+	})
+	t.Run("ColorAlways", func(t *testing.T) {
+		r := run(t, "", "exec", "--color", "always", "-s", sock, "qom-get", "path=/machine", "property=type")
+		if r.code != 0 || !strings.Contains(r.stdout, "\x1b[") {
+			t.Fatalf("exit %d, stdout %q: want ANSI colour", r.code, r.stdout)
+		}
+	})
+	t.Run("RawJSON", func(t *testing.T) {
+		r := run(t, "", "exec", "-s", sock, `{"execute": "qom-get", "arguments": {"path": "/machine", "property": "type"}, "id": [1]}`)
+		r.expect(t, ExitOK, "\"none-machine\"\n", "")
+	})
+	t.Run("CommandNotFound", func(t *testing.T) {
+		run(t, "", "exec", "-s", sock, "foo").
+			expect(t, ExitQMPError, "", "CommandNotFound: The command foo has not been found\n")
+	})
+	t.Run("GenericError", func(t *testing.T) {
+		run(t, "", "exec", "-s", sock, "object-add", "qom-type=secret", "id=s0").
+			expect(t, ExitQMPError, "", "GenericError: Either 'file' or 'data' must be provided\n")
+	})
+	t.Run("Verbose", func(t *testing.T) {
+		r := run(t, "", "exec", "-v", "-s", sock, "query-status")
+		if r.code != 0 || !strings.Contains(r.stderr, `--> {"execute":"query-status","id":"qmpsh-1"}`) ||
+			!strings.Contains(r.stderr, `<-- {"return": {"status": "running"`) {
+			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+		}
+	})
+	t.Run("Log", func(t *testing.T) {
+		logFile := filepath.Join(t.TempDir(), "traffic.log")
+		for range 2 {
+			if r := run(t, "", "exec", "--log", logFile, "-s", sock, "query-status"); r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+		}
+		b, err := os.ReadFile(logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		// greeting, negotiation out and in, command out and in: twice,
+		// appended.
+		if len(lines) != 10 {
+			t.Fatalf("log has %d lines, want 10:\n%s", len(lines), b)
+		}
+		stamp := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z (-->|<--) \{`)
+		for _, l := range lines {
+			if !stamp.MatchString(l) {
+				t.Errorf("log line without timestamp and direction: %q", l)
+			}
+		}
+	})
+}
+
+func TestExecUsage(t *testing.T) {
+	t.Setenv("QMP_SOCKET", "")
+	hint := "Run 'qmpsh --help' for usage.\n"
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		stderr string
+	}{
+		{"NoAddress", []string{"exec", "query-status"}, "qmpsh: no address: give one or set QMP_SOCKET\n" + hint},
+		{"NoCommand", []string{"exec", "-s", "/nonexistent"}, "qmpsh: exec needs a command\n" + hint},
+		{"UnknownFlag", []string{"exec", "--bogus", "query-status"}, "qmpsh: unknown flag: --bogus\n" + hint},
+		{"BadColor", []string{"exec", "--color", "pink", "-s", "/nonexistent", "query-status"},
+			"qmpsh: --color must be auto, always or never, not \"pink\"\n" + hint},
+		// Syntax errors in the QMP command: nothing is sent, so the
+		// nonexistent socket is never tried.
+		{"ArgumentWithoutEquals", []string{"exec", "-s", "/nonexistent", "qom-get", "path"},
+			"qmpsh: syntax error at \"path\": expected key=value\n"},
+		{"KeyFirst", []string{"exec", "-s", "/nonexistent", "a=1"},
+			"qmpsh: expected a command name first, got \"a=1\"\n"},
+		{"BadRawJSON", []string{"exec", "-s", "/nonexistent", `{"execute": `},
+			""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(t, "", tc.args...)
+			if r.code != ExitUsage || r.stdout != "" {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit 2", r.code, r.stdout, r.stderr)
+			}
+			if tc.stderr != "" && r.stderr != tc.stderr {
+				t.Errorf("stderr %q\nwant   %q", r.stderr, tc.stderr)
+			}
+			if len(r.stderrLines) == 0 || !strings.HasPrefix(r.stderrLines[0], "qmpsh: ") {
+				t.Errorf("stderr %q does not start with a qmpsh: message", r.stderr)
+			}
+		})
+	}
+}
+
+func TestExecConnection(t *testing.T) {
+	t.Run("NoSuchSocket", func(t *testing.T) {
+		sock := filepath.Join(t.TempDir(), "none.sock")
+		run(t, "", "exec", "-s", sock, "query-status").expect(t, ExitConnection, "",
+			"qmpsh: cannot connect to "+sock+": dial unix "+sock+": connect: no such file or directory\n")
+	})
+	t.Run("ConnectionDropped", func(t *testing.T) {
+		s := qmptest.NewServer(func(c *qmptest.Conn) {
+			c.Greet()
+			if req, err := c.ReadRequest(); err == nil {
+				c.Reply(req.ID, nil)
+				c.ReadRequest()
+			}
+		})
+		defer s.Close()
+		run(t, "", "exec", "-s", s.Addr, "query-status").expect(t, ExitConnection, "",
+			"qmpsh: "+s.Addr+": connection lost before the reply arrived: connection closed by peer\n")
+	})
+	t.Run("GarbageFromServer", func(t *testing.T) {
+		s := qmptest.NewServer(func(c *qmptest.Conn) { c.WriteRaw([]byte("SSH-2.0-OpenSSH_9.2\r\n")) })
+		defer s.Close()
+		run(t, "", "exec", "-s", s.Addr, "query-status").expect(t, ExitConnection, "",
+			"qmpsh: "+s.Addr+": QMP greeting: not a QMP greeting: SSH-2.0-OpenSSH_9.2\n")
+	})
+}
+
+func TestExecTimeout(t *testing.T) {
+	t.Run("NeverGreets", func(t *testing.T) {
+		s := qmptest.NewServer(func(c *qmptest.Conn) { <-c.Done() })
+		defer s.Close()
+		run(t, "", "exec", "--timeout", "100ms", "-s", s.Addr, "query-status").expect(t, ExitTimeout, "",
+			"qmpsh: "+s.Addr+": timed out: QMP greeting: context deadline exceeded\n")
+	})
+	t.Run("ReplyNeverComes", func(t *testing.T) {
+		s := qmptest.NewServer(func(c *qmptest.Conn) {
+			c.Greet()
+			if req, err := c.ReadRequest(); err == nil {
+				c.Reply(req.ID, nil)
+				c.ReadRequest()
+				<-c.Done()
+			}
+		})
+		defer s.Close()
+		run(t, "", "exec", "--timeout", "100ms", "-s", s.Addr, "query-status").expect(t, ExitTimeout, "",
+			"qmpsh: "+s.Addr+": timed out: context deadline exceeded\n")
+	})
+}
+
+func TestConnectPiped(t *testing.T) {
+	sock := qmptest.StartQEMU(t)
+
+	t.Run("ResultsAndEventsInOrder", func(t *testing.T) {
+		r := run(t, "query-status\nstop\n\n# a comment\nquery-status\ncont\n", "connect", sock)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		want := []string{`"status":"running"`, `"event":"STOP"`, `{}`, `"status":"paused"`, `"event":"RESUME"`, `{}`}
+		if r.code != 0 || len(lines) != len(want) {
+			t.Fatalf("exit %d, stdout:\n%s\nstderr: %s", r.code, r.stdout, r.stderr)
+		}
+		for i, w := range want {
+			if !strings.Contains(lines[i], w) {
+				t.Errorf("line %d = %s, want it to contain %s", i, lines[i], w)
+			}
+		}
+	})
+	t.Run("FailureGivesStatus1", func(t *testing.T) {
+		r := run(t, "foo\nqom-get path=/machine property=type\n", "connect", sock)
+		r.expect(t, ExitQMPError, "\"none-machine\"\n", "CommandNotFound: The command foo has not been found\n")
+	})
+	t.Run("SyntaxErrorSendsNothingAndGoesOn", func(t *testing.T) {
+		r := run(t, "qom-get path\nqom-get path=/machine property=type\n", "connect", sock)
+		r.expect(t, ExitQMPError, "\"none-machine\"\n", "syntax error at \"path\": expected key=value\n")
+	})
+	t.Run("HMP", func(t *testing.T) {
+		run(t, "info status\n", "connect", "--hmp", sock).expect(t, ExitOK, "VM status: running\n", "")
+		run(t, "hmp info status\n", "connect", sock).expect(t, ExitOK, "VM status: running\n", "")
+	})
+	t.Run("Transaction", func(t *testing.T) {
+		r := run(t, "transaction(\n)\n", "connect", sock)
+		r.expect(t, ExitOK, "{}\n", "")
+	})
+	t.Run("QuitLeavesQEMURunning", func(t *testing.T) {
+		run(t, "quit\nquery-status\n", "connect", sock).expect(t, ExitOK, "", "")
+		r := run(t, "query-status\n", "connect", sock)
+		if r.code != 0 || !strings.Contains(r.stdout, `"running"`) {
+			t.Fatalf("QEMU gone after the shell's quit: %+v", r)
+		}
+	})
+}
+
+func TestConnectPipedConnectionLost(t *testing.T) {
+	sock := qmptest.StartQEMU(t)
+	// QEMU quits when asked in raw JSON; the next command cannot run.
+	r := run(t, "{\"execute\": \"quit\"}\nquery-status\nquery-status\n", "connect", sock)
+	if r.code != ExitConnection {
+		t.Fatalf("exit %d, want 3; stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if !strings.HasPrefix(r.stdout, `{"event":"SHUTDOWN"`) && !strings.Contains(r.stdout, `"return":{}`) {
+		t.Errorf("stdout %q", r.stdout)
+	}
+	// QEMU closes with a reset when our next request is still unread,
+	// or our write meets a closed socket: the cause is one of the three.
+	lost := regexp.MustCompile(`^not sent: connection lost: .*(connection closed by peer|connection reset by peer|broken pipe)\n` +
+		`qmpsh: ` + regexp.QuoteMeta(sock) + `: connection lost: .*(connection closed by peer|connection reset by peer|broken pipe)\n$`)
+	if !lost.MatchString(r.stderr) {
+		t.Errorf("stderr %q: want one refusal, the loop stopped, and a last line naming the address", r.stderr)
+	}
+}
+
+func TestConnectUsage(t *testing.T) {
+	t.Setenv("QMP_SOCKET", "")
+	r := run(t, "", "connect")
+	if r.code != ExitUsage || r.stderrLines[0] != "qmpsh: no address: give one or set QMP_SOCKET" {
+		t.Fatalf("%+v", r)
+	}
+	if r := run(t, "", "connect", "a", "b"); r.code != ExitUsage {
+		t.Fatalf("two addresses: %+v", r)
+	}
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	if r := run(t, "", "connect", sock); r.code != ExitConnection {
+		t.Fatalf("no server: %+v", r)
+	}
+}
+
+func TestAcceptQEMU(t *testing.T) {
+	qmptest.RequireQEMU(t, "qemu-system-x86_64")
+	dir, err := os.MkdirTemp("", "qmpacc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "qmp.sock")
+
+	stdinR, stdinW := io.Pipe()
+	errR, errW := io.Pipe()
+	var out syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main([]string{"accept", sock}, &IOStreams{In: stdinR, Out: &out, ErrOut: errW})
+		errW.Close()
+	}()
+	// qmpsh says where QEMU should dial once it listens.
+	errLines := bufio.NewScanner(errR)
+	if !errLines.Scan() {
+		t.Fatal("qmpsh printed nothing")
+	}
+	if want := "qmpsh: waiting for QEMU; start it with: -qmp unix:" + sock; errLines.Text() != want {
+		t.Fatalf("stderr %q, want %q", errLines.Text(), want)
+	}
+	go io.Copy(io.Discard, errR)
+	qmptest.StartQEMUClient(t, sock)
+	io.WriteString(stdinW, "qom-get path=/machine property=type\n")
+	stdinW.Close()
+	select {
+	case code := <-done:
+		if code != 0 || out.String() != "\"none-machine\"\n" {
+			t.Fatalf("exit %d, stdout %q", code, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("accept did not finish")
+	}
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket left behind: %v", err)
+	}
+}
+
+func TestAcceptTimeout(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "qmp.sock")
+	r := run(t, "", "accept", "--timeout", "50ms", sock)
+	if r.code != ExitTimeout {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestCompletionAndVersion(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		r := run(t, "", "completion", sh)
+		if r.code != 0 || !strings.Contains(r.stdout, "qmpsh") {
+			t.Errorf("completion %s: exit %d, %d bytes", sh, r.code, len(r.stdout))
+		}
+	}
+	if r := run(t, "", "--version"); r.code != 0 || !strings.HasPrefix(r.stdout, "qmpsh version ") {
+		t.Errorf("--version: %+v", r)
+	}
+}

@@ -1,0 +1,212 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qmpsh/qmpsh/pkg/qmp"
+	"github.com/qmpsh/qmpsh/pkg/shell"
+)
+
+// DefaultTimeout bounds connecting and negotiating (and, for exec, the
+// command) unless --timeout says otherwise.
+const DefaultTimeout = 10 * time.Second
+
+// GlobalOptions are the flags every command takes.
+type GlobalOptions struct {
+	IO *IOStreams
+
+	Timeout     time.Duration
+	Verbose     bool
+	LogFile     string
+	Color       string // auto, always, never
+	Pretty      bool
+	Compact     bool
+	NoNegotiate bool
+}
+
+// Main runs qmpsh with args (without the program name) and returns the
+// exit status. Errors are printed to ios.ErrOut.
+func Main(args []string, ios *IOStreams) int {
+	root := NewRootCmd(ios)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return ExitOK
+	}
+	var ee *qmp.ExecuteError
+	if errors.As(err, &ee) {
+		// "Class: Desc", as QEMU users know it from qmp-shell.
+		fmt.Fprintln(ios.ErrOut, ee.Error())
+	} else if !errors.Is(err, shell.ErrCommandFailed) {
+		fmt.Fprintln(ios.ErrOut, "qmpsh: "+err.Error())
+	}
+	code := exitCode(err)
+	var xe *ExitError
+	if code == ExitUsage && !(errors.As(err, &xe) && xe.Syntax) {
+		fmt.Fprintln(ios.ErrOut, "Run 'qmpsh --help' for usage.")
+	}
+	return code
+}
+
+// NewRootCmd builds the command tree.
+func NewRootCmd(ios *IOStreams) *cobra.Command {
+	opts := &GlobalOptions{IO: ios}
+	root := &cobra.Command{
+		Use:   "qmpsh",
+		Short: "A shell for the QEMU Machine Protocol (QMP)",
+		Long: `qmpsh talks to QEMU over QMP: an interactive shell (connect, accept) and
+one-shot commands for scripts (exec).
+
+Addresses are UNIX socket paths or host:port for TCP; prefix unix: or tcp:
+to say which explicitly. Without an address, $QMP_SOCKET is used.`,
+		Version:       version(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetIn(ios.In)
+	root.SetOut(ios.Out)
+	root.SetErr(ios.ErrOut)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &ExitError{Code: ExitUsage, Err: err}
+	})
+	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitStatusHelp + "\n")
+
+	f := root.PersistentFlags()
+	f.DurationVar(&opts.Timeout, "timeout", DefaultTimeout,
+		"bound connecting and capabilities negotiation (exec: and the command)")
+	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "show the JSON sent and received (on stderr)")
+	f.StringVar(&opts.LogFile, "log", "", "append the session's traffic, with timestamps, to `FILE`")
+	f.StringVar(&opts.Color, "color", "auto", "colour output: auto (on a terminal, unless NO_COLOR is set), always, never")
+	f.BoolVar(&opts.Pretty, "pretty", false, "indent JSON output (default on a terminal)")
+	f.BoolVar(&opts.Compact, "compact", false, "print JSON on one line (default when not on a terminal)")
+	f.BoolVar(&opts.NoNegotiate, "no-negotiate", false, "skip qmp_capabilities (send it yourself)")
+	root.MarkFlagsMutuallyExclusive("pretty", "compact")
+
+	root.AddCommand(newExecCmd(opts), newConnectCmd(opts), newAcceptCmd(opts))
+	return root
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+// check validates the global flags before anything is sent.
+func (o *GlobalOptions) check() error {
+	switch o.Color {
+	case "auto", "always", "never":
+	default:
+		return usageErrorf("--color must be auto, always or never, not %q", o.Color)
+	}
+	if o.Timeout <= 0 {
+		return usageErrorf("--timeout must be positive, not %v", o.Timeout)
+	}
+	return nil
+}
+
+// format decides pretty and colour output from the flags and the streams.
+func (o *GlobalOptions) format() shell.Format {
+	f := shell.Format{Pretty: o.IO.OutTTY}
+	if o.Pretty {
+		f.Pretty = true
+	} else if o.Compact {
+		f.Pretty = false
+	}
+	switch o.Color {
+	case "always":
+		f.Color = true
+	case "auto":
+		f.Color = o.IO.ColorOK && o.IO.OutTTY
+	}
+	return f
+}
+
+// address resolves a command's address: the argument, else $QMP_SOCKET.
+func address(arg string) (string, error) {
+	if arg != "" {
+		return arg, nil
+	}
+	if env := os.Getenv("QMP_SOCKET"); env != "" {
+		return env, nil
+	}
+	return "", usageErrorf("no address: give one or set QMP_SOCKET")
+}
+
+// newClient builds a client whose traffic goes to verbose and to the log
+// file as the flags ask. The returned function closes the log file.
+func (o *GlobalOptions) newClient(verbose io.Writer, extra ...qmp.Option) (*qmp.Client, func(), error) {
+	h := &trafficHandler{warn: o.IO.ErrOut}
+	closeLog := func() {}
+	if o.Verbose {
+		h.verbose = verbose
+	}
+	if o.LogFile != "" {
+		f, err := os.OpenFile(o.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--log: %w", err)}
+		}
+		h.log = f
+		closeLog = func() { f.Close() }
+	}
+	opts := []qmp.Option{qmp.WithLogger(slog.New(h))}
+	if o.NoNegotiate {
+		opts = append(opts, qmp.WithoutNegotiation())
+	}
+	return qmp.NewClient(append(opts, extra...)...), closeLog, nil
+}
+
+// trafficHandler turns the client's debug records "--> msg" and "<-- msg"
+// into the verbose display and the traffic log, and prints warnings.
+type trafficHandler struct {
+	mu      sync.Mutex
+	verbose io.Writer // nil unless -v
+	log     io.Writer // nil unless --log
+	warn    io.Writer
+}
+
+func (h *trafficHandler) Enabled(_ context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn || h.verbose != nil || h.log != nil
+}
+
+func (h *trafficHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r.Level >= slog.LevelWarn {
+		var b strings.Builder
+		b.WriteString("qmpsh: warning: " + r.Message)
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key != "logger" {
+				fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+			}
+			return true
+		})
+		fmt.Fprintln(h.warn, b.String())
+		return nil
+	}
+	if !strings.HasPrefix(r.Message, "--> ") && !strings.HasPrefix(r.Message, "<-- ") {
+		return nil
+	}
+	if h.verbose != nil {
+		fmt.Fprintln(h.verbose, r.Message)
+	}
+	if h.log != nil {
+		fmt.Fprintf(h.log, "%s %s\n", r.Time.UTC().Format("2006-01-02T15:04:05.000000Z"), r.Message)
+	}
+	return nil
+}
+
+func (h *trafficHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *trafficHandler) WithGroup(string) slog.Handler      { return h }

@@ -1,0 +1,142 @@
+package shell
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/chzyer/readline"
+)
+
+// ErrInterrupt is returned by Editor.ReadLine when the user pressed Ctrl-C:
+// the line is abandoned and the shell carries on.
+var ErrInterrupt = readline.ErrInterrupt
+
+// Editor is where the shell reads lines from and writes to. The same loop
+// runs on a terminal (readline) and on a pipe (a scanner); tests feed it
+// lines.
+type Editor interface {
+	// ReadLine returns the next line without its terminator, io.EOF at
+	// the end of input, or ErrInterrupt.
+	ReadLine() (string, error)
+	// SetPrompt sets the prompt shown before each line.
+	SetPrompt(prompt string)
+	// Writer is for all output, including output that arrives while a
+	// line is being typed: on a terminal it redraws the prompt and the
+	// half-typed line beneath what it writes. It is safe for concurrent
+	// use.
+	Writer() io.Writer
+	Close() error
+}
+
+// TerminalConfig configures NewTerminalEditor.
+type TerminalConfig struct {
+	Stdin       io.ReadCloser
+	Stdout      io.Writer
+	HistoryFile string // "" for no persisted history
+	Complete    func(line string) (candidates []string, replaceLen int)
+}
+
+// NewTerminalEditor returns a readline editor: line editing, history
+// (persisted, with Ctrl-R search), and Tab completion.
+func NewTerminalEditor(cfg TerminalConfig) (Editor, error) {
+	rc := &readline.Config{
+		Prompt:            "(QEMU) ",
+		HistoryFile:       cfg.HistoryFile,
+		HistorySearchFold: true,
+		InterruptPrompt:   "^C",
+		Stdin:             cfg.Stdin,
+		Stdout:            cfg.Stdout,
+		Stderr:            cfg.Stdout,
+	}
+	if cfg.Complete != nil {
+		rc.AutoComplete = completer(cfg.Complete)
+	}
+	if cfg.HistoryFile != "" {
+		// The history holds what was typed at a VM: keep it private.
+		os.MkdirAll(filepath.Dir(cfg.HistoryFile), 0o700)
+	}
+	rl, err := readline.NewEx(rc)
+	if err != nil {
+		return nil, err
+	}
+	return &terminalEditor{rl: rl}, nil
+}
+
+type terminalEditor struct{ rl *readline.Instance }
+
+func (e *terminalEditor) ReadLine() (string, error) { return e.rl.Readline() }
+func (e *terminalEditor) SetPrompt(p string)        { e.rl.SetPrompt(p) }
+func (e *terminalEditor) Writer() io.Writer         { return e.rl.Stdout() }
+func (e *terminalEditor) Close() error              { return e.rl.Close() }
+
+// completer adapts a function on the text before the cursor to readline's
+// interface, which wants the suffixes to insert.
+type completer func(line string) ([]string, int)
+
+func (f completer) Do(line []rune, pos int) ([][]rune, int) {
+	cands, n := f(string(line[:pos]))
+	out := make([][]rune, 0, len(cands))
+	for _, c := range cands {
+		r := []rune(c)
+		if len(r) >= n {
+			out = append(out, r[n:])
+		}
+	}
+	return out, n
+}
+
+// NewPipeEditor returns an editor for input that is not a terminal: no
+// prompt, no editing, each line as it comes.
+func NewPipeEditor(in io.Reader, out io.Writer) Editor {
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	return &pipeEditor{sc: sc, w: &lockedWriter{w: out}}
+}
+
+type pipeEditor struct {
+	sc *bufio.Scanner
+	w  *lockedWriter
+}
+
+func (e *pipeEditor) ReadLine() (string, error) {
+	if e.sc.Scan() {
+		return e.sc.Text(), nil
+	}
+	if err := e.sc.Err(); err != nil {
+		return "", err
+	}
+	return "", io.EOF
+}
+
+func (e *pipeEditor) SetPrompt(string)  {}
+func (e *pipeEditor) Writer() io.Writer { return e.w }
+func (e *pipeEditor) Close() error      { return nil }
+
+// lockedWriter serializes writes, so an event printed by the background
+// goroutine never lands inside a result.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// DefaultHistoryFile is $XDG_STATE_HOME/qmpsh/history, or
+// ~/.local/state/qmpsh/history, or "" when neither can be found.
+func DefaultHistoryFile() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "qmpsh", "history")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".local", "state", "qmpsh", "history")
+}

@@ -1,0 +1,77 @@
+package shell
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"github.com/fatih/color"
+	"github.com/tidwall/pretty"
+
+	"github.com/qmpsh/qmpsh/pkg/qmp"
+)
+
+// Format is how results, errors and events are written.
+type Format struct {
+	Pretty bool // indented JSON; otherwise one compact line
+	Color  bool // ANSI colours
+}
+
+// JSON renders a JSON value, ending in a newline.
+func (f Format) JSON(v []byte) []byte {
+	var out []byte
+	if f.Pretty {
+		out = pretty.PrettyOptions(v, &pretty.Options{Width: 80, Indent: "    "})
+	} else {
+		out = append(pretty.Ugly(v), '\n')
+	}
+	if f.Color {
+		out = pretty.Color(out, nil)
+	}
+	return out
+}
+
+// Error renders a failed command: "Class: Desc" for a QMP error reply,
+// the error's text otherwise.
+func (f Format) Error(err error) string {
+	s := err.Error()
+	if f.Color {
+		return paint(s, color.FgRed, color.Bold)
+	}
+	return s
+}
+
+// Notice renders a line about the connection.
+func (f Format) Notice(s string) string {
+	if f.Color {
+		return paint(s, color.FgYellow)
+	}
+	return s
+}
+
+// Event renders an event. Pretty: a header line with name and time, then
+// the data. Compact: the event as QEMU sent it, on one line, for tools
+// that read JSON lines.
+func (f Format) Event(ev qmp.Event) []byte {
+	if !f.Pretty {
+		return append(pretty.Ugly(ev.Raw), '\n')
+	}
+	var b bytes.Buffer
+	name := ev.Name
+	if f.Color {
+		name = paint(name, color.FgCyan, color.Bold)
+	}
+	fmt.Fprintf(&b, "event %s at %s\n", name, ev.Timestamp.Local().Format(time.RFC3339Nano))
+	if len(ev.Data) > 0 {
+		b.Write(f.JSON(ev.Data))
+	}
+	return b.Bytes()
+}
+
+// paint colours s whatever fatih/color guessed about os.Stdout: whether
+// to colour was decided once, by the caller of Format.
+func paint(s string, attrs ...color.Attribute) string {
+	c := color.New(attrs...)
+	c.EnableColor()
+	return c.Sprint(s)
+}

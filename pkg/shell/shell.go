@@ -1,0 +1,419 @@
+package shell
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/qmpsh/qmpsh/pkg/protocol"
+	"github.com/qmpsh/qmpsh/pkg/qmp"
+)
+
+// ErrCommandFailed is returned by Run when at least one command failed
+// (an error reply, a syntax error), so a script can tell.
+var ErrCommandFailed = errors.New("a command failed")
+
+// ConnectionLostError is returned by Run when a command could not be run
+// or completed because the connection was lost.
+type ConnectionLostError struct {
+	Cause error
+}
+
+func (e *ConnectionLostError) Error() string {
+	if e.Cause == nil {
+		return "connection lost"
+	}
+	return "connection lost: " + e.Cause.Error()
+}
+
+// Unwrap returns the cause.
+func (e *ConnectionLostError) Unwrap() error { return e.Cause }
+
+// Config configures Run.
+type Config struct {
+	Client *qmp.Client // connected and negotiated
+	Editor Editor
+	// Err receives error messages; default: Editor.Writer().
+	Err    io.Writer
+	Format Format
+	// HMP sends every line that is not a built-in to the human monitor.
+	HMP bool
+	// Interactive means a person is typing: Ctrl-C stops waiting for a
+	// reply, and a lost connection does not end the loop (the person
+	// reads the notice and leaves). Otherwise the loop stops at the first
+	// command the lost connection prevents.
+	Interactive bool
+}
+
+// Run reads lines from the editor and runs them until end of input or a
+// quit. It returns nil, ErrCommandFailed, a *ConnectionLostError, or the
+// editor's own error.
+func Run(ctx context.Context, cfg Config) error {
+	sh := &shell{Config: cfg, out: cfg.Editor.Writer()}
+	if sh.Err == nil {
+		sh.Err = sh.out
+	}
+	sh.setPrompt()
+	stop := sh.startPrinter()
+	defer stop()
+	if sh.Interactive {
+		// Between lines, while output is printed, the terminal is not in
+		// raw mode and Ctrl-C is SIGINT, not a key: without a handler it
+		// would kill the shell. Catch it for the whole session (each
+		// command's callContext still sees it).
+		sigint := make(chan os.Signal, 1)
+		signal.Notify(sigint, os.Interrupt)
+		defer signal.Stop(sigint)
+	}
+
+	for {
+		line, err := sh.Editor.ReadLine()
+		switch {
+		case errors.Is(err, ErrInterrupt):
+			if sh.tx != nil {
+				sh.tx = nil
+				sh.setPrompt()
+				sh.notice("transaction abandoned")
+			}
+			continue
+		case errors.Is(err, io.EOF):
+			return sh.status()
+		case err != nil:
+			return err
+		}
+		if sh.handle(ctx, line) {
+			return sh.status()
+		}
+		if sh.lost != nil && !sh.Interactive {
+			return sh.status()
+		}
+	}
+}
+
+type shell struct {
+	Config
+	out    io.Writer
+	tx     *Transaction
+	failed bool
+	lost   *ConnectionLostError
+
+	flush chan chan struct{} // asks the printer to print what has arrived
+}
+
+func (sh *shell) status() error {
+	switch {
+	case sh.lost != nil:
+		return sh.lost
+	case sh.failed:
+		return ErrCommandFailed
+	}
+	return nil
+}
+
+func (sh *shell) setPrompt() {
+	switch {
+	case sh.tx != nil:
+		sh.Editor.SetPrompt("transaction> ")
+	case sh.HMP:
+		sh.Editor.SetPrompt("(HMP) ")
+	default:
+		sh.Editor.SetPrompt("(QEMU) ")
+	}
+}
+
+// handle runs one line; it returns true when the shell should exit.
+func (sh *shell) handle(ctx context.Context, line string) bool {
+	if sh.tx != nil {
+		done, err := sh.tx.Add(line)
+		if err != nil {
+			sh.fail(err)
+			return false
+		}
+		if done {
+			cmd := sh.tx.Command()
+			sh.tx = nil
+			sh.setPrompt()
+			sh.run(ctx, cmd)
+		}
+		return false
+	}
+
+	trimmed := strings.TrimSpace(line)
+	word, rest, _ := strings.Cut(trimmed, " ")
+	switch word {
+	case "quit", "exit":
+		return true
+	case "help":
+		if !sh.HMP || rest == "" {
+			sh.help()
+			return false
+		}
+	case "hmp":
+		sh.hmp(ctx, strings.TrimSpace(rest))
+		return false
+	}
+	if sh.HMP {
+		if trimmed != "" {
+			sh.hmp(ctx, trimmed)
+		}
+		return false
+	}
+	if StartsTransaction(trimmed) {
+		sh.tx = new(Transaction)
+		sh.setPrompt()
+		return sh.handle(ctx, line)
+	}
+	cmd, err := ParseLine(line)
+	if err != nil {
+		sh.fail(err)
+		return false
+	}
+	if cmd != nil {
+		sh.run(ctx, cmd)
+	}
+	return false
+}
+
+const helpText = `Type a QMP command as  command-name key=value ...  (qmp-shell syntax):
+  values are integers, true/false, JSON objects or arrays, or strings
+  ("..." or '...' to include spaces); a.b=1 builds {"a": {"b": 1}}.
+A line starting with { is sent as it is, as raw JSON.
+Tab completes command names; query-commands lists them all.
+
+Built-in commands (not sent to QEMU):
+  help                  this text
+  hmp COMMAND-LINE      run a human monitor command (human-monitor-command)
+  transaction(          start a transaction: one action per line
+                        (type key=value ...), then ) to send it
+  quit, exit, Ctrl-D    leave the shell; QEMU keeps running
+                        (to stop QEMU, type {"execute": "quit"})
+Ctrl-C abandons the line being typed, or stops waiting for a reply.
+`
+
+func (sh *shell) help() { io.WriteString(sh.out, helpText) }
+
+// callContext is the context of one command: on a terminal, Ctrl-C
+// cancels it (the wait, not the command, which QEMU may still run).
+func (sh *shell) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if sh.Interactive {
+		return signal.NotifyContext(ctx, os.Interrupt)
+	}
+	return context.WithCancel(ctx)
+}
+
+func (sh *shell) run(ctx context.Context, cmd *Command) {
+	if sh.lost != nil && !sh.connected() {
+		sh.refuse()
+		return
+	}
+	cctx, cancel := sh.callContext(ctx)
+	defer cancel()
+	var ret json.RawMessage
+	var err error
+	if cmd.Raw != nil {
+		ret, err = sh.Client.Raw(cctx, cmd.Raw)
+	} else {
+		var args any
+		if cmd.Args != nil {
+			args = cmd.Args
+		}
+		ret, err = sh.Client.Execute(cctx, cmd.Name, args)
+	}
+	if err != nil && cctx.Err() != nil && ctx.Err() == nil {
+		sh.flushEvents()
+		sh.notice("interrupted: stopped waiting for the reply")
+		return
+	}
+	sh.report(ret, err, false)
+}
+
+func (sh *shell) hmp(ctx context.Context, cmdline string) {
+	if cmdline == "" {
+		sh.fail(errors.New("hmp: expected a human monitor command, e.g. hmp info status"))
+		return
+	}
+	cctx, cancel := sh.callContext(ctx)
+	defer cancel()
+	ret, err := sh.Client.Execute(cctx, "human-monitor-command", map[string]string{"command-line": cmdline})
+	if err != nil && cctx.Err() != nil && ctx.Err() == nil {
+		sh.notice("interrupted: stopped waiting for the reply")
+		return
+	}
+	sh.report(ret, err, true)
+}
+
+// report prints a command's outcome after the events that arrived before
+// it, so the output reads in the order QEMU said things.
+func (sh *shell) report(ret json.RawMessage, err error, text bool) {
+	sh.flushEvents()
+	var de *qmp.DisconnectedError
+	var se *protocol.StateError
+	var ee *qmp.ExecuteError
+	switch {
+	case err == nil && text:
+		var s string
+		if json.Unmarshal(ret, &s) == nil {
+			s = strings.ReplaceAll(s, "\r\n", "\n") // HMP's line ends
+			io.WriteString(sh.out, s)
+			if s != "" && !strings.HasSuffix(s, "\n") {
+				io.WriteString(sh.out, "\n")
+			}
+			return
+		}
+		sh.out.Write(sh.Format.JSON(ret))
+	case err == nil:
+		sh.out.Write(sh.Format.JSON(ret))
+	case errors.As(err, &ee):
+		sh.fail(err)
+	case errors.As(err, &de), errors.As(err, &se):
+		sh.lost = &ConnectionLostError{Cause: sh.Client.Err()}
+		sh.refuse()
+	default:
+		sh.fail(err)
+	}
+}
+
+func (sh *shell) connected() bool { return sh.Client.Runstate() == protocol.Running }
+
+func (sh *shell) refuse() {
+	fmt.Fprintln(sh.Err, sh.Format.Error(fmt.Errorf("not sent: %v", sh.lost)))
+}
+
+func (sh *shell) fail(err error) {
+	sh.failed = true
+	fmt.Fprintln(sh.Err, sh.Format.Error(err))
+}
+
+func (sh *shell) notice(s string) { fmt.Fprintln(sh.out, sh.Format.Notice(s)) }
+
+// startPrinter starts the goroutine that prints events and connection
+// changes as they arrive; the returned function stops it, after it has
+// printed what had arrived.
+func (sh *shell) startPrinter() (stop func()) {
+	l := sh.Client.Listen()
+	w := sh.Client.Watch()
+	sh.flush = make(chan chan struct{})
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	polled, cancel := context.WithCancel(context.Background())
+	cancel() // for Watcher.Next: take what is queued, never wait
+
+	// printQueued prints what the listener holds. Len can briefly count
+	// an event the delivery goroutine is still handing over, so receive
+	// without blocking and yield until the count settles.
+	printQueued := func() {
+		for l.Len() > 0 {
+			select {
+			case ev := <-l.Events():
+				sh.out.Write(sh.Format.Event(ev))
+			default:
+				runtime.Gosched()
+			}
+		}
+	}
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case ev := <-l.Events():
+				sh.out.Write(sh.Format.Event(ev))
+			case <-w.Changed():
+				for {
+					s, err := w.Next(polled)
+					if err != nil {
+						break
+					}
+					sh.stateChanged(s)
+				}
+			case ack := <-sh.flush:
+				printQueued()
+				close(ack)
+			case <-done:
+				printQueued()
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+		l.Close()
+		w.Close()
+	}
+}
+
+func (sh *shell) flushEvents() {
+	ack := make(chan struct{})
+	sh.flush <- ack
+	<-ack
+}
+
+func (sh *shell) stateChanged(s protocol.Runstate) {
+	if s != protocol.Disconnecting {
+		return
+	}
+	if cause := sh.Client.Err(); cause != nil {
+		sh.notice("connection lost: " + cause.Error())
+	} else {
+		sh.notice("disconnected")
+	}
+}
+
+// Completer completes the first word of a line with the server's command
+// names (fetched once, on the first Tab, with query-commands) and the
+// shell's built-ins.
+type Completer struct {
+	Client  *qmp.Client
+	Timeout time.Duration // for the query-commands call; default 5s
+
+	once  sync.Once
+	names []string
+}
+
+var builtins = []string{"exit", "help", "hmp", "quit", "transaction("}
+
+// Complete returns the candidates for the text before the cursor and how
+// many characters of it they replace.
+func (c *Completer) Complete(line string) ([]string, int) {
+	if strings.ContainsAny(line, " \t") || strings.HasPrefix(line, "{") {
+		return nil, 0
+	}
+	c.once.Do(c.load)
+	var out []string
+	for _, n := range c.names {
+		if strings.HasPrefix(n, line) {
+			out = append(out, n)
+		}
+	}
+	return out, len(line)
+}
+
+func (c *Completer) load() {
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	names := slices.Clone(builtins)
+	if ret, err := c.Client.Execute(ctx, "query-commands", nil); err == nil {
+		var cmds []struct{ Name string }
+		if json.Unmarshal(ret, &cmds) == nil {
+			for _, cmd := range cmds {
+				names = append(names, cmd.Name)
+			}
+		}
+	}
+	sort.Strings(names)
+	c.names = slices.Compact(names)
+}

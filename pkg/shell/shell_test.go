@@ -1,0 +1,233 @@
+package shell
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/qmpsh/qmpsh/pkg/qmp"
+	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// scriptEditor feeds lines to the shell and records its output. A line
+// "^C" stands for Ctrl-C.
+type scriptEditor struct {
+	lines   []string
+	out     lockedBuffer
+	prompts []string
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (e *scriptEditor) ReadLine() (string, error) {
+	if len(e.lines) == 0 {
+		return "", io.EOF
+	}
+	l := e.lines[0]
+	e.lines = e.lines[1:]
+	if l == "^C" {
+		return "", ErrInterrupt
+	}
+	return l, nil
+}
+
+func (e *scriptEditor) SetPrompt(p string) { e.prompts = append(e.prompts, p) }
+func (e *scriptEditor) Writer() io.Writer  { return &e.out }
+func (e *scriptEditor) Close() error       { return nil }
+
+// runShell runs lines against a fake server and returns the output,
+// errors and Run's result.
+func runShell(t *testing.T, handler func(*qmptest.Conn), cfg Config, lines ...string) (out, errs string, err error) {
+	t.Helper()
+	s := qmptest.NewServer(handler)
+	defer s.Close()
+	c := qmp.NewClient()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Connect(ctx, s.Addr); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	ed := &scriptEditor{lines: lines}
+	var errBuf lockedBuffer
+	cfg.Client, cfg.Editor, cfg.Err = c, ed, &errBuf
+	err = Run(ctx, cfg)
+	return ed.out.String(), errBuf.String(), err
+}
+
+func TestRun(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		cfg          Config
+		lines        []string
+		out, errs    string
+		err          error
+		outContains  []string
+		errsContains []string
+	}{
+		{name: "Result", lines: []string{"echo a=1 b=x"}, out: "{\"a\":1,\"b\":\"x\"}\n"},
+		{name: "Pretty", cfg: Config{Format: Format{Pretty: true}}, lines: []string{"echo a=1"}, out: "{ \"a\": 1 }\n"},
+		{name: "RawLineGetsWholeReplyWithItsID", lines: []string{`{"execute": "echo", "arguments": {"x": 1}, "id": "mine"}`},
+			out: "{\"id\":\"mine\",\"return\":{\"x\":1}}\n"},
+		{name: "EventBeforeResult", lines: []string{"stop"},
+			outContains: []string{"\"event\":\"STOP\"", "}\n{}\n"}},
+		{name: "ErrorReply", lines: []string{"nope", "echo"}, out: "{}\n",
+			errs: "CommandNotFound: The command nope has not been found\n", err: ErrCommandFailed},
+		{name: "SyntaxError", lines: []string{"echo a"}, errs: "syntax error at \"a\": expected key=value\n", err: ErrCommandFailed},
+		{name: "BlankAndComment", lines: []string{"", "   ", "# nothing"}},
+		{name: "QuitStopsReading", lines: []string{"echo", "quit", "echo never=1"}, out: "{}\n"},
+		{name: "Exit", lines: []string{"exit", "echo never=1"}},
+		{name: "Help", lines: []string{"help"}, outContains: []string{"Built-in commands", "hmp COMMAND-LINE", "transaction("}},
+		{name: "Transaction", lines: []string{"transaction(", "echo-action a=1", ")"},
+			out: "{\"actions\":[{\"data\":{\"a\":1},\"type\":\"echo-action\"}]}\n"},
+		{name: "TransactionAbandonedByCtrlC", lines: []string{"transaction(", "x a=1", "^C", "echo"},
+			out: "transaction abandoned\n{}\n"},
+		{name: "HMPWithoutCommand", lines: []string{"hmp"},
+			errs: "hmp: expected a human monitor command, e.g. hmp info status\n", err: ErrCommandFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			handler := qmptest.Standard
+			if tc.name == "Transaction" {
+				// The fake has no transaction command: echo what was sent.
+				handler = func(c *qmptest.Conn) {
+					c.Greet()
+					for {
+						req, err := c.ReadRequest()
+						if err != nil {
+							return
+						}
+						c.Reply(req.ID, req.Arguments)
+					}
+				}
+			}
+			out, errs, err := runShell(t, handler, tc.cfg, tc.lines...)
+			if !errors.Is(err, tc.err) || (err != nil && tc.err == nil) {
+				t.Errorf("Run() = %v, want %v", err, tc.err)
+			}
+			if tc.outContains == nil && out != tc.out {
+				t.Errorf("output %q\nwant   %q", out, tc.out)
+			}
+			for _, s := range tc.outContains {
+				if !strings.Contains(out, s) {
+					t.Errorf("output %q lacks %q", out, s)
+				}
+			}
+			if errs != tc.errs {
+				t.Errorf("errors %q\nwant   %q", errs, tc.errs)
+			}
+		})
+	}
+}
+
+func TestRunConnectionLost(t *testing.T) {
+	handler := func(c *qmptest.Conn) {
+		c.Greet()
+		for i := 0; ; i++ {
+			req, err := c.ReadRequest()
+			if err != nil {
+				return
+			}
+			if i == 1 { // answer negotiation and one command, then hang up
+				c.Close()
+				return
+			}
+			c.Reply(req.ID, nil)
+		}
+	}
+	t.Run("Piped", func(t *testing.T) {
+		_, errs, err := runShell(t, handler, Config{}, "echo", "echo", "echo")
+		var lost *ConnectionLostError
+		if !errors.As(err, &lost) || err.Error() != "connection lost: connection closed by peer" {
+			t.Fatalf("Run() = %v", err)
+		}
+		if errs != "not sent: connection lost: connection closed by peer\n" {
+			t.Errorf("errors %q: want one refusal, then the loop stops", errs)
+		}
+	})
+	t.Run("InteractiveRefusesButStays", func(t *testing.T) {
+		out, errs, err := runShell(t, handler, Config{Interactive: true}, "echo", "echo", "echo", "echo")
+		var lost *ConnectionLostError
+		if !errors.As(err, &lost) {
+			t.Fatalf("Run() = %v", err)
+		}
+		if n := strings.Count(errs, "not sent: connection lost"); n != 4 {
+			t.Errorf("%d refusals, want 4 (the one the drop caught, and every one after): %q", n, errs)
+		}
+		if !strings.Contains(out, "connection lost: connection closed by peer\n") {
+			t.Errorf("the drop was not announced: %q", out)
+		}
+	})
+}
+
+func TestPrompt(t *testing.T) {
+	s := qmptest.NewServer(qmptest.Standard)
+	defer s.Close()
+	c := qmp.NewClient()
+	if err := c.Connect(context.Background(), s.Addr); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	ed := &scriptEditor{lines: []string{"transaction(", ")"}}
+	Run(context.Background(), Config{Client: c, Editor: ed, HMP: false})
+	want := []string{"(QEMU) ", "transaction> ", "(QEMU) "}
+	if strings.Join(ed.prompts, "|") != strings.Join(want, "|") {
+		t.Errorf("prompts %q, want %q", ed.prompts, want)
+	}
+	ed = &scriptEditor{}
+	Run(context.Background(), Config{Client: c, Editor: ed, HMP: true})
+	if len(ed.prompts) == 0 || ed.prompts[0] != "(HMP) " {
+		t.Errorf("HMP prompt %q", ed.prompts)
+	}
+}
+
+func TestCompleter(t *testing.T) {
+	s := qmptest.NewServer(qmptest.Standard)
+	defer s.Close()
+	c := qmp.NewClient()
+	if err := c.Connect(context.Background(), s.Addr); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	comp := &Completer{Client: c}
+	for _, tc := range []struct {
+		line string
+		want []string
+	}{
+		{"query-st", []string{"query-status"}},
+		{"qu", []string{"query-commands", "query-status", "quit"}},
+		{"he", []string{"help"}},
+		{"echo ", nil},
+		{"{", nil},
+	} {
+		got, n := comp.Complete(tc.line)
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") || (got != nil && n != len(tc.line)) {
+			t.Errorf("Complete(%q) = %q, %d; want %q", tc.line, got, n, tc.want)
+		}
+	}
+}
