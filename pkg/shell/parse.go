@@ -118,6 +118,76 @@ func ParseArgs(tokens []string) (map[string]any, error) {
 	return parseArgs(tokens)
 }
 
+// KeyValue is one key=value argument as typed, split at its first '=' but
+// with the value not interpreted yet: Schema.Build types it from the
+// schema. Key may be dotted ("file.filename").
+type KeyValue struct {
+	Key   string
+	Value string
+}
+
+// SplitLine splits a command line into its command name and raw key=value
+// arguments, with the same word syntax, quote removal and errors as
+// ParseLine, but without guessing the values' types. It does not treat
+// raw JSON or transaction blocks specially: callers check for those first
+// (a line starting with '{' is not a command line, and "transaction(" is
+// returned as a name). It returns an empty name and no arguments for an
+// empty line or a comment. Every error is a *SyntaxError.
+func SplitLine(line string) (name string, args []KeyValue, err error) {
+	trimmed := strings.TrimSpace(line)
+	if trimmed == "" || trimmed[0] == '#' {
+		return "", nil, nil
+	}
+	lx := lexer{s: line}
+	first, _, err := lx.next()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := checkName(first.text, "a command name"); err != nil {
+		return "", nil, err
+	}
+	rest, err := lx.rest()
+	if err != nil {
+		return "", nil, err
+	}
+	args, err = SplitArgs(words(rest))
+	if err != nil {
+		return "", nil, err
+	}
+	return first.text, args, nil
+}
+
+// SplitArgs splits already separated key=value words, such as the
+// arguments of `qmpsh exec`, like ParseArgs but without guessing the
+// values' types. It returns nil when tokens is empty. Every error is a
+// *SyntaxError.
+func SplitArgs(tokens []string) ([]KeyValue, error) {
+	if len(tokens) == 0 {
+		return nil, nil
+	}
+	kvs := make([]KeyValue, 0, len(tokens))
+	for _, w := range tokens {
+		key, val, err := splitWord(w)
+		if err != nil {
+			return nil, err
+		}
+		kvs = append(kvs, KeyValue{Key: key, Value: val})
+	}
+	return kvs, nil
+}
+
+// splitWord splits a key=value word at its first '='.
+func splitWord(w string) (key, val string, err error) {
+	key, val, ok := strings.Cut(w, "=")
+	if !ok {
+		return "", "", &SyntaxError{Token: w, Msg: "expected key=value"}
+	}
+	if key == "" {
+		return "", "", &SyntaxError{Token: w, Msg: `expected key=value, the key before "=" is empty`}
+	}
+	return key, val, nil
+}
+
 // parseRaw checks that s is exactly one JSON object; s starts with '{', so
 // json.Valid (which rejects trailing data) is enough to know that.
 func parseRaw(s string) (*Command, error) {
@@ -162,12 +232,9 @@ func parseArgs(words []string) (map[string]any, error) {
 // value's type, and store it under the dotted key path.
 func addArgs(dst map[string]any, words []string) error {
 	for _, w := range words {
-		key, val, ok := strings.Cut(w, "=")
-		if !ok {
-			return &SyntaxError{Token: w, Msg: "expected key=value"}
-		}
-		if key == "" {
-			return &SyntaxError{Token: w, Msg: `expected key=value, the key before "=" is empty`}
+		key, val, err := splitWord(w)
+		if err != nil {
+			return err
 		}
 		v, err := parseValue(key, val)
 		if err != nil {
@@ -537,6 +604,21 @@ type Transaction struct {
 // Raw JSON lines are not allowed inside a block. Adding to a closed block
 // is an error and leaves done true; a new block needs a new Transaction.
 func (t *Transaction) Add(line string) (done bool, err error) {
+	return t.add(line, guessArgs)
+}
+
+// guessArgs builds an action's data with qmp-shell's value guessing.
+func guessArgs(_ string, words []string) (map[string]any, error) {
+	data := map[string]any{}
+	if err := addArgs(data, words); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// add is Add with the action's data built by build from the action type
+// and its key=value words; build never returns a nil map without error.
+func (t *Transaction) add(line string, build func(typ string, words []string) (map[string]any, error)) (done bool, err error) {
 	if t.done {
 		return true, errors.New("transaction block is already closed")
 	}
@@ -581,8 +663,8 @@ func (t *Transaction) Add(line string) (done bool, err error) {
 	if err := checkName(typ, "a transaction action type"); err != nil {
 		return false, err
 	}
-	data := map[string]any{}
-	if err := addArgs(data, words(toks[1:])); err != nil {
+	data, err := build(typ, words(toks[1:]))
+	if err != nil {
 		return false, err
 	}
 	if reopened {

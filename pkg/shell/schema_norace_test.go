@@ -1,0 +1,7 @@
+//go:build !race
+
+package shell
+
+// schemaRace is set when the race detector, which slows everything down
+// several times over, is on: timing tests skip then.
+const schemaRace = false
