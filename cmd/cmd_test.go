@@ -260,6 +260,16 @@ func TestConnectPiped(t *testing.T) {
 		run(t, "info status\n", "connect", "--hmp", sock).expect(t, ExitOK, "VM status: running\n", "")
 		run(t, "hmp info status\n", "connect", sock).expect(t, ExitOK, "VM status: running\n", "")
 	})
+	t.Run("HelpFromSchema", func(t *testing.T) {
+		r := run(t, "help query-status\nhelp query-statuss\n", "connect", sock)
+		if r.code != ExitQMPError || !strings.HasPrefix(r.stdout, "query-status (command)\n") ||
+			!strings.Contains(r.stdout, "status: enum (") {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+		if !strings.Contains(r.stderr, `(did you mean "query-status"?)`) {
+			t.Errorf("no suggestion for a misspelt name: %q", r.stderr)
+		}
+	})
 	t.Run("Transaction", func(t *testing.T) {
 		r := run(t, "transaction(\n)\n", "connect", sock)
 		r.expect(t, ExitOK, "{}\n", "")

@@ -240,8 +240,9 @@ func (o *ShellOptions) editor() (shell.Editor, error) {
 
 func (o *ShellOptions) runShell(ctx context.Context, client *qmp.Client, ed shell.Editor, addr string) error {
 	defer client.Disconnect()
+	comp := &shell.Completer{Client: client}
 	if o.completer != nil {
-		o.completer.c.Store(&shell.Completer{Client: client})
+		o.completer.c.Store(comp)
 	}
 	if o.IO.InTTY {
 		if g := client.Greeting(); g != nil {
@@ -255,6 +256,7 @@ func (o *ShellOptions) runShell(ctx context.Context, client *qmp.Client, ed shel
 		Err:         o.errWriter(ed),
 		Format:      o.format(),
 		HMP:         o.HMP,
+		Completer:   comp,
 		Interactive: o.IO.InTTY,
 	})
 	if err != nil && !errors.Is(err, shell.ErrCommandFailed) {

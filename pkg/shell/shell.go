@@ -9,8 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +46,9 @@ type Config struct {
 	Format Format
 	// HMP sends every line that is not a built-in to the human monitor.
 	HMP bool
+	// Completer, if set, is the terminal's completer; help shares its
+	// schema. Default: one of the shell's own, fetched on first help.
+	Completer *Completer
 	// Interactive means a person is typing: Ctrl-C stops waiting for a
 	// reply, and a lost connection does not end the loop (the person
 	// reads the notice and leaves). Otherwise the loop stops at the first
@@ -155,7 +156,7 @@ func (sh *shell) handle(ctx context.Context, line string) bool {
 		return true
 	case "help":
 		if !sh.HMP || rest == "" {
-			sh.help()
+			sh.help(strings.TrimSpace(rest))
 			return false
 		}
 	case "hmp":
@@ -188,10 +189,11 @@ const helpText = `Type a QMP command as  command-name key=value ...  (qmp-shell 
   values are integers, true/false, JSON objects or arrays, or strings
   ("..." or '...' to include spaces); a.b=1 builds {"a": {"b": 1}}.
 A line starting with { is sent as it is, as raw JSON.
-Tab completes command names; query-commands lists them all.
+Tab completes command names, argument names and enum values from QEMU's
+schema; help COMMAND (or EVENT) shows its arguments and return type.
 
 Built-in commands (not sent to QEMU):
-  help                  this text
+  help [NAME]           this text, or a command's or event's schema
   hmp COMMAND-LINE      run a human monitor command (human-monitor-command)
   transaction(          start a transaction: one action per line
                         (type key=value ...), then ) to send it
@@ -200,7 +202,29 @@ Built-in commands (not sent to QEMU):
 Ctrl-C abandons the line being typed, or stops waiting for a reply.
 `
 
-func (sh *shell) help() { io.WriteString(sh.out, helpText) }
+// help prints the built-ins, or a command's or event's schema.
+func (sh *shell) help(name string) {
+	if name == "" {
+		io.WriteString(sh.out, helpText)
+		return
+	}
+	text, err := sh.completer().Schema().Help(name)
+	if err != nil {
+		sh.fail(err)
+		return
+	}
+	io.WriteString(sh.out, text)
+	if !strings.HasSuffix(text, "\n") {
+		io.WriteString(sh.out, "\n")
+	}
+}
+
+func (sh *shell) completer() *Completer {
+	if sh.Completer == nil {
+		sh.Completer = &Completer{Client: sh.Client}
+	}
+	return sh.Completer
+}
 
 // callContext is the context of one command: on a terminal, Ctrl-C
 // cancels it (the wait, not the command, which QEMU may still run).
@@ -369,51 +393,54 @@ func (sh *shell) stateChanged(s protocol.Runstate) {
 	}
 }
 
-// Completer completes the first word of a line with the server's command
-// names (fetched once, on the first Tab, with query-commands) and the
-// shell's built-ins.
+// Completer completes lines from the server's QAPI schema (fetched once,
+// on the first Tab or help, with query-qmp-schema; a server without it
+// degrades to query-commands names, silently): command names and the
+// shell's built-ins, argument names, nested members and enum values.
 type Completer struct {
 	Client  *qmp.Client
-	Timeout time.Duration // for the query-commands call; default 5s
+	Timeout time.Duration // for fetching the schema; default 5s
 
-	once  sync.Once
-	names []string
+	once   sync.Once
+	schema *Schema // nil when the server answered neither query
 }
 
 var builtins = []string{"exit", "help", "hmp", "quit", "transaction("}
 
+// Schema returns the server's schema, fetching it on the first call.
+func (c *Completer) Schema() *Schema {
+	c.once.Do(func() {
+		timeout := c.Timeout
+		if timeout == 0 {
+			timeout = 5 * time.Second
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		c.schema, _ = FetchSchema(ctx, func(ctx context.Context, cmd string) (json.RawMessage, error) {
+			return c.Client.Execute(ctx, cmd, nil)
+		})
+	})
+	return c.schema
+}
+
 // Complete returns the candidates for the text before the cursor and how
 // many characters of it they replace.
 func (c *Completer) Complete(line string) ([]string, int) {
-	if strings.ContainsAny(line, " \t") || strings.HasPrefix(line, "{") {
+	if strings.HasPrefix(strings.TrimSpace(line), "{") {
 		return nil, 0
 	}
-	c.once.Do(c.load)
-	var out []string
-	for _, n := range c.names {
-		if strings.HasPrefix(n, line) {
-			out = append(out, n)
+	s := c.Schema()
+	if s == nil {
+		if strings.ContainsAny(line, " \t") {
+			return nil, 0
 		}
-	}
-	return out, len(line)
-}
-
-func (c *Completer) load() {
-	timeout := c.Timeout
-	if timeout == 0 {
-		timeout = 5 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	names := slices.Clone(builtins)
-	if ret, err := c.Client.Execute(ctx, "query-commands", nil); err == nil {
-		var cmds []struct{ Name string }
-		if json.Unmarshal(ret, &cmds) == nil {
-			for _, cmd := range cmds {
-				names = append(names, cmd.Name)
+		var out []string
+		for _, b := range builtins {
+			if strings.HasPrefix(b, line) {
+				out = append(out, b)
 			}
 		}
+		return out, len(line)
 	}
-	sort.Strings(names)
-	c.names = slices.Compact(names)
+	return s.Complete(line, builtins...)
 }

@@ -103,6 +103,10 @@ func TestRun(t *testing.T) {
 		{name: "BlankAndComment", lines: []string{"", "   ", "# nothing"}},
 		{name: "QuitStopsReading", lines: []string{"echo", "quit", "echo never=1"}, out: "{}\n"},
 		{name: "Exit", lines: []string{"exit", "echo never=1"}},
+		// The fake server has no query-qmp-schema: help degrades to the
+		// names from query-commands.
+		{name: "HelpWithNamesOnly", lines: []string{"help STOP"},
+			errs: "unknown command or event \"STOP\" (did you mean \"stop\"?)\n", err: ErrCommandFailed},
 		{name: "Help", lines: []string{"help"}, outContains: []string{"Built-in commands", "hmp COMMAND-LINE", "transaction("}},
 		{name: "Transaction", lines: []string{"transaction(", "echo-action a=1", ")"},
 			out: "{\"actions\":[{\"data\":{\"a\":1},\"type\":\"echo-action\"}]}\n"},
