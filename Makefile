@@ -55,3 +55,14 @@ demo: build qemu
 
 clean:
 	rm -f $(BIN)
+
+# fuzz runs every fuzz target for FUZZTIME each (go test -fuzz takes one
+# target at a time).
+FUZZTIME ?= 20s
+fuzz:
+	@set -e; for pkg in ./pkg/shell ./pkg/qmp; do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzzing $$pkg $$f for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
