@@ -2,14 +2,12 @@ package cmd
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +32,7 @@ type result struct {
 // script runs it.
 func run(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
-	var out, errOut syncBuffer
+	var out, errOut qmptest.Buffer
 	ios := &IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut}
 	code := Main(args, ios)
 	r := result{code: code, stdout: out.String(), stderr: errOut.String()}
@@ -48,23 +46,6 @@ func (r result) expect(t *testing.T, code int, stdout, stderr string) {
 		t.Errorf("exit %d, stdout %q, stderr %q\nwant exit %d, stdout %q, stderr %q",
 			r.code, r.stdout, r.stderr, code, stdout, stderr)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestExecQEMU(t *testing.T) {
@@ -328,7 +309,7 @@ func TestAcceptQEMU(t *testing.T) {
 
 	stdinR, stdinW := io.Pipe()
 	errR, errW := io.Pipe()
-	var out syncBuffer
+	var out qmptest.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Main([]string{"accept", sock}, &IOStreams{In: stdinR, Out: &out, ErrOut: errW})

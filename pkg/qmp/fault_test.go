@@ -5,7 +5,6 @@ package qmp_test
 // (TestMain) checks that nothing is left running.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -221,8 +220,8 @@ func TestFaultReplyNeverComes(t *testing.T) {
 		c.Reply(second.ID, "second")
 		<-c.Done()
 	})
-	var logs bytes.Buffer
-	c := qmp.NewClient(qmp.WithLogger(slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))))
+	var logs qmptest.Buffer
+	c := qmp.NewClient(qmp.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err := c.Connect(testContext(t), s.Addr); err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +255,7 @@ func TestFaultForeignIDs(t *testing.T) {
 			<-c.Done()
 		}
 	})
-	var logs syncWriter
+	var logs qmptest.Buffer
 	c := qmp.NewClient(qmp.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err := c.Connect(testContext(t), s.Addr); err != nil {
 		t.Fatal(err)
@@ -348,7 +347,7 @@ func TestFaultEventFlood(t *testing.T) {
 	})
 
 	t.Run("StalledListenerIsBounded", func(t *testing.T) {
-		var logs syncWriter
+		var logs qmptest.Buffer
 		c := connect(t, s.Addr, qmp.WithEventBacklog(1000),
 			qmp.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 		stalled := c.Listen() // never read until the end
@@ -455,8 +454,6 @@ func TestOOB(t *testing.T) {
 }
 
 func TestExecuteFilesNeedUNIX(t *testing.T) {
-	s := fakeServer(t, qmptest.Standard)
-	_ = s
 	c := qmp.NewClient()
 	_, err := c.ExecuteWithFiles(testContext(t), "getfd", nil)
 	var se *protocol.StateError
@@ -472,28 +469,4 @@ func TestArgumentsMustBeAnObject(t *testing.T) {
 	if err == nil || err.Error() != "arguments of echo must encode to a JSON object, not [1]" {
 		t.Fatalf("Execute() = %v", err)
 	}
-}
-
-// syncWriter is an io.Writer safe for the reader goroutine's log records.
-type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.w == nil {
-		s.w = new(bytes.Buffer)
-	}
-	return s.w.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.w == nil {
-		return ""
-	}
-	return s.w.String()
 }

@@ -1,12 +1,10 @@
 package shell
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,25 +22,8 @@ func TestMain(m *testing.M) {
 // "^C" stands for Ctrl-C.
 type scriptEditor struct {
 	lines   []string
-	out     lockedBuffer
+	out     qmptest.Buffer
 	prompts []string
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func (e *scriptEditor) ReadLine() (string, error) {
@@ -75,7 +56,7 @@ func runShell(t *testing.T, handler func(*qmptest.Conn), cfg Config, lines ...st
 	}
 	defer c.Disconnect()
 	ed := &scriptEditor{lines: lines}
-	var errBuf lockedBuffer
+	var errBuf qmptest.Buffer
 	cfg.Client, cfg.Editor, cfg.Err = c, ed, &errBuf
 	err = Run(ctx, cfg)
 	return ed.out.String(), errBuf.String(), err

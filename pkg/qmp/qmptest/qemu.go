@@ -233,7 +233,7 @@ func probe(path string) error {
 
 type process struct {
 	cmd      *exec.Cmd
-	out      *syncBuffer
+	out      *Buffer
 	stopOnce sync.Once
 }
 
@@ -242,7 +242,7 @@ type process struct {
 // no zombie outlives it and no output-copying goroutine trips goleak.
 func start(t testing.TB, bin string, args []string, extra *os.File) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), out: new(syncBuffer)}
+	p := &process{cmd: exec.Command(bin, args...), out: new(Buffer)}
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
 	if extra != nil {
@@ -270,26 +270,30 @@ func (p *process) stop() {
 	})
 }
 
-// syncBuffer collects QEMU's output. os/exec copies it in a goroutine,
-// which may still be writing while a failing test reads it.
-type syncBuffer struct {
+// Buffer is a bytes.Buffer safe for concurrent use: for output written by
+// one goroutine (QEMU's output copied by os/exec, a client's log records,
+// a shell's results) while a test reads it. The zero value is ready.
+type Buffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+// String returns what was written so far.
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
 
-func (b *syncBuffer) Len() int {
+// Len returns how many bytes were written so far.
+func (b *Buffer) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Len()
