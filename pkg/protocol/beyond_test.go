@@ -113,6 +113,9 @@ func TestReaderErrors(t *testing.T) {
 			if !tc.check(cause) {
 				t.Errorf("Ended cause = %v", cause)
 			}
+			if err := p.Err(); err != cause {
+				t.Errorf("Err() = %v, want the cause %v", err, cause)
+			}
 			// The bottom half leaves the protocol DISCONNECTING until
 			// Disconnect collects the error.
 			for _, want := range []Runstate{Connecting, Running, Disconnecting} {

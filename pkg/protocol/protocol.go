@@ -84,6 +84,7 @@ type Protocol struct {
 	sess        *session           // the session being run or torn down
 	stopConnect context.CancelFunc // set while Connecting
 	connectDone chan struct{}      // closed when a connect attempt leaves Connecting
+	endErr      error              // why the last session ended
 
 	live atomic.Pointer[session] // the Running session, for a lock-free Send
 
@@ -132,6 +133,14 @@ func (p *Protocol) Runstate() Runstate {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.state
+}
+
+// Err returns why the last session ended: nil while it runs, when
+// Disconnect ended it, or before the first one.
+func (p *Protocol) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.endErr
 }
 
 // Watch returns a Watcher that sees every transition from now on.
@@ -245,6 +254,7 @@ func (p *Protocol) start(parent context.Context, open func(context.Context) (net
 		return p.ctxErr(parent)
 	}
 	p.sess = s
+	p.endErr = nil
 	p.stopConnect, p.connectDone = nil, nil
 	p.setState(Running)
 	p.live.Store(s)
@@ -519,6 +529,13 @@ func (s *session) end(cause error) {
 		close(s.done)
 		s.conn.Close()
 		p := s.p
+		// The cause is recorded before Send can fail for this session's
+		// end, so whoever sees that failure can ask Err why.
+		p.mu.Lock()
+		if p.sess == s {
+			p.endErr = cause
+		}
+		p.mu.Unlock()
 		p.live.CompareAndSwap(s, nil)
 		p.mu.Lock()
 		if p.sess == s && p.state == Running {

@@ -87,7 +87,6 @@ type Client struct {
 	pending  map[uint64]chan result // by id; a nil channel marks a cancelled call
 	greeting *Greeting
 	oob      bool
-	endCause error // why the last session ended
 
 	listeners atomic.Pointer[[]*Listener] // copy-on-write, read by the reader
 	listenMu  sync.Mutex
@@ -159,11 +158,7 @@ func (c *Client) String() string { return c.proto.String() }
 
 // Err returns why the last session ended: nil while it runs, after a
 // Disconnect call ended it, or before the first one.
-func (c *Client) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.endCause
-}
+func (c *Client) Err() error { return c.proto.Err() }
 
 // Greeting returns the greeting of the current (or last) session, nil
 // before the first one or when the greeting was skipped.
@@ -475,7 +470,6 @@ func (c *Client) route(r *reply) error {
 func (c *Client) ended(cause error) {
 	err := &DisconnectedError{Cause: cause}
 	c.mu.Lock()
-	c.endCause = cause
 	pending := c.pending
 	c.pending = make(map[uint64]chan result)
 	c.mu.Unlock()
@@ -547,7 +541,7 @@ func parseGreeting(msg []byte) (*Greeting, error) {
 func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 	defer c.handOn() // events that came with the negotiation
 	c.mu.Lock()
-	c.greeting, c.oob, c.endCause = nil, false, nil
+	c.greeting, c.oob = nil, false
 	c.mu.Unlock()
 	if !c.cfg.awaitGreet {
 		return nil
