@@ -76,24 +76,34 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 	if err := client.Connect(ctx, addr); err != nil {
 		return connectionError(addr, err)
 	}
-	ret, err := runOne(ctx, client, cmd)
+	ret, err := cmd.run(ctx, client)
 	// The command's outcome is what counts: after a successful quit, QEMU
 	// hanging up is no error.
 	client.Disconnect()
-	if err != nil {
-		var ee *qmp.ExecuteError
-		if errors.As(err, &ee) {
-			return err
-		}
+	var ee *qmp.ExecuteError
+	var xe *ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee), errors.As(err, &xe):
+		return err
+	default:
 		return connectionError(addr, err)
 	}
 	opts.IO.Out.Write(opts.format().JSON(ret))
 	return nil
 }
 
+// execCommand is exec's command: raw JSON, or a name and its key=value
+// arguments, typed once connected.
+type execCommand struct {
+	raw  *shell.Command
+	name string
+	args []shell.KeyValue
+}
+
 // parseExecArgs turns exec's arguments into a command, with the shell's
 // syntax: COMMAND key=value ..., or one raw JSON object.
-func parseExecArgs(args []string) (*shell.Command, error) {
+func parseExecArgs(args []string) (*execCommand, error) {
 	if strings.HasPrefix(strings.TrimSpace(args[0]), "{") {
 		if len(args) > 1 {
 			return nil, syntaxError(fmt.Errorf("a raw JSON message must be the only argument, got %d more", len(args)-1))
@@ -102,16 +112,56 @@ func parseExecArgs(args []string) (*shell.Command, error) {
 		if err != nil {
 			return nil, syntaxError(err)
 		}
-		return cmd, nil
+		return &execCommand{raw: cmd}, nil
 	}
 	if strings.Contains(args[0], "=") || strings.TrimSpace(args[0]) == "" {
 		return nil, syntaxError(fmt.Errorf("expected a command name first, got %q", args[0]))
 	}
-	kv, err := shell.ParseArgs(args[1:])
+	// Guessing finds every malformed word and value, before connecting;
+	// the schema, if it is needed, only types the values differently.
+	if _, err := shell.ParseArgs(args[1:]); err != nil {
+		return nil, syntaxError(err)
+	}
+	kvs, err := shell.SplitArgs(args[1:])
 	if err != nil {
 		return nil, syntaxError(err)
 	}
-	return &shell.Command{Name: args[0], Args: kv}, nil
+	return &execCommand{name: args[0], args: kvs}, nil
+}
+
+// run runs the command and returns its "return" value. The schema is
+// fetched only when it is needed, to keep one-shot latency low: before
+// sending when a value's type is ambiguous (id=123 is a string or an
+// integer depending on the argument), and after an error reply, to
+// explain it.
+func (c *execCommand) run(ctx context.Context, client *qmp.Client) (json.RawMessage, error) {
+	if c.raw != nil {
+		return runOne(ctx, client, c.raw)
+	}
+	var schema *shell.Schema
+	fetched := false
+	fetch := func() {
+		fetched = true
+		schema, _ = shell.FetchSchema(ctx, func(ctx context.Context, cmd string) (json.RawMessage, error) {
+			return client.Execute(ctx, cmd, nil)
+		})
+	}
+	if shell.NeedsSchema(c.args) {
+		fetch()
+	}
+	args, err := schema.CommandArgs(c.name, c.args)
+	if err != nil {
+		return nil, syntaxError(err)
+	}
+	ret, err := runOne(ctx, client, &shell.Command{Name: c.name, Args: args})
+	var ee *qmp.ExecuteError
+	if errors.As(err, &ee) {
+		if !fetched {
+			fetch()
+		}
+		err = schema.Explain(c.name, c.args, err)
+	}
+	return ret, err
 }
 
 // syntaxError is a usage error in the QMP command, not in qmpsh's flags.

@@ -95,6 +95,39 @@ func TestPty(t *testing.T) {
 		s.expectExit(0)
 	})
 
+	t.Run("TabCompletesFromSchema", func(t *testing.T) {
+		sock := qmptest.StartQEMU(t)
+		s := ptyStart(t, bin, "connect", "--color", "never", sock)
+		s.expectPrompt(``, "(QEMU) ", "")
+		// Each Tab has one candidate, from QEMU's schema: the command,
+		// an argument, an enum value, a union branch's member, a
+		// nested member.
+		steps := []struct{ typed, line string }{
+			{"blockdev-ad\t", "blockdev-add"},
+			{" dri\t", "blockdev-add driver="},
+			{"null-c\t", "blockdev-add driver=null-co"},
+			{" read-z\t", "blockdev-add driver=null-co read-zeroes="},
+			{"on node-na\t", "blockdev-add driver=null-co read-zeroes=on node-name="},
+			{"n0 detect-z\t", "blockdev-add driver=null-co read-zeroes=on node-name=n0 detect-zeroes="},
+			{"unm\t", "blockdev-add driver=null-co read-zeroes=on node-name=n0 detect-zeroes=unmap"},
+			{" discard=un\t", "blockdev-add driver=null-co read-zeroes=on node-name=n0 detect-zeroes=unmap discard=unmap"},
+			{" cache.dir\t", "blockdev-add driver=null-co read-zeroes=on node-name=n0 detect-zeroes=unmap discard=unmap cache.direct="},
+		}
+		for _, st := range steps {
+			s.send(st.typed)
+			s.expectPrompt(``, "(QEMU) ", st.line)
+		}
+		// on and off are typed by the schema as booleans for QEMU.
+		s.send("off\r")
+		s.expect(`cache.direct=off\r\n` + ptyControls + `\{ \}\r\n`)
+		s.expectPrompt(``, "(QEMU) ", "")
+		s.send("query-named-block-nodes flat=on\r")
+		s.expect(`"node-name": "n0"`)
+		s.expectPrompt(``, "(QEMU) ", "")
+		s.send("quit\r")
+		s.expectExit(0)
+	})
+
 	t.Run("CtrlCAbandonsTheLine", func(t *testing.T) {
 		sock := qmptest.StartQEMU(t)
 		s := ptyStart(t, bin, "connect", "--color", "never", sock)
@@ -112,11 +145,12 @@ func TestPty(t *testing.T) {
 		s.expectPrompt(``, "(QEMU) ", "")
 
 		// Ctrl-C inside a transaction abandons the whole transaction:
-		// its stop is never sent.
+		// it is never sent (had it been, its abort action would have
+		// failed it, with an error printed before the next result).
 		s.send("transaction(\r")
 		s.expectPrompt(``, "transaction> ", "")
-		s.send("stop\r")
-		s.expectPrompt(`transaction> stop\r\n`, "transaction> ", "")
+		s.send("abort\r")
+		s.expectPrompt(`transaction> abort\r\n`, "transaction> ", "")
 		s.send("\x03")
 		s.expectPrompt(`transaction> \^C\r\n`+ptyControls+`transaction abandoned\r\n`, "(QEMU) ", "")
 		s.send("query-status\r")

@@ -46,8 +46,9 @@ func Main(args []string, ios *IOStreams) int {
 	}
 	var ee *qmp.ExecuteError
 	if errors.As(err, &ee) {
-		// "Class: Desc", as QEMU users know it from qmp-shell.
-		fmt.Fprintln(ios.ErrOut, ee.Error())
+		// "Class: Desc", as QEMU users know it from qmp-shell, with
+		// the schema's hint when there is one.
+		fmt.Fprintln(ios.ErrOut, err.Error())
 	} else if !errors.Is(err, shell.ErrCommandFailed) {
 		fmt.Fprintln(ios.ErrOut, "qmpsh: "+err.Error())
 	}
@@ -94,6 +95,7 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 	root.MarkFlagsMutuallyExclusive("pretty", "compact")
 
 	root.AddCommand(newExecCmd(opts), newConnectCmd(opts), newAcceptCmd(opts))
+	root.AddCommand(newSchemaCmd(opts))
 	return root
 }
 

@@ -135,7 +135,7 @@ func (sh *shell) setPrompt() {
 // handle runs one line; it returns true when the shell should exit.
 func (sh *shell) handle(ctx context.Context, line string) bool {
 	if sh.tx != nil {
-		done, err := sh.tx.Add(line)
+		done, err := sh.tx.AddTyped(line, sh.completer().Schema())
 		if err != nil {
 			sh.fail(err)
 			return false
@@ -144,7 +144,7 @@ func (sh *shell) handle(ctx context.Context, line string) bool {
 			cmd := sh.tx.Command()
 			sh.tx = nil
 			sh.setPrompt()
-			sh.run(ctx, cmd)
+			sh.run(ctx, cmd, "")
 		}
 		return false
 	}
@@ -174,15 +174,40 @@ func (sh *shell) handle(ctx context.Context, line string) bool {
 		sh.setPrompt()
 		return sh.handle(ctx, line)
 	}
-	cmd, err := ParseLine(line)
+	cmd, err := sh.parse(line)
 	if err != nil {
 		sh.fail(err)
 		return false
 	}
 	if cmd != nil {
-		sh.run(ctx, cmd)
+		sh.run(ctx, cmd, line)
 	}
 	return false
+}
+
+// parse turns a line into a command typed and checked by the server's
+// schema (fetched on the first command that needs it): a line the schema
+// rejects is an error and nothing is sent. Raw JSON is not checked, and a
+// command the schema does not know is sent with guessed values, for the
+// server to say whether it exists.
+func (sh *shell) parse(line string) (*Command, error) {
+	trimmed := strings.TrimSpace(line)
+	if trimmed == "" || trimmed[0] == '#' || trimmed[0] == '{' {
+		return ParseLine(line)
+	}
+	s := sh.completer().Schema()
+	if StartsTransaction(trimmed) {
+		return s.ParseLine(line)
+	}
+	name, kvs, err := SplitLine(line)
+	if err != nil {
+		return nil, err
+	}
+	args, err := s.CommandArgs(name, kvs)
+	if err != nil {
+		return nil, err
+	}
+	return &Command{Name: name, Args: args}, nil
 }
 
 const helpText = `Type a QMP command as  command-name key=value ...  (qmp-shell syntax):
@@ -235,7 +260,9 @@ func (sh *shell) callContext(ctx context.Context) (context.Context, context.Canc
 	return context.WithCancel(ctx)
 }
 
-func (sh *shell) run(ctx context.Context, cmd *Command) {
+// run runs cmd, typed as line ("" when there is no line to explain an
+// error reply with).
+func (sh *shell) run(ctx context.Context, cmd *Command, line string) {
 	if sh.lost != nil && !sh.connected() {
 		sh.refuse()
 		return
@@ -257,6 +284,11 @@ func (sh *shell) run(ctx context.Context, cmd *Command) {
 		sh.flushEvents()
 		sh.notice("interrupted: stopped waiting for the reply")
 		return
+	}
+	if err != nil && cmd.Raw == nil && line != "" {
+		if name, kvs, serr := SplitLine(line); serr == nil {
+			err = sh.completer().Schema().Explain(name, kvs, err)
+		}
 	}
 	sh.report(ret, err, false)
 }

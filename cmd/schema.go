@@ -1,0 +1,118 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qmpsh/qmpsh/pkg/qmp"
+	"github.com/qmpsh/qmpsh/pkg/shell"
+)
+
+// SchemaOptions are the inputs of qmpsh schema.
+type SchemaOptions struct {
+	*GlobalOptions
+	Socket string
+	Name   string // a command or event; "" lists them
+	JSON   bool
+}
+
+func newSchemaCmd(g *GlobalOptions) *cobra.Command {
+	opts := &SchemaOptions{GlobalOptions: g}
+	c := &cobra.Command{
+		Use:   "schema [-s ADDR] [NAME] [--json]",
+		Short: "Show a command's or an event's arguments, or list them all",
+		Long: `Ask QEMU for its schema (query-qmp-schema) and show what NAME, a command
+or an event, takes: its arguments with their types, which are optional,
+enum values, nested members, and what a command returns. The shell's
+help NAME shows the same. Without NAME, list the commands and events.
+
+With --json, print the schema entries themselves: NAME's entry followed
+by every type it refers to, or {"commands": [...], "events": [...]}.
+
+A NAME that is neither a command nor an event of this QEMU exits with
+status 1, suggesting the closest name.
+
+` + exitStatusHelp,
+		Example: `  qmpsh schema -s /tmp/qmp.sock blockdev-add
+  qmpsh schema -s /tmp/qmp.sock --json query-status | jq .
+  qmpsh schema -s /tmp/qmp.sock | grep query-`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageErrorf("schema takes one NAME, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.Name = args[0]
+			}
+			return schemaRun(c.Context(), opts)
+		},
+	}
+	c.Flags().StringVarP(&opts.Socket, "socket", "s", "", "QMP server `ADDR` (default $QMP_SOCKET)")
+	c.Flags().BoolVar(&opts.JSON, "json", false, "print the schema entries as JSON")
+	return c
+}
+
+func schemaRun(ctx context.Context, opts *SchemaOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := opts.check(); err != nil {
+		return err
+	}
+	addr, err := address(opts.Socket)
+	if err != nil {
+		return err
+	}
+	client, closeLog, err := opts.newClient(opts.IO.ErrOut)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	if err := client.Connect(ctx, addr); err != nil {
+		return connectionError(addr, err)
+	}
+	s, err := shell.FetchSchema(ctx, func(ctx context.Context, cmd string) (json.RawMessage, error) {
+		return client.Execute(ctx, cmd, nil)
+	})
+	client.Disconnect()
+	if err != nil {
+		var ee *qmp.ExecuteError
+		if errors.As(err, &ee) {
+			return err
+		}
+		return connectionError(addr, err)
+	}
+
+	out := opts.IO.Out
+	switch {
+	case opts.Name == "" && opts.JSON:
+		out.Write(opts.format().JSON(s.ListJSON()))
+	case opts.Name == "":
+		io.WriteString(out, s.List())
+	case opts.JSON:
+		b, err := s.HelpJSON(opts.Name)
+		if err != nil {
+			return &ExitError{Code: ExitQMPError, Err: err}
+		}
+		out.Write(opts.format().JSON(b))
+	default:
+		text, err := s.Help(opts.Name)
+		if err != nil {
+			return &ExitError{Code: ExitQMPError, Err: err}
+		}
+		if !strings.HasSuffix(text, "\n") {
+			text += "\n"
+		}
+		io.WriteString(out, text)
+	}
+	return nil
+}

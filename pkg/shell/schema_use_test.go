@@ -1,0 +1,111 @@
+package shell
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/qmpsh/qmpsh/pkg/qmp"
+)
+
+func TestNeedsSchema(t *testing.T) {
+	cases := []struct {
+		value string
+		needs bool
+	}{
+		{"/machine", false},
+		{"node0", false},
+		{"null-co", false},
+		{"", false},
+		{"maybe", false},
+		{"a b", false},
+		{"123", true},   // a string or an integer
+		{"-1", true},    // likewise
+		{"0x10", true},  // a string, or 16
+		{"1G", true},    // a string, or a size
+		{"1.5", true},   // a string, or a number
+		{"true", true},  // a string, or a boolean
+		{"on", true},    // a string, or a boolean
+		{"NO", true},    // likewise
+		{"null", true},  // a string, or null
+		{"[1]", true},   // JSON, or a string
+		{"{}", true},    // likewise
+		{"{bad", true},  // malformed JSON: let the schema decide
+		{"1e3", true},   // a number
+		{"0b101", true}, // binary
+	}
+	for _, c := range cases {
+		args := []KeyValue{{Key: "path", Value: "/machine"}, {Key: "k", Value: c.value}}
+		if got := NeedsSchema(args); got != c.needs {
+			t.Errorf("NeedsSchema(k=%q) = %v, want %v", c.value, got, c.needs)
+		}
+	}
+	if NeedsSchema(nil) {
+		t.Error("NeedsSchema(nil) = true")
+	}
+}
+
+func TestSchemaCommandArgs(t *testing.T) {
+	s := testSchema(t)
+	// A known command is typed and checked.
+	args, err := s.CommandArgs("object-add", []KeyValue{{"qom-type", "secret"}, {"id", "s0"}, {"data", "123"}})
+	if err != nil || args["data"] != "123" {
+		t.Fatalf("object-add: %v, %v", args, err)
+	}
+	_, err = s.CommandArgs("blockdev-add", []KeyValue{{"driver", "null-co"}, {"nodename", "n0"}})
+	var ve *ValidationError
+	if !errors.As(err, &ve) || ve.Arg != "nodename" || ve.Suggestion != "node-name" {
+		t.Fatalf("blockdev-add nodename=: %v", err)
+	}
+	// An unknown command is guessed, for the server to answer.
+	args, err = s.CommandArgs("x-future-command", []KeyValue{{"n", "123"}})
+	if err != nil || args["n"] != int64(123) {
+		t.Fatalf("unknown command: %v, %v", args, err)
+	}
+	// Without a schema, guessing.
+	var none *Schema
+	args, err = none.CommandArgs("object-add", []KeyValue{{"data", "123"}})
+	if err != nil || args["data"] != int64(123) {
+		t.Fatalf("nil schema: %v, %v", args, err)
+	}
+}
+
+func TestSchemaExplain(t *testing.T) {
+	s := testSchema(t)
+	notFound := &qmp.ExecuteError{Class: "CommandNotFound", Desc: "The command qom-lsit has not been found"}
+	generic := &qmp.ExecuteError{Class: "GenericError", Desc: "Parameter 'nodename' is unexpected"}
+	cases := []struct {
+		name string
+		args []KeyValue
+		err  error
+		want string
+	}{
+		{"qom-lsit", nil, notFound, `CommandNotFound: The command qom-lsit has not been found (did you mean "qom-list"?)`},
+		{"zzzzzzzz", nil, notFound, `CommandNotFound: The command qom-lsit has not been found`},
+		{"blockdev-add", []KeyValue{{"driver", "null-co"}, {"nodename", "n0"}}, generic,
+			`GenericError: Parameter 'nodename' is unexpected (unknown argument "nodename"; did you mean "node-name"?)`},
+		{"object-add", []KeyValue{{"qom-type", "secret"}}, generic,
+			`GenericError: Parameter 'nodename' is unexpected (argument "id" is missing)`},
+		// The schema sees nothing wrong: QEMU's error alone.
+		{"blockdev-add", []KeyValue{{"driver", "null-co"}, {"node-name", "n0"}}, generic,
+			`GenericError: Parameter 'nodename' is unexpected`},
+	}
+	for _, c := range cases {
+		got := s.Explain(c.name, c.args, c.err)
+		if got.Error() != c.want {
+			t.Errorf("Explain(%s) = %q, want %q", c.name, got, c.want)
+		}
+		var ee *qmp.ExecuteError
+		if !errors.As(got, &ee) {
+			t.Errorf("Explain(%s) lost the reply: %T", c.name, got)
+		}
+	}
+	// Not an error reply, or no schema: unchanged.
+	lost := errors.New("connection lost")
+	if got := s.Explain("qom-lsit", nil, lost); got != lost {
+		t.Errorf("Explain(non-reply) = %v", got)
+	}
+	var none *Schema
+	if got := none.Explain("qom-lsit", nil, notFound); got != error(notFound) {
+		t.Errorf("nil schema Explain = %v", got)
+	}
+}
