@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/shell"
 )
@@ -16,24 +18,43 @@ import (
 // ExecOptions are the inputs of qmpsh exec.
 type ExecOptions struct {
 	*GlobalOptions
-	Socket string
-	Args   []string // COMMAND [key=value ...], or one raw JSON message
+	Sockets     []string // -s, repeatable, globs allowed
+	Args        []string // COMMAND [key=value ...], or one raw JSON message
+	WaitEvent   string
+	WaitTimeout time.Duration // 0: --timeout's
+	Parallel    int
 }
 
 func newExecCmd(g *GlobalOptions) *cobra.Command {
 	opts := &ExecOptions{GlobalOptions: g}
 	c := &cobra.Command{
-		Use:   "exec [-s ADDR] COMMAND [key=value ...] | exec [-s ADDR] JSON",
+		Use:   "exec [-s ADDR]... [--wait-event NAME] COMMAND [key=value ...] | exec [-s ADDR]... JSON",
 		Short: "Run one QMP command and print its result as JSON",
 		Long: `Connect, negotiate, run one command, print its "return" value as JSON on
 stdout, and exit. Arguments use the shell's syntax (key=value, dotted keys,
-JSON values); a single argument starting with { is sent as a raw QMP
-message. An error reply prints "Class: description" on stderr.
+JSON values), typed by QEMU's schema when a value is ambiguous; a single
+argument starting with { is sent as a raw QMP message. An error reply
+prints "Class: description" on stderr.
+
+With --wait-event NAME, exec listens for the event before sending the
+command (so an event QEMU emits at once is not missed), prints the return
+value, then waits for the event and prints it as QEMU sent it (JSON with
+"event", "data" and "timestamp"). --wait-timeout bounds the wait (default:
+--timeout); running out is exit status 4.
+
+Give -s more than once, or a glob ('/run/vms/*.qmp', quoted), to run the
+command on many QMP servers at once (at most --parallel at a time). Each
+target then prints one JSON line, {"target": ADDR, "return": ...} (with
+"event" under --wait-event), or {"target": ADDR, "error": {"class": ...,
+"desc": ...}}, where the class is QEMU's, or ConnectionError, Timeout or
+UsageError. The exit status is the worst of the targets'.
 
 ` + exitStatusHelp,
 		Example: `  qmpsh exec -s /tmp/qmp.sock query-status
   QMP_SOCKET=/tmp/qmp.sock qmpsh exec qom-get path=/machine property=type
-  qmpsh exec -s localhost:4444 '{"execute": "query-version"}'`,
+  qmpsh exec -s localhost:4444 '{"execute": "query-version"}'
+  qmpsh exec -s /tmp/qmp.sock --wait-event SHUTDOWN system_powerdown
+  qmpsh exec -s '/run/vms/*.qmp' query-status | jq -r '[.target, .return.status] | @tsv'`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageErrorf("exec needs a command")
@@ -45,7 +66,11 @@ message. An error reply prints "Class: description" on stderr.
 			return execRun(c.Context(), opts)
 		},
 	}
-	c.Flags().StringVarP(&opts.Socket, "socket", "s", "", "QMP server `ADDR` (default $QMP_SOCKET)")
+	f := c.Flags()
+	f.StringArrayVarP(&opts.Sockets, "socket", "s", nil, "QMP server `ADDR` (default $QMP_SOCKET); repeat it or use a glob for many")
+	f.StringVar(&opts.WaitEvent, "wait-event", "", "after the command, wait for event `NAME` and print it")
+	f.DurationVar(&opts.WaitTimeout, "wait-timeout", 0, "bound the wait for --wait-event (default: --timeout)")
+	f.IntVar(&opts.Parallel, "parallel", DefaultParallel, "with many targets, talk to at most `N` at once")
 	return c
 }
 
@@ -56,7 +81,13 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 	if err := opts.check(); err != nil {
 		return err
 	}
-	addr, err := address(opts.Socket)
+	if opts.WaitTimeout < 0 {
+		return usageErrorf("--wait-timeout must not be negative, not %v", opts.WaitTimeout)
+	}
+	if opts.Parallel < 1 {
+		return usageErrorf("--parallel must be at least 1, not %d", opts.Parallel)
+	}
+	addrs, fanout, err := targets(opts.Sockets)
 	if err != nil {
 		return err
 	}
@@ -65,32 +96,85 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 	if err != nil {
 		return err
 	}
-
-	client, closeLog, err := opts.newClient(opts.IO.ErrOut)
+	if fanout {
+		return fanOut(ctx, opts.IO.Out, addrs, opts.Parallel, func(ctx context.Context, addr string) outcome {
+			var o outcome
+			ret, ev, err := opts.execTarget(ctx, addr, cmd, nil)
+			if err != nil {
+				return failed(err)
+			}
+			o.Return, o.Event = ret, ev
+			return o
+		})
+	}
+	_, ev, err := opts.execTarget(ctx, addrs[0], cmd, func(ret json.RawMessage) {
+		opts.IO.Out.Write(opts.format().JSON(ret))
+	})
 	if err != nil {
 		return err
 	}
-	defer closeLog()
-	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	defer cancel()
-	if err := client.Connect(ctx, addr); err != nil {
-		return connectionError(addr, err)
+	if ev != nil {
+		opts.IO.Out.Write(opts.format().JSON(ev))
 	}
-	ret, err := cmd.run(ctx, client)
-	// The command's outcome is what counts: after a successful quit, QEMU
-	// hanging up is no error.
-	client.Disconnect()
+	return nil
+}
+
+// execTarget runs cmd at addr: connect, negotiate, run, and under
+// --wait-event wait for the event. It returns the command's return value
+// and the event as QEMU sent it. onReturn, if set, is given the return
+// value as soon as it arrives. Errors are ready to report: an error reply,
+// an *ExitError, or an error naming addr.
+func (opts *ExecOptions) execTarget(ctx context.Context, addr string, cmd *execCommand, onReturn func(json.RawMessage)) (ret, event json.RawMessage, err error) {
+	client, closeLog, err := opts.newClient(opts.IO.ErrOut)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer closeLog()
+	cctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	if err := client.Connect(cctx, addr); err != nil {
+		return nil, nil, connectionError(addr, err)
+	}
+	// The command's outcome is what counts: after a successful quit,
+	// QEMU hanging up is no error.
+	defer client.Disconnect()
+
+	var l *qmp.Listener
+	var w *protocol.Watcher
+	if opts.WaitEvent != "" {
+		// Before sending: the event may come before the reply.
+		l = client.Listen(opts.WaitEvent)
+		defer l.Close()
+		w = client.Watch()
+		defer w.Close()
+	}
+	ret, err = cmd.run(cctx, client)
 	var ee *qmp.ExecuteError
 	var xe *ExitError
 	switch {
 	case err == nil:
 	case errors.As(err, &ee), errors.As(err, &xe):
-		return err
+		return nil, nil, err
 	default:
-		return connectionError(addr, err)
+		return nil, nil, connectionError(addr, err)
 	}
-	opts.IO.Out.Write(opts.format().JSON(ret))
-	return nil
+	if onReturn != nil {
+		onReturn(ret)
+	}
+	if l == nil {
+		return ret, nil, nil
+	}
+	wait := opts.WaitTimeout
+	if wait == 0 {
+		wait = opts.Timeout
+	}
+	wctx, wcancel := context.WithTimeout(ctx, wait)
+	defer wcancel()
+	ev, err := waitEvent(wctx, client, l, w)
+	if err != nil {
+		return ret, nil, connectionError(addr, err)
+	}
+	return ret, ev.Raw, nil
 }
 
 // execCommand is exec's command: raw JSON, or a name and its key=value

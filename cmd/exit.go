@@ -33,6 +33,8 @@ type ExitError struct {
 	// Syntax marks a usage error in the QMP command line rather than in
 	// qmpsh's own flags: no pointer to --help follows it.
 	Syntax bool
+	// quiet: the failure was reported already (fan-out's JSON lines).
+	quiet bool
 }
 
 func (e *ExitError) Error() string { return e.Err.Error() }

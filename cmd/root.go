@@ -45,6 +45,10 @@ func Main(args []string, ios *IOStreams) int {
 		return ExitOK
 	}
 	var ee *qmp.ExecuteError
+	var xe *ExitError
+	if errors.As(err, &xe) && xe.quiet {
+		return xe.Code
+	}
 	if errors.As(err, &ee) {
 		// "Class: Desc", as QEMU users know it from qmp-shell, with
 		// the schema's hint when there is one.
@@ -53,7 +57,6 @@ func Main(args []string, ios *IOStreams) int {
 		fmt.Fprintln(ios.ErrOut, "qmpsh: "+err.Error())
 	}
 	code := exitCode(err)
-	var xe *ExitError
 	if code == ExitUsage && !(errors.As(err, &xe) && xe.Syntax) {
 		fmt.Fprintln(ios.ErrOut, "Run 'qmpsh --help' for usage.")
 	}
@@ -95,7 +98,7 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 	root.MarkFlagsMutuallyExclusive("pretty", "compact")
 
 	root.AddCommand(newExecCmd(opts), newConnectCmd(opts), newAcceptCmd(opts))
-	root.AddCommand(newSchemaCmd(opts))
+	root.AddCommand(newSchemaCmd(opts), newEventsCmd(opts))
 	return root
 }
 

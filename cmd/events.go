@@ -1,0 +1,195 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qmpsh/qmpsh/pkg/qmp"
+)
+
+// EventsOptions are the inputs of qmpsh events.
+type EventsOptions struct {
+	*GlobalOptions
+	Sockets  []string
+	Names    []string
+	Count    int
+	Parallel int
+	bounded  bool // --timeout was given: it bounds the whole run
+}
+
+func newEventsCmd(g *GlobalOptions) *cobra.Command {
+	opts := &EventsOptions{GlobalOptions: g}
+	c := &cobra.Command{
+		Use:   "events [-s ADDR]... [--name NAME]... [--count N] [--timeout D]",
+		Short: "Print QEMU's events as JSON lines",
+		Long: `Connect and print each event as one compact JSON line, as QEMU sent it
+("event", "data", "timestamp"), flushed line by line, for jq and log
+shippers. --name keeps only the events named (repeat it for several).
+
+Without --count or --timeout, events are printed until the connection
+ends (exit status 3) or qmpsh is interrupted. --count N exits 0 after N
+events; --timeout bounds the whole run (connecting and waiting) and
+running out is exit status 4.
+
+With -s more than once or a glob, events from every target are printed
+as they come, each line with "target" added; --count applies to each
+target, and a target that cannot be reached prints an error line,
+{"target": ADDR, "error": {...}}. The exit status is the worst of the
+targets'.
+
+` + exitStatusHelp,
+		Example: `  qmpsh events -s /tmp/qmp.sock
+  qmpsh events -s /tmp/qmp.sock --name STOP --name RESUME --count 2
+  qmpsh events -s '/run/vms/*.qmp' --name SHUTDOWN | jq -r .target`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("events takes no arguments, got %q (use -s for the address)", args[0])
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.bounded = c.Flags().Changed("timeout")
+			return eventsRun(c.Context(), opts)
+		},
+	}
+	f := c.Flags()
+	f.StringArrayVarP(&opts.Sockets, "socket", "s", nil, "QMP server `ADDR` (default $QMP_SOCKET); repeat it or use a glob for many")
+	f.StringArrayVar(&opts.Names, "name", nil, "print only events named `NAME` (repeatable)")
+	f.IntVar(&opts.Count, "count", 0, "exit after `N` events (per target)")
+	f.IntVar(&opts.Parallel, "parallel", DefaultParallel, "with many targets, connect to at most `N` at once")
+	return c
+}
+
+func eventsRun(ctx context.Context, opts *EventsOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := opts.check(); err != nil {
+		return err
+	}
+	if opts.Count < 0 {
+		return usageErrorf("--count must not be negative, not %d", opts.Count)
+	}
+	if opts.Parallel < 1 {
+		return usageErrorf("--parallel must be at least 1, not %d", opts.Parallel)
+	}
+	addrs, fanout, err := targets(opts.Sockets)
+	if err != nil {
+		return err
+	}
+	if opts.bounded {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
+		defer cancel()
+	}
+	var mu sync.Mutex // one line at a time on stdout
+	print := func(line []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		opts.IO.Out.Write(line)
+	}
+	if !fanout {
+		return opts.stream(ctx, addrs[0], func(ev qmp.Event) {
+			print(append(compactJSON(ev.Raw), '\n'))
+		})
+	}
+	// A streaming target prints its events as they come, so its outcome
+	// line is only for failures; a target that got its --count prints
+	// nothing more. Streaming goroutines must all run at once, so
+	// --parallel bounds connecting, not streaming.
+	connecting := make(chan struct{}, opts.Parallel)
+	var (
+		wg    sync.WaitGroup
+		worst int
+		wmu   sync.Mutex
+	)
+	for _, addr := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			connecting <- struct{}{}
+			err := opts.streamConnected(ctx, addr, func() { <-connecting }, func(ev qmp.Event) {
+				line, _ := json.Marshal(struct {
+					Target string          `json:"target"`
+					Event  json.RawMessage `json:"event"`
+				}{addr, ev.Raw})
+				print(append(line, '\n'))
+			})
+			if err == nil {
+				return
+			}
+			o := failed(err)
+			line, _ := json.Marshal(struct {
+				Target string       `json:"target"`
+				Error  *errorObject `json:"error"`
+			}{addr, o.Error})
+			print(append(line, '\n'))
+			wmu.Lock()
+			worst = max(worst, o.code)
+			wmu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if worst != ExitOK {
+		return &ExitError{Code: worst, Err: errFannedOut, quiet: true}
+	}
+	return nil
+}
+
+// compactJSON is QEMU's line without its insignificant spaces.
+func compactJSON(raw []byte) []byte {
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return raw
+	}
+	return b.Bytes()
+}
+
+func (opts *EventsOptions) stream(ctx context.Context, addr string, emit func(qmp.Event)) error {
+	return opts.streamConnected(ctx, addr, func() {}, emit)
+}
+
+// streamConnected connects to addr, calls connected once the connection
+// is up or has failed, and emits events until --count, the context's end
+// or the connection's.
+func (opts *EventsOptions) streamConnected(ctx context.Context, addr string, connected func(), emit func(qmp.Event)) error {
+	client, closeLog, err := opts.newClient(opts.IO.ErrOut)
+	if err != nil {
+		connected()
+		return err
+	}
+	defer closeLog()
+	// Listening before connecting: no event between negotiation and
+	// the first wait is missed.
+	l := client.Listen(opts.Names...)
+	defer l.Close()
+	w := client.Watch()
+	defer w.Close()
+	cctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	err = client.Connect(cctx, addr)
+	cancel()
+	connected()
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return connectionError(addr, err)
+	}
+	defer client.Disconnect()
+	for n := 0; opts.Count == 0 || n < opts.Count; n++ {
+		ev, err := waitEvent(ctx, client, l, w)
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return nil // interrupted: not a failure
+			}
+			return connectionError(addr, err)
+		}
+		emit(ev)
+	}
+	return nil
+}

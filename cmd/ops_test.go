@@ -1,0 +1,310 @@
+package cmd
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
+)
+
+// startQEMUTwoMonitors starts QEMU with a second QMP monitor, since a
+// monitor serves one client at a time: qmpsh listens on the first while
+// the test acts through the second. Events go to every monitor.
+func startQEMUTwoMonitors(t *testing.T) (first, second string) {
+	t.Helper()
+	dir := ptyShortTempDir(t)
+	second = filepath.Join(dir, "second.sock")
+	first = qmptest.StartQEMU(t,
+		"-chardev", "socket,id=second,path="+second+",server=on,wait=off",
+		"-mon", "chardev=second,mode=control")
+	return first, second
+}
+
+// negotiated is a writer for -v output that sends on ready each time a
+// connection of qmpsh's has finished capabilities negotiation, and so
+// listens for events.
+type negotiated struct {
+	mu    sync.Mutex
+	buf   strings.Builder
+	seen  int
+	ready chan struct{}
+}
+
+func newNegotiated() *negotiated { return &negotiated{ready: make(chan struct{}, 64)} }
+
+func (n *negotiated) Write(p []byte) (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.buf.Write(p)
+	for c := strings.Count(n.buf.String(), `"id": "qmpsh-negotiate"}`); n.seen < c; n.seen++ {
+		n.ready <- struct{}{}
+	}
+	return len(p), nil
+}
+
+func (n *negotiated) String() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.buf.String()
+}
+
+// start runs qmpsh in the background with -v output to n; the returned
+// channel gives the exit status.
+func (n *negotiated) start(t *testing.T, out *qmptest.Buffer, args ...string) <-chan int {
+	t.Helper()
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(append([]string{"-v"}, args...), &IOStreams{In: strings.NewReader(""), Out: out, ErrOut: n})
+	}()
+	return done
+}
+
+func TestExecWaitEvent(t *testing.T) {
+	sock := qmptest.StartQEMU(t)
+
+	t.Run("EventBeforeReplyIsCaught", func(t *testing.T) {
+		// QEMU sends STOP before stop's reply: exec listens before
+		// sending, so it cannot miss it.
+		r := run(t, "", "exec", "-s", sock, "--wait-event", "STOP", "stop")
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		if r.code != ExitOK || len(lines) != 2 || lines[0] != "{}" ||
+			!strings.HasPrefix(lines[1], `{"timestamp":{"seconds":`) || !strings.Contains(lines[1], `"event":"STOP"`) {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+		run(t, "", "exec", "-s", sock, "--wait-event", "RESUME", "cont").mustExit(t, ExitOK)
+	})
+	t.Run("TimeoutIsStatus4", func(t *testing.T) {
+		r := run(t, "", "exec", "-s", sock, "--wait-event", "STOP", "--wait-timeout", "50ms", "query-status")
+		if r.code != ExitTimeout || !strings.Contains(r.stdout, `"status":"running"`) ||
+			r.stderr != "qmpsh: "+sock+": timed out: waiting for events: context deadline exceeded\n" {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
+	t.Run("QuitThenShutdown", func(t *testing.T) {
+		// A fake server, as QEMU would exit: quit emits SHUTDOWN and
+		// hangs up; the event that came before the hang-up counts.
+		s := qmptest.NewServer(qmptest.Standard)
+		defer s.Close()
+		r := run(t, "", "exec", "-s", s.Addr, "--wait-event", "SHUTDOWN", "quit")
+		if r.code != ExitOK || !strings.Contains(r.stdout, `"event":"SHUTDOWN"`) {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
+	t.Run("ConnectionLostIsStatus3", func(t *testing.T) {
+		s := qmptest.NewServer(func(c *qmptest.Conn) {
+			c.Greet()
+			for range 2 {
+				req, err := c.ReadRequest()
+				if err != nil {
+					return
+				}
+				c.Reply(req.ID, map[string]any{})
+			}
+			c.Close()
+		})
+		defer s.Close()
+		r := run(t, "", "exec", "-s", s.Addr, "--wait-event", "STOP", "query-status")
+		if r.code != ExitConnection || r.stdout != "{}\n" ||
+			r.stderr != "qmpsh: "+s.Addr+": connection lost while waiting for events: connection closed by peer\n" {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
+}
+
+func (r result) mustExit(t *testing.T, want int) {
+	t.Helper()
+	if r.code != want {
+		t.Fatalf("exit %d, want %d; stdout %q, stderr %q", r.code, want, r.stdout, r.stderr)
+	}
+}
+
+func TestEvents(t *testing.T) {
+	sock, second := startQEMUTwoMonitors(t)
+
+	t.Run("Count", func(t *testing.T) {
+		n := newNegotiated()
+		var out qmptest.Buffer
+		done := n.start(t, &out, "events", "-s", sock, "--count", "2")
+		<-n.ready
+		run(t, "", "exec", "-s", second, "stop").mustExit(t, ExitOK)
+		run(t, "", "exec", "-s", second, "cont").mustExit(t, ExitOK)
+		if code := <-done; code != ExitOK {
+			t.Fatalf("exit %d, stderr %q", code, n.String())
+		}
+		lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+		if len(lines) != 2 || !strings.Contains(lines[0], `"event":"STOP"`) || !strings.Contains(lines[1], `"event":"RESUME"`) {
+			t.Fatalf("stdout %q", out.String())
+		}
+		for _, l := range lines {
+			var ev struct {
+				Event     string
+				Timestamp struct{ Seconds, Microseconds int64 }
+			}
+			if json.Unmarshal([]byte(l), &ev) != nil || ev.Timestamp.Seconds == 0 || strings.Contains(l, " ") {
+				t.Errorf("not a compact event with a timestamp: %q", l)
+			}
+		}
+	})
+	t.Run("Name", func(t *testing.T) {
+		n := newNegotiated()
+		var out qmptest.Buffer
+		done := n.start(t, &out, "events", "-s", sock, "--name", "RESUME", "--count", "1")
+		<-n.ready
+		run(t, "", "exec", "-s", second, "stop").mustExit(t, ExitOK)
+		run(t, "", "exec", "-s", second, "cont").mustExit(t, ExitOK)
+		if code := <-done; code != ExitOK || strings.Count(out.String(), "\n") != 1 || !strings.Contains(out.String(), `"event":"RESUME"`) {
+			t.Fatalf("exit %d, stdout %q", code, out.String())
+		}
+	})
+	t.Run("TimeoutIsStatus4", func(t *testing.T) {
+		r := run(t, "", "events", "-s", sock, "--timeout", "100ms")
+		if r.code != ExitTimeout || r.stdout != "" {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
+	t.Run("ConnectionLostIsStatus3", func(t *testing.T) {
+		s := qmptest.NewServer(func(c *qmptest.Conn) {
+			c.Greet()
+			if req, err := c.ReadRequest(); err == nil {
+				c.Reply(req.ID, map[string]any{})
+				c.Event("STOP", nil)
+				c.Close()
+			}
+		})
+		defer s.Close()
+		r := run(t, "", "events", "-s", s.Addr)
+		if r.code != ExitConnection || !strings.Contains(r.stdout, `"event":"STOP"`) ||
+			r.stderr != "qmpsh: "+s.Addr+": connection lost while waiting for events: connection closed by peer\n" {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
+}
+
+// fanLine is one target's line of fan-out output.
+type fanLine struct {
+	Target string
+	Return json.RawMessage
+	Event  json.RawMessage
+	Error  *struct{ Class, Desc string }
+}
+
+func parseFanLines(t *testing.T, stdout string) map[string]fanLine {
+	t.Helper()
+	got := map[string]fanLine{}
+	for _, l := range strings.Split(strings.TrimSuffix(stdout, "\n"), "\n") {
+		var fl fanLine
+		if err := json.Unmarshal([]byte(l), &fl); err != nil || fl.Target == "" {
+			t.Fatalf("not a target line: %q (%v)", l, err)
+		}
+		if _, dup := got[fl.Target]; dup {
+			t.Fatalf("two lines for %s", fl.Target)
+		}
+		got[fl.Target] = fl
+	}
+	return got
+}
+
+func TestExecFanOut(t *testing.T) {
+	// Two QEMUs and a storage daemon, reached through a glob over
+	// links in one directory, and a socket that is not there.
+	dir := ptyShortTempDir(t)
+	for name, sock := range map[string]string{
+		"a.qmp": qmptest.StartQEMU(t),
+		"b.qmp": qmptest.StartQEMU(t),
+		"c.qmp": qmptest.StartStorageDaemon(t),
+	} {
+		if err := os.Symlink(sock, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	absent := filepath.Join(dir, "gone.sock")
+
+	r := run(t, "", "exec", "-s", filepath.Join(dir, "*.qmp"), "-s", absent, "--parallel", "2", "query-version")
+	got := parseFanLines(t, r.stdout)
+	var targets []string
+	for tg := range got {
+		targets = append(targets, tg)
+	}
+	sort.Strings(targets)
+	want := []string{filepath.Join(dir, "a.qmp"), filepath.Join(dir, "b.qmp"), filepath.Join(dir, "c.qmp"), absent}
+	sort.Strings(want)
+	if strings.Join(targets, " ") != strings.Join(want, " ") {
+		t.Fatalf("targets %v, want %v", targets, want)
+	}
+	for _, tg := range want[:3] {
+		if tg == absent {
+			continue
+		}
+		var v struct{ QEMU struct{ Major int } }
+		if json.Unmarshal(got[tg].Return, &v) != nil || v.QEMU.Major == 0 || got[tg].Error != nil {
+			t.Errorf("%s: %+v", tg, got[tg])
+		}
+	}
+	if e := got[absent].Error; e == nil || e.Class != "ConnectionError" ||
+		e.Desc != "cannot connect to "+absent+": dial unix "+absent+": connect: no such file or directory" {
+		t.Errorf("absent socket's line: %+v", got[absent])
+	}
+	if r.code != ExitConnection || r.stderr != "" {
+		t.Fatalf("exit %d, stderr %q: want 3 and nothing on stderr", r.code, r.stderr)
+	}
+
+	t.Run("WorstStatusAndErrorClass", func(t *testing.T) {
+		// query-status exists in QEMU, not in the storage daemon.
+		r := run(t, "", "exec", "-s", filepath.Join(dir, "*.qmp"), "query-status")
+		got := parseFanLines(t, r.stdout)
+		if e := got[filepath.Join(dir, "c.qmp")].Error; r.code != ExitQMPError || e == nil || e.Class != "CommandNotFound" {
+			t.Fatalf("exit %d, stdout %q", r.code, r.stdout)
+		}
+		if got[filepath.Join(dir, "a.qmp")].Error != nil {
+			t.Errorf("a.qmp failed: %q", r.stdout)
+		}
+	})
+	t.Run("GlobMatchingNothing", func(t *testing.T) {
+		r := run(t, "", "exec", "-s", filepath.Join(dir, "*.nothing"), "query-status")
+		if r.code != ExitUsage || !strings.Contains(r.stderr, "no socket matches") {
+			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+		}
+	})
+	t.Run("WaitEvent", func(t *testing.T) {
+		a, b := filepath.Join(dir, "a.qmp"), filepath.Join(dir, "b.qmp")
+		r := run(t, "", "exec", "-s", a, "-s", b, "--wait-event", "STOP", "stop")
+		got := parseFanLines(t, r.stdout)
+		for _, tg := range []string{a, b} {
+			if string(got[tg].Return) != "{}" || !strings.Contains(string(got[tg].Event), `"event":"STOP"`) {
+				t.Errorf("%s: %+v", tg, got[tg])
+			}
+		}
+		if r.code != ExitOK {
+			t.Fatalf("exit %d", r.code)
+		}
+	})
+}
+
+func TestEventsFanOut(t *testing.T) {
+	a, a2 := startQEMUTwoMonitors(t)
+	b, b2 := startQEMUTwoMonitors(t)
+	absent := filepath.Join(ptyShortTempDir(t), "gone.sock")
+	n := newNegotiated()
+	var out qmptest.Buffer
+	done := n.start(t, &out, "events", "-s", a, "-s", b, "-s", absent, "--count", "1", "--name", "STOP")
+	<-n.ready
+	<-n.ready
+	run(t, "", "exec", "-s", a2, "-s", b2, "stop").mustExit(t, ExitOK)
+	if code := <-done; code != ExitConnection {
+		t.Fatalf("exit %d, want 3; stdout %q", code, out.String())
+	}
+	got := parseFanLines(t, out.String())
+	for _, tg := range []string{a, b} {
+		if !strings.Contains(string(got[tg].Event), `"event":"STOP"`) {
+			t.Errorf("%s: %+v", tg, got[tg])
+		}
+	}
+	if e := got[absent].Error; e == nil || e.Class != "ConnectionError" {
+		t.Errorf("absent: %+v", got[absent])
+	}
+}

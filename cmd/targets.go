@@ -1,0 +1,175 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/qmpsh/qmpsh/pkg/protocol"
+	"github.com/qmpsh/qmpsh/pkg/qmp"
+)
+
+// DefaultParallel bounds how many targets exec and events talk to at
+// once: enough to hide each VM's round trip, few enough to stay far below
+// the open-files limit.
+const DefaultParallel = 32
+
+// targets resolves -s flags (or $QMP_SOCKET) into addresses. Patterns
+// with shell glob characters are expanded against the file system,
+// sorted; a pattern that matches nothing is a usage error. fanout is set
+// when the output must name each target: more than one -s, or a glob.
+func targets(sockets []string) (addrs []string, fanout bool, err error) {
+	if len(sockets) == 0 {
+		addr, err := address("")
+		if err != nil {
+			return nil, false, err
+		}
+		sockets = []string{addr}
+	}
+	fanout = len(sockets) > 1
+	seen := map[string]bool{}
+	add := func(a string) {
+		if !seen[a] {
+			seen[a] = true
+			addrs = append(addrs, a)
+		}
+	}
+	for _, s := range sockets {
+		path, prefixed := strings.CutPrefix(s, "unix:")
+		if strings.HasPrefix(s, "tcp:") || !strings.ContainsAny(path, "*?[") {
+			add(s)
+			continue
+		}
+		fanout = true
+		matches, err := filepath.Glob(path)
+		if err != nil {
+			return nil, false, usageErrorf("-s %s: %v", s, err)
+		}
+		if len(matches) == 0 {
+			return nil, false, usageErrorf("-s %s: no socket matches", s)
+		}
+		for _, m := range matches {
+			if prefixed {
+				m = "unix:" + m
+			}
+			add(m)
+		}
+	}
+	return addrs, fanout, nil
+}
+
+// outcome is what happened at one target: a JSON line's fields beyond
+// "target", and the exit status it maps to.
+type outcome struct {
+	Return json.RawMessage `json:"return,omitempty"`
+	Event  json.RawMessage `json:"event,omitempty"`
+	Error  *errorObject    `json:"error,omitempty"`
+	code   int
+}
+
+// errorObject is a target's failure in a JSON line: QEMU's class and
+// description for an error reply; for qmpsh's own failures a class of
+// ConnectionError, Timeout or UsageError.
+type errorObject struct {
+	Class string `json:"class"`
+	Desc  string `json:"desc"`
+}
+
+func failed(err error) outcome {
+	var ee *qmp.ExecuteError
+	o := outcome{code: exitCode(err), Error: &errorObject{Desc: err.Error()}}
+	switch {
+	case errors.As(err, &ee):
+		o.Error.Class = ee.Class
+	case o.code == ExitTimeout:
+		o.Error.Class = "Timeout"
+	case o.code == ExitUsage:
+		o.Error.Class = "UsageError"
+	default:
+		o.Error.Class = "ConnectionError"
+	}
+	if errors.As(err, &ee) {
+		// The hint, if any, is part of the description.
+		o.Error.Desc = strings.TrimPrefix(err.Error(), ee.Class+": ")
+	}
+	return o
+}
+
+// fanOut runs do for every address, at most parallel at once, and prints
+// one JSON line per target, {"target": ADDR, ...}, as each finishes. The
+// exit status is the worst (highest) of the targets'.
+func fanOut(ctx context.Context, out io.Writer, addrs []string, parallel int, do func(ctx context.Context, addr string) outcome) error {
+	if parallel < 1 {
+		parallel = 1
+	}
+	var (
+		mu    sync.Mutex
+		worst int
+		wg    sync.WaitGroup
+	)
+	sem := make(chan struct{}, parallel)
+	for _, addr := range addrs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			o := do(ctx, addr)
+			line, err := json.Marshal(struct {
+				Target string `json:"target"`
+				outcome
+			}{addr, o})
+			if err != nil { // a RawMessage that is not JSON: a bug
+				line, _ = json.Marshal(map[string]any{"target": addr, "error": errorObject{"InternalError", err.Error()}})
+				o.code = ExitConnection
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			out.Write(append(line, '\n'))
+			worst = max(worst, o.code)
+		}()
+	}
+	wg.Wait()
+	if worst != ExitOK {
+		return &ExitError{Code: worst, Err: errFannedOut, quiet: true}
+	}
+	return nil
+}
+
+// errFannedOut is fan-out's error: each target's is on its own line.
+var errFannedOut = errors.New("some targets failed")
+
+// waitEvent returns the next event from l, or an error when ctx ends
+// (a deadline is a timeout) or the connection is lost first. Events that
+// arrived before the loss are still returned. w must have been made
+// before the events could be lost, with l.
+func waitEvent(ctx context.Context, client *qmp.Client, l *qmp.Listener, w *protocol.Watcher) (qmp.Event, error) {
+	for {
+		if client.Runstate() != protocol.Running && l.Len() == 0 {
+			cause := client.Err()
+			if cause == nil {
+				cause = errors.New("disconnected")
+			}
+			return qmp.Event{}, fmt.Errorf("connection lost while waiting for events: %w", cause)
+		}
+		select {
+		case ev := <-l.Events():
+			return ev, nil
+		case <-w.Changed():
+			// Only the current runstate matters: take the changes.
+			polled, cancel := context.WithCancel(ctx)
+			cancel()
+			for {
+				if _, err := w.Next(polled); err != nil {
+					break
+				}
+			}
+		case <-ctx.Done():
+			return qmp.Event{}, fmt.Errorf("waiting for events: %w", ctx.Err())
+		}
+	}
+}
