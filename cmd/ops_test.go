@@ -308,3 +308,55 @@ func TestEventsFanOut(t *testing.T) {
 		t.Errorf("absent: %+v", got[absent])
 	}
 }
+
+// TestShellSendfd passes real files to QEMU with the sendfd built-in.
+func TestShellSendfd(t *testing.T) {
+	sock := qmptest.StartQEMU(t)
+	file := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(file, []byte("data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("Getfd", func(t *testing.T) {
+		// closefd succeeds only for a name QEMU holds a descriptor for.
+		r := run(t, "sendfd "+file+" fdname=f0\nclosefd fdname=f0\nclosefd fdname=f0\n", "connect", sock)
+		if r.code != ExitQMPError || r.stdout != "{}\n{}\n" ||
+			r.stderr != "GenericError: File descriptor named 'f0' not found\n" {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
+	t.Run("AddFd", func(t *testing.T) {
+		r := run(t, "sendfd '"+file+"' fdset-id=7 opaque=hello mode=ro\nquery-fdsets\n", "connect", sock)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		var added struct {
+			FdsetID int `json:"fdset-id"`
+			Fd      int
+		}
+		var sets []struct {
+			FdsetID int `json:"fdset-id"`
+			Fds     []struct {
+				Fd     int
+				Opaque string
+			}
+		}
+		if r.code != ExitOK || len(lines) != 2 || json.Unmarshal([]byte(lines[0]), &added) != nil ||
+			json.Unmarshal([]byte(lines[1]), &sets) != nil {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+		if added.FdsetID != 7 || len(sets) != 1 || sets[0].FdsetID != 7 || len(sets[0].Fds) != 1 ||
+			sets[0].Fds[0].Fd != added.Fd || sets[0].Fds[0].Opaque != "hello" {
+			t.Fatalf("add-fd returned %+v, query-fdsets %+v", added, sets)
+		}
+	})
+	t.Run("Errors", func(t *testing.T) {
+		missing := filepath.Join(t.TempDir(), "missing")
+		r := run(t, "sendfd "+missing+" fdname=x\nsendfd\nsendfd "+file+" fdname=x fdset-id=1\nsendfd "+file+" mode=rx\nquery-status\n", "connect", sock)
+		want := "sendfd: open " + missing + ": no such file or directory\n" +
+			"sendfd: expected a file, e.g. sendfd /path/to/disk.img fdname=disk0\n" +
+			"sendfd: fdname= (getfd) does not go with fdset-id= or opaque= (add-fd)\n" +
+			"sendfd: mode must be rw, ro or wo, not \"rx\"\n"
+		if r.code != ExitQMPError || r.stderr != want || !strings.Contains(r.stdout, `"running"`) {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
+}

@@ -162,6 +162,9 @@ func (sh *shell) handle(ctx context.Context, line string) bool {
 	case "hmp":
 		sh.hmp(ctx, strings.TrimSpace(rest))
 		return false
+	case "sendfd":
+		sh.sendfd(ctx, rest)
+		return false
 	}
 	if sh.HMP {
 		if trimmed != "" {
@@ -220,6 +223,10 @@ schema; help COMMAND (or EVENT) shows its arguments and return type.
 Built-in commands (not sent to QEMU):
   help [NAME]           this text, or a command's or event's schema
   hmp COMMAND-LINE      run a human monitor command (human-monitor-command)
+  sendfd PATH fdname=NAME [mode=rw|ro|wo]
+                        open a local file and pass it to QEMU with getfd
+  sendfd PATH [fdset-id=N] [opaque=TEXT] [mode=rw|ro|wo]
+                        ... or with add-fd, into fd set N (default: a new one)
   transaction(          start a transaction: one action per line
                         (type key=value ...), then ) to send it
   quit, exit, Ctrl-D    leave the shell; QEMU keeps running
@@ -437,7 +444,7 @@ type Completer struct {
 	schema *Schema // nil when the server answered neither query
 }
 
-var builtins = []string{"exit", "help", "hmp", "quit", "transaction("}
+var builtins = []string{"exit", "help", "hmp", "quit", "sendfd", "transaction("}
 
 // Schema returns the server's schema, fetching it on the first call.
 func (c *Completer) Schema() *Schema {
