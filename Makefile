@@ -26,9 +26,14 @@ test: qemu
 # fake server and QEMU, each beside a raw-socket floor measured in the same
 # run, and prints the client/floor ratios against their targets (see
 # README.md, Performance). BENCHFLAGS passes options to the driver, e.g.
-# BENCHFLAGS='-rounds 5 -benchtime 2s'.
+# BENCHFLAGS='-rounds 5 -benchtime 2s'. Then cmd/benchproc.go times
+# `qmpsh exec query-status` as a whole process beside a minimal raw Go
+# program (testdata/rawqmp), runs interleaved on one QEMU, and reports the
+# peak RSS of qmpsh exec and of an idle shell. BENCHPROCFLAGS passes
+# options to it, e.g. BENCHPROCFLAGS='-runs 500 -target 1.5 -strict'.
 bench: qemu
 	$(GO) run ./pkg/qmp/benchratio.go $(BENCHFLAGS)
+	$(GO) run ./cmd/benchproc.go $(BENCHPROCFLAGS)
 
 # demo opens the shell on a throwaway QEMU: a q35 machine with 128 MiB and
 # no disk, paused (-S), so it needs no KVM and burns no CPU. QEMU is
