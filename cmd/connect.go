@@ -21,11 +21,14 @@ type ShellOptions struct {
 	*GlobalOptions
 	Addr string
 	HMP  bool
+	// Reconnect redials a lost connection (connect only).
+	Reconnect bool
 	// HistoryFile is where a terminal session keeps its history; "" for
 	// the default under $XDG_STATE_HOME.
 	HistoryFile string
 
 	completer *completerRef // set on a terminal
+	redial    func(ctx context.Context) error
 }
 
 // completerRef lets the editor, created before the connection, complete
@@ -70,6 +73,13 @@ they arrive. With standard input not a terminal, each line is run in
 order, results and events are printed, and the exit status is 1 if any
 command failed, 3 if the connection was lost.
 
+With --reconnect, a lost connection does not end the shell: it says so,
+redials (after 0.1s, then doubling up to 5s between attempts; each
+attempt bounded by --timeout), negotiates again and says when QEMU is
+back. Meanwhile the prompt starts with [disconnected] and commands are
+refused, not queued. On a pipe, the exit status is then 3 if any command
+was refused or cut off by a lost connection.
+
 ` + exitStatusHelp,
 		Example: `  qemu-system-x86_64 -qmp unix:/tmp/qmp.sock,server=on,wait=off ... &
   qmpsh connect /tmp/qmp.sock
@@ -83,6 +93,8 @@ command failed, 3 if the connection was lost.
 		},
 	}
 	c.Flags().BoolVarP(&opts.HMP, "hmp", "H", false, "send every line to the human monitor (HMP)")
+	c.Flags().BoolVar(&opts.Reconnect, "reconnect", false,
+		"when QEMU goes away, keep the shell and reconnect (retrying with backoff up to 5s)")
 	return c
 }
 
@@ -149,6 +161,13 @@ func connectRun(ctx context.Context, opts *ShellOptions) error {
 	cancel()
 	if err != nil {
 		return connectionError(addr, err)
+	}
+	if opts.Reconnect {
+		opts.redial = func(ctx context.Context) error {
+			cctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+			defer cancel()
+			return client.Connect(cctx, addr)
+		}
 	}
 	return opts.runShell(ctx, client, ed, addr)
 }
@@ -240,17 +259,28 @@ func (o *ShellOptions) editor() (shell.Editor, error) {
 
 func (o *ShellOptions) runShell(ctx context.Context, client *qmp.Client, ed shell.Editor, addr string) error {
 	defer client.Disconnect()
+	banner := ""
+	if g := client.Greeting(); g != nil {
+		banner = fmt.Sprintf("Connected to QEMU %s at %s. Type help for help, Ctrl-D to leave.", g.Version, addr)
+	}
+	err := o.shellSession(ctx, client, ed, banner)
+	if err != nil && !errors.Is(err, shell.ErrCommandFailed) {
+		return connectionError(addr, err)
+	}
+	return err
+}
+
+// shellSession runs the shell on a connected client, leaving it
+// connected, with banner shown first on a terminal.
+func (o *ShellOptions) shellSession(ctx context.Context, client *qmp.Client, ed shell.Editor, banner string) error {
 	comp := &shell.Completer{Client: client}
 	if o.completer != nil {
 		o.completer.c.Store(comp)
 	}
-	if o.IO.InTTY {
-		if g := client.Greeting(); g != nil {
-			fmt.Fprintf(ed.Writer(), "Connected to QEMU %s at %s. Type help for help, Ctrl-D to leave.\n",
-				g.Version, addr)
-		}
+	if o.IO.InTTY && banner != "" {
+		fmt.Fprintln(ed.Writer(), banner)
 	}
-	err := shell.Run(ctx, shell.Config{
+	return shell.Run(ctx, shell.Config{
 		Client:      client,
 		Editor:      ed,
 		Err:         o.errWriter(ed),
@@ -258,9 +288,6 @@ func (o *ShellOptions) runShell(ctx context.Context, client *qmp.Client, ed shel
 		HMP:         o.HMP,
 		Completer:   comp,
 		Interactive: o.IO.InTTY,
+		Reconnect:   o.redial,
 	})
-	if err != nil && !errors.Is(err, shell.ErrCommandFailed) {
-		return connectionError(addr, err)
-	}
-	return err
 }

@@ -2,12 +2,14 @@ package cmd
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
@@ -359,4 +361,83 @@ func TestShellSendfd(t *testing.T) {
 			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
 	})
+}
+
+// watched is output that a test can wait on.
+type watched struct {
+	mu      sync.Mutex
+	buf     strings.Builder
+	changed chan struct{} // closed and replaced on every write
+}
+
+func newWatched() *watched { return &watched{changed: make(chan struct{})} }
+
+func (w *watched) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	close(w.changed)
+	w.changed = make(chan struct{})
+	return len(p), nil
+}
+
+func (w *watched) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// waitFor waits until the output holds n occurrences of s. The bound is
+// only for a broken shell; each wait ends on the write it waits for.
+func (w *watched) waitFor(t *testing.T, s string, n int) {
+	t.Helper()
+	deadline := time.After(ptyTimeout)
+	for {
+		w.mu.Lock()
+		got, ch := strings.Count(w.buf.String(), s), w.changed
+		w.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("after %v, no %d× %q in output:\n%s", ptyTimeout, n, s, w.String())
+		}
+	}
+}
+
+// TestConnectReconnect kills QEMU under a piped shell with --reconnect,
+// types a command while it is gone, and starts QEMU again on the same
+// socket.
+func TestConnectReconnect(t *testing.T) {
+	path := filepath.Join(ptyShortTempDir(t), "qmp.sock")
+	q := qmptest.StartQEMUAt(t, path)
+	stdin, in := io.Pipe()
+	out, errOut := newWatched(), newWatched()
+	done := make(chan int, 1)
+	go func() {
+		done <- Main([]string{"connect", "--reconnect", path}, &IOStreams{In: stdin, Out: out, ErrOut: errOut})
+	}()
+	t.Cleanup(func() { in.Close() })
+
+	io.WriteString(in, "query-status\n")
+	out.waitFor(t, `"status":"running"`, 1)
+
+	q.Kill()
+	out.waitFor(t, "connection lost: connection closed by peer; reconnecting\n", 1)
+	io.WriteString(in, "query-status\n")
+	errOut.waitFor(t, "not sent: disconnected, reconnecting (", 1)
+
+	qmptest.StartQEMUAt(t, path)
+	out.waitFor(t, "reconnected to QEMU ", 1)
+	io.WriteString(in, "query-status\nstop\n")
+	out.waitFor(t, `"event":"STOP"`, 1)
+	in.Close()
+	if code := <-done; code != ExitConnection {
+		t.Fatalf("exit %d, want 3 (a command was refused); stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+	if n := strings.Count(out.String(), `"status":"running"`); n != 2 {
+		t.Errorf("%d query-status results, want 2 (before and after):\n%s", n, out.String())
+	}
 }

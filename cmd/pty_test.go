@@ -128,6 +128,32 @@ func TestPty(t *testing.T) {
 		s.expectExit(0)
 	})
 
+	t.Run("ReconnectPromptShowsState", func(t *testing.T) {
+		path := filepath.Join(ptyShortTempDir(t), "qmp.sock")
+		q := qmptest.StartQEMUAt(t, path)
+		s := ptyStart(t, bin, "connect", "--reconnect", "--color", "never", path)
+		s.expectPrompt(``, "(QEMU) ", "")
+		s.send("query-sta")
+		s.expectPrompt(``, "(QEMU) ", "query-sta")
+
+		q.Kill()
+		// The notice above, the prompt saying so, the half-typed line
+		// kept.
+		s.expectPrompt(`connection lost: connection closed by peer; reconnecting\r\n`+ptyControls,
+			"[disconnected] (QEMU) ", "query-sta")
+		s.send("tus\r")
+		s.expect(`not sent: disconnected, reconnecting \([^\r\n]*\)\r\n`)
+		s.expectPrompt(``, "[disconnected] (QEMU) ", "")
+
+		qmptest.StartQEMUAt(t, path)
+		s.expectPrompt(`reconnected to QEMU \d+\.\d+\.\d+[^\r\n]*\r\n`+ptyControls, "(QEMU) ", "")
+		s.send("query-status\r")
+		s.expect(`\(QEMU\) query-status\r\n` + ptyControls + `\{ "status": "running", [^\r\n]*\}\r\n`)
+		s.expectPrompt(``, "(QEMU) ", "")
+		s.send("\x04")
+		s.expectExit(0)
+	})
+
 	t.Run("CtrlCAbandonsTheLine", func(t *testing.T) {
 		sock := qmptest.StartQEMU(t)
 		s := ptyStart(t, bin, "connect", "--color", "never", sock)

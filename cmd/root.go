@@ -98,7 +98,7 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 	root.MarkFlagsMutuallyExclusive("pretty", "compact")
 
 	root.AddCommand(newExecCmd(opts), newConnectCmd(opts), newAcceptCmd(opts))
-	root.AddCommand(newSchemaCmd(opts), newEventsCmd(opts))
+	root.AddCommand(newSchemaCmd(opts), newEventsCmd(opts), newWrapCmd(opts))
 	return root
 }
 

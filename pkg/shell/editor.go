@@ -68,9 +68,15 @@ func NewTerminalEditor(cfg TerminalConfig) (Editor, error) {
 type terminalEditor struct{ rl *readline.Instance }
 
 func (e *terminalEditor) ReadLine() (string, error) { return e.rl.Readline() }
-func (e *terminalEditor) SetPrompt(p string)        { e.rl.SetPrompt(p) }
-func (e *terminalEditor) Writer() io.Writer         { return e.rl.Stdout() }
-func (e *terminalEditor) Close() error              { return e.rl.Close() }
+
+// SetPrompt also redraws the line being edited, if any, for a prompt set
+// from another goroutine (the connection's state) while a line is read.
+func (e *terminalEditor) SetPrompt(p string) {
+	e.rl.SetPrompt(p)
+	e.rl.Refresh()
+}
+func (e *terminalEditor) Writer() io.Writer { return e.rl.Stdout() }
+func (e *terminalEditor) Close() error      { return e.rl.Close() }
 
 // completer adapts a function on the text before the cursor to readline's
 // interface, which wants the suffixes to insert.

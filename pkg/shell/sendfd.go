@@ -21,8 +21,7 @@ func (sh *shell) sendfd(ctx context.Context, rest string) {
 		sh.fail(fmt.Errorf("sendfd: %w", err))
 		return
 	}
-	if sh.lost != nil && !sh.connected() {
-		sh.refuse()
+	if sh.refused() {
 		return
 	}
 	f, err := os.OpenFile(path, flag, 0)
@@ -97,4 +96,3 @@ func parseSendfd(rest string) (command string, args map[string]any, path string,
 	}
 	return "add-fd", args, path, flag, nil
 }
-

@@ -54,6 +54,14 @@ type Config struct {
 	// reads the notice and leaves). Otherwise the loop stops at the first
 	// command the lost connection prevents.
 	Interactive bool
+	// Reconnect, if set, keeps the shell alive when the connection is
+	// lost: the shell reports the loss, calls Reconnect (which connects
+	// and negotiates Client again) until it succeeds, waiting between
+	// attempts from ReconnectMinDelay, doubling up to ReconnectMaxDelay,
+	// and reports the return. Meanwhile the prompt says so and commands
+	// are refused, not queued; Run then ends with a *ConnectionLostError
+	// only at the end of input, so a script can tell.
+	Reconnect func(ctx context.Context) error
 }
 
 // Run reads lines from the editor and runs them until end of input or a
@@ -64,9 +72,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if sh.Err == nil {
 		sh.Err = sh.out
 	}
+	if sh.Completer == nil {
+		sh.Completer = &Completer{Client: sh.Client}
+	}
 	sh.setPrompt()
 	stop := sh.startPrinter()
 	defer stop()
+	if sh.Reconnect != nil {
+		stopRedial := sh.startRedialer(ctx)
+		defer stopRedial()
+	}
 	if sh.Interactive {
 		// Between lines, while output is printed, the terminal is not in
 		// raw mode and Ctrl-C is SIGINT, not a key: without a handler it
@@ -95,7 +110,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if sh.handle(ctx, line) {
 			return sh.status()
 		}
-		if sh.lost != nil && !sh.Interactive {
+		if sh.lost != nil && !sh.Interactive && sh.Reconnect == nil {
 			return sh.status()
 		}
 	}
@@ -109,11 +124,20 @@ type shell struct {
 	lost   *ConnectionLostError
 
 	flush chan chan struct{} // asks the printer to print what has arrived
+
+	// The prompt is set by the loop (transaction, HMP) and by the
+	// redialer (connection down), under promptMu so the last one set
+	// reflects both.
+	promptMu   sync.Mutex
+	basePrompt string
+	redial     redialState
 }
 
 func (sh *shell) status() error {
 	switch {
-	case sh.lost != nil:
+	// A person who saw the shell reconnect is told nothing more by an
+	// exit status; a script is told that a command was lost.
+	case sh.lost != nil && !(sh.Reconnect != nil && sh.Interactive):
 		return sh.lost
 	case sh.failed:
 		return ErrCommandFailed
@@ -122,14 +146,27 @@ func (sh *shell) status() error {
 }
 
 func (sh *shell) setPrompt() {
+	base := "(QEMU) "
 	switch {
 	case sh.tx != nil:
-		sh.Editor.SetPrompt("transaction> ")
+		base = "transaction> "
 	case sh.HMP:
-		sh.Editor.SetPrompt("(HMP) ")
-	default:
-		sh.Editor.SetPrompt("(QEMU) ")
+		base = "(HMP) "
 	}
+	sh.promptMu.Lock()
+	defer sh.promptMu.Unlock()
+	sh.basePrompt = base
+	sh.applyPrompt()
+}
+
+// applyPrompt shows the prompt for the mode and the connection's state;
+// promptMu must be held.
+func (sh *shell) applyPrompt() {
+	if sh.redial.down.Load() {
+		sh.Editor.SetPrompt("[disconnected] " + sh.basePrompt)
+		return
+	}
+	sh.Editor.SetPrompt(sh.basePrompt)
 }
 
 // handle runs one line; it returns true when the shell should exit.
@@ -251,12 +288,7 @@ func (sh *shell) help(name string) {
 	}
 }
 
-func (sh *shell) completer() *Completer {
-	if sh.Completer == nil {
-		sh.Completer = &Completer{Client: sh.Client}
-	}
-	return sh.Completer
-}
+func (sh *shell) completer() *Completer { return sh.Completer }
 
 // callContext is the context of one command: on a terminal, Ctrl-C
 // cancels it (the wait, not the command, which QEMU may still run).
@@ -270,8 +302,7 @@ func (sh *shell) callContext(ctx context.Context) (context.Context, context.Canc
 // run runs cmd, typed as line ("" when there is no line to explain an
 // error reply with).
 func (sh *shell) run(ctx context.Context, cmd *Command, line string) {
-	if sh.lost != nil && !sh.connected() {
-		sh.refuse()
+	if sh.refused() {
 		return
 	}
 	cctx, cancel := sh.callContext(ctx)
@@ -303,6 +334,9 @@ func (sh *shell) run(ctx context.Context, cmd *Command, line string) {
 func (sh *shell) hmp(ctx context.Context, cmdline string) {
 	if cmdline == "" {
 		sh.fail(errors.New("hmp: expected a human monitor command, e.g. hmp info status"))
+		return
+	}
+	if sh.refused() {
 		return
 	}
 	cctx, cancel := sh.callContext(ctx)
@@ -350,6 +384,24 @@ func (sh *shell) connected() bool { return sh.Client.Runstate() == protocol.Runn
 
 func (sh *shell) refuse() {
 	fmt.Fprintln(sh.Err, sh.Format.Error(fmt.Errorf("not sent: %v", sh.lost)))
+}
+
+// refused refuses a command, saying why, when the connection is known to
+// be down: lost for good, or being redialled.
+func (sh *shell) refused() bool {
+	if sh.Reconnect != nil && sh.redial.down.Load() {
+		cause := sh.redial.cause()
+		if sh.lost == nil {
+			sh.lost = &ConnectionLostError{Cause: cause}
+		}
+		fmt.Fprintln(sh.Err, sh.Format.Error(fmt.Errorf("not sent: disconnected, reconnecting (%v)", sh.redial.status())))
+		return true
+	}
+	if sh.lost != nil && !sh.connected() {
+		sh.refuse()
+		return true
+	}
+	return false
 }
 
 func (sh *shell) fail(err error) {
@@ -422,8 +474,8 @@ func (sh *shell) flushEvents() {
 }
 
 func (sh *shell) stateChanged(s protocol.Runstate) {
-	if s != protocol.Disconnecting {
-		return
+	if s != protocol.Disconnecting || sh.Reconnect != nil {
+		return // the redialer reports its own changes
 	}
 	if cause := sh.Client.Err(); cause != nil {
 		sh.notice("connection lost: " + cause.Error())
@@ -440,26 +492,40 @@ type Completer struct {
 	Client  *qmp.Client
 	Timeout time.Duration // for fetching the schema; default 5s
 
-	once   sync.Once
-	schema *Schema // nil when the server answered neither query
+	mu      sync.Mutex
+	fetched bool
+	schema  *Schema // nil when the server answered neither query
 }
 
 var builtins = []string{"exit", "help", "hmp", "quit", "sendfd", "transaction("}
 
 // Schema returns the server's schema, fetching it on the first call.
 func (c *Completer) Schema() *Schema {
-	c.once.Do(func() {
-		timeout := c.Timeout
-		if timeout == 0 {
-			timeout = 5 * time.Second
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		c.schema, _ = FetchSchema(ctx, func(ctx context.Context, cmd string) (json.RawMessage, error) {
-			return c.Client.Execute(ctx, cmd, nil)
-		})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fetched {
+		return c.schema
+	}
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c.schema, _ = FetchSchema(ctx, func(ctx context.Context, cmd string) (json.RawMessage, error) {
+		return c.Client.Execute(ctx, cmd, nil)
 	})
+	// A lost connection leaves nothing learnt: ask again next time.
+	c.fetched = c.schema != nil || c.Client.Runstate() == protocol.Running
 	return c.schema
+}
+
+// Reset forgets the schema, for a new connection, which may be to a
+// different QEMU.
+func (c *Completer) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fetched, c.schema = false, nil
 }
 
 // Complete returns the candidates for the text before the cursor and how

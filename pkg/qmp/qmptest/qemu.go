@@ -125,6 +125,17 @@ func startListening(t testing.TB, bin string, args []string) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	path := filepath.Join(dir, "qmp.sock")
+	startListeningAt(t, bin, path, args)
+	return path
+}
+
+// startListeningAt is startListening on a given path, which must not
+// exist or be a socket (a dead QEMU's, say: it is replaced).
+func startListeningAt(t testing.TB, bin, path string, args []string) *process {
+	t.Helper()
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		os.Remove(path)
+	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		t.Fatalf("qmptest: listen: %v", err)
@@ -148,7 +159,7 @@ func startListening(t testing.TB, bin string, args []string) string {
 		t.Fatalf("qmptest: %s did not answer on its QMP socket: %v (%s)\n%s",
 			filepath.Base(bin), err, p.cmd.ProcessState, p.out.String())
 	}
-	return path
+	return p
 }
 
 // nonblockingFile returns a descriptor of ln's socket for a child process,

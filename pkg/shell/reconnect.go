@@ -1,0 +1,144 @@
+package shell
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/qmpsh/qmpsh/pkg/protocol"
+)
+
+// Delays between reconnection attempts: the first retry comes soon (QEMU
+// restarting takes a moment), then they back off so that a QEMU that is
+// gone for good is not hammered.
+const (
+	ReconnectMinDelay = 100 * time.Millisecond
+	ReconnectMaxDelay = 5 * time.Second
+)
+
+// redialState is what the redialer tells the rest of the shell.
+type redialState struct {
+	down atomic.Bool // the connection is lost and being redialled
+
+	mu       sync.Mutex
+	lostBy   error // why the connection was lost
+	attempts int
+	lastErr  error // the last attempt's
+}
+
+func (r *redialState) cause() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lostBy
+}
+
+// status describes the redialling for a refused command.
+func (r *redialState) status() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.attempts == 0 {
+		return "lost: " + errString(r.lostBy)
+	}
+	return fmt.Sprintf("%d attempts so far, the last: %v", r.attempts, r.lastErr)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "disconnected"
+	}
+	return err.Error()
+}
+
+// startRedialer starts the goroutine that notices a lost connection and
+// redials it with Config.Reconnect; the returned function stops it.
+func (sh *shell) startRedialer(ctx context.Context) (stop func()) {
+	w := sh.Client.Watch()
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for sh.awaitLoss(ctx, w) && sh.redialOnce(ctx) {
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		w.Close()
+	}
+}
+
+// awaitLoss waits until the session has ended; false when ctx ends first.
+func (sh *shell) awaitLoss(ctx context.Context, w *protocol.Watcher) bool {
+	for sh.Client.Runstate() == protocol.Running {
+		select {
+		case <-w.Changed():
+			// Only the current runstate matters: drop the history.
+			polled, c := context.WithCancel(ctx)
+			c()
+			for {
+				if _, err := w.Next(polled); err != nil {
+					break
+				}
+			}
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// redialOnce reports the loss, redials until it succeeds, and reports the
+// return; false when ctx ends first.
+func (sh *shell) redialOnce(ctx context.Context) bool {
+	cause := sh.Client.Disconnect() // back to Idle, with why it ended
+	if cause == nil {
+		cause = sh.Client.Err()
+	}
+	sh.redial.mu.Lock()
+	sh.redial.lostBy, sh.redial.attempts, sh.redial.lastErr = cause, 0, nil
+	sh.redial.mu.Unlock()
+	sh.setDown(true)
+	sh.flushEvents()
+	sh.notice(fmt.Sprintf("connection lost: %s; reconnecting", errString(cause)))
+
+	delay := ReconnectMinDelay
+	for {
+		err := sh.Reconnect(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		sh.Client.Disconnect() // a failed attempt may leave a half-done session
+		sh.redial.mu.Lock()
+		sh.redial.attempts++
+		sh.redial.lastErr = err
+		sh.redial.mu.Unlock()
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		}
+		delay = min(2*delay, ReconnectMaxDelay)
+	}
+	sh.Completer.Reset()
+	version := ""
+	if g := sh.Client.Greeting(); g != nil {
+		version = " " + g.Version.String()
+	}
+	sh.setDown(false)
+	sh.notice("reconnected to QEMU" + version)
+	return true
+}
+
+func (sh *shell) setDown(down bool) {
+	sh.promptMu.Lock()
+	defer sh.promptMu.Unlock()
+	sh.redial.down.Store(down)
+	sh.applyPrompt()
+}
