@@ -31,9 +31,11 @@ test: qemu
 # program (testdata/rawqmp), runs interleaved on one QEMU, and reports the
 # peak RSS of qmpsh exec and of an idle shell. BENCHPROCFLAGS passes
 # options to it, e.g. BENCHPROCFLAGS='-runs 500 -target 1.5 -strict'.
+# Last, BenchmarkExecFanOut200 times exec on 200 fake servers at once.
 bench: qemu
 	$(GO) run ./pkg/qmp/benchratio.go $(BENCHFLAGS)
 	$(GO) run ./cmd/benchproc.go $(BENCHPROCFLAGS)
+	$(GO) test -run '^$$' -bench FanOut -benchtime 10x ./cmd
 
 # demo opens the shell on a throwaway QEMU: a q35 machine with 128 MiB and
 # no disk, paused (-S), so it needs no KVM and burns no CPU. QEMU is

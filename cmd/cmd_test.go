@@ -255,6 +255,12 @@ func TestConnectPiped(t *testing.T) {
 		r := run(t, "transaction(\n)\n", "connect", sock)
 		r.expect(t, ExitOK, "{}\n", "")
 	})
+	t.Run("HelpSaysQuitLeavesQEMURunning", func(t *testing.T) {
+		r := run(t, "help\n", "connect", sock)
+		if r.code != 0 || !strings.Contains(r.stdout, "  quit, exit, Ctrl-D    leave the shell; QEMU keeps running\n") {
+			t.Fatalf("exit %d, stdout %q", r.code, r.stdout)
+		}
+	})
 	t.Run("QuitLeavesQEMURunning", func(t *testing.T) {
 		run(t, "quit\nquery-status\n", "connect", sock).expect(t, ExitOK, "", "")
 		r := run(t, "query-status\n", "connect", sock)

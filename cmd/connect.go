@@ -29,6 +29,7 @@ type ShellOptions struct {
 
 	completer *completerRef // set on a terminal
 	redial    func(ctx context.Context) error
+	quitsQEMU bool // wrap: leaving the shell quits QEMU
 }
 
 // completerRef lets the editor, created before the connection, complete
@@ -289,5 +290,6 @@ func (o *ShellOptions) shellSession(ctx context.Context, client *qmp.Client, ed 
 		Completer:   comp,
 		Interactive: o.IO.InTTY,
 		Reconnect:   o.redial,
+		QuitsQEMU:   o.quitsQEMU,
 	})
 }

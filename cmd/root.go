@@ -69,8 +69,9 @@ func NewRootCmd(ios *IOStreams) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "qmpsh",
 		Short: "A shell for the QEMU Machine Protocol (QMP)",
-		Long: `qmpsh talks to QEMU over QMP: an interactive shell (connect, accept) and
-one-shot commands for scripts (exec).
+		Long: `qmpsh talks to QEMU over QMP: an interactive shell (connect, accept,
+wrap), one-shot commands and event streams for scripts (exec, events),
+and QEMU's own description of its commands (schema).
 
 Addresses are UNIX socket paths or host:port for TCP; prefix unix: or tcp:
 to say which explicitly. Without an address, $QMP_SOCKET is used.`,

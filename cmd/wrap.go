@@ -250,6 +250,7 @@ func (o *WrapOptions) runWrapShell(ctx context.Context, client *qmp.Client, ed s
 		banner = fmt.Sprintf("Connected to QEMU %s (pid %d). Type help for help, Ctrl-D to leave and quit QEMU.",
 			g.Version, qemu.pid())
 	}
+	o.quitsQEMU = true
 	return o.shellSession(ctx, client, ed, banner)
 }
 

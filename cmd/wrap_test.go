@@ -162,8 +162,9 @@ func TestWrapShellEndsQEMU(t *testing.T) {
 	runtimeDir, tmp := wrapDirs(t)
 
 	t.Run("EndOfInput", func(t *testing.T) {
-		r := run(t, "query-status\n", append([]string{"wrap", "--"}, wrapQEMU...)...)
-		if r.code != 0 || !strings.Contains(r.stdout, `"status":"running"`) {
+		r := run(t, "help\nquery-status\n", append([]string{"wrap", "--"}, wrapQEMU...)...)
+		if r.code != 0 || !strings.Contains(r.stdout, `"status":"running"`) ||
+			!strings.Contains(r.stdout, "  quit, exit, Ctrl-D    leave the shell and quit QEMU (qmpsh wrap started it)\n") {
 			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
 		if len(r.stderrLines) != 1 {

@@ -62,6 +62,8 @@ type Config struct {
 	// are refused, not queued; Run then ends with a *ConnectionLostError
 	// only at the end of input, so a script can tell.
 	Reconnect func(ctx context.Context) error
+	// QuitsQEMU says, for help, that leaving the shell quits QEMU.
+	QuitsQEMU bool
 }
 
 // Run reads lines from the editor and runs them until end of input or a
@@ -266,15 +268,24 @@ Built-in commands (not sent to QEMU):
                         ... or with add-fd, into fd set N (default: a new one)
   transaction(          start a transaction: one action per line
                         (type key=value ...), then ) to send it
-  quit, exit, Ctrl-D    leave the shell; QEMU keeps running
-                        (to stop QEMU, type {"execute": "quit"})
+  quit, exit, Ctrl-D    %s
 Ctrl-C abandons the line being typed, or stops waiting for a reply.
 `
+
+const (
+	leaveKeeps = `leave the shell; QEMU keeps running
+                        (to stop QEMU, type {"execute": "quit"})`
+	leaveQuits = "leave the shell and quit QEMU (qmpsh wrap started it)"
+)
 
 // help prints the built-ins, or a command's or event's schema.
 func (sh *shell) help(name string) {
 	if name == "" {
-		io.WriteString(sh.out, helpText)
+		leave := leaveKeeps
+		if sh.QuitsQEMU {
+			leave = leaveQuits
+		}
+		fmt.Fprintf(sh.out, helpText, leave)
 		return
 	}
 	text, err := sh.completer().Schema().Help(name)
