@@ -101,7 +101,9 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 			var o outcome
 			ret, ev, err := opts.execTarget(ctx, addr, cmd, nil)
 			if err != nil {
-				return failed(err)
+				o = failed(err)
+				o.Return = ret // the command ran even if the wait failed
+				return o
 			}
 			o.Return, o.Event = ret, ev
 			return o

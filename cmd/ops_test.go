@@ -441,3 +441,22 @@ func TestConnectReconnect(t *testing.T) {
 		t.Errorf("%d query-status results, want 2 (before and after):\n%s", n, out.String())
 	}
 }
+
+func TestTargetsTCPIsNotAGlob(t *testing.T) {
+	addrs, fanout, err := targets([]string{"[::1]:4444"})
+	if err != nil || fanout || len(addrs) != 1 || addrs[0] != "[::1]:4444" {
+		t.Fatalf("targets([::1]:4444) = %v, %v, %v", addrs, fanout, err)
+	}
+}
+
+func TestExecFanOutWaitTimeoutKeepsReturn(t *testing.T) {
+	a, b := qmptest.StartQEMU(t), qmptest.StartQEMU(t)
+	r := run(t, "", "exec", "-s", a, "-s", b, "--wait-event", "RESUME", "--wait-timeout", "50ms", "query-status")
+	got := parseFanLines(t, r.stdout)
+	for _, tg := range []string{a, b} {
+		if e := got[tg].Error; e == nil || e.Class != "Timeout" || !strings.Contains(string(got[tg].Return), `"running"`) {
+			t.Errorf("%s: %+v", tg, got[tg])
+		}
+	}
+	r.mustExit(t, ExitTimeout)
+}

@@ -41,7 +41,8 @@ func targets(sockets []string) (addrs []string, fanout bool, err error) {
 	}
 	for _, s := range sockets {
 		path, prefixed := strings.CutPrefix(s, "unix:")
-		if strings.HasPrefix(s, "tcp:") || !strings.ContainsAny(path, "*?[") {
+		// Only a UNIX path globs: [::1]:4444 is a TCP address.
+		if a, err := protocol.ParseAddress(s); err != nil || a.Network != "unix" || !strings.ContainsAny(path, "*?[") {
 			add(s)
 			continue
 		}
