@@ -56,12 +56,18 @@ func RequireQEMU(t testing.TB, binary string) string {
 func StartQEMU(t testing.TB, extraArgs ...string) string {
 	t.Helper()
 	bin := RequireQEMU(t, "qemu-system-x86_64")
+	return startListening(t, bin, qemuArgs(extraArgs))
+}
+
+// qemuArgs is the command line of a minimal QEMU whose QMP monitor is on
+// the listening socket passed as fd 3, then extraArgs.
+func qemuArgs(extraArgs []string) []string {
 	args := []string{
 		"-M", "none", "-nodefaults", "-display", "none",
 		"-chardev", "socket,id=qmptest,fd=3,server=on,wait=on",
 		"-mon", "chardev=qmptest,mode=control",
 	}
-	return startListening(t, bin, append(args, extraArgs...))
+	return append(args, extraArgs...)
 }
 
 // StartStorageDaemon is StartQEMU for qemu-storage-daemon, whose monitor

@@ -25,13 +25,8 @@ type QEMU struct {
 func StartQEMUAt(t testing.TB, path string, extraArgs ...string) *QEMU {
 	t.Helper()
 	bin := RequireQEMU(t, "qemu-system-x86_64")
-	args := []string{
-		"-M", "none", "-nodefaults", "-display", "none",
-		"-chardev", "socket,id=qmptest,fd=3,server=on,wait=on",
-		"-mon", "chardev=qmptest,mode=control",
-	}
 	tmp := path + ".new"
-	p := startListeningAt(t, bin, tmp, append(args, extraArgs...))
+	p := startListeningAt(t, bin, tmp, qemuArgs(extraArgs))
 	if err := os.Rename(tmp, path); err != nil {
 		p.stop()
 		t.Fatalf("qmptest: %v", err)
