@@ -161,14 +161,7 @@ func waitEvent(ctx context.Context, client *qmp.Client, l *qmp.Listener, w *prot
 		case ev := <-l.Events():
 			return ev, nil
 		case <-w.Changed():
-			// Only the current runstate matters: take the changes.
-			polled, cancel := context.WithCancel(ctx)
-			cancel()
-			for {
-				if _, err := w.Next(polled); err != nil {
-					break
-				}
-			}
+			w.Discard() // only the current runstate matters
 		case <-ctx.Done():
 			return qmp.Event{}, fmt.Errorf("waiting for events: %w", ctx.Err())
 		}

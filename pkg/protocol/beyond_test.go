@@ -495,3 +495,17 @@ func TestWatcherClose(t *testing.T) {
 		t.Errorf("closed watcher still registered")
 	}
 }
+
+func TestWatcherDiscard(t *testing.T) {
+	p := New(Config{})
+	w := p.Watch()
+	defer w.Close()
+	p.Disconnect() // Idle -> Disconnecting -> Idle: two transitions queued
+	<-w.Changed()
+	w.Discard()
+	polled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if s, err := w.Next(polled); err == nil {
+		t.Fatalf("Next after Discard = %v, want nothing queued", s)
+	}
+}

@@ -78,6 +78,14 @@ func (w *Watcher) Next(ctx context.Context) (Runstate, error) {
 	}
 }
 
+// Discard drops the queued transitions, for a caller that woke on
+// Changed and cares only about the current runstate, not the history.
+func (w *Watcher) Discard() {
+	w.mu.Lock()
+	w.queue = nil
+	w.mu.Unlock()
+}
+
 // Changed returns a channel that receives a value when a transition may
 // be waiting for Next. It lets a caller select on runstate changes
 // alongside other channels; after receiving, call Next until it would

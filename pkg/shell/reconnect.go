@@ -74,14 +74,7 @@ func (sh *shell) awaitLoss(ctx context.Context, w *protocol.Watcher) bool {
 	for sh.Client.Runstate() == protocol.Running {
 		select {
 		case <-w.Changed():
-			// Only the current runstate matters: drop the history.
-			polled, c := context.WithCancel(ctx)
-			c()
-			for {
-				if _, err := w.Next(polled); err != nil {
-					break
-				}
-			}
+			w.Discard() // only the current runstate matters
 		case <-ctx.Done():
 			return false
 		}
