@@ -134,6 +134,17 @@ func TestExecTyped(t *testing.T) {
 		run(t, "", "exec", "-s", sock, "blockdev-add", "driver=null-co", "nodename=n3").expect(t, ExitQMPError, "",
 			"GenericError: Parameter 'nodename' is unexpected (unknown argument \"nodename\"; did you mean \"node-name\"?)\n")
 	})
+	t.Run("NoNegotiateTypesAfterCapabilities", func(t *testing.T) {
+		// Before qmp_capabilities QEMU refuses query-qmp-schema too; the
+		// schema is asked for again once the line negotiates.
+		line := "blockdev-add driver=null-co nodename=n0\n"
+		r := run(t, line+"qmp_capabilities\n"+line, "connect", "--no-negotiate", sock)
+		want := `blockdev-add: unknown argument "nodename" (did you mean "node-name"?)` + "\n"
+		if r.code != ExitQMPError || !strings.HasPrefix(r.stderr, "CommandNotFound: Expecting capabilities negotiation") ||
+			!strings.HasSuffix(r.stderr, want) || r.stdout != "{}\n" {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
 	t.Run("CommandNotFoundExplained", func(t *testing.T) {
 		run(t, "", "exec", "-s", sock, "qom-lsit", "path=/").expect(t, ExitQMPError, "",
 			"CommandNotFound: The command qom-lsit has not been found (did you mean \"qom-list\"?)\n")
@@ -166,6 +177,17 @@ func TestConnectPipedTyped(t *testing.T) {
 		if r.code != ExitQMPError || strings.Contains(r.stdout, `--> {"execute":"blockdev-add"`) || strings.Contains(r.stdout, `--> {"execute":"object-add"`) ||
 			!strings.Contains(r.stdout, `"status":"running"`) {
 			t.Fatalf("exit %d, stdout %.2000q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
+	t.Run("NoNegotiateTypesAfterCapabilities", func(t *testing.T) {
+		// Before qmp_capabilities QEMU refuses query-qmp-schema too; the
+		// schema is asked for again once the line negotiates.
+		line := "blockdev-add driver=null-co nodename=n0\n"
+		r := run(t, line+"qmp_capabilities\n"+line, "connect", "--no-negotiate", sock)
+		want := `blockdev-add: unknown argument "nodename" (did you mean "node-name"?)` + "\n"
+		if r.code != ExitQMPError || !strings.HasPrefix(r.stderr, "CommandNotFound: Expecting capabilities negotiation") ||
+			!strings.HasSuffix(r.stderr, want) || r.stdout != "{}\n" {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
 	})
 	t.Run("CommandNotFoundExplained", func(t *testing.T) {

@@ -163,6 +163,13 @@ func waitEvent(ctx context.Context, client *qmp.Client, l *qmp.Listener, w *prot
 		case <-w.Changed():
 			w.Discard() // only the current runstate matters
 		case <-ctx.Done():
+			// select picks at random among ready cases: an event that
+			// came with the deadline still counts.
+			select {
+			case ev := <-l.Events():
+				return ev, nil
+			default:
+			}
 			return qmp.Event{}, fmt.Errorf("waiting for events: %w", ctx.Err())
 		}
 	}

@@ -35,6 +35,17 @@ type Command struct {
 	Raw []byte
 }
 
+// command returns the name of the command c executes, raw or not ("" if
+// a raw message names none).
+func (c *Command) command() string {
+	if c.Raw == nil {
+		return c.Name
+	}
+	var m struct{ Execute string }
+	json.Unmarshal(c.Raw, &m)
+	return m.Execute
+}
+
 // SyntaxError reports a line that cannot be parsed. Token is the offending
 // piece of input: the whole token for a malformed word, the key for a bad
 // key or value, the rest of the line for an unterminated quote.

@@ -339,6 +339,11 @@ func (sh *shell) run(ctx context.Context, cmd *Command, line string) {
 			err = sh.completer().Schema().Explain(name, kvs, err)
 		}
 	}
+	if err == nil && cmd.command() == "qmp_capabilities" {
+		// With --no-negotiate, a schema asked for before this was
+		// refused ("Expecting capabilities negotiation"): ask again.
+		sh.completer().Reset()
+	}
 	sh.report(ret, err, false)
 }
 
