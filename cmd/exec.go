@@ -203,11 +203,9 @@ func parseExecArgs(args []string) (*execCommand, error) {
 	if strings.Contains(args[0], "=") || strings.TrimSpace(args[0]) == "" {
 		return nil, syntaxError(fmt.Errorf("expected a command name first, got %q", args[0]))
 	}
-	// Guessing finds every malformed word and value, before connecting;
-	// the schema, if it is needed, only types the values differently.
-	if _, err := shell.ParseArgs(args[1:]); err != nil {
-		return nil, syntaxError(err)
-	}
+	// Malformed words are found before connecting; values are typed
+	// once connected, as the shell types them: data={abc is a fine
+	// value for a str argument, if no JSON.
 	kvs, err := shell.SplitArgs(args[1:])
 	if err != nil {
 		return nil, syntaxError(err)
