@@ -12,6 +12,7 @@ package protocol
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -48,10 +49,10 @@ type Config struct {
 	// ctx carries the connect's deadline; a non-nil error aborts the
 	// connection and is returned by Connect or Accept.
 	Establish func(ctx context.Context, s *Session) error
-	// Handle is called by the reader goroutine for each message received
-	// while Running, in order. It must not block for long: the next
-	// message is not read until it returns. A non-nil error ends the
-	// session with that error.
+	// Handle is called for each message received while Running, in
+	// order, one at a time, by the reader goroutine or by a caller in
+	// Read. It must not block for long: the next message is not read
+	// until it returns. A non-nil error ends the session with that error.
 	Handle func(msg []byte) error
 	// Listening, if set, is called by Accept once its socket is ready for
 	// the peer, with the address in "unix:PATH" or "tcp:HOST:PORT" form
@@ -64,12 +65,19 @@ type Config struct {
 	// once instead of waiting for Disconnect.
 	Ended func(cause error)
 	// Drained, if set, is called each time the goroutine reading the
-	// connection (the session hook's, then the reader) has consumed every
-	// complete message received so far and is about to wait for more. It
-	// lets Handle batch work, such as handing on events, and finish it
-	// before the connection goes quiet. The reader calls it once more when
-	// it stops, before Ended.
+	// connection (the session hook's, then the reader or a caller in
+	// Read) has consumed every complete message received so far and is
+	// about to wait for more or to let go of the connection. It lets
+	// Handle batch work, such as handing on events, and finish it before
+	// the connection goes quiet. It is called once more when a read error
+	// ends the session, before Ended.
 	Drained func()
+	// Yield, if set, lets callers read their own replies (see Read). It
+	// is asked, between messages, whether nobody needs the reader
+	// goroutine to read for now: true lets the reader goroutine leave the
+	// connection to callers until Wake is called or Yield turns false.
+	// It must be cheap and must not block.
+	Yield func() bool
 }
 
 // Protocol is one end of a message stream. Its methods are safe for
@@ -379,6 +387,7 @@ func (p *Protocol) Disconnect() error {
 
 	s.end(nil)
 	s.wg.Wait()
+	s.waitReaders()
 
 	p.mu.Lock()
 	p.sess = nil
@@ -451,6 +460,19 @@ type session struct {
 	out  chan outgoing
 	slab []byte // see own; used by the goroutine reading
 
+	// Whoever holds rmu reads r and calls Handle: the reader goroutine,
+	// or a caller in Read while the reader goroutine has yielded.
+	rmu     sync.Mutex
+	partial []byte // what an interrupted Read got of a message; under rmu
+	yields  bool   // Read may be used: Config.Yield is set and conn takes read deadlines
+	over    atomic.Bool
+	resume  chan struct{} // capacity 1: wakes a yielded reader goroutine
+	reads   atomic.Uint64 // Reads so far, for the reader's idle check
+	dlMu    sync.Mutex    // guards reading and dlSet; see watch
+	reading uint64        // the generation of the Read that ctx may interrupt
+	readGen uint64
+	dlSet   bool
+
 	// The writer goroutine holds wmu while it writes; writeNow writes
 	// only if it gets wmu and nothing is queued, so messages keep their
 	// order. queued counts the messages enqueued and not yet written.
@@ -473,17 +495,20 @@ func newSession(p *Protocol, conn net.Conn) *session {
 		r = drainedReader{conn, p.cfg.Drained}
 	}
 	s := &session{
-		p:    p,
-		conn: conn,
-		r:    bufio.NewReaderSize(r, 64<<10),
-		w:    bufio.NewWriterSize(conn, 64<<10),
-		out:  make(chan outgoing, 1024),
-		kick: make(chan struct{}, 1),
-		done: make(chan struct{}),
+		p:      p,
+		conn:   conn,
+		r:      bufio.NewReaderSize(r, 64<<10),
+		w:      bufio.NewWriterSize(conn, 64<<10),
+		out:    make(chan outgoing, 1024),
+		kick:   make(chan struct{}, 1),
+		resume: make(chan struct{}, 1),
+		done:   make(chan struct{}),
 	}
 	if sc, ok := conn.(syscall.Conn); ok {
 		s.raw, _ = sc.SyscallConn()
 	}
+	// A caller's Read can only be interrupted through a read deadline.
+	s.yields = p.cfg.Yield != nil && conn.SetReadDeadline(time.Time{}) == nil
 	return s
 }
 
@@ -526,6 +551,7 @@ func (s *session) run() {
 func (s *session) end(cause error) {
 	s.endOnce.Do(func() {
 		s.err = cause
+		s.over.Store(true)
 		close(s.done)
 		s.conn.Close()
 		p := s.p
@@ -628,8 +654,18 @@ func (s *session) writeNow(msg []byte) bool {
 
 func (s *session) reader() {
 	defer s.wg.Done()
-	handle, drained := s.p.cfg.Handle, s.p.cfg.Drained
+	handle, drained, yield := s.p.cfg.Handle, s.p.cfg.Drained, s.p.cfg.Yield
+	s.rmu.Lock()
 	for {
+		if s.over.Load() {
+			// Ended by a caller's Read or by Disconnect: what is still
+			// buffered must not reach anyone now.
+			if drained != nil {
+				drained()
+			}
+			s.rmu.Unlock()
+			return
+		}
 		msg, err := s.read()
 		if err == nil && handle != nil {
 			err = handle(msg)
@@ -638,7 +674,18 @@ func (s *session) reader() {
 			if drained != nil {
 				drained()
 			}
-			s.end(err)
+			s.end(err) // before letting go, so no Read handles what follows
+			s.rmu.Unlock()
+			return
+		}
+		if !s.yields || s.r.Buffered() != 0 || !yield() {
+			continue
+		}
+		if drained != nil {
+			drained()
+		}
+		s.rmu.Unlock()
+		if !s.park() {
 			return
 		}
 	}
@@ -738,7 +785,8 @@ func (s *session) logOut(msg []byte) {
 // buffered beyond the limit.
 func (s *session) read() ([]byte, error) {
 	limit := s.p.cfg.MaxMessageSize
-	var buf []byte
+	buf := s.partial
+	s.partial = nil
 	for {
 		chunk, err := s.r.ReadSlice('\n')
 		if len(buf)+len(chunk) > limit+2 { // +2: the terminator is not counted
@@ -776,6 +824,11 @@ func (s *session) read() ([]byte, error) {
 			return nil, fmt.Errorf("connection closed in the middle of a message (%d bytes of it read): %w",
 				len(buf)+len(chunk), io.ErrUnexpectedEOF)
 		default:
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// A Read interrupted (see watch): keep what came of the
+				// message for the next read.
+				s.partial = append(buf, chunk...)
+			}
 			return nil, err
 		}
 	}

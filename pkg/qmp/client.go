@@ -85,13 +85,14 @@ type Client struct {
 
 	mu       sync.Mutex
 	pending  map[uint64]chan result // by id; a nil channel marks a cancelled call
+	waiting  int                    // the entries of pending that are not nil
 	greeting *Greeting
 	oob      bool
 
 	listeners atomic.Pointer[[]*Listener] // copy-on-write, read by the reader
 	listenMu  sync.Mutex
 	events    []Event           // dispatched, not yet handed on; see dispatch
-	names     map[string]string // event names, for decodeFast; reader only
+	names     map[string]string // event names, for decodeFast; whoever reads
 }
 
 type result struct {
@@ -122,6 +123,7 @@ func NewClient(opts ...Option) *Client {
 		Handle:         c.handle,
 		Ended:          c.ended,
 		Drained:        c.handOn,
+		Yield:          c.yield,
 		Listening:      cfg.listening,
 	})
 	c.log = c.proto.Logger()
@@ -292,7 +294,8 @@ func (c *Client) roundTrip(ctx context.Context, id uint64, msg []byte, files []*
 	ch := replyChans.Get().(chan result)
 	c.mu.Lock()
 	c.pending[id] = ch
-	alone := len(c.pending) == 1
+	c.waiting++
+	alone := c.waiting == 1
 	c.mu.Unlock()
 
 	var err error
@@ -306,7 +309,10 @@ func (c *Client) roundTrip(ctx context.Context, id uint64, msg []byte, files []*
 	}
 	if err != nil {
 		c.mu.Lock()
-		delete(c.pending, id)
+		if c.pending[id] != nil {
+			delete(c.pending, id)
+			c.waiting--
+		}
 		c.mu.Unlock()
 		var ended *protocol.SessionEndedError
 		if errors.As(err, &ended) {
@@ -315,14 +321,22 @@ func (c *Client) roundTrip(ctx context.Context, id uint64, msg []byte, files []*
 		return reply{}, err
 	}
 
+	// A lone call reads its reply itself if the reader goroutine has
+	// yielded the connection (see yield): that spares a hand-off to this
+	// goroutine. Concurrent calls leave reading to the reader goroutine,
+	// which hands each its reply and is at it anyway.
+	if alone {
+		c.proto.Read(ctx, func() bool { return len(ch) > 0 })
+	}
 	select {
 	case r := <-ch:
 		replyChans.Put(ch)
 		return r.reply, r.err
 	case <-ctx.Done():
 		c.mu.Lock()
-		if _, ok := c.pending[id]; ok {
+		if c.pending[id] != nil {
 			c.pending[id] = nil // the late reply is dropped quietly
+			c.waiting--
 		}
 		c.mu.Unlock()
 		select {
@@ -417,8 +431,10 @@ type timestamp struct {
 	Microseconds int64 `json:"microseconds"`
 }
 
-// handle runs on the reader goroutine for every message: it must not
-// block, so events are queued and replies go to buffered channels.
+// handle runs for every message, in order, on the goroutine reading the
+// connection (the reader goroutine, or a call reading its own reply: see
+// protocol.Read): it must not block, so events are queued and replies go
+// to buffered channels.
 func (c *Client) handle(msg []byte) error {
 	if fast := (reply{raw: msg}); fast.decodeFast(msg, c.names) {
 		return c.route(&fast) // fast stays on the stack
@@ -453,6 +469,9 @@ func (c *Client) route(r *reply) error {
 	ch, ok := c.pending[id]
 	if ok && valid {
 		delete(c.pending, id)
+		if ch != nil {
+			c.waiting--
+		}
 	}
 	c.mu.Unlock()
 	switch {
@@ -466,12 +485,26 @@ func (c *Client) route(r *reply) error {
 	return nil
 }
 
+// yield tells protocol whether the reader goroutine may leave the
+// connection to callers (protocol.Config.Yield): when no call waits for a
+// reply, so that the next call reads its own, and no Listener needs
+// events as they come.
+func (c *Client) yield() bool {
+	if len(*c.listeners.Load()) > 0 {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.waiting == 0
+}
+
 // ended runs once when a session ends: every pending call fails now.
 func (c *Client) ended(cause error) {
 	err := &DisconnectedError{Cause: cause}
 	c.mu.Lock()
 	pending := c.pending
 	c.pending = make(map[uint64]chan result)
+	c.waiting = 0
 	c.mu.Unlock()
 	for _, ch := range pending {
 		if ch != nil {

@@ -70,6 +70,7 @@ func (c *Client) Listen(names ...string) *Listener {
 	list := append(slices.Clone(*c.listeners.Load()), l)
 	c.listeners.Store(&list)
 	c.listenMu.Unlock()
+	c.proto.Wake() // events are to be read as they come: see Client.yield
 	go l.deliver()
 	return l
 }

@@ -1,0 +1,214 @@
+package protocol
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+)
+
+// Caller reads. A call that waits alone for its reply gets it fastest by
+// reading the connection itself: handed over by the reader goroutine, the
+// reply costs a second wake-up, a third of a round trip on a local
+// socket. So whoever holds the read token (session.rmu) reads and
+// handles messages: the reader goroutine, or a caller in Read while the
+// reader goroutine has yielded (Config.Yield). A caller that cannot take
+// the token waits as before, for the holder to hand it its reply.
+
+// idleRead is how long a yielded reader goroutine waits for callers to
+// read before it takes the connection back, so that the peer hanging up
+// or sending garbage is noticed while nobody calls. Tests change it.
+var idleRead = time.Millisecond
+
+// testHookParked, if set, is called each time the reader goroutine has
+// yielded the connection and is about to wait.
+var testHookParked func()
+
+// park waits, without the read token, until the reader goroutine must
+// read again, and takes the token; it reports false, without the token,
+// when the session is over.
+func (s *session) park() bool {
+	var idle *time.Timer
+	defer func() {
+		if idle != nil {
+			idle.Stop()
+		}
+	}()
+	for {
+		// Someone waits for a message: read for them, unless a caller
+		// is reading, which wakes us as it lets go if we are needed.
+		if !s.p.cfg.Yield() && s.rmu.TryLock() {
+			return s.locked()
+		}
+		reads := s.reads.Load()
+		if testHookParked != nil {
+			testHookParked()
+		}
+		if idle == nil {
+			idle = time.NewTimer(idleRead)
+		} else {
+			idle.Reset(idleRead)
+		}
+		select {
+		case <-s.resume:
+			s.rmu.Lock()
+			return s.locked()
+		case <-idle.C:
+			// Take the connection back unless a caller read meanwhile,
+			// or is reading.
+			if s.reads.Load() == reads && s.rmu.TryLock() {
+				return s.locked()
+			}
+		case <-s.done:
+			return false
+		}
+	}
+}
+
+// locked keeps the read token just taken, reporting true, unless the
+// session is over.
+func (s *session) locked() bool {
+	if s.over.Load() {
+		s.rmu.Unlock()
+		return false
+	}
+	return true
+}
+
+// Read lets the calling goroutine read and handle messages itself, as the
+// reader goroutine would, until done returns true with no whole message
+// left buffered, ctx ends or the session does. Done is called by the
+// calling goroutine, between messages. Read reports false at once, having
+// done nothing, unless Config.Yield is set, the connection takes read
+// deadlines, and the reader goroutine has yielded the connection with no
+// other caller reading it. A read error ends the session as in the
+// reader goroutine; ctx ending interrupts a read without losing any of
+// the stream.
+func (p *Protocol) Read(ctx context.Context, done func() bool) bool {
+	s := p.live.Load()
+	if s == nil || !s.yields || !s.rmu.TryLock() {
+		return false
+	}
+	if s.over.Load() {
+		// Disconnect may be past waitReaders, and a new session may be
+		// handling messages: touch nothing.
+		s.rmu.Unlock()
+		return true
+	}
+	s.reads.Add(1)
+	err := s.readUntil(ctx, done)
+	if drained := p.cfg.Drained; drained != nil {
+		drained()
+	}
+	if err != nil {
+		s.end(err) // before letting go, so nobody handles what follows
+	}
+	s.rmu.Unlock()
+	// Asked after letting go: a call that begins to wait after this
+	// finds the token free and reads for itself.
+	if err == nil && !p.cfg.Yield() {
+		s.wake()
+	}
+	return true
+}
+
+func (s *session) readUntil(ctx context.Context, done func() bool) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	defer s.watch(ctx)()
+	handle := s.p.cfg.Handle
+	// Go on while a whole message is buffered too: with the reader
+	// goroutine yielded, nobody else would handle it soon.
+	for !done() || s.lineBuffered() {
+		if s.over.Load() {
+			return nil
+		}
+		msg, err := s.read()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				if ctx.Err() != nil {
+					return nil // interrupted: s.read kept what came
+				}
+				return fmt.Errorf("reading from peer: unexpected read deadline: %w", err)
+			}
+			return err
+		}
+		if handle != nil {
+			if err := handle(msg); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Wake has a yielded reader goroutine take the connection back from
+// callers (see Config.Yield), for a caller that now needs messages read
+// as they come.
+func (p *Protocol) Wake() {
+	if s := p.live.Load(); s != nil {
+		s.wake()
+	}
+}
+
+func (s *session) wake() {
+	select {
+	case s.resume <- struct{}{}:
+	default:
+	}
+}
+
+// waitReaders waits for a Read under way to finish; after it, a Read of
+// this session touches nothing. Disconnect calls it once the session has
+// ended, before a new session can start.
+func (s *session) waitReaders() {
+	s.rmu.Lock()
+	s.rmu.Unlock()
+}
+
+// lineBuffered reports whether a whole message is buffered. The caller
+// holds rmu.
+func (s *session) lineBuffered() bool {
+	n := s.r.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := s.r.Peek(n)
+	return bytes.IndexByte(b, '\n') >= 0
+}
+
+// watch makes ctx ending interrupt the Read under way, by setting a read
+// deadline in the past, and returns what undoes it. Each Read gets a
+// generation number, so that an interruption running late never touches
+// a later Read.
+func (s *session) watch(ctx context.Context) (stop func()) {
+	if ctx.Done() == nil {
+		return func() {}
+	}
+	s.dlMu.Lock()
+	s.readGen++
+	gen := s.readGen
+	s.reading = gen
+	s.dlMu.Unlock()
+	after := context.AfterFunc(ctx, func() {
+		s.dlMu.Lock()
+		defer s.dlMu.Unlock()
+		if s.reading == gen {
+			s.conn.SetReadDeadline(aLongTimeAgo)
+			s.dlSet = true
+		}
+	})
+	return func() {
+		after()
+		s.dlMu.Lock()
+		defer s.dlMu.Unlock()
+		s.reading = 0
+		if s.dlSet {
+			s.conn.SetReadDeadline(time.Time{})
+			s.dlSet = false
+		}
+	}
+}

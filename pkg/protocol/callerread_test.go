@@ -1,0 +1,270 @@
+package protocol
+
+// Caller reads (Read, Config.Yield): a caller reading the connection
+// itself must keep every guarantee of the reader goroutine.
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// yielding is a Protocol whose reader goroutine yields whenever it has
+// nothing buffered, over a net.Pipe. Messages handled go to got (except
+// "bad", which Handle rejects), and parked receives a value each time the
+// reader goroutine has let go of the connection. What the peer writes
+// goes through one goroutine, in order: net.Pipe has no buffer.
+type yielding struct {
+	p      *Protocol
+	peer   net.Conn
+	out    chan string
+	got    chan string
+	parked chan struct{}
+	ended  chan error
+}
+
+// newYielding starts a yielding protocol whose reader goroutine takes the
+// connection back after idle without a Read; conn, if not nil, wraps the
+// protocol's end of the pipe.
+func newYielding(t *testing.T, idle time.Duration, conn func(net.Conn) net.Conn) *yielding {
+	t.Helper()
+	y := &yielding{
+		out:    make(chan string, 100),
+		got:    make(chan string, 100),
+		parked: make(chan struct{}, 100),
+		ended:  make(chan error, 1),
+	}
+	idleRead = idle
+	testHookParked = func() {
+		select {
+		case y.parked <- struct{}{}:
+		default:
+		}
+	}
+	y.p = New(Config{
+		Handle: func(m []byte) error {
+			if string(m) == "bad" {
+				return errors.New("bad message")
+			}
+			y.got <- string(m)
+			return nil
+		},
+		Yield: func() bool { return true },
+		Ended: func(err error) { y.ended <- err },
+	})
+	ours, theirs := net.Pipe()
+	if conn != nil {
+		ours = conn(ours)
+	}
+	if err := y.p.ConnectConn(context.Background(), ours); err != nil {
+		t.Fatal(err)
+	}
+	y.peer = theirs
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for s := range y.out {
+			if _, err := io.WriteString(theirs, s); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		theirs.Close()
+		close(y.out)
+		<-written
+		y.p.Disconnect()
+		testHookParked = nil // the reader goroutine is gone
+		idleRead = time.Millisecond
+	})
+	return y
+}
+
+// write has the peer write s, in the background.
+func (y *yielding) write(s string) { y.out <- s }
+
+// next returns the next message handled.
+func (y *yielding) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case m := <-y.got:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message within 10s")
+		return ""
+	}
+}
+
+// waitParked waits for the reader goroutine to yield, after it handled a
+// first message.
+func (y *yielding) waitParked(t *testing.T) {
+	t.Helper()
+	y.write("first\n")
+	if m := y.next(t); m != "first" {
+		t.Fatalf("got %q, want first", m)
+	}
+	select {
+	case <-y.parked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("reader goroutine did not yield within 10s")
+	}
+}
+
+// gotOne is a Read's done: true once a message has been handled.
+func (y *yielding) gotOne() func() bool {
+	return func() bool { return len(y.got) > 0 }
+}
+
+func TestReadHandlesMessages(t *testing.T) {
+	y := newYielding(t, time.Hour, nil)
+	y.waitParked(t)
+	y.write("second\n")
+	if !y.p.Read(context.Background(), y.gotOne()) {
+		t.Fatal("Read() = false with the reader goroutine yielded")
+	}
+	if m := y.next(t); m != "second" {
+		t.Fatalf("got %q, want second", m)
+	}
+}
+
+// A caller reading garbage ends the session before anything after the
+// garbage is handled, by it or by the reader goroutine, which may take
+// the connection back at any time here (its idle check is short).
+func TestReadGarbageEndsFirst(t *testing.T) {
+	for range 100 {
+		y := newYielding(t, time.Millisecond, nil)
+		y.waitParked(t)
+		y.write("bad\nafter1\nafter2\n")
+		y.p.Read(context.Background(), func() bool { return false })
+		if err := waitEnded(t, y.ended); err == nil || err.Error() != "bad message" {
+			t.Fatalf("session ended with %v, want bad message", err)
+		}
+		y.p.Disconnect()
+		select {
+		case m := <-y.got:
+			t.Fatalf("%q handled after the garbage", m)
+		default:
+		}
+	}
+}
+
+// uncomparableCtx is a context that == would panic on.
+type uncomparableCtx struct {
+	context.Context
+	_ []int
+}
+
+// A context ending interrupts a Read blocked on the connection, and the
+// part of a message read before is kept: the message arrives whole later.
+func TestReadInterruptedKeepsStream(t *testing.T) {
+	for _, name := range []string{"cancel", "deadline", "uncomparable"} {
+		t.Run(name, func(t *testing.T) {
+			y := newYielding(t, time.Hour, nil)
+			y.waitParked(t)
+			var ctx context.Context
+			var cancel context.CancelFunc
+			switch name {
+			case "deadline":
+				ctx, cancel = context.WithTimeout(context.Background(), 20*time.Millisecond)
+			default:
+				ctx, cancel = context.WithCancel(context.Background())
+				time.AfterFunc(20*time.Millisecond, cancel)
+			}
+			defer cancel()
+			if name == "uncomparable" {
+				ctx = uncomparableCtx{Context: ctx}
+			}
+			y.write("hal")
+			if !y.p.Read(ctx, y.gotOne()) {
+				t.Fatal("Read() = false with the reader goroutine yielded")
+			}
+			if ctx.Err() == nil {
+				t.Fatal("Read returned before its context ended")
+			}
+			y.write("f\n")
+			if !y.p.Read(context.Background(), y.gotOne()) {
+				t.Fatal("Read() = false with the reader goroutine yielded")
+			}
+			if m := y.next(t); m != "half" {
+				t.Fatalf("got %q, want half", m)
+			}
+			// The same context again, already ended: Read does nothing.
+			y.write("third\n")
+			y.p.Read(ctx, y.gotOne())
+			select {
+			case m := <-y.got:
+				t.Fatalf("Read with an ended context handled %q", m)
+			default:
+			}
+			if !y.p.Read(context.Background(), y.gotOne()) {
+				t.Fatal("Read() = false with the reader goroutine yielded")
+			}
+			if m := y.next(t); m != "third" {
+				t.Fatalf("got %q, want third", m)
+			}
+		})
+	}
+}
+
+// noDeadlines is a net.Conn that cannot take read deadlines, as a
+// caller's own net.Conn may be.
+type noDeadlines struct{ net.Conn }
+
+func (noDeadlines) SetReadDeadline(time.Time) error { return errors.New("not supported") }
+
+// Without read deadlines a Read could not be interrupted: the reader
+// goroutine reads everything, and Read declines.
+func TestReadNeedsDeadlines(t *testing.T) {
+	y := newYielding(t, time.Hour, func(c net.Conn) net.Conn { return noDeadlines{c} })
+	y.write("first\n")
+	if m := y.next(t); m != "first" {
+		t.Fatalf("got %q, want first", m)
+	}
+	if y.p.Read(context.Background(), y.gotOne()) {
+		t.Fatal("Read() = true on a connection without read deadlines")
+	}
+	y.write("second\n")
+	if m := y.next(t); m != "second" {
+		t.Fatalf("got %q, want second", m)
+	}
+	select {
+	case <-y.parked:
+		t.Fatal("reader goroutine yielded on a connection without read deadlines")
+	default:
+	}
+}
+
+// With nobody reading, the yielded reader goroutine takes the connection
+// back, so that the peer hanging up ends the session.
+func TestYieldedReaderNoticesHangUp(t *testing.T) {
+	y := newYielding(t, time.Millisecond, nil)
+	y.waitParked(t)
+	y.peer.Close()
+	if err := waitEnded(t, y.ended); !errors.Is(err, ErrClosedByPeer) {
+		t.Fatalf("session ended with %v, want %v", err, ErrClosedByPeer)
+	}
+}
+
+// Read after Disconnect, and Read racing Disconnect, do nothing harmful.
+func TestReadAndDisconnect(t *testing.T) {
+	y := newYielding(t, time.Hour, nil)
+	y.waitParked(t)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		y.p.Read(context.Background(), func() bool { return false })
+	}()
+	if err := y.p.Disconnect(); err != nil && !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("Disconnect() = %v", err)
+	}
+	wg.Wait()
+	if y.p.Read(context.Background(), y.gotOne()) {
+		t.Fatal("Read() = true after Disconnect")
+	}
+}
