@@ -23,8 +23,8 @@ import (
 var idleRead = time.Millisecond
 
 // testHookParked, if set, is called each time the reader goroutine has
-// yielded the connection and is about to wait.
-var testHookParked func()
+// yielded the connection and is about to wait, untimed or not.
+var testHookParked func(untimed bool)
 
 // park waits, without the read token, until the reader goroutine must
 // read again, and takes the token; it reports false, without the token,
@@ -44,21 +44,30 @@ func (s *session) park() bool {
 		}
 		reads := s.reads.Load()
 		if testHookParked != nil {
-			testHookParked()
+			testHookParked(s.untimed.Load())
 		}
-		if idle == nil {
-			idle = time.NewTimer(idleRead)
-		} else {
-			idle.Reset(idleRead)
+		var tick <-chan time.Time
+		if !s.untimed.Load() {
+			if idle == nil {
+				idle = time.NewTimer(idleRead)
+			} else {
+				idle.Reset(idleRead)
+			}
+			tick = idle.C
 		}
 		select {
 		case <-s.resume:
-			s.rmu.Lock()
-			return s.locked()
-		case <-idle.C:
-			// Take the connection back unless a caller read meanwhile,
-			// or is reading.
-			if s.reads.Load() == reads && s.rmu.TryLock() {
+			s.untimed.Store(false)
+		case <-tick:
+			if s.reads.Load() != reads {
+				continue // callers are at it
+			}
+			// Take the connection back, unless a Read begun earlier is
+			// still under way: then wait for it to wake us as it lets
+			// go (see Read), rather than check every idleRead.
+			s.untimed.Store(true)
+			if s.rmu.TryLock() {
+				s.untimed.Store(false)
 				return s.locked()
 			}
 		case <-s.done:
@@ -108,7 +117,7 @@ func (p *Protocol) Read(ctx context.Context, done func() bool) bool {
 	s.rmu.Unlock()
 	// Asked after letting go: a call that begins to wait after this
 	// finds the token free and reads for itself.
-	if err == nil && !p.cfg.Yield() {
+	if err == nil && (s.untimed.Load() || !p.cfg.Yield()) {
 		s.wake()
 	}
 	return true
@@ -172,12 +181,32 @@ func (s *session) waitReaders() {
 // lineBuffered reports whether a whole message is buffered. The caller
 // holds rmu.
 func (s *session) lineBuffered() bool {
+	if len(s.partial) == 0 {
+		s.dropBlankLines()
+	}
 	n := s.r.Buffered()
 	if n == 0 {
 		return false
 	}
 	b, _ := s.r.Peek(n)
 	return bytes.IndexByte(b, '\n') >= 0
+}
+
+// dropBlankLines drops the blank lines buffered at the start of a
+// message, which read would skip: they are no message, and a Read that
+// went on for them would block.
+func (s *session) dropBlankLines() {
+	for {
+		b, _ := s.r.Peek(min(2, s.r.Buffered()))
+		switch {
+		case len(b) > 0 && b[0] == '\n':
+			s.r.Discard(1)
+		case len(b) == 2 && b[0] == '\r' && b[1] == '\n':
+			s.r.Discard(2)
+		default:
+			return
+		}
+	}
 }
 
 // watch makes ctx ending interrupt the Read under way, by setting a read

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -20,12 +21,19 @@ import (
 // reader goroutine has let go of the connection. What the peer writes
 // goes through one goroutine, in order: net.Pipe has no buffer.
 type yielding struct {
-	p      *Protocol
-	peer   net.Conn
-	out    chan string
-	got    chan string
-	parked chan struct{}
-	ended  chan error
+	p       *Protocol
+	peer    net.Conn
+	out     chan string
+	got     chan string
+	parked  chan struct{}
+	untimed chan struct{}
+	ended   chan error
+	yield   atomic.Bool // what Config.Yield says; true at first
+	// While hold is set, the reader goroutine waits in park, before it
+	// checks the time, until release is closed.
+	hold    atomic.Bool
+	release chan struct{}
+	handled atomic.Int64 // messages handled (got may have been read since)
 }
 
 // newYielding starts a yielding protocol whose reader goroutine takes the
@@ -34,16 +42,26 @@ type yielding struct {
 func newYielding(t *testing.T, idle time.Duration, conn func(net.Conn) net.Conn) *yielding {
 	t.Helper()
 	y := &yielding{
-		out:    make(chan string, 100),
-		got:    make(chan string, 100),
-		parked: make(chan struct{}, 100),
-		ended:  make(chan error, 1),
+		out:     make(chan string, 100),
+		got:     make(chan string, 100),
+		parked:  make(chan struct{}, 100),
+		untimed: make(chan struct{}, 100),
+		ended:   make(chan error, 1),
+		release: make(chan struct{}),
 	}
+	y.yield.Store(true)
 	idleRead = idle
-	testHookParked = func() {
+	testHookParked = func(untimed bool) {
+		c := y.parked
+		if untimed {
+			c = y.untimed
+		}
 		select {
-		case y.parked <- struct{}{}:
+		case c <- struct{}{}:
 		default:
+		}
+		if y.hold.Load() {
+			<-y.release
 		}
 	}
 	y.p = New(Config{
@@ -51,10 +69,11 @@ func newYielding(t *testing.T, idle time.Duration, conn func(net.Conn) net.Conn)
 			if string(m) == "bad" {
 				return errors.New("bad message")
 			}
+			y.handled.Add(1)
 			y.got <- string(m)
 			return nil
 		},
-		Yield: func() bool { return true },
+		Yield: y.yield.Load,
 		Ended: func(err error) { y.ended <- err },
 	})
 	ours, theirs := net.Pipe()
@@ -266,5 +285,68 @@ func TestReadAndDisconnect(t *testing.T) {
 	wg.Wait()
 	if y.p.Read(context.Background(), y.gotOne()) {
 		t.Fatal("Read() = true after Disconnect")
+	}
+}
+
+// Blank lines after a message are no message: a Read that has its
+// message does not wait for more because of them.
+func TestReadBlankLines(t *testing.T) {
+	y := newYielding(t, time.Hour, nil)
+	y.waitParked(t)
+	y.write("second\r\n\r\n\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	y.p.Read(ctx, y.gotOne())
+	if ctx.Err() != nil {
+		t.Fatal("Read waited for more after blank lines")
+	}
+	if m := y.next(t); m != "second" {
+		t.Fatalf("got %q, want second", m)
+	}
+}
+
+// Wake makes a yielded reader goroutine read for whoever now waits.
+func TestWake(t *testing.T) {
+	y := newYielding(t, time.Hour, nil)
+	y.waitParked(t)
+	y.yield.Store(false) // someone waits, and reads nothing itself
+	y.p.Wake()
+	y.write("second\n")
+	if m := y.next(t); m != "second" {
+		t.Fatalf("got %q, want second", m)
+	}
+}
+
+// While a Read is under way, the yielded reader goroutine stops checking
+// every idleRead and waits for the Read to wake it; then it checks again,
+// and notices the peer hanging up.
+func TestParkedReaderWaitsForRead(t *testing.T) {
+	y := newYielding(t, time.Millisecond, nil)
+	y.hold.Store(true) // so that only the Read below can read "second"
+	y.waitParked(t)
+	y.write("second\n")
+	read := make(chan bool, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() { read <- y.p.Read(ctx, func() bool { return y.handled.Load() == 3 }) }()
+	if m := y.next(t); m != "second" {
+		t.Fatalf("got %q, want second", m)
+	}
+	close(y.release) // the Read is under way, blocked for a third message
+	select {
+	case <-y.untimed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reader goroutine kept checking while a Read was under way")
+	}
+	y.write("third\n")
+	if !<-read {
+		t.Fatal("Read() = false with the reader goroutine yielded")
+	}
+	if m := y.next(t); m != "third" {
+		t.Fatalf("got %q, want third", m)
+	}
+	y.peer.Close()
+	if err := waitEnded(t, y.ended); !errors.Is(err, ErrClosedByPeer) {
+		t.Fatalf("session ended with %v, want %v", err, ErrClosedByPeer)
 	}
 }

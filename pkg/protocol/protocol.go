@@ -467,6 +467,7 @@ type session struct {
 	yields  bool   // Read may be used: Config.Yield is set and conn takes read deadlines
 	over    atomic.Bool
 	resume  chan struct{} // capacity 1: wakes a yielded reader goroutine
+	untimed atomic.Bool   // the yielded reader goroutine waits for a Read to wake it
 	reads   atomic.Uint64 // Reads so far, for the reader's idle check
 	dlMu    sync.Mutex    // guards reading and dlSet; see watch
 	reading uint64        // the generation of the Read that ctx may interrupt

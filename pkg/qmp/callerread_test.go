@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -215,4 +216,49 @@ func TestCallerReadNoDeadlines(t *testing.T) {
 		t.Fatalf("Execute(hang) = %v, want %v", err, context.Canceled)
 	}
 	echo(t, c, testContext(t), 1)
+}
+
+// TestCallerReadBlankLines: blank lines after a reply do not keep the
+// call that read it waiting for more.
+func TestCallerReadBlankLines(t *testing.T) {
+	s := fakeServer(t, echoUntil(func(c *qmptest.Conn, req *qmptest.Request) bool {
+		return c.WriteRaw([]byte(`{"return": "blank", "id": `+string(req.ID)+"}\r\n\r\n\n")) == nil
+	}))
+	c := connect(t, s.Addr)
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ret, err := c.Execute(ctx, "blank", nil)
+		cancel()
+		if err != nil || string(ret) != `"blank"` {
+			t.Fatalf("call %d: Execute(blank) = %s, %v", i, ret, err)
+		}
+	}
+}
+
+// TestCallerReadSendFails: a lone call that fails to send (here, files
+// over a connection that cannot pass them) leaves the calls that came
+// after it to the reader goroutine, which reads their replies.
+func TestCallerReadSendFails(t *testing.T) {
+	s := fakeServer(t, echoUntil(nil))
+	conn, err := net.Dial("unix", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := qmp.NewClient()
+	if err := c.ConnectConn(testContext(t), struct{ net.Conn }{conn}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	ctx := testContext(t)
+	for range 200 {
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.ExecuteWithFiles(ctx, "getfd", map[string]string{"fdname": "x"}, os.Stdin)
+			done <- err
+		}()
+		echo(t, c, ctx, 1)
+		if err := <-done; err == nil || !strings.Contains(err.Error(), "needs a UNIX socket") {
+			t.Fatalf("ExecuteWithFiles = %v, want a UNIX socket error", err)
+		}
+	}
 }

@@ -313,7 +313,12 @@ func (c *Client) roundTrip(ctx context.Context, id uint64, msg []byte, files []*
 			delete(c.pending, id)
 			c.waiting--
 		}
+		others := c.waiting > 0
 		c.mu.Unlock()
+		if alone && others {
+			// A call that came after this one left reading to it.
+			c.proto.Wake()
+		}
 		var ended *protocol.SessionEndedError
 		if errors.As(err, &ended) {
 			return reply{}, &DisconnectedError{Cause: ended.Cause}
