@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -705,6 +706,7 @@ func (s *session) writer() {
 				s.queued.Add(-1)
 			}
 			// Drain what queued meanwhile so a burst costs one flush.
+			yielded := false
 			for err == nil {
 				select {
 				case m = <-s.out:
@@ -712,6 +714,11 @@ func (s *session) writer() {
 					s.queued.Add(-1)
 					continue
 				default:
+				}
+				if !yielded {
+					yielded = true
+					runtime.Gosched()
+					continue
 				}
 				break
 			}
