@@ -170,11 +170,13 @@ func (s *session) wake() {
 	}
 }
 
-// waitReaders waits for a Read under way to finish; after it, a Read of
-// this session touches nothing. Disconnect calls it once the session has
-// ended, before a new session can start.
+// waitReaders waits for a Read under way to finish, and lets go of the
+// context the last one watched; after it, a Read of this session touches
+// nothing. Disconnect calls it once the session has ended, before a new
+// session can start.
 func (s *session) waitReaders() {
 	s.rmu.Lock()
+	s.unwatch()
 	s.rmu.Unlock()
 }
 
@@ -210,34 +212,60 @@ func (s *session) dropBlankLines() {
 }
 
 // watch makes ctx ending interrupt the Read under way, by setting a read
-// deadline in the past, and returns what undoes it. Each Read gets a
-// generation number, so that an interruption running late never touches
-// a later Read.
+// deadline in the past, and returns what undoes it. The interruption is
+// registered once for calls in a row that pass the same context (its
+// Done channel), as a caller making calls in a loop does, and stays
+// registered between them: it touches only a Read of that context, so
+// it is harmless when it runs late. The caller holds rmu.
 func (s *session) watch(ctx context.Context) (stop func()) {
-	if ctx.Done() == nil {
+	done := ctx.Done()
+	if done == nil {
 		return func() {}
 	}
+	if done != s.watched {
+		s.unwatch()
+		s.watched = done
+		s.stopWatch = context.AfterFunc(ctx, func() { s.interrupt(done) })
+	}
 	s.dlMu.Lock()
-	s.readGen++
-	gen := s.readGen
-	s.reading = gen
+	s.reading = done
+	select {
+	case <-done: // ended as we began: interrupt ran too early to see us
+		s.conn.SetReadDeadline(aLongTimeAgo)
+		s.dlSet = true
+	default:
+	}
 	s.dlMu.Unlock()
-	after := context.AfterFunc(ctx, func() {
-		s.dlMu.Lock()
-		defer s.dlMu.Unlock()
-		if s.reading == gen {
-			s.conn.SetReadDeadline(aLongTimeAgo)
-			s.dlSet = true
-		}
-	})
-	return func() {
-		after()
-		s.dlMu.Lock()
-		defer s.dlMu.Unlock()
-		s.reading = 0
-		if s.dlSet {
-			s.conn.SetReadDeadline(time.Time{})
-			s.dlSet = false
-		}
+	return s.readDone
+}
+
+// interrupt makes a blocked read of the connection return, if the Read
+// under way watches done.
+func (s *session) interrupt(done <-chan struct{}) {
+	s.dlMu.Lock()
+	defer s.dlMu.Unlock()
+	if s.reading == done {
+		s.conn.SetReadDeadline(aLongTimeAgo)
+		s.dlSet = true
+	}
+}
+
+// readDone ends what watch began for one Read.
+func (s *session) readDone() {
+	s.dlMu.Lock()
+	defer s.dlMu.Unlock()
+	s.reading = nil
+	if s.dlSet {
+		s.conn.SetReadDeadline(time.Time{})
+		s.dlSet = false
+	}
+}
+
+// unwatch drops the registered interruption, if any. The caller holds
+// rmu.
+func (s *session) unwatch() {
+	if s.stopWatch != nil {
+		s.stopWatch()
+		s.watched, s.stopWatch = nil, nil
 	}
 }

@@ -350,3 +350,36 @@ func TestParkedReaderWaitsForRead(t *testing.T) {
 		t.Fatalf("session ended with %v, want %v", err, ErrClosedByPeer)
 	}
 }
+
+// Reads in a row with one context share its interruption, which still
+// interrupts the Read under way when the context ends.
+func TestReadSameContextInterrupted(t *testing.T) {
+	y := newYielding(t, time.Hour, nil)
+	y.waitParked(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, m := range []string{"second", "third"} {
+		y.write(m + "\n")
+		if !y.p.Read(ctx, y.gotOne()) {
+			t.Fatal("Read() = false with the reader goroutine yielded")
+		}
+		if got := y.next(t); got != m {
+			t.Fatalf("got %q, want %q", got, m)
+		}
+	}
+	time.AfterFunc(20*time.Millisecond, cancel)
+	if !y.p.Read(ctx, func() bool { return false }) {
+		t.Fatal("Read() = false with the reader goroutine yielded")
+	}
+	if ctx.Err() == nil {
+		t.Fatal("Read returned before its context ended")
+	}
+	// A Read with another context is not interrupted by the first one's.
+	y.write("fourth\n")
+	if !y.p.Read(context.Background(), y.gotOne()) {
+		t.Fatal("Read() = false with the reader goroutine yielded")
+	}
+	if got := y.next(t); got != "fourth" {
+		t.Fatalf("got %q, want fourth", got)
+	}
+}

@@ -470,10 +470,12 @@ type session struct {
 	resume  chan struct{} // capacity 1: wakes a yielded reader goroutine
 	untimed atomic.Bool   // the yielded reader goroutine waits for a Read to wake it
 	reads   atomic.Uint64 // Reads so far, for the reader's idle check
-	dlMu    sync.Mutex    // guards reading and dlSet; see watch
-	reading uint64        // the generation of the Read that ctx may interrupt
-	readGen uint64
-	dlSet   bool
+	// A Read's context interrupts it; see watch.
+	watched   <-chan struct{} // the Done channel watched; under rmu
+	stopWatch func() bool     // unregisters the watch; under rmu
+	dlMu      sync.Mutex      // guards reading and dlSet
+	reading   <-chan struct{} // the Done channel of the Read under way
+	dlSet     bool
 
 	// The writer goroutine holds wmu while it writes; writeNow writes
 	// only if it gets wmu and nothing is queued, so messages keep their
@@ -481,7 +483,10 @@ type session struct {
 	raw     syscall.RawConn // nil when conn has no file descriptor
 	wmu     sync.Mutex
 	queued  atomic.Int64
-	scratch []byte // writeNow's buffer, under wmu
+	scratch []byte                // writeNow's buffer, under wmu
+	writeFn func(fd uintptr) bool // s.writeScratch; under wmu
+	wn      int                   // writeScratch's outcome; under wmu
+	werr    error
 	tail    []byte // what writeNow could not write, for the writer; under wmu
 	kick    chan struct{}
 
@@ -620,18 +625,13 @@ func (s *session) writeNow(msg []byte) bool {
 	default:
 	}
 	s.scratch = append(append(s.scratch[:0], msg...), '\n')
-	var n int
-	var err error
-	if rerr := s.raw.Write(func(fd uintptr) bool {
-		for {
-			n, err = syscall.Write(int(fd), s.scratch)
-			if err != syscall.EINTR {
-				return true // done, whatever happened: never wait here
-			}
-		}
-	}); rerr != nil {
+	if s.writeFn == nil {
+		s.writeFn = s.writeScratch // one closure for the session, not one per call
+	}
+	if rerr := s.raw.Write(s.writeFn); rerr != nil {
 		return false // closed under us: enqueue reports why
 	}
+	n, err := s.wn, s.werr
 	if err == syscall.EAGAIN || n == 0 && err == nil {
 		return false // the connection is full: queue it
 	}
@@ -654,6 +654,17 @@ func (s *session) writeNow(msg []byte) bool {
 	return true
 }
 
+// writeScratch makes one write of s.scratch, for writeNow, which holds
+// wmu.
+func (s *session) writeScratch(fd uintptr) bool {
+	for {
+		s.wn, s.werr = syscall.Write(int(fd), s.scratch)
+		if s.werr != syscall.EINTR {
+			return true // done, whatever happened: never wait here
+		}
+	}
+}
+
 func (s *session) reader() {
 	defer s.wg.Done()
 	handle, drained, yield := s.p.cfg.Handle, s.p.cfg.Drained, s.p.cfg.Yield
@@ -665,6 +676,7 @@ func (s *session) reader() {
 			if drained != nil {
 				drained()
 			}
+			s.unwatch()
 			s.rmu.Unlock()
 			return
 		}
@@ -677,6 +689,7 @@ func (s *session) reader() {
 				drained()
 			}
 			s.end(err) // before letting go, so no Read handles what follows
+			s.unwatch()
 			s.rmu.Unlock()
 			return
 		}
@@ -688,6 +701,9 @@ func (s *session) reader() {
 		}
 		s.rmu.Unlock()
 		if !s.park() {
+			s.rmu.Lock() // a Read under way stops: the connection is closed
+			s.unwatch()
+			s.rmu.Unlock()
 			return
 		}
 	}
