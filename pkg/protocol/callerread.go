@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"time"
 )
@@ -91,8 +92,8 @@ func (s *session) locked() bool {
 // left buffered, ctx ends or the session does. Done is called by the
 // calling goroutine, between messages. Read reports false at once, having
 // done nothing, unless Config.Yield is set, the connection takes read
-// deadlines, and the reader goroutine has yielded the connection with no
-// other caller reading it. A read error ends the session as in the
+// deadlines, and nobody else is reading it (the reader goroutine has
+// yielded it, or not yet begun). A read error ends the session as in the
 // reader goroutine; ctx ending interrupts a read without losing any of
 // the stream.
 func (p *Protocol) Read(ctx context.Context, done func() bool) bool {
@@ -137,7 +138,7 @@ func (s *session) readUntil(ctx context.Context, done func() bool) error {
 		}
 		msg, err := s.read()
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
+			if deadlineError(err) {
 				if ctx.Err() != nil {
 					return nil // interrupted: s.read kept what came
 				}
@@ -152,6 +153,14 @@ func (s *session) readUntil(ctx context.Context, done func() bool) error {
 		}
 	}
 	return nil
+}
+
+// deadlineError reports whether err is a read deadline passing. A
+// caller's own net.Conn may not wrap os.ErrDeadlineExceeded, as it
+// should, but still say Timeout.
+func deadlineError(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // Wake has a yielded reader goroutine take the connection back from

@@ -12,7 +12,6 @@ package protocol
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -848,7 +847,7 @@ func (s *session) read() ([]byte, error) {
 			return nil, fmt.Errorf("connection closed in the middle of a message (%d bytes of it read): %w",
 				len(buf)+len(chunk), io.ErrUnexpectedEOF)
 		default:
-			if errors.Is(err, os.ErrDeadlineExceeded) {
+			if deadlineError(err) {
 				// A Read interrupted (see watch): keep what came of the
 				// message for the next read.
 				s.partial = append(buf, chunk...)
