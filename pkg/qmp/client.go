@@ -11,10 +11,12 @@ package qmp
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"net"
 	"os"
 	"slices"
@@ -91,8 +93,8 @@ type Client struct {
 
 	listeners atomic.Pointer[[]*Listener] // copy-on-write, read by the reader
 	listenMu  sync.Mutex
-	events    []Event           // dispatched, not yet handed on; see dispatch
-	names     map[string]string // event names, for decodeFast; whoever reads
+	events    []Event // dispatched, not yet handed on; see dispatch
+	names     *names  // event names, for decodeFast; whoever reads
 }
 
 type result struct {
@@ -112,7 +114,7 @@ func NewClient(opts ...Option) *Client {
 	if cfg.eventBacklog <= 0 {
 		cfg.eventBacklog = DefaultEventBacklog
 	}
-	c := &Client{cfg: cfg, pending: make(map[uint64]chan result), names: make(map[string]string)}
+	c := &Client{cfg: cfg, pending: make(map[uint64]chan result), names: &names{m: make(map[string]string)}}
 	c.listeners.Store(new([]*Listener))
 	c.proto = protocol.New(protocol.Config{
 		Name:           cfg.name,
@@ -655,7 +657,10 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 // The scanning functions below take an index into msg and return the
 // index after what they consumed, or -1 for anything that is not valid
 // JSON or that decodeFast leaves to json.Unmarshal.
-func (r *reply) decodeFast(msg []byte, names map[string]string) bool {
+func (r *reply) decodeFast(msg []byte, names *names) bool {
+	if r.decodeEvent(msg, names) {
+		return true
+	}
 	const (
 		seenEvent = 1 << iota
 		seenTimestamp
@@ -740,17 +745,75 @@ func (r *reply) decodeFast(msg []byte, names map[string]string) bool {
 	}
 }
 
+// decodeEvent is decodeFast for an event laid out as QEMU writes every
+// one, {"timestamp": {"seconds": S, "microseconds": U}, "event": "NAME"}
+// with or without a "data" member after the name: matching that envelope
+// as fixed text spares scanning and comparing keys, and as it has each
+// key once and in lower case, json.Unmarshal cannot read it differently.
+// It returns false, leaving r alone, for anything else.
+func (r *reply) decodeEvent(msg []byte, names *names) bool {
+	const head, micro, event, data = `{"timestamp": {"seconds": `, `, "microseconds": `, `}, "event": `, `, "data": `
+	i := scanLiteral(msg, 0, head)
+	if i < 0 {
+		return false
+	}
+	var ts timestamp
+	if ts.Seconds, i = scanInt64(msg, i); i < 0 {
+		return false
+	}
+	if i = scanLiteral(msg, i, micro); i < 0 {
+		return false
+	}
+	if ts.Microseconds, i = scanInt64(msg, i); i < 0 {
+		return false
+	}
+	if i = scanLiteral(msg, i, event); i < 0 {
+		return false
+	}
+	start := i
+	if i = scanPlainString(msg, i); i < 0 {
+		return false
+	}
+	name := msg[start+1 : i-1]
+	var d json.RawMessage
+	if j := scanLiteral(msg, i, data); j >= 0 {
+		if i = scanValue(msg, j); i < 0 {
+			return false
+		}
+		d = msg[j:i:i]
+	}
+	if i >= len(msg) || msg[i] != '}' || skipSpace(msg, i+1) != len(msg) {
+		return false
+	}
+	r.Event, r.Data, r.ts, r.tsSet = intern(names, name), d, ts, true
+	return true
+}
+
+// names interns event names: see intern.
+type names struct {
+	m    map[string]string
+	last string // the name interned last
+}
+
 // intern returns b as a string, without allocating if names has it, and
 // adds it to names if there is room: event names are few, and a server
-// making up new ones cannot make names grow without bound.
-func intern(names map[string]string, b []byte) string {
-	if s, ok := names[string(b)]; ok {
-		return s
+// making up new ones cannot make names grow without bound. Events tend to
+// come in runs of one name, so the last name is tried before the map.
+func intern(names *names, b []byte) string {
+	if names == nil {
+		return string(b)
 	}
-	s := string(b)
-	if names != nil && len(names) < 256 {
-		names[s] = s
+	if string(b) == names.last {
+		return names.last
 	}
+	s, ok := names.m[string(b)]
+	if !ok {
+		s = string(b)
+		if len(names.m) < 256 {
+			names.m[s] = s
+		}
+	}
+	names.last = s
 	return s
 }
 
@@ -899,12 +962,31 @@ member: // at a member's name
 	goto value
 }
 
+// ones has 1 in every byte, for the byte-parallel tests of scanString.
+const ones = 0x0101010101010101
+
 // scanString consumes a string, escapes included.
 func scanString(b []byte, i int) int {
 	if i >= len(b) || b[i] != '"' {
 		return -1
 	}
 	for i++; i < len(b); i++ {
+		// Skip 8 bytes at a time while none is special: a '"', a '\\' or
+		// a control character. Each test below can also flag bytes after
+		// a special one (a borrow runs upwards), never before, so the
+		// lowest flag is the first special byte.
+		for i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[i:])
+			q, s := x^(ones*'"'), x^(ones*'\\')
+			if m := ((q-ones)&^q | (s-ones)&^s | (x-ones*0x20)&^x) & (ones * 0x80); m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
 		if jsonByte[b[i]] != 0 {
 			continue
 		}

@@ -70,6 +70,26 @@ var decodeCases = []struct {
 	{`null`, false},
 	{`"x"`, false},
 	{``, false},
+	// QEMU's own layout, which decodeEvent matches as fixed text.
+	{`{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "X", "data": {"s": "0123456789abcdef\"x\u0041", "n": [-1.5e3, 0, 12345678901234567890]}}`, true},
+	{`{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "X", "data": null}`, true},
+	{`{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "X", "data": "` + "\x01" + `"}`, false},
+	{`{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "X", "data": {"a": 1,}}`, false},
+	{`{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "X", "data": {}, "data": {}}`, false},
+	{`{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "X", "event": "Y"}`, false},
+	{`{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "X", "Data": 1}`, false},
+	{`{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "X", "id": 1}`, true},
+	{`{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "X"}  ` + "\r", true},
+	{`{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "X"} x`, false},
+	{`{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "X"`, false},
+	{`{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "X", "data": {"a": [1, 2]`, false},
+	{`{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "X", "data": `, false},
+	{`{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "caf\u00e9"}`, false},
+	{`{"timestamp": {"seconds": 01, "microseconds": 2}, "event": "X"}`, false},
+	{`{"timestamp": {"seconds": 1, "microseconds": 2.5}, "event": "X"}`, false},
+	{`{"timestamp": {"seconds": -1, "microseconds": -1}, "event": "X"}`, true},
+	{`{"timestamp": {"seconds": 1, "microseconds": 2}, "event": ""}`, true},
+	{`{"timestamp": {"seconds": 1, "microseconds": 2}, "event": null}`, true},
 	{`{"return": ` + string(bytes.Repeat([]byte("["), 2000)) + string(bytes.Repeat([]byte("]"), 2000)) + `}`, false},
 	{`{"return": ` + string(bytes.Repeat([]byte("["), 20000)) + string(bytes.Repeat([]byte("]"), 20000)) + `}`, false},
 }
@@ -81,6 +101,54 @@ func TestDecodeFast(t *testing.T) {
 		took := checkDecodeFast(t, []byte(tc.msg))
 		if took != tc.fast {
 			t.Errorf("decodeFast(%.80s) = %v, want %v", tc.msg, took, tc.fast)
+		}
+	}
+}
+
+// TestDecodeEvent checks that decodeEvent takes events laid out as QEMU
+// lays them out, and nothing else: a message it takes must decode as
+// json.Unmarshal decodes it (checkDecodeFast), and one it turns down goes
+// on to the rest of decodeFast.
+func TestDecodeEvent(t *testing.T) {
+	for _, tc := range decodeCases {
+		var r reply
+		took := r.decodeEvent([]byte(tc.msg), nil)
+		qemu := strings.HasPrefix(tc.msg, `{"timestamp": {"seconds": `) && strings.Contains(tc.msg, `}, "event": "`)
+		switch {
+		case took && !tc.fast:
+			t.Errorf("decodeEvent took %.80s, which decodeFast must not", tc.msg)
+		case !took && tc.fast && qemu && !strings.Contains(tc.msg, `"id"`):
+			t.Errorf("decodeEvent did not take %.80s", tc.msg)
+		}
+	}
+}
+
+// TestScanString checks scanString against json.Valid with each kind of
+// byte it tests 8 at a time at each position of a string, so that every
+// lane of a word and the tail after the last whole word are covered.
+func TestScanString(t *testing.T) {
+	specials := []string{`"`, `\`, `\n`, `\u00e9`, `\u00`, `\x`, "\x00", "\x1f", "\x7f", "\xff", " ", "\xe2\x82\xac"}
+	for n := 0; n <= 20; n++ {
+		for at := 0; at <= n; at++ {
+			for _, sp := range specials {
+				body := strings.Repeat("a", at) + sp + strings.Repeat("b", n-at)
+				for _, tail := range []string{"", `"`, `" , 1`} {
+					b := []byte(`"` + body + tail)
+					end := scanString(b, 0)
+					// The string is valid and ends where json.Valid finds
+					// it ends, or is invalid for both.
+					want := -1
+					for j := 2; j <= len(b); j++ {
+						if b[j-1] == '"' && json.Valid(b[:j]) {
+							want = j
+							break
+						}
+					}
+					if end != want {
+						t.Fatalf("scanString(%q) = %d, want %d", b, end, want)
+					}
+				}
+			}
 		}
 	}
 }
@@ -226,7 +294,7 @@ func BenchmarkDecode(b *testing.B) {
 	for _, m := range msgs {
 		msg := []byte(m.msg)
 		b.Run("fast/"+m.name, func(b *testing.B) {
-			names := map[string]string{}
+			names := &names{m: map[string]string{}}
 			b.ReportAllocs()
 			for range b.N {
 				r := reply{raw: msg}
