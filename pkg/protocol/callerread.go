@@ -195,25 +195,21 @@ func (s *session) lineBuffered() bool {
 	if len(s.partial) == 0 {
 		s.dropBlankLines()
 	}
-	n := s.r.Buffered()
-	if n == 0 {
-		return false
-	}
-	b, _ := s.r.Peek(n)
-	return bytes.IndexByte(b, '\n') >= 0
+	return bytes.IndexByte(s.in.buf[s.in.r:s.in.w], '\n') >= 0
 }
 
 // dropBlankLines drops the blank lines buffered at the start of a
 // message, which read would skip: they are no message, and a Read that
 // went on for them would block.
 func (s *session) dropBlankLines() {
+	in := &s.in
 	for {
-		b, _ := s.r.Peek(min(2, s.r.Buffered()))
+		b := in.buf[in.r:in.w]
 		switch {
 		case len(b) > 0 && b[0] == '\n':
-			s.r.Discard(1)
-		case len(b) == 2 && b[0] == '\r' && b[1] == '\n':
-			s.r.Discard(2)
+			in.r++
+		case len(b) > 1 && b[0] == '\r' && b[1] == '\n':
+			in.r += 2
 		default:
 			return
 		}

@@ -383,3 +383,24 @@ func TestReadSameContextInterrupted(t *testing.T) {
 		t.Fatalf("got %q, want fourth", got)
 	}
 }
+
+// A message longer than the input buffer, interrupted in the middle,
+// still arrives whole.
+func TestReadInterruptedLongMessage(t *testing.T) {
+	y := newYielding(t, time.Hour, nil)
+	y.waitParked(t)
+	long := strings.Repeat("x", 300<<10)
+	y.write(long[:200<<10])
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if !y.p.Read(ctx, y.gotOne()) {
+		t.Fatal("Read() = false with the reader goroutine yielded")
+	}
+	y.write(long[200<<10:] + "\n")
+	if !y.p.Read(context.Background(), y.gotOne()) {
+		t.Fatal("Read() = false with the reader goroutine yielded")
+	}
+	if m := y.next(t); m != long {
+		t.Fatalf("got %d bytes, want %d", len(m), len(long))
+	}
+}

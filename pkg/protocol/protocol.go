@@ -11,6 +11,7 @@ package protocol
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -455,12 +456,12 @@ type outgoing struct {
 type session struct {
 	p    *Protocol
 	conn net.Conn
-	r    *bufio.Reader
 	w    *bufio.Writer
 	out  chan outgoing
+	in   input  // used by the goroutine reading
 	slab []byte // see own; used by the goroutine reading
 
-	// Whoever holds rmu reads r and calls Handle: the reader goroutine,
+	// Whoever holds rmu reads in and calls Handle: the reader goroutine,
 	// or a caller in Read while the reader goroutine has yielded.
 	rmu     sync.Mutex
 	partial []byte // what an interrupted Read got of a message; under rmu
@@ -496,39 +497,22 @@ type session struct {
 }
 
 func newSession(p *Protocol, conn net.Conn) *session {
-	var r io.Reader = conn
-	if p.cfg.Drained != nil {
-		r = drainedReader{conn, p.cfg.Drained}
-	}
 	s := &session{
 		p:      p,
 		conn:   conn,
-		r:      bufio.NewReaderSize(r, 64<<10),
 		w:      bufio.NewWriterSize(conn, 64<<10),
 		out:    make(chan outgoing, 1024),
 		kick:   make(chan struct{}, 1),
 		resume: make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
+	s.in.conn, s.in.drained = conn, p.cfg.Drained
 	if sc, ok := conn.(syscall.Conn); ok {
 		s.raw, _ = sc.SyscallConn()
 	}
 	// A caller's Read can only be interrupted through a read deadline.
 	s.yields = p.cfg.Yield != nil && conn.SetReadDeadline(time.Time{}) == nil
 	return s
-}
-
-// drainedReader calls drained before each read of the connection. The
-// bufio.Reader above it reads the connection only when it holds no
-// complete message, which is when Config.Drained is due.
-type drainedReader struct {
-	conn    net.Conn
-	drained func()
-}
-
-func (d drainedReader) Read(p []byte) (int, error) {
-	d.drained()
-	return d.conn.Read(p)
 }
 
 // aLongTimeAgo is a deadline in the past: setting it makes blocked I/O
@@ -692,7 +676,7 @@ func (s *session) reader() {
 			s.rmu.Unlock()
 			return
 		}
-		if !s.yields || s.r.Buffered() != 0 || !yield() {
+		if !s.yields || s.in.buffered() != 0 || !yield() {
 			continue
 		}
 		if drained != nil {
@@ -808,15 +792,14 @@ func (s *session) logOut(msg []byte) {
 // buffered beyond the limit.
 func (s *session) read() ([]byte, error) {
 	limit := s.p.cfg.MaxMessageSize
-	buf := s.partial
+	buf := s.partial // the start of a line longer than the input buffer
 	s.partial = nil
 	for {
-		chunk, err := s.r.ReadSlice('\n')
+		chunk, complete := s.in.line()
 		if len(buf)+len(chunk) > limit+2 { // +2: the terminator is not counted
 			return nil, &MessageTooLongError{Limit: limit}
 		}
-		switch err {
-		case nil:
+		if complete {
 			var msg []byte
 			if buf == nil {
 				msg = trimEOL(chunk)
@@ -838,23 +821,123 @@ func (s *session) read() ([]byte, error) {
 				s.p.log.Debug("<-- " + string(msg))
 			}
 			return msg, nil
-		case bufio.ErrBufferFull:
-			buf = append(buf, chunk...)
+		}
+		if s.in.full() {
+			buf = append(buf, s.in.take()...)
+		}
+		switch err := s.in.fill(); err {
+		case nil:
 		case io.EOF:
-			if len(buf)+len(chunk) == 0 {
-				return nil, ErrClosedByPeer
+			if n := len(buf) + s.in.buffered(); n > 0 {
+				return nil, fmt.Errorf("connection closed in the middle of a message (%d bytes of it read): %w",
+					n, io.ErrUnexpectedEOF)
 			}
-			return nil, fmt.Errorf("connection closed in the middle of a message (%d bytes of it read): %w",
-				len(buf)+len(chunk), io.ErrUnexpectedEOF)
+			return nil, ErrClosedByPeer
 		default:
 			if deadlineError(err) {
 				// A Read interrupted (see watch): keep what came of the
-				// message for the next read.
-				s.partial = append(buf, chunk...)
+				// message for the next read (the input buffer keeps the
+				// rest).
+				s.partial = buf
 			}
 			return nil, err
 		}
 	}
+}
+
+// input buffers what is read from the connection. It starts small and
+// doubles, up to maxInput, each time a read fills it: under a flood a
+// read then takes all the socket holds, so that the peer can write again
+// at once while the reader works through it, instead of the two taking
+// turns at a small buffer. After a run of small reads it shrinks back.
+type input struct {
+	conn    net.Conn
+	drained func() // Config.Drained
+	buf     []byte // buf[r:w] is read and not yet consumed
+	r, w    int
+	grow    bool  // the last read filled buf
+	small   int   // reads in a row that used little of buf
+	err     error // from a read that also returned data
+}
+
+const (
+	minInput = 64 << 10
+	maxInput = 512 << 10
+)
+
+// line returns the next line, "\n" included, and true; or, when no whole
+// line is buffered, what there is of one and false.
+func (in *input) line() ([]byte, bool) {
+	b := in.buf[in.r:in.w]
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		in.r += i + 1
+		return b[: i+1 : i+1], true
+	}
+	return b, false
+}
+
+func (in *input) buffered() int { return in.w - in.r }
+
+// full reports whether the buffer holds nothing but part of one line.
+func (in *input) full() bool { return in.w-in.r == len(in.buf) && len(in.buf) > 0 }
+
+// take consumes what is buffered, which stays valid until the next fill.
+func (in *input) take() []byte {
+	b := in.buf[in.r:in.w]
+	in.r = in.w
+	return b
+}
+
+// fill reads more, calling drained first: the caller found no complete
+// line, which is when Config.Drained is due.
+func (in *input) fill() error {
+	if err := in.err; err != nil {
+		in.err = nil
+		// A deadline that came with data may be stale by now (see
+		// session.watch); if it still holds, the read below says so.
+		if !deadlineError(err) {
+			return err
+		}
+	}
+	n := in.w - in.r
+	size := len(in.buf)
+	switch {
+	case size == 0:
+		size = minInput
+	case in.grow && size < maxInput:
+		size *= 2
+	case in.small >= 16 && size > minInput && n <= minInput/2:
+		size = minInput
+	}
+	if size != len(in.buf) {
+		buf := make([]byte, size)
+		copy(buf, in.buf[in.r:in.w])
+		in.buf = buf
+	} else if in.r > 0 {
+		copy(in.buf, in.buf[in.r:in.w])
+	}
+	in.r, in.w = 0, n
+	if in.drained != nil {
+		in.drained()
+	}
+	for range 100 { // as bufio.Reader, give up on a reader stuck at 0, nil
+		m, err := in.conn.Read(in.buf[in.w:])
+		in.grow = in.w+m == len(in.buf)
+		if m < len(in.buf)/8 {
+			in.small++
+		} else {
+			in.small = 0
+		}
+		in.w += m
+		switch {
+		case m > 0:
+			in.err = err
+			return nil
+		case err != nil:
+			return err
+		}
+	}
+	return io.ErrNoProgress
 }
 
 // own returns a copy of msg for the caller to keep. Small messages are
