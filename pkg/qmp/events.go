@@ -106,11 +106,39 @@ func (l *Listener) Close() {
 
 func (l *Listener) wants(name string) bool { return l.names == nil || l.names[name] }
 
-// push queues the events l wants without ever blocking the reader. While
-// nothing waits for the delivery goroutine, an event goes straight into
-// the channel's buffer if there is room: that keeps the order, and saves
-// a hand-off.
-func (l *Listener) push(evs []Event) {
+// wantsAll reports whether l wants every one of evs.
+func (l *Listener) wantsAll(evs []Event) bool {
+	if l.names == nil {
+		return true
+	}
+	var name string // the last name looked up, and whether l wants it
+	want := l.names[name]
+	for i := range evs {
+		if evs[i].Name != name { // names are interned: mostly a pointer comparison
+			name, want = evs[i].Name, l.names[evs[i].Name]
+		}
+		if !want {
+			return false
+		}
+	}
+	return true
+}
+
+// wakeUp tells the delivery goroutine that there is something queued.
+func (l *Listener) wakeUp() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// push queues the events l wants without ever blocking the reader; the
+// delivery goroutine moves them into the channel. Sending into the
+// channel from here would spare that hand-off, but have the reader and
+// the receiver contend for the channel's lock event by event. If take,
+// push may take *evs whole as its queue, giving an empty slice back,
+// which spares copying each event once more.
+func (l *Listener) push(evs *[]Event, take bool) {
 	var queued bool
 	var drops []uint64 // counts to log at; see below
 	var dropName string
@@ -119,22 +147,28 @@ func (l *Listener) push(evs []Event) {
 		l.mu.Unlock()
 		return
 	}
-	for i := range evs {
-		ev := &evs[i]
+	if take && len(l.queue) == 0 && l.queued+len(l.events)+len(*evs) <= l.backlog && l.wantsAll(*evs) {
+		l.queue, *evs = *evs, l.queue[:0]
+		l.queued += len(l.queue)
+		l.mu.Unlock()
+		l.wakeUp()
+		return
+	}
+	var name string // the last name looked up, and whether l wants it
+	want := l.wants(name)
+	for i := range *evs {
+		ev := &(*evs)[i]
+		if ev.Name != name { // names are interned: mostly a pointer comparison
+			name, want = ev.Name, l.wants(ev.Name)
+		}
 		switch {
-		case !l.wants(ev.Name):
+		case !want:
 			continue
 		case l.queued+len(l.events) >= l.backlog:
 			if n := l.dropped.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8... drops
 				drops, dropName = append(drops, n), ev.Name
 			}
 			continue
-		case l.queued == 0:
-			select {
-			case l.events <- *ev:
-				continue
-			default:
-			}
 		}
 		l.queued++
 		l.queue = append(l.queue, *ev)
@@ -142,10 +176,7 @@ func (l *Listener) push(evs []Event) {
 	}
 	l.mu.Unlock()
 	if queued {
-		select {
-		case l.wake <- struct{}{}:
-		default:
-		}
+		l.wakeUp()
 	}
 	for _, n := range drops {
 		l.c.log.Warn("event listener is not keeping up; dropping events",
@@ -167,31 +198,37 @@ func (l *Listener) deliver() {
 		l.mu.Lock()
 		batch, l.queue = l.queue, batch[:0]
 		l.mu.Unlock()
-		for i := range batch {
-			// Moving an event into the channel and uncounting it happen
-			// under one lock when there is room, so Len never counts an
-			// event twice; only when the channel is full does the send
-			// wait, outside the lock.
+		for i := 0; i < len(batch); {
+			// Moving events into the channel and uncounting them happen
+			// under one lock while there is room, so Len never counts
+			// an event twice; a few at a time, so that push does not
+			// wait long for the lock. Only when the channel is full does
+			// a send wait, outside the lock.
 			l.mu.Lock()
-			sent := false
-			select {
-			case l.events <- batch[i]:
-				l.queued--
-				sent = true
-			default:
+			n := 0
+		fill:
+			for ; i < len(batch) && n < 64; i, n = i+1, n+1 {
+				select {
+				case l.events <- batch[i]:
+					batch[i] = Event{} // let the data go
+				default:
+					break fill
+				}
 			}
+			l.queued -= n
 			l.mu.Unlock()
-			if !sent {
+			if n == 0 {
 				select {
 				case l.events <- batch[i]:
 					l.mu.Lock()
 					l.queued--
 					l.mu.Unlock()
+					batch[i] = Event{}
+					i++
 				case <-l.stop:
 					return
 				}
 			}
-			batch[i] = Event{} // let the data go
 		}
 	}
 }
@@ -238,8 +275,9 @@ func (c *Client) handOn() {
 	if len(c.events) == 0 {
 		return
 	}
-	for _, l := range *c.listeners.Load() {
-		l.push(c.events)
+	ls := *c.listeners.Load()
+	for i, l := range ls {
+		l.push(&c.events, i == len(ls)-1)
 	}
 	clear(c.events) // let the data go
 	c.events = c.events[:0]
