@@ -941,15 +941,22 @@ func (in *input) fill() error {
 }
 
 // own returns a copy of msg for the caller to keep. Small messages are
-// copied into a shared chunk, one allocation for many; as a message kept
-// alive keeps its chunk alive too, chunks are small.
+// copied into a shared chunk, one allocation for many. As a message kept
+// alive keeps its chunk alive too, chunks are small, unless what is
+// already buffered will fill a bigger one at once: a flood then costs
+// fewer allocations, and its messages, arriving together, tend to die
+// together.
 func (s *session) own(msg []byte) []byte {
-	const chunk, small = 4 << 10, 512
+	const small, chunk, bigChunk = 512, 4 << 10, 16 << 10
 	if len(msg) > small {
 		return append([]byte(nil), msg...)
 	}
 	if cap(s.slab)-len(s.slab) < len(msg) {
-		s.slab = make([]byte, 0, chunk)
+		size := chunk
+		if s.in.buffered() >= bigChunk {
+			size = bigChunk
+		}
+		s.slab = make([]byte, 0, size)
 	}
 	n := len(s.slab)
 	s.slab = append(s.slab, msg...)
