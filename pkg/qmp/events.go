@@ -252,12 +252,14 @@ func (l *Listener) shut() {
 
 // dispatch records an event for the listeners, and handOn hands what was
 // recorded to them. The reader calls handOn before it routes a reply, and
-// protocol calls it (Config.Drained) before it waits for more input, so
-// that events are handed on a read buffer at a time, listeners wake once
-// per batch rather than once per event, and yet an event reaches them
-// before any reply that followed it reaches its caller, and is never held
-// while the connection is quiet. Both run on the goroutine reading the
-// connection.
+// protocol calls it (Config.Drained) before it reads more input, so that
+// events are handed on a read buffer at a time, listeners wake once per
+// batch rather than once per event, and yet an event reaches them before
+// any reply that followed it reaches its caller, and is never held while
+// the connection is quiet. A read buffer can hold thousands of events, so
+// dispatch also hands them on every handOnEvery: listeners then work
+// through a flood alongside the reader instead of after it. Both run on
+// the goroutine reading the connection.
 func (c *Client) dispatch(r *reply) {
 	ev := Event{Name: r.Event, Data: r.Data, Raw: r.raw}
 	if ts, ok := r.stamp(); ok {
@@ -267,9 +269,13 @@ func (c *Client) dispatch(r *reply) {
 		c.log.Debug("event", "name", ev.Name)
 	}
 	if len(*c.listeners.Load()) > 0 {
-		c.events = append(c.events, ev)
+		if c.events = append(c.events, ev); len(c.events) >= handOnEvery {
+			c.handOn()
+		}
 	}
 }
+
+const handOnEvery = 256
 
 func (c *Client) handOn() {
 	if len(c.events) == 0 {
