@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -95,7 +94,8 @@ func eventsRun(ctx context.Context, opts *EventsOptions) error {
 	}
 	if !fanout {
 		return opts.stream(ctx, addrs[0], func(ev qmp.Event) {
-			print(append(compactJSON(ev.Raw), '\n'))
+			line, _ := ev.MarshalJSON() // the data was valid JSON when read
+			print(append(line, '\n'))
 		})
 	}
 	// A streaming target prints its events as they come, so its outcome
@@ -115,9 +115,9 @@ func eventsRun(ctx context.Context, opts *EventsOptions) error {
 			connecting <- struct{}{}
 			err := opts.streamConnected(ctx, addr, func() { <-connecting }, func(ev qmp.Event) {
 				line, _ := json.Marshal(struct {
-					Target string          `json:"target"`
-					Event  json.RawMessage `json:"event"`
-				}{addr, ev.Raw})
+					Target string    `json:"target"`
+					Event  qmp.Event `json:"event"`
+				}{addr, ev})
 				print(append(line, '\n'))
 			})
 			if err == nil {
@@ -139,15 +139,6 @@ func eventsRun(ctx context.Context, opts *EventsOptions) error {
 		return &ExitError{Code: worst, Err: errFannedOut, quiet: true}
 	}
 	return nil
-}
-
-// compactJSON is QEMU's line without its insignificant spaces.
-func compactJSON(raw []byte) []byte {
-	var b bytes.Buffer
-	if err := json.Compact(&b, raw); err != nil {
-		return raw
-	}
-	return b.Bytes()
 }
 
 func (opts *EventsOptions) stream(ctx context.Context, addr string, emit func(qmp.Event)) error {

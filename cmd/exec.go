@@ -176,7 +176,11 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, cmd *execC
 	if err != nil {
 		return ret, nil, connectionError(addr, err)
 	}
-	return ret, ev.Raw, nil
+	raw, err := ev.MarshalJSON()
+	if err != nil {
+		return ret, nil, err
+	}
+	return ret, raw, nil
 }
 
 // execCommand is exec's command: raw JSON, or a name and its key=value

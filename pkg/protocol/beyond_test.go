@@ -6,6 +6,7 @@ package protocol
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -60,7 +61,7 @@ func TestMessageLimit(t *testing.T) {
 			ended := make(chan error, 1)
 			p := New(Config{
 				MaxMessageSize: 64,
-				Handle:         func(m []byte) error { got <- m; return nil },
+				Handle:         func(m []byte) error { got <- bytes.Clone(m); return nil },
 				Ended:          func(err error) { ended <- err },
 			})
 			peer := pipeSession(t, p)
@@ -221,7 +222,7 @@ func TestEstablish(t *testing.T) {
 				}
 				return s.Send(append([]byte("ack "), greeting...))
 			},
-			Handle: func(m []byte) error { got <- m; return nil },
+			Handle: func(m []byte) error { got <- bytes.Clone(m); return nil },
 		})
 		ours, theirs := net.Pipe()
 		defer theirs.Close()

@@ -143,27 +143,3 @@ func TestReadLimitEarly(t *testing.T) {
 		t.Errorf("a half line at EOF: %v", err)
 	}
 }
-
-// TestOwnChunks checks that small messages are copied into big chunks
-// only when enough is buffered to fill one at once.
-func TestOwnChunks(t *testing.T) {
-	line := strings.Repeat("x", 99) + "\n"
-	flood := scripted(t, 1<<20, 0, strings.Repeat(line, 1000))
-	if _, err := flood.read(); err != nil {
-		t.Fatal(err)
-	}
-	if c := cap(flood.slab); c != 16<<10 {
-		t.Errorf("under a flood, a %d-byte chunk, want %d", c, 16<<10)
-	}
-	var lines []string
-	for range 10 {
-		lines = append(lines, line)
-	}
-	trickle := scripted(t, 1<<20, 0, lines...)
-	if _, err := trickle.read(); err != nil {
-		t.Fatal(err)
-	}
-	if c := cap(trickle.slab); c != 4<<10 {
-		t.Errorf("a line a read, a %d-byte chunk, want %d", c, 4<<10)
-	}
-}

@@ -52,8 +52,11 @@ type Config struct {
 	Establish func(ctx context.Context, s *Session) error
 	// Handle is called for each message received while Running, in
 	// order, one at a time, by the reader goroutine or by a caller in
-	// Read. It must not block for long: the next message is not read
-	// until it returns. A non-nil error ends the session with that error.
+	// Read. msg is only valid until Handle returns (it is usually part of
+	// the input buffer): Handle copies what it keeps, so that a flood of
+	// messages nobody keeps costs no allocation. It must not block for
+	// long: the next message is not read until it returns. A non-nil
+	// error ends the session with that error.
 	Handle func(msg []byte) error
 	// Listening, if set, is called by Accept once its socket is ready for
 	// the peer, with the address in "unix:PATH" or "tcp:HOST:PORT" form
@@ -425,7 +428,7 @@ func (ss *Session) Recv() ([]byte, error) {
 		}
 		return nil, err
 	}
-	return msg, nil
+	return bytes.Clone(msg), nil
 }
 
 // Send writes msg and flushes it.
@@ -458,8 +461,7 @@ type session struct {
 	conn net.Conn
 	w    *bufio.Writer
 	out  chan outgoing
-	in   input  // used by the goroutine reading
-	slab []byte // see own; used by the goroutine reading
+	in   input // used by the goroutine reading
 
 	// Whoever holds rmu reads in and calls Handle: the reader goroutine,
 	// or a caller in Read while the reader goroutine has yielded.
@@ -787,9 +789,9 @@ func (s *session) logOut(msg []byte) {
 	}
 }
 
-// read returns the next non-empty line without its "\n" or "\r\n", in a
-// slice the caller owns. A line over the limit is an error; it is never
-// buffered beyond the limit.
+// read returns the next non-empty line without its "\n" or "\r\n". The
+// slice may be the input buffer's: it is valid until the next read. A
+// line over the limit is an error; it is never buffered beyond the limit.
 func (s *session) read() ([]byte, error) {
 	limit := s.p.cfg.MaxMessageSize
 	buf := s.partial // the start of a line longer than the input buffer
@@ -806,7 +808,6 @@ func (s *session) read() ([]byte, error) {
 				if len(msg) == 0 {
 					continue // tolerate blank lines between messages
 				}
-				msg = s.own(msg)
 			} else {
 				msg = trimEOL(append(buf, chunk...))
 				buf = nil
@@ -938,29 +939,6 @@ func (in *input) fill() error {
 		}
 	}
 	return io.ErrNoProgress
-}
-
-// own returns a copy of msg for the caller to keep. Small messages are
-// copied into a shared chunk, one allocation for many. As a message kept
-// alive keeps its chunk alive too, chunks are small, unless what is
-// already buffered will fill a bigger one at once: a flood then costs
-// fewer allocations, and its messages, arriving together, tend to die
-// together.
-func (s *session) own(msg []byte) []byte {
-	const small, chunk, bigChunk = 512, 4 << 10, 16 << 10
-	if len(msg) > small {
-		return append([]byte(nil), msg...)
-	}
-	if cap(s.slab)-len(s.slab) < len(msg) {
-		size := chunk
-		if s.in.buffered() >= bigChunk {
-			size = bigChunk
-		}
-		s.slab = make([]byte, 0, size)
-	}
-	n := len(s.slab)
-	s.slab = append(s.slab, msg...)
-	return s.slab[n:len(s.slab):len(s.slab)]
 }
 
 func trimEOL(b []byte) []byte {

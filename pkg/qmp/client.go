@@ -95,6 +95,7 @@ type Client struct {
 	listenMu  sync.Mutex
 	events    []Event // dispatched, not yet handed on; see dispatch
 	names     *names  // event names, for decodeFast; whoever reads
+	slab      []byte  // see own; whoever reads
 }
 
 type result struct {
@@ -443,6 +444,16 @@ type timestamp struct {
 // protocol.Read): it must not block, so events are queued and replies go
 // to buffered channels.
 func (c *Client) handle(msg []byte) error {
+	// msg is the input buffer's (see protocol.Config.Handle): of an
+	// event, only the data outlives it, and only if someone listens.
+	if ev := (reply{}); ev.decodeEvent(msg, c.names) {
+		if ev.Data != nil && len(*c.listeners.Load()) > 0 {
+			ev.Data = c.own(ev.Data)
+		}
+		c.dispatch(&ev)
+		return nil
+	}
+	msg = c.own(msg)
 	if fast := (reply{raw: msg}); fast.decodeFast(msg, c.names) {
 		return c.route(&fast) // fast stays on the stack
 	}
@@ -490,6 +501,22 @@ func (c *Client) route(r *reply) error {
 		ch <- result{reply: *r}
 	}
 	return nil
+}
+
+// own returns a copy of b, part of a message being handled, that outlives
+// it. Small ones are copied into a shared chunk, one allocation for many;
+// as one kept alive keeps its chunk alive too, chunks are small.
+func (c *Client) own(b []byte) []byte {
+	const small, chunk = 512, 8 << 10
+	if len(b) > small {
+		return bytes.Clone(b)
+	}
+	if cap(c.slab)-len(c.slab) < len(b) {
+		c.slab = make([]byte, 0, chunk)
+	}
+	n := len(c.slab)
+	c.slab = append(c.slab, b...)
+	return c.slab[n:len(c.slab):len(c.slab)]
 }
 
 // yield tells protocol whether the reader goroutine may leave the

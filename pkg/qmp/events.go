@@ -1,10 +1,13 @@
 package qmp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,8 +17,39 @@ import (
 type Event struct {
 	Name      string
 	Data      json.RawMessage // nil when the event has no data
-	Timestamp time.Time       // when QEMU emitted it
-	Raw       json.RawMessage // the whole message as received
+	Timestamp time.Time       // when QEMU emitted it; zero if it did not say
+}
+
+// MarshalJSON encodes the event as QEMU sends it, compact:
+// {"timestamp":{"seconds":S,"microseconds":U},"event":NAME,"data":DATA},
+// without timestamp or data when the event had none. The client keeps
+// only the data of each event, not the whole message, so that a flood
+// costs half the memory.
+func (e Event) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.Grow(80 + len(e.Name) + len(e.Data))
+	b.WriteByte('{')
+	if !e.Timestamp.IsZero() {
+		b.WriteString(`"timestamp":{"seconds":`)
+		b.Write(strconv.AppendInt(b.AvailableBuffer(), e.Timestamp.Unix(), 10))
+		b.WriteString(`,"microseconds":`)
+		b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(e.Timestamp.Nanosecond()/1000), 10))
+		b.WriteString("},")
+	}
+	b.WriteString(`"event":`)
+	name, err := json.Marshal(e.Name)
+	if err != nil {
+		return nil, err
+	}
+	b.Write(name)
+	if e.Data != nil {
+		b.WriteString(`,"data":`)
+		if err := json.Compact(&b, e.Data); err != nil {
+			return nil, fmt.Errorf("event %s: data: %w", e.Name, err)
+		}
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
 
 // Listener receives the events of its Client whose names it asked for,
@@ -261,7 +295,7 @@ func (l *Listener) shut() {
 // through a flood alongside the reader instead of after it. Both run on
 // the goroutine reading the connection.
 func (c *Client) dispatch(r *reply) {
-	ev := Event{Name: r.Event, Data: r.Data, Raw: r.raw}
+	ev := Event{Name: r.Event, Data: r.Data}
 	if ts, ok := r.stamp(); ok {
 		ev.Timestamp = time.Unix(ts.Seconds, ts.Microseconds*1000)
 	}

@@ -54,7 +54,8 @@ func (f Format) Notice(s string) string {
 // that read JSON lines.
 func (f Format) Event(ev qmp.Event) []byte {
 	if !f.Pretty {
-		return append(pretty.Ugly(ev.Raw), '\n')
+		line, _ := ev.MarshalJSON() // the data was valid JSON when read
+		return append(line, '\n')
 	}
 	var b bytes.Buffer
 	name := ev.Name
