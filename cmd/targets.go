@@ -164,11 +164,10 @@ func waitEvent(ctx context.Context, client *qmp.Client, l *qmp.Listener, w *prot
 			w.Discard() // only the current runstate matters
 		case <-ctx.Done():
 			// select picks at random among ready cases: an event that
-			// came with the deadline still counts.
-			select {
-			case ev := <-l.Events():
-				return ev, nil
-			default:
+			// came with the deadline still counts. Len counts one on
+			// its way into the channel too.
+			if l.Len() > 0 {
+				return <-l.Events(), nil
 			}
 			return qmp.Event{}, fmt.Errorf("waiting for events: %w", ctx.Err())
 		}

@@ -447,10 +447,7 @@ func (c *Client) handle(msg []byte) error {
 	// msg is the input buffer's (see protocol.Config.Handle): of an
 	// event, only the data outlives it, and only if someone listens.
 	if ev := (reply{}); ev.decodeEvent(msg, c.names) {
-		if ev.Data != nil && len(*c.listeners.Load()) > 0 {
-			ev.Data = c.own(ev.Data)
-		}
-		c.dispatch(&ev)
+		c.dispatch(&ev, true)
 		return nil
 	}
 	msg = c.own(msg)
@@ -469,7 +466,7 @@ func (c *Client) route(r *reply) error {
 	msg := r.raw
 	switch {
 	case r.Event != "":
-		c.dispatch(r)
+		c.dispatch(r, false)
 		return nil
 	case r.Return == nil && r.Error == nil:
 		return protocolErrorf("server sent a message that is neither a reply nor an event: %s", truncate(msg, 120))
@@ -652,7 +649,7 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 			return &NegotiationError{Err: fmt.Errorf("server sent something that is not a JSON object: %s", truncate(msg, 120))}
 		}
 		if r.Event != "" {
-			c.dispatch(&reply{Event: r.Event, Data: r.Data, Timestamp: r.Timestamp, raw: msg})
+			c.dispatch(&reply{Event: r.Event, Data: r.Data, Timestamp: r.Timestamp, raw: msg}, false)
 			continue
 		}
 		if r.Error != nil {

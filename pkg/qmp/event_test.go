@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,6 +73,78 @@ func TestEventsKeepTheirData(t *testing.T) {
 		want := fmt.Sprintf(`"event":"E","data":{"i":%d,`, i)
 		if line, err := ev.MarshalJSON(); err != nil || !bytes.Contains(line, []byte(want)) {
 			t.Fatalf("event %d: MarshalJSON = %.120s, %v", i, line, err)
+		}
+	}
+}
+
+// TestListenDuringFlood makes Listeners while events pour in: an event
+// read as a Listener appears must still reach it with its own data, not
+// a view of the read buffer (which the next read overwrites).
+func TestListenDuringFlood(t *testing.T) {
+	s := fakeServer(t, func(c *qmptest.Conn) {
+		if !negotiated(c) {
+			return
+		}
+		var b []byte
+		for n := 0; ; n++ {
+			b = fmt.Appendf(b, `{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "E", "data": {"n": %d, "s": "%s"}}`+"\r\n",
+				n, bytes.Repeat([]byte{byte('a' + n%26)}, 1+n%50))
+			if len(b) > 32<<10 {
+				if c.WriteRaw(b) != nil {
+					return
+				}
+				b = b[:0]
+			}
+		}
+	})
+	c := connect(t, s.Addr)
+	for range 300 {
+		l := c.Listen()
+		for range 100 {
+			ev := <-l.Events()
+			var d struct {
+				N int
+				S string
+			}
+			if err := json.Unmarshal(ev.Data, &d); err != nil || len(d.S) != 1+d.N%50 || strings.Trim(d.S, string(rune('a'+d.N%26))) != "" {
+				t.Fatalf("event data %.100s (%v)", ev.Data, err)
+			}
+		}
+		l.Close()
+	}
+}
+
+// TestEventBeforeReplyReceivable: an event the server sends before a
+// reply (as QEMU sends STOP before stop's return) can be received without
+// waiting as soon as the call returns.
+func TestEventBeforeReplyReceivable(t *testing.T) {
+	s := fakeServer(t, func(c *qmptest.Conn) {
+		if !negotiated(c) {
+			return
+		}
+		for {
+			req, err := c.ReadRequest()
+			if err != nil {
+				return
+			}
+			c.Event("STOP", nil)
+			c.Reply(req.ID, nil)
+		}
+	})
+	c := connect(t, s.Addr)
+	l := c.Listen("STOP")
+	defer l.Close()
+	for i := range 200 {
+		if _, err := c.Execute(testContext(t), "stop", nil); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case ev := <-l.Events():
+			if ev.Name != "STOP" {
+				t.Fatalf("call %d: event %s", i, ev.Name)
+			}
+		default:
+			t.Fatalf("call %d: STOP not in the channel when stop returned (Len %d)", i, l.Len())
 		}
 	}
 }

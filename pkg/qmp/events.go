@@ -74,11 +74,16 @@ type Listener struct {
 
 	dropped atomic.Uint64
 
-	// events is buffered, so that the reader can hand it events directly
-	// while nothing is queued, and the receiver takes many at a wakeup.
+	// events is buffered, so that the reader can hand it a few events
+	// directly while nothing is queued (see push), and the receiver takes
+	// many at a wakeup.
 	// Its buffer counts towards the backlog.
 	events chan Event
 }
+
+// directEvents is how many events push may send into a Listener's channel
+// itself; see push.
+const directEvents = 16
 
 // listenerBuffer is the capacity of a Listener's channel.
 const listenerBuffer = 1024
@@ -167,21 +172,24 @@ func (l *Listener) wakeUp() {
 }
 
 // push queues the events l wants without ever blocking the reader; the
-// delivery goroutine moves them into the channel. Sending into the
-// channel from here would spare that hand-off, but have the reader and
-// the receiver contend for the channel's lock event by event. If take,
-// push may take *evs whole as its queue, giving an empty slice back,
-// which spares copying each event once more.
+// delivery goroutine moves them into the channel. A few events, with
+// nothing queued before them, go straight into the channel instead, so
+// that an event followed by a reply (STOP, then stop's return) can be
+// received at once when the call returns. For a flood, sending from here
+// would have the reader and the receiver contend for the channel's lock
+// event by event. If take, push may take *evs whole as its queue, giving
+// an empty slice back, which spares copying each event once more.
 func (l *Listener) push(evs *[]Event, take bool) {
 	var queued bool
 	var drops []uint64 // counts to log at; see below
 	var dropName string
+	direct := len(*evs) <= directEvents
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		return
 	}
-	if take && len(l.queue) == 0 && l.queued+len(l.events)+len(*evs) <= l.backlog && l.wantsAll(*evs) {
+	if !direct && take && len(l.queue) == 0 && l.queued+len(l.events)+len(*evs) <= l.backlog && l.wantsAll(*evs) {
 		l.queue, *evs = *evs, l.queue[:0]
 		l.queued += len(l.queue)
 		l.mu.Unlock()
@@ -203,6 +211,12 @@ func (l *Listener) push(evs *[]Event, take bool) {
 				drops, dropName = append(drops, n), ev.Name
 			}
 			continue
+		case direct && l.queued == 0:
+			select {
+			case l.events <- *ev:
+				continue
+			default:
+			}
 		}
 		l.queued++
 		l.queue = append(l.queue, *ev)
@@ -294,7 +308,7 @@ func (l *Listener) shut() {
 // dispatch also hands them on every handOnEvery: listeners then work
 // through a flood alongside the reader instead of after it. Both run on
 // the goroutine reading the connection.
-func (c *Client) dispatch(r *reply) {
+func (c *Client) dispatch(r *reply, borrowed bool) {
 	ev := Event{Name: r.Event, Data: r.Data}
 	if ts, ok := r.stamp(); ok {
 		ev.Timestamp = time.Unix(ts.Seconds, ts.Microseconds*1000)
@@ -303,6 +317,11 @@ func (c *Client) dispatch(r *reply) {
 		c.log.Debug("event", "name", ev.Name)
 	}
 	if len(*c.listeners.Load()) > 0 {
+		// Asked once: a Listener made after a first look would get data
+		// still in the read buffer.
+		if borrowed && ev.Data != nil {
+			ev.Data = c.own(ev.Data)
+		}
 		if c.events = append(c.events, ev); len(c.events) >= handOnEvery {
 			c.handOn()
 		}
