@@ -124,9 +124,7 @@ func (y *yielding) next(t *testing.T) string {
 func (y *yielding) waitParked(t *testing.T) {
 	t.Helper()
 	y.write("first\n")
-	if m := y.next(t); m != "first" {
-		t.Fatalf("got %q, want first", m)
-	}
+	y.want(t, "first")
 	select {
 	case <-y.parked:
 	case <-time.After(10 * time.Second):
@@ -139,16 +137,28 @@ func (y *yielding) gotOne() func() bool {
 	return func() bool { return len(y.got) > 0 }
 }
 
+// read reads as a caller, which the reader goroutine must have let do.
+func (y *yielding) read(t *testing.T, ctx context.Context, done func() bool) {
+	t.Helper()
+	if !y.p.Read(ctx, done) {
+		t.Fatal("Read() = false with the reader goroutine yielded")
+	}
+}
+
+// want checks the next message handled.
+func (y *yielding) want(t *testing.T, want string) {
+	t.Helper()
+	if m := y.next(t); m != want {
+		t.Fatalf("got %q, want %q", m, want)
+	}
+}
+
 func TestReadHandlesMessages(t *testing.T) {
 	y := newYielding(t, time.Hour, nil)
 	y.waitParked(t)
 	y.write("second\n")
-	if !y.p.Read(context.Background(), y.gotOne()) {
-		t.Fatal("Read() = false with the reader goroutine yielded")
-	}
-	if m := y.next(t); m != "second" {
-		t.Fatalf("got %q, want second", m)
-	}
+	y.read(t, context.Background(), y.gotOne())
+	y.want(t, "second")
 }
 
 // A caller reading garbage ends the session before anything after the
@@ -199,19 +209,13 @@ func TestReadInterruptedKeepsStream(t *testing.T) {
 				ctx = uncomparableCtx{Context: ctx}
 			}
 			y.write("hal")
-			if !y.p.Read(ctx, y.gotOne()) {
-				t.Fatal("Read() = false with the reader goroutine yielded")
-			}
+			y.read(t, ctx, y.gotOne())
 			if ctx.Err() == nil {
 				t.Fatal("Read returned before its context ended")
 			}
 			y.write("f\n")
-			if !y.p.Read(context.Background(), y.gotOne()) {
-				t.Fatal("Read() = false with the reader goroutine yielded")
-			}
-			if m := y.next(t); m != "half" {
-				t.Fatalf("got %q, want half", m)
-			}
+			y.read(t, context.Background(), y.gotOne())
+			y.want(t, "half")
 			// The same context again, already ended: Read does nothing.
 			y.write("third\n")
 			y.p.Read(ctx, y.gotOne())
@@ -220,12 +224,8 @@ func TestReadInterruptedKeepsStream(t *testing.T) {
 				t.Fatalf("Read with an ended context handled %q", m)
 			default:
 			}
-			if !y.p.Read(context.Background(), y.gotOne()) {
-				t.Fatal("Read() = false with the reader goroutine yielded")
-			}
-			if m := y.next(t); m != "third" {
-				t.Fatalf("got %q, want third", m)
-			}
+			y.read(t, context.Background(), y.gotOne())
+			y.want(t, "third")
 		})
 	}
 }
@@ -241,16 +241,12 @@ func (noDeadlines) SetReadDeadline(time.Time) error { return errors.New("not sup
 func TestReadNeedsDeadlines(t *testing.T) {
 	y := newYielding(t, time.Hour, func(c net.Conn) net.Conn { return noDeadlines{c} })
 	y.write("first\n")
-	if m := y.next(t); m != "first" {
-		t.Fatalf("got %q, want first", m)
-	}
+	y.want(t, "first")
 	if y.p.Read(context.Background(), y.gotOne()) {
 		t.Fatal("Read() = true on a connection without read deadlines")
 	}
 	y.write("second\n")
-	if m := y.next(t); m != "second" {
-		t.Fatalf("got %q, want second", m)
-	}
+	y.want(t, "second")
 	select {
 	case <-y.parked:
 		t.Fatal("reader goroutine yielded on a connection without read deadlines")
@@ -300,9 +296,7 @@ func TestReadBlankLines(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatal("Read waited for more after blank lines")
 	}
-	if m := y.next(t); m != "second" {
-		t.Fatalf("got %q, want second", m)
-	}
+	y.want(t, "second")
 }
 
 // Wake makes a yielded reader goroutine read for whoever now waits.
@@ -312,9 +306,7 @@ func TestWake(t *testing.T) {
 	y.yield.Store(false) // someone waits, and reads nothing itself
 	y.p.Wake()
 	y.write("second\n")
-	if m := y.next(t); m != "second" {
-		t.Fatalf("got %q, want second", m)
-	}
+	y.want(t, "second")
 }
 
 // While a Read is under way, the yielded reader goroutine stops checking
@@ -329,9 +321,7 @@ func TestParkedReaderWaitsForRead(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	go func() { read <- y.p.Read(ctx, func() bool { return y.handled.Load() == 3 }) }()
-	if m := y.next(t); m != "second" {
-		t.Fatalf("got %q, want second", m)
-	}
+	y.want(t, "second")
 	close(y.release) // the Read is under way, blocked for a third message
 	select {
 	case <-y.untimed:
@@ -342,9 +332,7 @@ func TestParkedReaderWaitsForRead(t *testing.T) {
 	if !<-read {
 		t.Fatal("Read() = false with the reader goroutine yielded")
 	}
-	if m := y.next(t); m != "third" {
-		t.Fatalf("got %q, want third", m)
-	}
+	y.want(t, "third")
 	y.peer.Close()
 	if err := waitEnded(t, y.ended); !errors.Is(err, ErrClosedByPeer) {
 		t.Fatalf("session ended with %v, want %v", err, ErrClosedByPeer)
@@ -360,28 +348,18 @@ func TestReadSameContextInterrupted(t *testing.T) {
 	defer cancel()
 	for _, m := range []string{"second", "third"} {
 		y.write(m + "\n")
-		if !y.p.Read(ctx, y.gotOne()) {
-			t.Fatal("Read() = false with the reader goroutine yielded")
-		}
-		if got := y.next(t); got != m {
-			t.Fatalf("got %q, want %q", got, m)
-		}
+		y.read(t, ctx, y.gotOne())
+		y.want(t, m)
 	}
 	time.AfterFunc(20*time.Millisecond, cancel)
-	if !y.p.Read(ctx, func() bool { return false }) {
-		t.Fatal("Read() = false with the reader goroutine yielded")
-	}
+	y.read(t, ctx, func() bool { return false })
 	if ctx.Err() == nil {
 		t.Fatal("Read returned before its context ended")
 	}
 	// A Read with another context is not interrupted by the first one's.
 	y.write("fourth\n")
-	if !y.p.Read(context.Background(), y.gotOne()) {
-		t.Fatal("Read() = false with the reader goroutine yielded")
-	}
-	if got := y.next(t); got != "fourth" {
-		t.Fatalf("got %q, want fourth", got)
-	}
+	y.read(t, context.Background(), y.gotOne())
+	y.want(t, "fourth")
 }
 
 // A message longer than the input buffer, interrupted in the middle,
@@ -393,13 +371,9 @@ func TestReadInterruptedLongMessage(t *testing.T) {
 	y.write(long[:200<<10])
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
-	if !y.p.Read(ctx, y.gotOne()) {
-		t.Fatal("Read() = false with the reader goroutine yielded")
-	}
+	y.read(t, ctx, y.gotOne())
 	y.write(long[200<<10:] + "\n")
-	if !y.p.Read(context.Background(), y.gotOne()) {
-		t.Fatal("Read() = false with the reader goroutine yielded")
-	}
+	y.read(t, context.Background(), y.gotOne())
 	if m := y.next(t); m != long {
 		t.Fatalf("got %d bytes, want %d", len(m), len(long))
 	}

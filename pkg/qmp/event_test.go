@@ -118,19 +118,10 @@ func TestListenDuringFlood(t *testing.T) {
 // reply (as QEMU sends STOP before stop's return) can be received without
 // waiting as soon as the call returns.
 func TestEventBeforeReplyReceivable(t *testing.T) {
-	s := fakeServer(t, func(c *qmptest.Conn) {
-		if !negotiated(c) {
-			return
-		}
-		for {
-			req, err := c.ReadRequest()
-			if err != nil {
-				return
-			}
-			c.Event("STOP", nil)
-			c.Reply(req.ID, nil)
-		}
-	})
+	s := fakeServer(t, echoUntil(func(c *qmptest.Conn, req *qmptest.Request) bool {
+		c.Event("STOP", nil)
+		return c.Reply(req.ID, nil) == nil
+	}))
 	c := connect(t, s.Addr)
 	l := c.Listen("STOP")
 	defer l.Close()
