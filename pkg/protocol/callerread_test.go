@@ -145,6 +145,15 @@ func (y *yielding) read(t *testing.T, ctx context.Context, done func() bool) {
 	}
 }
 
+// hangUp closes the peer's end and checks that the session ends for it.
+func (y *yielding) hangUp(t *testing.T) {
+	t.Helper()
+	y.peer.Close()
+	if err := waitEnded(t, y.ended); !errors.Is(err, ErrClosedByPeer) {
+		t.Fatalf("session ended with %v, want %v", err, ErrClosedByPeer)
+	}
+}
+
 // want checks the next message handled.
 func (y *yielding) want(t *testing.T, want string) {
 	t.Helper()
@@ -259,10 +268,7 @@ func TestReadNeedsDeadlines(t *testing.T) {
 func TestYieldedReaderNoticesHangUp(t *testing.T) {
 	y := newYielding(t, time.Millisecond, nil)
 	y.waitParked(t)
-	y.peer.Close()
-	if err := waitEnded(t, y.ended); !errors.Is(err, ErrClosedByPeer) {
-		t.Fatalf("session ended with %v, want %v", err, ErrClosedByPeer)
-	}
+	y.hangUp(t)
 }
 
 // Read after Disconnect, and Read racing Disconnect, do nothing harmful.
@@ -333,10 +339,7 @@ func TestParkedReaderWaitsForRead(t *testing.T) {
 		t.Fatal("Read() = false with the reader goroutine yielded")
 	}
 	y.want(t, "third")
-	y.peer.Close()
-	if err := waitEnded(t, y.ended); !errors.Is(err, ErrClosedByPeer) {
-		t.Fatalf("session ended with %v, want %v", err, ErrClosedByPeer)
-	}
+	y.hangUp(t)
 }
 
 // Reads in a row with one context share its interruption, which still

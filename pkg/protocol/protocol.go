@@ -466,9 +466,9 @@ type session struct {
 	// Whoever holds rmu reads in and calls Handle: the reader goroutine,
 	// or a caller in Read while the reader goroutine has yielded.
 	rmu     sync.Mutex
-	partial []byte // what an interrupted Read got of a message; under rmu
-	yields  bool   // Read may be used: Config.Yield is set and conn takes read deadlines
-	over    atomic.Bool
+	partial []byte        // what an interrupted Read got of a message; under rmu
+	yields  bool          // Read may be used: Config.Yield is set and conn takes read deadlines
+	over    atomic.Bool   // done is closed: cheaper to check per message
 	resume  chan struct{} // capacity 1: wakes a yielded reader goroutine
 	untimed atomic.Bool   // the yielded reader goroutine waits for a Read to wake it
 	reads   atomic.Uint64 // Reads so far, for the reader's idle check

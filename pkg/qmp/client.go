@@ -451,7 +451,8 @@ func (c *Client) handle(msg []byte) error {
 		return nil
 	}
 	msg = c.own(msg)
-	if fast := (reply{raw: msg}); fast.decodeFast(msg, c.names) {
+	// decodeFast without decodeEvent, which just said no.
+	if fast := (reply{raw: msg}); fast.decodeMembers(msg, c.names) {
 		return c.route(&fast) // fast stays on the stack
 	}
 	r := &reply{raw: msg}
@@ -682,9 +683,11 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 // index after what they consumed, or -1 for anything that is not valid
 // JSON or that decodeFast leaves to json.Unmarshal.
 func (r *reply) decodeFast(msg []byte, names *names) bool {
-	if r.decodeEvent(msg, names) {
-		return true
-	}
+	return r.decodeEvent(msg, names) || r.decodeMembers(msg, names)
+}
+
+// decodeMembers is decodeFast for any layout, member by member.
+func (r *reply) decodeMembers(msg []byte, names *names) bool {
 	const (
 		seenEvent = 1 << iota
 		seenTimestamp
