@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sync/atomic"
 
@@ -26,8 +25,17 @@ type ShellOptions struct {
 	// HistoryFile is where a terminal session keeps its history; "" for
 	// the default under $XDG_STATE_HOME.
 	HistoryFile string
+}
 
-	completer *completerRef // set on a terminal
+// shellSession is what connect, accept and wrap build at run time and
+// hand to the shell: the runtime state that the options do not hold.
+type shellSession struct {
+	client *qmp.Client // connected and negotiated
+	editor shell.Editor
+	comp   *completerRef // the terminal editor's; nil on a pipe
+	banner string        // shown first on a terminal
+	// redial connects client again (connect --reconnect); nil: a lost
+	// connection ends the shell.
 	redial    func(ctx context.Context) error
 	quitsQEMU bool // wrap: leaving the shell quits QEMU
 }
@@ -51,15 +59,6 @@ func readCloser(r io.Reader) io.ReadCloser {
 		return rc
 	}
 	return io.NopCloser(r)
-}
-
-// errWriter is where the shell's error messages go: through the editor
-// on a terminal (so the prompt is redrawn), to stderr otherwise.
-func (o *ShellOptions) errWriter(ed shell.Editor) io.Writer {
-	if o.IO.InTTY {
-		return ed.Writer()
-	}
-	return o.IO.ErrOut
 }
 
 func newConnectCmd(g *GlobalOptions) *cobra.Command {
@@ -121,7 +120,7 @@ is given; Ctrl-C ends it.
 			if len(args) == 1 {
 				opts.Addr = args[0]
 			}
-			return acceptRun(c.Context(), opts, c.Flags().Changed("timeout"))
+			return acceptRun(c.Context(), opts)
 		},
 	}
 	c.Flags().BoolVarP(&opts.HMP, "hmp", "H", false, "send every line to the human monitor (HMP)")
@@ -142,11 +141,11 @@ func connectRun(ctx context.Context, opts *ShellOptions) error {
 	if err := opts.check(); err != nil {
 		return err
 	}
-	addr, err := address(opts.Addr)
+	addr, err := address(opts.Getenv, opts.Addr)
 	if err != nil {
 		return err
 	}
-	ed, err := opts.editor()
+	ed, comp, err := opts.editor(opts.IO.In)
 	if err != nil {
 		return err
 	}
@@ -157,23 +156,22 @@ func connectRun(ctx context.Context, opts *ShellOptions) error {
 	}
 	defer closeLog()
 
-	cctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	err = client.Connect(cctx, addr)
-	cancel()
-	if err != nil {
+	connect := func(ctx context.Context) error {
+		cctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+		defer cancel()
+		return client.Connect(cctx, addr)
+	}
+	if err := connect(ctx); err != nil {
 		return connectionError(addr, err)
 	}
+	s := shellSession{client: client, editor: ed, comp: comp}
 	if opts.Reconnect {
-		opts.redial = func(ctx context.Context) error {
-			cctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-			defer cancel()
-			return client.Connect(cctx, addr)
-		}
+		s.redial = connect
 	}
-	return opts.runShell(ctx, client, ed, addr)
+	return opts.runShell(ctx, s, addr)
 }
 
-func acceptRun(ctx context.Context, opts *ShellOptions, bounded bool) error {
+func acceptRun(ctx context.Context, opts *ShellOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -182,14 +180,14 @@ func acceptRun(ctx context.Context, opts *ShellOptions, bounded bool) error {
 	}
 	addr := opts.Addr
 	if addr == "" {
-		dir, err := privateDir()
+		dir, err := privateDir(opts.Getenv)
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(dir)
 		addr = filepath.Join(dir, "qmp.sock")
 	}
-	ed, err := opts.editor()
+	ed, comp, err := opts.editor(opts.IO.In)
 	if err != nil {
 		return err
 	}
@@ -206,9 +204,9 @@ func acceptRun(ctx context.Context, opts *ShellOptions, bounded bool) error {
 
 	// Waiting for a person to start QEMU has no natural bound: Ctrl-C
 	// ends it, and --timeout only when given.
-	actx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	actx, stop := opts.signalContext(ctx, os.Interrupt)
 	defer stop()
-	if bounded {
+	if opts.TimeoutSet {
 		var cancel context.CancelFunc
 		actx, cancel = context.WithTimeout(actx, opts.Timeout)
 		defer cancel()
@@ -217,13 +215,14 @@ func acceptRun(ctx context.Context, opts *ShellOptions, bounded bool) error {
 		return connectionError(addr, err)
 	}
 	stop()
-	return opts.runShell(ctx, client, ed, addr)
+	return opts.runShell(ctx, shellSession{client: client, editor: ed, comp: comp}, addr)
 }
 
 // privateDir makes a directory only this user can enter, under
-// $XDG_RUNTIME_DIR when set, else the temporary directory.
-func privateDir() (string, error) {
-	base := os.Getenv("XDG_RUNTIME_DIR")
+// $XDG_RUNTIME_DIR (as getenv reads it) when set, else the temporary
+// directory.
+func privateDir(getenv func(string) string) (string, error) {
+	base := getenv("XDG_RUNTIME_DIR")
 	if base == "" {
 		base = os.TempDir()
 	}
@@ -234,37 +233,38 @@ func privateDir() (string, error) {
 	return dir, nil
 }
 
-// editor is the line editor for the streams: readline on a terminal, a
-// plain line reader otherwise.
-func (o *ShellOptions) editor() (shell.Editor, error) {
+// editor is the line editor for input in and the output stream:
+// readline on a terminal, a plain line reader otherwise. On a terminal it
+// completes with comp, which is filled in once there is a client.
+func (o *ShellOptions) editor(in io.Reader) (ed shell.Editor, comp *completerRef, err error) {
 	if !o.IO.InTTY {
-		return shell.NewPipeEditor(o.IO.In, o.IO.Out), nil
+		return shell.NewPipeEditor(in, o.IO.Out), nil, nil
 	}
 	hist := o.HistoryFile
 	if hist == "" {
-		hist = shell.DefaultHistoryFile()
+		hist = shell.DefaultHistoryFile(o.Getenv)
 	}
-	comp := &completerRef{}
-	ed, err := shell.NewTerminalEditor(shell.TerminalConfig{
-		Stdin:       readCloser(o.IO.In),
+	comp = &completerRef{}
+	ed, err = shell.NewTerminalEditor(shell.TerminalConfig{
+		Stdin:       readCloser(in),
 		Stdout:      o.IO.Out,
 		HistoryFile: hist,
 		Complete:    comp.complete,
+		Interrupts:  o.interrupts(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("starting the line editor: %w", err)
+		return nil, nil, fmt.Errorf("starting the line editor: %w", err)
 	}
-	o.completer = comp
-	return ed, nil
+	return ed, comp, nil
 }
 
-func (o *ShellOptions) runShell(ctx context.Context, client *qmp.Client, ed shell.Editor, addr string) error {
-	defer client.Disconnect()
-	banner := ""
-	if g := client.Greeting(); g != nil {
-		banner = fmt.Sprintf("Connected to QEMU %s at %s. Type help for help, Ctrl-D to leave.", g.Version, addr)
+// runShell runs the shell, then disconnects.
+func (o *ShellOptions) runShell(ctx context.Context, s shellSession, addr string) error {
+	defer s.client.Disconnect()
+	if g := s.client.Greeting(); g != nil {
+		s.banner = fmt.Sprintf("Connected to QEMU %s at %s. Type help for help, Ctrl-D to leave.", g.Version, addr)
 	}
-	err := o.shellSession(ctx, client, ed, banner)
+	err := o.shellSession(ctx, s)
 	if err != nil && !errors.Is(err, shell.ErrCommandFailed) {
 		return connectionError(addr, err)
 	}
@@ -272,24 +272,29 @@ func (o *ShellOptions) runShell(ctx context.Context, client *qmp.Client, ed shel
 }
 
 // shellSession runs the shell on a connected client, leaving it
-// connected, with banner shown first on a terminal.
-func (o *ShellOptions) shellSession(ctx context.Context, client *qmp.Client, ed shell.Editor, banner string) error {
-	comp := &shell.Completer{Client: client}
-	if o.completer != nil {
-		o.completer.c.Store(comp)
+// connected.
+func (o *ShellOptions) shellSession(ctx context.Context, s shellSession) error {
+	comp := &shell.Completer{Client: s.client}
+	if s.comp != nil {
+		s.comp.c.Store(comp)
 	}
-	if o.IO.InTTY && banner != "" {
-		fmt.Fprintln(ed.Writer(), banner)
+	// Errors go through the editor on a terminal (so the prompt is
+	// redrawn), to stderr otherwise.
+	errOut := o.IO.ErrOut
+	if o.IO.InTTY {
+		errOut = s.editor.Writer()
+		if s.banner != "" {
+			fmt.Fprintln(s.editor.Writer(), s.banner)
+		}
 	}
 	return shell.Run(ctx, shell.Config{
-		Client:      client,
-		Editor:      ed,
-		Err:         o.errWriter(ed),
-		Format:      o.format(),
-		HMP:         o.HMP,
-		Completer:   comp,
-		Interactive: o.IO.InTTY,
-		Reconnect:   o.redial,
-		QuitsQEMU:   o.quitsQEMU,
+		Client:    s.client,
+		Editor:    s.editor,
+		Err:       errOut,
+		Format:    o.format(),
+		HMP:       o.HMP,
+		Completer: comp,
+		Reconnect: s.redial,
+		QuitsQEMU: s.quitsQEMU,
 	})
 }

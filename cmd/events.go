@@ -18,7 +18,6 @@ type EventsOptions struct {
 	Names    []string
 	Count    int
 	Parallel int
-	bounded  bool // --timeout was given: it bounds the whole run
 }
 
 func newEventsCmd(g *GlobalOptions) *cobra.Command {
@@ -52,7 +51,6 @@ targets'.
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
-			opts.bounded = c.Flags().Changed("timeout")
 			return eventsRun(c.Context(), opts)
 		},
 	}
@@ -77,11 +75,11 @@ func eventsRun(ctx context.Context, opts *EventsOptions) error {
 	if opts.Parallel < 1 {
 		return usageErrorf("--parallel must be at least 1, not %d", opts.Parallel)
 	}
-	addrs, fanout, err := targets(opts.Sockets)
+	addrs, fanout, err := targets(opts.Getenv, opts.Sockets)
 	if err != nil {
 		return err
 	}
-	if opts.bounded {
+	if opts.TimeoutSet { // it bounds the whole run
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
 		defer cancel()

@@ -87,7 +87,7 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 	if opts.Parallel < 1 {
 		return usageErrorf("--parallel must be at least 1, not %d", opts.Parallel)
 	}
-	addrs, fanout, err := targets(opts.Sockets)
+	addrs, fanout, err := targets(opts.Getenv, opts.Sockets)
 	if err != nil {
 		return err
 	}

@@ -450,7 +450,7 @@ func TestConnectReconnect(t *testing.T) {
 }
 
 func TestTargetsTCPIsNotAGlob(t *testing.T) {
-	addrs, fanout, err := targets([]string{"[::1]:4444"})
+	addrs, fanout, err := targets(os.Getenv, []string{"[::1]:4444"})
 	if err != nil || fanout || len(addrs) != 1 || addrs[0] != "[::1]:4444" {
 		t.Fatalf("targets([::1]:4444) = %v, %v, %v", addrs, fanout, err)
 	}

@@ -22,11 +22,13 @@ import (
 // command) unless --timeout says otherwise.
 const DefaultTimeout = 10 * time.Second
 
-// GlobalOptions are the flags every command takes.
+// GlobalOptions are the flags every command takes, and the factory it
+// was built with.
 type GlobalOptions struct {
-	IO *IOStreams
+	*Factory
 
 	Timeout     time.Duration
+	TimeoutSet  bool // --timeout was given
 	Verbose     bool
 	LogFile     string
 	Color       string // auto, always, never
@@ -35,10 +37,18 @@ type GlobalOptions struct {
 	NoNegotiate bool
 }
 
-// Main runs qmpsh with args (without the program name) and returns the
-// exit status. Errors are printed to ios.ErrOut.
+// Main runs qmpsh with args (without the program name) in this process,
+// with streams ios, and returns the exit status. Errors are printed to
+// ios.ErrOut.
 func Main(args []string, ios *IOStreams) int {
-	root := NewRootCmd(ios)
+	return Execute(NewFactory(ios), args)
+}
+
+// Execute runs qmpsh with args and the dependencies f, and returns the
+// exit status.
+func Execute(f *Factory, args []string) int {
+	ios := f.IO
+	root := NewRootCmd(f)
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
@@ -63,9 +73,10 @@ func Main(args []string, ios *IOStreams) int {
 	return code
 }
 
-// NewRootCmd builds the command tree.
-func NewRootCmd(ios *IOStreams) *cobra.Command {
-	opts := &GlobalOptions{IO: ios}
+// NewRootCmd builds the command tree on f.
+func NewRootCmd(fac *Factory) *cobra.Command {
+	ios := fac.IO
+	opts := &GlobalOptions{Factory: fac}
 	root := &cobra.Command{
 		Use:   "qmpsh",
 		Short: "A shell for the QEMU Machine Protocol (QMP)",
@@ -78,6 +89,9 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 		Version:       version(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		PersistentPreRun: func(c *cobra.Command, args []string) {
+			opts.TimeoutSet = c.Flags().Changed("timeout")
+		},
 	}
 	root.SetIn(ios.In)
 	root.SetOut(ios.Out)
@@ -140,12 +154,13 @@ func (o *GlobalOptions) format() shell.Format {
 	return f
 }
 
-// address resolves a command's address: the argument, else $QMP_SOCKET.
-func address(arg string) (string, error) {
+// address resolves a command's address: the argument, else $QMP_SOCKET
+// as getenv reads it.
+func address(getenv func(string) string, arg string) (string, error) {
 	if arg != "" {
 		return arg, nil
 	}
-	if env := os.Getenv("QMP_SOCKET"); env != "" {
+	if env := getenv("QMP_SOCKET"); env != "" {
 		return env, nil
 	}
 	return "", usageErrorf("no address: give one or set QMP_SOCKET")
@@ -171,7 +186,7 @@ func (o *GlobalOptions) newClient(verbose io.Writer, extra ...qmp.Option) (*qmp.
 	if o.NoNegotiate {
 		opts = append(opts, qmp.WithoutNegotiation())
 	}
-	return qmp.NewClient(append(opts, extra...)...), closeLog, nil
+	return o.NewClient(append(opts, extra...)...), closeLog, nil
 }
 
 // trafficHandler turns the client's debug records "--> msg" and "<-- msg"

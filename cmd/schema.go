@@ -66,7 +66,7 @@ func schemaRun(ctx context.Context, opts *SchemaOptions) error {
 	if err := opts.check(); err != nil {
 		return err
 	}
-	addr, err := address(opts.Socket)
+	addr, err := address(opts.Getenv, opts.Socket)
 	if err != nil {
 		return err
 	}

@@ -19,13 +19,14 @@ import (
 // the open-files limit.
 const DefaultParallel = 32
 
-// targets resolves -s flags (or $QMP_SOCKET) into addresses. Patterns
+// targets resolves -s flags (or $QMP_SOCKET, as getenv reads it) into
+// addresses. Patterns
 // with shell glob characters are expanded against the file system,
 // sorted; a pattern that matches nothing is a usage error. fanout is set
 // when the output must name each target: more than one -s, or a glob.
-func targets(sockets []string) (addrs []string, fanout bool, err error) {
+func targets(getenv func(string) string, sockets []string) (addrs []string, fanout bool, err error) {
 	if len(sockets) == 0 {
-		addr, err := address("")
+		addr, err := address(getenv, "")
 		if err != nil {
 			return nil, false, err
 		}

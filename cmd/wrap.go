@@ -1,20 +1,13 @@
 package cmd
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"runtime"
-	"strings"
-	"sync"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -107,52 +100,77 @@ func wrapRun(ctx context.Context, opts *WrapOptions) error {
 		return err
 	}
 	defer log.finish()
-	dir, err := privateDir()
+	dir, err := privateDir(opts.Getenv)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "qmp.sock")
 
-	// SIGTERM and SIGHUP (and Ctrl-C, but for a person at the shell, where
-	// it stops waiting for a reply) end the session as Ctrl-D does, QEMU
-	// included. Once one has arrived, the next acts as it normally would.
-	sigs := []os.Signal{syscall.SIGTERM, syscall.SIGHUP}
-	if !opts.IO.InTTY {
-		sigs = append(sigs, os.Interrupt)
-	}
-	ctx, stopSignals := signal.NotifyContext(ctx, sigs...)
+	ctx, stopSignals := opts.endSignals(ctx)
 	defer stopSignals()
-	context.AfterFunc(ctx, stopSignals)
 
 	// The shell reads stdin through a reader that QEMU's exit can end.
-	g := *opts.GlobalOptions
-	ios := *g.IO
-	stdin := newCancelableReader(ios.In)
-	ios.In = stdin
-	g.IO = &ios
-	opts.GlobalOptions = &g
-	inner, err := opts.editor()
+	stdin := newCancelableReader(opts.IO.In)
+	ed, comp, err := opts.editor(stdin)
 	if err != nil {
 		return err
 	}
+	client, qemu, closeLog, err := opts.startQEMU(ctx, ed.Writer(), filepath.Join(dir, "qmp.sock"), log)
+	if err != nil {
+		ed.Close()
+		return err
+	}
+	defer closeLog()
+	defer client.Disconnect()
+
+	ed = endOnExit(ctx, ed, stdin, qemu)
+	defer ed.Close()
+	s := shellSession{client: client, editor: ed, comp: comp, quitsQEMU: true}
+	if g := client.Greeting(); g != nil {
+		s.banner = fmt.Sprintf("Connected to QEMU %s (pid %d). Type help for help, Ctrl-D to leave and quit QEMU.",
+			g.Version, qemu.pid())
+	}
+	// The shell leaves the client connected, so that QEMU can be asked
+	// to quit afterwards.
+	shellErr := opts.shellSession(ctx, s)
+	return opts.finish(client, qemu, shellErr)
+}
+
+// endSignals is ctx, ended by SIGTERM and SIGHUP (and Ctrl-C, but for a
+// person at the shell, where it stops waiting for a reply): they end the
+// session as Ctrl-D does, QEMU included. Once one has arrived, the next
+// acts as it normally would.
+func (o *WrapOptions) endSignals(ctx context.Context) (context.Context, func()) {
+	sigs := []os.Signal{syscall.SIGTERM, syscall.SIGHUP}
+	if !o.IO.InTTY {
+		sigs = append(sigs, os.Interrupt)
+	}
+	ctx, stop := o.signalContext(ctx, sigs...)
+	context.AfterFunc(ctx, stop)
+	return ctx, stop
+}
+
+// startQEMU listens on sock, starts QEMU once it can dial it, and waits
+// (up to --timeout, or until Ctrl-C or QEMU's exit) for it to connect.
+// traffic is where -v shows the client's traffic. The returned function
+// closes the --log file. On failure QEMU has been killed, if it ran, and
+// the error explains.
+func (o *WrapOptions) startQEMU(ctx context.Context, traffic io.Writer, sock string, log *qemuLog) (_ *qmp.Client, _ *qemuProcess, closeLog func(), err error) {
 	var qemu *qemuProcess
 	var startErr error
 	// Ctrl-C ends the wait for QEMU too, as it does accept's.
-	actx, stopInterrupt := signal.NotifyContext(ctx, os.Interrupt)
+	actx, stopInterrupt := o.signalContext(ctx, os.Interrupt)
 	defer stopInterrupt()
-	actx, cancelAccept := context.WithTimeout(actx, opts.Timeout)
+	actx, cancelAccept := context.WithTimeout(actx, o.Timeout)
 	defer cancelAccept()
 	// QEMU is started once the socket it dials is listening.
 	listening := func(string) {
-		argv := append(opts.QEMU[1:len(opts.QEMU):len(opts.QEMU)],
-			"-qmp", "unix:"+strings.ReplaceAll(sock, ",", ",,")) // QEMU's option syntax doubles commas
-		qemu, startErr = startQEMU(opts.QEMU[0], argv, log.f)
+		qemu, startErr = startQEMU(o.QEMU, sock, log)
 		if startErr != nil {
 			cancelAccept()
 			return
 		}
-		fmt.Fprintf(opts.IO.ErrOut, "qmpsh: started QEMU (pid %d); its output goes to %s\n", qemu.pid(), log.name)
+		fmt.Fprintf(o.IO.ErrOut, "qmpsh: started QEMU (pid %d); its output goes to %s\n", qemu.pid(), log.name)
 		// A QEMU that exits without connecting ends the wait at once.
 		go func() {
 			select {
@@ -162,46 +180,18 @@ func wrapRun(ctx context.Context, opts *WrapOptions) error {
 			}
 		}()
 	}
-	client, closeLog, err := opts.newClient(inner.Writer(), qmp.WithListening(listening))
+	client, closeLog, err := o.newClient(traffic, qmp.WithListening(listening))
 	if err != nil {
-		inner.Close()
-		return err
+		return nil, nil, nil, err
 	}
-	defer closeLog()
-
 	err = client.Accept(actx, sock)
 	cancelAccept()
 	stopInterrupt()
 	if err != nil {
-		inner.Close()
-		return wrapStartError(ctx, opts, qemu, startErr, log, err)
+		defer closeLog()
+		return nil, nil, nil, wrapStartError(ctx, o, qemu, startErr, log, err)
 	}
-	defer client.Disconnect()
-
-	// The shell's input ends when QEMU exits, or a signal says to stop,
-	// rather than when the user next types a line.
-	ended := make(chan struct{})
-	var endOnce sync.Once
-	end := func() {
-		endOnce.Do(func() {
-			close(ended)
-			stdin.cancel()
-		})
-	}
-	context.AfterFunc(ctx, end)
-	go func() {
-		select {
-		case <-qemu.done:
-			end()
-		case <-ended:
-		}
-	}()
-	ed := &endingEditor{Editor: inner, end: ended}
-	defer ed.Close()
-
-	label := fmt.Sprintf("QEMU (pid %d)", qemu.pid())
-	shellErr := opts.runWrapShell(ctx, client, ed, qemu)
-	return opts.finish(client, qemu, log, label, shellErr)
+	return client, qemu, closeLog, nil
 }
 
 // wrapStartError kills QEMU, if it runs, and explains why the shell could
@@ -224,11 +214,9 @@ func wrapStartError(ctx context.Context, opts *WrapOptions, qemu *qemuProcess, s
 		// exiting over one of them.
 		qemu.waitFor(opts.Timeout)
 	}
-	select {
-	case <-qemu.done:
+	if qemu.exited() {
 		return &ExitError{Code: ExitConnection, Err: fmt.Errorf("%s before the QMP session started%s%s",
 			qemu.describe(), log.lastMessage(filepath.Base(opts.QEMU[0])), log.where())}
-	default:
 	}
 	qemu.kill()
 	switch {
@@ -242,31 +230,17 @@ func wrapStartError(ctx context.Context, opts *WrapOptions, qemu *qemuProcess, s
 	return connectionError("QEMU", fmt.Errorf("%w; killed it%s", err, log.where()))
 }
 
-// runWrapShell is runShell, but leaves the client connected, so that QEMU
-// can be asked to quit afterwards.
-func (o *WrapOptions) runWrapShell(ctx context.Context, client *qmp.Client, ed shell.Editor, qemu *qemuProcess) error {
-	banner := ""
-	if g := client.Greeting(); g != nil {
-		banner = fmt.Sprintf("Connected to QEMU %s (pid %d). Type help for help, Ctrl-D to leave and quit QEMU.",
-			g.Version, qemu.pid())
-	}
-	o.quitsQEMU = true
-	return o.shellSession(ctx, client, ed, banner)
-}
-
 // finish ends QEMU, if it still runs, and decides the exit status.
-func (o *WrapOptions) finish(client *qmp.Client, qemu *qemuProcess, log *qemuLog, label string, shellErr error) error {
+func (o *WrapOptions) finish(client *qmp.Client, qemu *qemuProcess, shellErr error) error {
 	var lost *shell.ConnectionLostError
 	if errors.As(shellErr, &lost) || client.Runstate() != protocol.Running {
 		// The connection dropped: QEMU is most likely on its way out.
 		qemu.waitFor(o.Timeout)
 	}
-	select {
-	case <-qemu.done:
+	if qemu.exited() {
 		// QEMU exited first: its status is qmpsh's.
-		if code := qemu.exitCode(); code != 0 {
-			return &ExitError{Code: code, Err: fmt.Errorf("%s%s", qemu.describe(), log.where()),
-				Syntax: code == ExitUsage} // no pointer to --help: it is QEMU's status
+		if err := qemu.exitError(); err != nil {
+			return err
 		}
 		if o.IO.InTTY {
 			fmt.Fprintln(o.IO.ErrOut, "qmpsh: QEMU exited.")
@@ -275,297 +249,10 @@ func (o *WrapOptions) finish(client *qmp.Client, qemu *qemuProcess, log *qemuLog
 			return nil // QEMU's exit is what ended the connection
 		}
 		return shellErr
-	default:
 	}
-	o.stopQEMU(client, qemu)
+	qemu.stop(client, o.Timeout, o.IO.ErrOut)
 	if shellErr != nil && !errors.Is(shellErr, shell.ErrCommandFailed) {
-		return connectionError(label, shellErr)
+		return connectionError(fmt.Sprintf("QEMU (pid %d)", qemu.pid()), shellErr)
 	}
 	return shellErr
-}
-
-// stopQEMU asks QEMU to quit over QMP, then with SIGTERM, then kills it,
-// waiting --timeout after each, and reaps it.
-func (o *WrapOptions) stopQEMU(client *qmp.Client, qemu *qemuProcess) {
-	if client.Runstate() == protocol.Running {
-		ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
-		_, err := client.Execute(ctx, "quit", nil)
-		cancel()
-		var ee *qmp.ExecuteError
-		var se *protocol.StateError
-		// A lost reply is normal: QEMU may hang up before it is read.
-		if !errors.As(err, &ee) && !errors.As(err, &se) && qemu.waitFor(o.Timeout) {
-			return
-		}
-	}
-	if qemu.signal(syscall.SIGTERM) == nil {
-		if qemu.waitFor(o.Timeout) {
-			return
-		}
-		fmt.Fprintf(o.IO.ErrOut, "qmpsh: QEMU did not quit within %v of SIGTERM; killing it\n", o.Timeout)
-	}
-	qemu.kill()
-}
-
-// qemuProcess is a started QEMU and the goroutine that waits for it.
-type qemuProcess struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed once QEMU has exited and been reaped
-	err  error         // Wait's, once done is closed
-}
-
-// startQEMU starts bin with args, output to log, input from /dev/null,
-// in a process group of its own and (on Linux) with a signal for when
-// qmpsh dies.
-func startQEMU(bin string, args []string, log *os.File) (*qemuProcess, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout = log
-	cmd.Stderr = log
-	setQEMUProcAttr(cmd)
-	p := &qemuProcess{cmd: cmd, done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		// Linux sends the parent-death signal when the thread that
-		// started the child ends, not the process: keep this thread for
-		// as long as QEMU runs.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-func (p *qemuProcess) pid() int { return p.cmd.Process.Pid }
-
-// waitFor waits up to d for QEMU to exit, and tells whether it has.
-func (p *qemuProcess) waitFor(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-p.done:
-		return true
-	case <-t.C:
-		return false
-	}
-}
-
-func (p *qemuProcess) signal(sig os.Signal) error {
-	select {
-	case <-p.done:
-		return nil
-	default:
-	}
-	return p.cmd.Process.Signal(sig)
-}
-
-// kill kills QEMU, if it runs, and waits until it is reaped.
-func (p *qemuProcess) kill() {
-	p.signal(os.Kill)
-	<-p.done
-}
-
-// exitCode is QEMU's exit status as a shell reports it: 128+N when
-// signal N killed it. Valid once done is closed.
-func (p *qemuProcess) exitCode() int {
-	ps := p.cmd.ProcessState
-	if ps == nil {
-		return ExitConnection
-	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ps.ExitCode()
-}
-
-// describe says how QEMU ended, once done is closed.
-func (p *qemuProcess) describe() string {
-	ps := p.cmd.ProcessState
-	if ps == nil {
-		return fmt.Sprintf("QEMU: %v", p.err)
-	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return fmt.Sprintf("QEMU was killed by signal %d (%v)", int(ws.Signal()), ws.Signal())
-	}
-	return fmt.Sprintf("QEMU exited with status %d", ps.ExitCode())
-}
-
-// qemuLog is the file QEMU's output goes to.
-type qemuLog struct {
-	f     *os.File
-	name  string
-	start int64 // its size before QEMU started
-	temp  bool  // ours: removed if QEMU wrote nothing
-}
-
-func openQEMULog(name string) (*qemuLog, error) {
-	if name == "" {
-		f, err := os.CreateTemp("", "qmpsh-wrap-*.log")
-		if err != nil {
-			return nil, &ExitError{Code: ExitConnection, Err: fmt.Errorf("creating QEMU's log file: %w", err)}
-		}
-		return &qemuLog{f: f, name: f.Name(), temp: true}, nil
-	}
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--qemu-log: %w", err)}
-	}
-	l := &qemuLog{f: f, name: name}
-	if fi, err := f.Stat(); err == nil {
-		l.start = fi.Size()
-	}
-	return l, nil
-}
-
-// written is how much QEMU has written to the log.
-func (l *qemuLog) written() int64 {
-	fi, err := os.Stat(l.name)
-	if err != nil {
-		return 0
-	}
-	return fi.Size() - l.start
-}
-
-// where names the log in a message, if QEMU wrote anything to it.
-func (l *qemuLog) where() string {
-	if l.written() <= 0 {
-		return ""
-	}
-	return "; its output is in " + l.name
-}
-
-// lastMessage is ": " and the last error QEMU reported in the log
-// ("qemu-system-x86_64: -M foo: unsupported machine type"), else its last
-// line, or "" if it wrote nothing.
-func (l *qemuLog) lastMessage(prog string) string {
-	const tail = 8 << 10
-	n := l.written()
-	if n <= 0 {
-		return ""
-	}
-	off := l.start
-	if n > tail {
-		off += n - tail
-	}
-	f, err := os.Open(l.name)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	var last, lastError string
-	sc := bufio.NewScanner(io.NewSectionReader(f, off, tail))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
-		}
-		last = line
-		if strings.HasPrefix(line, prog+": ") && !strings.HasPrefix(line, prog+": warning:") {
-			lastError = line
-		}
-	}
-	if lastError != "" {
-		return ": " + lastError
-	}
-	if last != "" {
-		return ": " + last
-	}
-	return ""
-}
-
-// finish closes the log, and removes a temporary one QEMU wrote nothing to.
-func (l *qemuLog) finish() {
-	l.f.Close()
-	if l.temp && l.written() <= 0 {
-		os.Remove(l.name)
-	}
-}
-
-// endingEditor is an editor whose input ends (ReadLine returns io.EOF)
-// once end is closed. Its input, stdin, must be cancelled then: that ends
-// a read already waiting for a line, and this the lines read ahead.
-type endingEditor struct {
-	shell.Editor
-	end <-chan struct{}
-}
-
-func (e *endingEditor) ReadLine() (string, error) {
-	select {
-	case <-e.end:
-		return "", io.EOF
-	default:
-	}
-	line, err := e.Editor.ReadLine()
-	select {
-	case <-e.end:
-		return "", io.EOF
-	default:
-	}
-	return line, err
-}
-
-// cancelableReader is a reader whose Read, even one waiting for input,
-// returns io.EOF once cancel is called. The underlying reader is read on
-// a goroutine, which a cancelled Read leaves behind until that read
-// returns; nothing is read after cancel.
-//
-// Neither readline nor a bufio.Scanner can otherwise stop waiting for a
-// line: closing a terminal's descriptor does not end a read(2) on it.
-type cancelableReader struct {
-	r         io.Reader
-	cancelled chan struct{}
-	once      sync.Once
-	mu        sync.Mutex // one Read at a time
-}
-
-type readResult struct {
-	b   []byte
-	err error
-}
-
-func newCancelableReader(r io.Reader) *cancelableReader {
-	return &cancelableReader{r: r, cancelled: make(chan struct{})}
-}
-
-func (c *cancelableReader) Read(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	select {
-	case <-c.cancelled:
-		return 0, io.EOF
-	default:
-	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	// The goroutine reads into a buffer of its own: p is the caller's
-	// again as soon as Read returns.
-	ch := make(chan readResult, 1)
-	buf := make([]byte, len(p))
-	go func() {
-		n, err := c.r.Read(buf)
-		ch <- readResult{buf[:n], err}
-	}()
-	select {
-	case r := <-ch:
-		return copy(p, r.b), r.err
-	case <-c.cancelled:
-		return 0, io.EOF
-	}
-}
-
-func (c *cancelableReader) cancel() { c.once.Do(func() { close(c.cancelled) }) }
-
-// Close cancels; the underlying reader stays open.
-func (c *cancelableReader) Close() error {
-	c.cancel()
-	return nil
 }

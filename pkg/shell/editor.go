@@ -14,9 +14,10 @@ import (
 // the line is abandoned and the shell carries on.
 var ErrInterrupt = readline.ErrInterrupt
 
-// Editor is where the shell reads lines from and writes to. The same loop
-// runs on a terminal (readline) and on a pipe (a scanner); tests feed it
-// lines.
+// Editor is the shell's terminal: where it reads lines from, writes to,
+// and learns whether a person is there and when they press Ctrl-C. The
+// same loop runs on a terminal (readline) and on a pipe (a scanner); tests
+// feed it lines and interrupts.
 type Editor interface {
 	// ReadLine returns the next line without its terminator, io.EOF at
 	// the end of input, or ErrInterrupt.
@@ -28,8 +29,26 @@ type Editor interface {
 	// half-typed line beneath what it writes. It is safe for concurrent
 	// use.
 	Writer() io.Writer
+	// Interactive tells whether a person is typing: Ctrl-C then stops
+	// waiting for a reply, and a lost connection does not end the loop
+	// (the person reads the notice and leaves). Otherwise the loop stops
+	// at the first command the lost connection prevents.
+	Interactive() bool
+	// Interrupts starts delivering the Ctrl-C presses that ReadLine does
+	// not see (those while no line is read, e.g. while the shell waits
+	// for a reply) on the returned channel, until stop is called.
+	// Meanwhile Ctrl-C does not end the process. An editor without a
+	// person behind it returns a nil channel.
+	Interrupts() (c <-chan os.Signal, stop func())
 	Close() error
 }
+
+// InterruptSource is where an interactive editor's interrupts come from:
+// it subscribes c until stop is called. The command line passes one
+// built on os/signal, since between lines the terminal is not in raw
+// mode and Ctrl-C is SIGINT, not a key; this package installs no signal
+// handlers of its own.
+type InterruptSource func(c chan<- os.Signal) (stop func())
 
 // TerminalConfig configures NewTerminalEditor.
 type TerminalConfig struct {
@@ -37,6 +56,9 @@ type TerminalConfig struct {
 	Stdout      io.Writer
 	HistoryFile string // "" for no persisted history
 	Complete    func(line string) (candidates []string, replaceLen int)
+	// Interrupts is where Ctrl-C pressed outside ReadLine comes from;
+	// nil for nowhere.
+	Interrupts InterruptSource
 }
 
 // NewTerminalEditor returns a readline editor: line editing, history
@@ -62,10 +84,13 @@ func NewTerminalEditor(cfg TerminalConfig) (Editor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &terminalEditor{rl: rl}, nil
+	return &terminalEditor{rl: rl, interrupts: cfg.Interrupts}, nil
 }
 
-type terminalEditor struct{ rl *readline.Instance }
+type terminalEditor struct {
+	rl         *readline.Instance
+	interrupts InterruptSource
+}
 
 func (e *terminalEditor) ReadLine() (string, error) { return e.rl.Readline() }
 
@@ -76,7 +101,16 @@ func (e *terminalEditor) SetPrompt(p string) {
 	e.rl.Refresh()
 }
 func (e *terminalEditor) Writer() io.Writer { return e.rl.Stdout() }
+func (e *terminalEditor) Interactive() bool { return true }
 func (e *terminalEditor) Close() error      { return e.rl.Close() }
+
+func (e *terminalEditor) Interrupts() (<-chan os.Signal, func()) {
+	if e.interrupts == nil {
+		return nil, func() {}
+	}
+	c := make(chan os.Signal, 1)
+	return c, e.interrupts(c)
+}
 
 // completer adapts a function on the text before the cursor to readline's
 // interface, which wants the suffixes to insert.
@@ -117,9 +151,11 @@ func (e *pipeEditor) ReadLine() (string, error) {
 	return "", io.EOF
 }
 
-func (e *pipeEditor) SetPrompt(string)  {}
-func (e *pipeEditor) Writer() io.Writer { return e.w }
-func (e *pipeEditor) Close() error      { return nil }
+func (e *pipeEditor) SetPrompt(string)                       {}
+func (e *pipeEditor) Writer() io.Writer                      { return e.w }
+func (e *pipeEditor) Interactive() bool                      { return false }
+func (e *pipeEditor) Interrupts() (<-chan os.Signal, func()) { return nil, func() {} }
+func (e *pipeEditor) Close() error                           { return nil }
 
 // lockedWriter serializes writes, so an event printed by the background
 // goroutine never lands inside a result.
@@ -135,9 +171,10 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 }
 
 // DefaultHistoryFile is $XDG_STATE_HOME/qmpsh/history, or
-// ~/.local/state/qmpsh/history, or "" when neither can be found.
-func DefaultHistoryFile() string {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+// ~/.local/state/qmpsh/history, or "" when neither can be found. getenv
+// reads the environment.
+func DefaultHistoryFile(getenv func(string) string) string {
+	if d := getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
 		return filepath.Join(d, "qmpsh", "history")
 	}
 	home, err := os.UserHomeDir()

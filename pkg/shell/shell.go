@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime"
 	"strings"
 	"sync"
@@ -49,11 +48,6 @@ type Config struct {
 	// Completer, if set, is the terminal's completer; help shares its
 	// schema. Default: one of the shell's own, fetched on first help.
 	Completer *Completer
-	// Interactive means a person is typing: Ctrl-C stops waiting for a
-	// reply, and a lost connection does not end the loop (the person
-	// reads the notice and leaves). Otherwise the loop stops at the first
-	// command the lost connection prevents.
-	Interactive bool
 	// Reconnect, if set, keeps the shell alive when the connection is
 	// lost: the shell reports the loss, calls Reconnect (which connects
 	// and negotiates Client again) until it succeeds, waiting between
@@ -84,15 +78,12 @@ func Run(ctx context.Context, cfg Config) error {
 		stopRedial := sh.startRedialer(ctx)
 		defer stopRedial()
 	}
-	if sh.Interactive {
-		// Between lines, while output is printed, the terminal is not in
-		// raw mode and Ctrl-C is SIGINT, not a key: without a handler it
-		// would kill the shell. Catch it for the whole session (each
-		// command's callContext still sees it).
-		sigint := make(chan os.Signal, 1)
-		signal.Notify(sigint, os.Interrupt)
-		defer signal.Stop(sigint)
-	}
+	// Ctrl-C outside ReadLine must not end the shell: take it from the
+	// editor for the whole session, and let callContext pass it on to the
+	// command waiting for a reply, if any.
+	interrupts, stopInterrupts := sh.Editor.Interrupts()
+	defer stopInterrupts()
+	sh.interrupts = interrupts
 
 	for {
 		line, err := sh.Editor.ReadLine()
@@ -112,7 +103,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if sh.handle(ctx, line) {
 			return sh.status()
 		}
-		if sh.lost != nil && !sh.Interactive && sh.Reconnect == nil {
+		if sh.lost != nil && !sh.Editor.Interactive() && sh.Reconnect == nil {
 			return sh.status()
 		}
 	}
@@ -124,6 +115,8 @@ type shell struct {
 	tx     *Transaction
 	failed bool
 	lost   *ConnectionLostError
+
+	interrupts <-chan os.Signal // the editor's Ctrl-C outside ReadLine
 
 	flush chan chan struct{} // asks the printer to print what has arrived
 
@@ -139,7 +132,7 @@ func (sh *shell) status() error {
 	switch {
 	// A person who saw the shell reconnect is told nothing more by an
 	// exit status; a script is told that a command was lost.
-	case sh.lost != nil && !(sh.Reconnect != nil && sh.Interactive):
+	case sh.lost != nil && !(sh.Reconnect != nil && sh.Editor.Interactive()):
 		return sh.lost
 	case sh.failed:
 		return ErrCommandFailed
@@ -302,12 +295,32 @@ func (sh *shell) help(name string) {
 func (sh *shell) completer() *Completer { return sh.Completer }
 
 // callContext is the context of one command: on a terminal, Ctrl-C
-// cancels it (the wait, not the command, which QEMU may still run).
+// cancels it (the wait, not the command, which QEMU may still run). The
+// returned cancel stops the goroutine that watches for Ctrl-C.
 func (sh *shell) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if sh.Interactive {
-		return signal.NotifyContext(ctx, os.Interrupt)
+	cctx, cancel := context.WithCancel(ctx)
+	if sh.interrupts == nil {
+		return cctx, cancel
 	}
-	return context.WithCancel(ctx)
+	// A Ctrl-C pressed before this command started was meant for no
+	// command: drop it.
+	select {
+	case <-sh.interrupts:
+	default:
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-sh.interrupts:
+			cancel()
+		case <-cctx.Done():
+		}
+	}()
+	return cctx, func() {
+		cancel()
+		<-done
+	}
 }
 
 // run runs cmd, typed as line ("" when there is no line to explain an

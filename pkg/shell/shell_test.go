@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,14 +21,24 @@ func TestMain(m *testing.M) {
 }
 
 // scriptEditor feeds lines to the shell and records its output. A line
-// "^C" stands for Ctrl-C.
+// "^C" stands for Ctrl-C at the prompt; Ctrl-C outside ReadLine is sent
+// on interrupts. An interactive one counts the lines read while the shell
+// was not subscribed to its interrupts.
 type scriptEditor struct {
 	lines   []string
 	out     qmptest.Buffer
 	prompts []string
+
+	interactive  bool
+	interrupts   chan os.Signal
+	subscribed   bool
+	unsubscribed int // lines read while not subscribed
 }
 
 func (e *scriptEditor) ReadLine() (string, error) {
+	if e.interactive && !e.subscribed {
+		e.unsubscribed++
+	}
 	if len(e.lines) == 0 {
 		return "", io.EOF
 	}
@@ -41,10 +53,25 @@ func (e *scriptEditor) ReadLine() (string, error) {
 func (e *scriptEditor) SetPrompt(p string) { e.prompts = append(e.prompts, p) }
 func (e *scriptEditor) Writer() io.Writer  { return &e.out }
 func (e *scriptEditor) Close() error       { return nil }
+func (e *scriptEditor) Interactive() bool  { return e.interactive }
+
+func (e *scriptEditor) Interrupts() (<-chan os.Signal, func()) {
+	if !e.interactive {
+		return nil, func() {}
+	}
+	e.subscribed = true
+	return e.interrupts, func() { e.subscribed = false }
+}
 
 // runShell runs lines against a fake server and returns the output,
 // errors and Run's result.
 func runShell(t *testing.T, handler func(*qmptest.Conn), cfg Config, lines ...string) (out, errs string, err error) {
+	t.Helper()
+	return runShellOn(t, handler, cfg, &scriptEditor{lines: lines})
+}
+
+// runShellOn is runShell with an editor of the test's own.
+func runShellOn(t *testing.T, handler func(*qmptest.Conn), cfg Config, ed *scriptEditor) (out, errs string, err error) {
 	t.Helper()
 	s := qmptest.NewServer(handler)
 	defer s.Close()
@@ -55,7 +82,6 @@ func runShell(t *testing.T, handler func(*qmptest.Conn), cfg Config, lines ...st
 		t.Fatal(err)
 	}
 	defer c.Disconnect()
-	ed := &scriptEditor{lines: lines}
 	var errBuf qmptest.Buffer
 	cfg.Client, cfg.Editor, cfg.Err = c, ed, &errBuf
 	err = Run(ctx, cfg)
@@ -156,7 +182,8 @@ func TestRunConnectionLost(t *testing.T) {
 		}
 	})
 	t.Run("InteractiveRefusesButStays", func(t *testing.T) {
-		out, errs, err := runShell(t, handler, Config{Interactive: true}, "echo", "echo", "echo", "echo")
+		ed := &scriptEditor{lines: []string{"echo", "echo", "echo", "echo"}, interactive: true}
+		out, errs, err := runShellOn(t, handler, Config{}, ed)
 		var lost *ConnectionLostError
 		if !errors.As(err, &lost) {
 			t.Fatalf("Run() = %v", err)
@@ -168,6 +195,51 @@ func TestRunConnectionLost(t *testing.T) {
 			t.Errorf("the drop was not announced: %q", out)
 		}
 	})
+}
+
+// Ctrl-C while the shell waits for a reply stops the wait, not the shell:
+// it says so and runs the next line. (The pty test does the same with a
+// real SIGINT.)
+func TestCtrlCDuringCommand(t *testing.T) {
+	waiting := make(chan struct{})
+	handler := func(c *qmptest.Conn) {
+		c.Greet()
+		for {
+			req, err := c.ReadRequest()
+			if err != nil {
+				return
+			}
+			if req.Command() == "slow" {
+				close(waiting) // and never answer
+				continue
+			}
+			c.Reply(req.ID, req.Arguments)
+		}
+	}
+	ed := &scriptEditor{lines: []string{"slow", "echo a=1"}, interactive: true, interrupts: make(chan os.Signal, 1)}
+	ended := make(chan struct{})
+	defer close(ended)
+	go func() {
+		select {
+		case <-waiting:
+			ed.interrupts <- os.Interrupt
+		case <-ended:
+		}
+	}()
+	out, errs, err := runShellOn(t, handler, Config{}, ed)
+	if err != nil {
+		t.Errorf("Run() = %v, want nil: an interrupted wait is not a failure", err)
+	}
+	if want := "interrupted: stopped waiting for the reply\n{\"a\":1}\n"; out != want {
+		t.Errorf("output %q\nwant   %q", out, want)
+	}
+	if errs != "" {
+		t.Errorf("errors %q, want none", errs)
+	}
+	if ed.unsubscribed != 0 || ed.subscribed {
+		t.Errorf("%d lines read without the editor's interrupts taken, still subscribed after Run: %v; "+
+			"want them taken for the whole session", ed.unsubscribed, ed.subscribed)
+	}
 }
 
 func TestPrompt(t *testing.T) {
@@ -213,6 +285,24 @@ func TestCompleter(t *testing.T) {
 		got, n := comp.Complete(tc.line)
 		if strings.Join(got, ",") != strings.Join(tc.want, ",") || (got != nil && n != len(tc.line)) {
 			t.Errorf("Complete(%q) = %q, %d; want %q", tc.line, got, n, tc.want)
+		}
+	}
+}
+
+// The history file's place comes from the environment the caller hands
+// over, not the process's.
+func TestDefaultHistoryFile(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", "/not/this")
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	for _, tc := range []struct{ state, want string }{
+		{"/state", "/state/qmpsh/history"},
+		{"", filepath.Join(home, ".local", "state", "qmpsh", "history")},
+		{"relative", filepath.Join(home, ".local", "state", "qmpsh", "history")},
+	} {
+		env := map[string]string{"XDG_STATE_HOME": tc.state}
+		if got := DefaultHistoryFile(func(k string) string { return env[k] }); got != tc.want {
+			t.Errorf("XDG_STATE_HOME=%q: %q, want %q", tc.state, got, tc.want)
 		}
 	}
 }

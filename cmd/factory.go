@@ -1,0 +1,74 @@
+package cmd
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"sync"
+
+	"github.com/qmpsh/qmpsh/pkg/qmp"
+	"github.com/qmpsh/qmpsh/pkg/shell"
+)
+
+// Factory is what every command takes from the process it runs in: the
+// standard streams, the environment, signals, and how to make a client.
+// Main builds the real one with NewFactory; tests build their own, so a
+// command's run function never reads os.Stdout, os.Getenv or the signal
+// table.
+type Factory struct {
+	IO *IOStreams
+	// Getenv reads the environment: QMP_SOCKET, XDG_RUNTIME_DIR,
+	// XDG_STATE_HOME.
+	Getenv func(key string) string
+	// Signals delivers sigs to c until stop is called: signal.Notify
+	// and signal.Stop.
+	Signals func(c chan<- os.Signal, sigs ...os.Signal) (stop func())
+	// NewClient makes an unconnected QMP client.
+	NewClient func(opts ...qmp.Option) *qmp.Client
+}
+
+// NewFactory returns the factory of the running process, with streams
+// ios.
+func NewFactory(ios *IOStreams) *Factory {
+	return &Factory{
+		IO:     ios,
+		Getenv: os.Getenv,
+		Signals: func(c chan<- os.Signal, sigs ...os.Signal) func() {
+			signal.Notify(c, sigs...)
+			return func() { signal.Stop(c) }
+		},
+		NewClient: qmp.NewClient,
+	}
+}
+
+// signalContext is signal.NotifyContext on f.Signals: ctx, cancelled
+// when one of sigs arrives. stop unsubscribes, so that the next such
+// signal acts as it normally would; it is safe to call more than once.
+func (f *Factory) signalContext(ctx context.Context, sigs ...os.Signal) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	c := make(chan os.Signal, 1)
+	unsubscribe := f.Signals(c, sigs...)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-c:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			unsubscribe()
+			cancel()
+		})
+		<-done
+	}
+}
+
+// interrupts is the terminal editor's source of Ctrl-C outside a line
+// being read: SIGINT.
+func (f *Factory) interrupts() shell.InterruptSource {
+	return func(c chan<- os.Signal) func() { return f.Signals(c, os.Interrupt) }
+}

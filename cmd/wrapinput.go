@@ -1,0 +1,113 @@
+package cmd
+
+import (
+	"context"
+	"io"
+	"sync"
+
+	"github.com/qmpsh/qmpsh/pkg/shell"
+)
+
+// endOnExit makes ed's input end (stdin, which ed reads, is cancelled)
+// when QEMU exits or ctx ends, rather than when the user next types a
+// line. The goroutine it starts ends with QEMU or with the input.
+func endOnExit(ctx context.Context, ed shell.Editor, stdin *cancelableReader, qemu *qemuProcess) shell.Editor {
+	ended := make(chan struct{})
+	var once sync.Once
+	end := func() {
+		once.Do(func() {
+			close(ended)
+			stdin.cancel()
+		})
+	}
+	context.AfterFunc(ctx, end)
+	go func() {
+		select {
+		case <-qemu.done:
+			end()
+		case <-ended:
+		}
+	}()
+	return &endingEditor{Editor: ed, end: ended}
+}
+
+// endingEditor is an editor whose input ends (ReadLine returns io.EOF)
+// once end is closed. Its input, stdin, must be cancelled then: that ends
+// a read already waiting for a line, and this the lines read ahead.
+type endingEditor struct {
+	shell.Editor
+	end <-chan struct{}
+}
+
+func (e *endingEditor) ReadLine() (string, error) {
+	select {
+	case <-e.end:
+		return "", io.EOF
+	default:
+	}
+	line, err := e.Editor.ReadLine()
+	select {
+	case <-e.end:
+		return "", io.EOF
+	default:
+	}
+	return line, err
+}
+
+// cancelableReader is a reader whose Read, even one waiting for input,
+// returns io.EOF once cancel is called. The underlying reader is read on
+// a goroutine, which a cancelled Read leaves behind until that read
+// returns; nothing is read after cancel.
+//
+// Neither readline nor a bufio.Scanner can otherwise stop waiting for a
+// line: closing a terminal's descriptor does not end a read(2) on it.
+type cancelableReader struct {
+	r         io.Reader
+	cancelled chan struct{}
+	once      sync.Once
+	mu        sync.Mutex // one Read at a time
+}
+
+type readResult struct {
+	b   []byte
+	err error
+}
+
+func newCancelableReader(r io.Reader) *cancelableReader {
+	return &cancelableReader{r: r, cancelled: make(chan struct{})}
+}
+
+func (c *cancelableReader) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.cancelled:
+		return 0, io.EOF
+	default:
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	// The goroutine reads into a buffer of its own: p is the caller's
+	// again as soon as Read returns.
+	ch := make(chan readResult, 1)
+	buf := make([]byte, len(p))
+	go func() {
+		n, err := c.r.Read(buf)
+		ch <- readResult{buf[:n], err}
+	}()
+	select {
+	case r := <-ch:
+		return copy(p, r.b), r.err
+	case <-c.cancelled:
+		return 0, io.EOF
+	}
+}
+
+func (c *cancelableReader) cancel() { c.once.Do(func() { close(c.cancelled) }) }
+
+// Close cancels; the underlying reader stays open.
+func (c *cancelableReader) Close() error {
+	c.cancel()
+	return nil
+}
