@@ -61,7 +61,7 @@ func readCloser(r io.Reader) io.ReadCloser {
 	return io.NopCloser(r)
 }
 
-func newConnectCmd(g *GlobalOptions) *cobra.Command {
+func newConnectCmd(g *GlobalOptions, runF func(context.Context, *ShellOptions) error) *cobra.Command {
 	opts := &ShellOptions{GlobalOptions: g}
 	c := &cobra.Command{
 		Use:   "connect [ADDR]",
@@ -89,7 +89,7 @@ was refused or cut off by a lost connection.
 			if len(args) == 1 {
 				opts.Addr = args[0]
 			}
-			return connectRun(c.Context(), opts)
+			return runF(c.Context(), opts)
 		},
 	}
 	c.Flags().BoolVarP(&opts.HMP, "hmp", "H", false, "send every line to the human monitor (HMP)")
@@ -98,7 +98,7 @@ was refused or cut off by a lost connection.
 	return c
 }
 
-func newAcceptCmd(g *GlobalOptions) *cobra.Command {
+func newAcceptCmd(g *GlobalOptions, runF func(context.Context, *ShellOptions) error) *cobra.Command {
 	opts := &ShellOptions{GlobalOptions: g}
 	c := &cobra.Command{
 		Use:   "accept [ADDR]",
@@ -120,7 +120,7 @@ is given; Ctrl-C ends it.
 			if len(args) == 1 {
 				opts.Addr = args[0]
 			}
-			return acceptRun(c.Context(), opts)
+			return runF(c.Context(), opts)
 		},
 	}
 	c.Flags().BoolVarP(&opts.HMP, "hmp", "H", false, "send every line to the human monitor (HMP)")

@@ -20,7 +20,7 @@ type EventsOptions struct {
 	Parallel int
 }
 
-func newEventsCmd(g *GlobalOptions) *cobra.Command {
+func newEventsCmd(g *GlobalOptions, runF func(context.Context, *EventsOptions) error) *cobra.Command {
 	opts := &EventsOptions{GlobalOptions: g}
 	c := &cobra.Command{
 		Use:   "events [-s ADDR]... [--name NAME]... [--count N] [--timeout D]",
@@ -51,7 +51,7 @@ targets'.
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
-			return eventsRun(c.Context(), opts)
+			return runF(c.Context(), opts)
 		},
 	}
 	f := c.Flags()

@@ -25,7 +25,7 @@ type ExecOptions struct {
 	Parallel    int
 }
 
-func newExecCmd(g *GlobalOptions) *cobra.Command {
+func newExecCmd(g *GlobalOptions, runF func(context.Context, *ExecOptions) error) *cobra.Command {
 	opts := &ExecOptions{GlobalOptions: g}
 	c := &cobra.Command{
 		Use:   "exec [-s ADDR]... [--wait-event NAME] COMMAND [key=value ...] | exec [-s ADDR]... JSON",
@@ -63,7 +63,7 @@ UsageError. The exit status is the worst of the targets'.
 		},
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Args = args
-			return execRun(c.Context(), opts)
+			return runF(c.Context(), opts)
 		},
 	}
 	f := c.Flags()

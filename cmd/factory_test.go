@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -140,4 +141,90 @@ func TestRunTakesEnvironmentFromFactory(t *testing.T) {
 			t.Errorf("left behind in $XDG_RUNTIME_DIR: %v", entries)
 		}
 	})
+}
+
+// Each command fills its options from its flags and arguments, and hands
+// them to the run function it was built with.
+func TestCommandsFillOptions(t *testing.T) {
+	g := &GlobalOptions{Factory: testFactory(strings.NewReader(""), io.Discard, io.Discard, nil, &fakeSignals{})}
+	t.Run("Wrap", func(t *testing.T) {
+		var got *WrapOptions
+		c := newWrapCmd(g, func(_ context.Context, o *WrapOptions) error { got = o; return nil })
+		c.SetArgs([]string{"-H", "--qemu-log", "vm.log", "qemu-system-x86_64", "-M", "none", "-H"})
+		if err := c.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		if got == nil || strings.Join(got.QEMU, " ") != "qemu-system-x86_64 -M none -H" || got.QEMULog != "vm.log" || !got.HMP {
+			t.Errorf("options %+v: want QEMU's command line from its first word on, --qemu-log and -H before it", got)
+		}
+	})
+	t.Run("WrapDaemonize", func(t *testing.T) {
+		c := newWrapCmd(g, func(context.Context, *WrapOptions) error {
+			t.Error("run with a QEMU that daemonizes")
+			return nil
+		})
+		c.SetArgs([]string{"qemu-system-x86_64", "-daemonize"})
+		c.SetErr(io.Discard)
+		c.SetOut(io.Discard)
+		if err := c.Execute(); exitCode(err) != ExitUsage {
+			t.Errorf("Execute() = %v, want a usage error", err)
+		}
+	})
+	t.Run("Connect", func(t *testing.T) {
+		var got *ShellOptions
+		c := newConnectCmd(g, func(_ context.Context, o *ShellOptions) error { got = o; return nil })
+		c.SetArgs([]string{"--reconnect", "/run/vm.sock"})
+		if err := c.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		if got == nil || got.Addr != "/run/vm.sock" || !got.Reconnect || got.HMP {
+			t.Errorf("options %+v", got)
+		}
+	})
+}
+
+// SIGTERM and SIGHUP end wrap's session as the end of input does, and on
+// a pipe so does Ctrl-C: QEMU is asked to quit, and the exit status is
+// the shell's.
+func TestWrapSignalEndsSession(t *testing.T) {
+	bin := qmptest.RequireQEMU(t, "qemu-system-x86_64")
+	for _, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGHUP, os.Interrupt} {
+		t.Run(sig.String(), func(t *testing.T) {
+			sigs := &fakeSignals{}
+			stdinR, stdinW := io.Pipe()
+			defer stdinW.Close()
+			outR, outW := io.Pipe()
+			var errOut qmptest.Buffer
+			f := testFactory(stdinR, outW, &errOut, map[string]string{"XDG_RUNTIME_DIR": t.TempDir()}, sigs)
+			opts := &WrapOptions{
+				ShellOptions: ShellOptions{GlobalOptions: &GlobalOptions{Factory: f, Timeout: DefaultTimeout, Color: "never"}},
+				QEMU:         []string{bin, "-M", "none", "-nodefaults", "-display", "none"},
+				QEMULog:      filepath.Join(t.TempDir(), "qemu.log"),
+			}
+			done := make(chan error, 1)
+			go func() {
+				done <- wrapRun(context.Background(), opts)
+				outW.Close()
+			}()
+			// A result printed: the session runs.
+			io.WriteString(stdinW, "query-status\n")
+			out := bufio.NewScanner(outR)
+			if !out.Scan() || !strings.HasPrefix(out.Text(), `{"status":"running",`) {
+				t.Fatalf("stdout %q, stderr %q", out.Text(), errOut.String())
+			}
+			go io.Copy(io.Discard, outR)
+			if n := sigs.raise(sig); n == 0 {
+				t.Fatalf("nothing listens for %v", sig)
+			}
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("%v did not end the session", sig)
+			}
+			if err != nil || strings.Contains(errOut.String(), "killing") {
+				t.Errorf("wrapRun = %v, stderr %q; want QEMU to quit when asked, and the shell's status", err, errOut.String())
+			}
+		})
+	}
 }

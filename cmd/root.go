@@ -112,8 +112,10 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 	f.BoolVar(&opts.NoNegotiate, "no-negotiate", false, "skip qmp_capabilities (send it yourself)")
 	root.MarkFlagsMutuallyExclusive("pretty", "compact")
 
-	root.AddCommand(newExecCmd(opts), newConnectCmd(opts), newAcceptCmd(opts))
-	root.AddCommand(newSchemaCmd(opts), newEventsCmd(opts), newWrapCmd(opts))
+	// Each command fills its options from the flags and hands them to its
+	// run function; tests hand their own.
+	root.AddCommand(newExecCmd(opts, execRun), newConnectCmd(opts, connectRun), newAcceptCmd(opts, acceptRun))
+	root.AddCommand(newSchemaCmd(opts, schemaRun), newEventsCmd(opts, eventsRun), newWrapCmd(opts, wrapRun))
 	return root
 }
 

@@ -21,7 +21,7 @@ type SchemaOptions struct {
 	JSON   bool
 }
 
-func newSchemaCmd(g *GlobalOptions) *cobra.Command {
+func newSchemaCmd(g *GlobalOptions, runF func(context.Context, *SchemaOptions) error) *cobra.Command {
 	opts := &SchemaOptions{GlobalOptions: g}
 	c := &cobra.Command{
 		Use:   "schema [-s ADDR] [NAME] [--json]",
@@ -51,7 +51,7 @@ status 1, suggesting the closest name.
 			if len(args) == 1 {
 				opts.Name = args[0]
 			}
-			return schemaRun(c.Context(), opts)
+			return runF(c.Context(), opts)
 		},
 	}
 	c.Flags().StringVarP(&opts.Socket, "socket", "s", "", "QMP server `ADDR` (default $QMP_SOCKET)")

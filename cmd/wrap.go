@@ -27,7 +27,7 @@ type WrapOptions struct {
 	QEMULog string
 }
 
-func newWrapCmd(g *GlobalOptions) *cobra.Command {
+func newWrapCmd(g *GlobalOptions, runF func(context.Context, *WrapOptions) error) *cobra.Command {
 	opts := &WrapOptions{ShellOptions: ShellOptions{GlobalOptions: g}}
 	c := &cobra.Command{
 		Use:   "wrap [flags] -- QEMU-COMMAND [ARG...]",
@@ -73,7 +73,7 @@ the log file named on stderr.
 		},
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.QEMU = args
-			return wrapRun(c.Context(), opts)
+			return runF(c.Context(), opts)
 		},
 	}
 	f := c.Flags()
@@ -115,7 +115,7 @@ func wrapRun(ctx context.Context, opts *WrapOptions) error {
 	if err != nil {
 		return err
 	}
-	client, qemu, closeLog, err := opts.startQEMU(ctx, ed.Writer(), filepath.Join(dir, "qmp.sock"), log)
+	client, qemu, closeLog, err := opts.acceptQEMU(ctx, ed.Writer(), filepath.Join(dir, "qmp.sock"), log)
 	if err != nil {
 		ed.Close()
 		return err
@@ -150,12 +150,12 @@ func (o *WrapOptions) endSignals(ctx context.Context) (context.Context, func()) 
 	return ctx, stop
 }
 
-// startQEMU listens on sock, starts QEMU once it can dial it, and waits
+// acceptQEMU listens on sock, starts QEMU once it can dial it, and waits
 // (up to --timeout, or until Ctrl-C or QEMU's exit) for it to connect.
 // traffic is where -v shows the client's traffic. The returned function
 // closes the --log file. On failure QEMU has been killed, if it ran, and
 // the error explains.
-func (o *WrapOptions) startQEMU(ctx context.Context, traffic io.Writer, sock string, log *qemuLog) (_ *qmp.Client, _ *qemuProcess, closeLog func(), err error) {
+func (o *WrapOptions) acceptQEMU(ctx context.Context, traffic io.Writer, sock string, log *qemuLog) (_ *qmp.Client, _ *qemuProcess, closeLog func(), err error) {
 	var qemu *qemuProcess
 	var startErr error
 	// Ctrl-C ends the wait for QEMU too, as it does accept's.
