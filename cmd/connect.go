@@ -281,7 +281,7 @@ func (o *ShellOptions) shellSession(ctx context.Context, s shellSession) error {
 	// Errors go through the editor on a terminal (so the prompt is
 	// redrawn), to stderr otherwise.
 	errOut := o.IO.ErrOut
-	if o.IO.InTTY {
+	if s.editor.Interactive() {
 		errOut = s.editor.Writer()
 		if s.banner != "" {
 			fmt.Fprintln(s.editor.Writer(), s.banner)
