@@ -85,12 +85,7 @@ was refused or cut off by a lost connection.
   qmpsh connect /tmp/qmp.sock
   echo query-status | qmpsh connect /tmp/qmp.sock`,
 		Args: maxOneAddress,
-		RunE: func(c *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				opts.Addr = args[0]
-			}
-			return runF(c.Context(), opts)
-		},
+		RunE: withAddress(opts, runF),
 	}
 	c.Flags().BoolVarP(&opts.HMP, "hmp", "H", false, "send every line to the human monitor (HMP)")
 	c.Flags().BoolVar(&opts.Reconnect, "reconnect", false,
@@ -116,15 +111,21 @@ is given; Ctrl-C ends it.
 		Example: `  qmpsh accept /tmp/qmp.sock &
   qemu-system-x86_64 -qmp unix:/tmp/qmp.sock ...`,
 		Args: maxOneAddress,
-		RunE: func(c *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				opts.Addr = args[0]
-			}
-			return runF(c.Context(), opts)
-		},
+		RunE: withAddress(opts, runF),
 	}
 	c.Flags().BoolVarP(&opts.HMP, "hmp", "H", false, "send every line to the human monitor (HMP)")
 	return c
+}
+
+// withAddress is a RunE that fills opts.Addr from the optional argument
+// and hands opts to runF.
+func withAddress(opts *ShellOptions, runF func(context.Context, *ShellOptions) error) func(*cobra.Command, []string) error {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) == 1 {
+			opts.Addr = args[0]
+		}
+		return runF(c.Context(), opts)
+	}
 }
 
 func maxOneAddress(c *cobra.Command, args []string) error {
@@ -135,9 +136,6 @@ func maxOneAddress(c *cobra.Command, args []string) error {
 }
 
 func connectRun(ctx context.Context, opts *ShellOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	if err := opts.check(); err != nil {
 		return err
 	}
@@ -172,9 +170,6 @@ func connectRun(ctx context.Context, opts *ShellOptions) error {
 }
 
 func acceptRun(ctx context.Context, opts *ShellOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	if err := opts.check(); err != nil {
 		return err
 	}

@@ -86,9 +86,6 @@ the log file named on stderr.
 }
 
 func wrapRun(ctx context.Context, opts *WrapOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	if err := opts.check(); err != nil {
 		return err
 	}
