@@ -1,7 +1,9 @@
 package qapi
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -109,4 +111,42 @@ func TestSchemaExplain(t *testing.T) {
 	if got := none.Explain("qom-lsit", nil, notFound); got != error(notFound) {
 		t.Errorf("nil schema Explain = %v", got)
 	}
+}
+
+// FuzzBuild: typing arbitrary key=value text never panics, fails with a
+// one-line *SyntaxError or *ValidationError, and yields arguments that
+// encode as JSON.
+func FuzzBuild(f *testing.F) {
+	s := testSchema(f)
+	for _, seed := range [][3]string{
+		{"blockdev-add", "driver", "qcow2"},
+		{"blockdev-add", "file", `{"driver":"file","filename":"/x"}`},
+		{"block_resize", "size", "0x10k"},
+		{"object-add", "data", "123"},
+		{"qom-set", "value.x.y", "1"},
+		{"device_add", "bootindex", "-1_0"},
+		{"x", "a", `{'k': [1,], 'n': None}`},
+		{"transaction", "actions", `[{"type":"abort","data":{}}]`},
+	} {
+		f.Add(seed[0], seed[1], seed[2])
+	}
+	f.Fuzz(func(t *testing.T, name, key, value string) {
+		for _, schema := range []*Schema{s, nil} {
+			args, err := schema.Build(name, []KeyValue{{Key: key, Value: value}, {Key: "id", Value: value}})
+			if err != nil {
+				var ve *ValidationError
+				var se *SyntaxError
+				if !errors.As(err, &ve) && !errors.As(err, &se) {
+					t.Fatalf("Build(%q, %q=%q) error %T %v", name, key, value, err, err)
+				}
+				if strings.ContainsAny(err.Error(), "\n\r") {
+					t.Fatalf("Build(%q, %q=%q) error spans lines: %q", name, key, value, err)
+				}
+				continue
+			}
+			if _, err := json.Marshal(args); err != nil {
+				t.Fatalf("Build(%q, %q=%q) arguments do not encode: %v", name, key, value, err)
+			}
+		}
+	})
 }
