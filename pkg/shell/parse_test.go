@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/qmpsh/qmpsh/pkg/qapi"
@@ -315,30 +314,6 @@ func TestSyntaxErrorFields(t *testing.T) {
 	}
 	if se.Token != "a.b.c" {
 		t.Errorf("Token = %q, want %q", se.Token, "a.b.c")
-	}
-}
-
-func TestSyntaxErrorMessage(t *testing.T) {
-	tests := []struct {
-		name string
-		err  qapi.SyntaxError
-		want string
-	}{
-		{name: "plain", err: qapi.SyntaxError{Token: "foo", Msg: "expected key=value"},
-			want: `syntax error at "foo": expected key=value`},
-		{name: "control characters stay on one line", err: qapi.SyntaxError{Token: "a\nb", Msg: "m"},
-			want: `syntax error at "a\nb": m`},
-		{name: "long token shortened", err: qapi.SyntaxError{Token: strings.Repeat("x", 70), Msg: "m"},
-			want: `syntax error at "` + strings.Repeat("x", 64) + `...": m`},
-		{name: "shortened on a rune boundary", err: qapi.SyntaxError{Token: strings.Repeat("x", 63) + "é" + "yyyy", Msg: "m"},
-			want: `syntax error at "` + strings.Repeat("x", 63) + `...": m`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.err.Error(); got != tt.want {
-				t.Errorf("got  %s\nwant %s", got, tt.want)
-			}
-		})
 	}
 }
 

@@ -334,15 +334,15 @@ func TestSchemaTransaction(t *testing.T) {
 	var tx transaction
 	for _, line := range []string{"transaction(", "block-dirty-bitmap-add node=n name=1"} {
 		if done, err := tx.add(line, s); done || err != nil {
-			t.Fatalf("AddTyped(%q) = %v, %v", line, done, err)
+			t.Fatalf("add(%q) = %v, %v", line, done, err)
 		}
 	}
 	if _, err := tx.add("block-dirty-bitmap-clear node=n", s); err == nil ||
 		err.Error() != `block-dirty-bitmap-clear: argument "name" is missing` {
-		t.Errorf("AddTyped(missing name) error = %v", err)
+		t.Errorf("add(missing name) error = %v", err)
 	}
 	if done, err := tx.add(")", s); !done || err != nil {
-		t.Fatalf("AddTyped()) = %v, %v", done, err)
+		t.Fatalf("add()) = %v, %v", done, err)
 	}
 	got, _ := json.Marshal(tx.command().Args)
 	if want := `{"actions":[{"data":{"name":"1","node":"n"},"type":"block-dirty-bitmap-add"}]}`; string(got) != want {
@@ -351,7 +351,7 @@ func TestSchemaTransaction(t *testing.T) {
 	// A nil schema is Add.
 	var plain transaction
 	if done, err := plain.add("transaction( block-dirty-bitmap-add node=n name=1 )", nil); !done || err != nil {
-		t.Fatalf("AddTyped(nil schema) = %v, %v", done, err)
+		t.Fatalf("add(nil schema) = %v, %v", done, err)
 	}
 	got, _ = json.Marshal(plain.command().Args)
 	if want := `{"actions":[{"data":{"name":1,"node":"n"},"type":"block-dirty-bitmap-add"}]}`; string(got) != want {
