@@ -2,13 +2,6 @@ package shell
 
 import "testing"
 
-func BenchmarkSchemaComplete(b *testing.B) {
-	s := testSchema(b)
-	for b.Loop() {
-		complete(s, "blockdev-add driver=qcow2 file.driver=file file.")
-	}
-}
-
 func BenchmarkSchemaParseLine(b *testing.B) {
 	s := testSchema(b)
 	for b.Loop() {
