@@ -91,14 +91,14 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 		return err
 	}
 	// Parse everything before connecting: a syntax error sends nothing.
-	cmd, err := shell.ParseArgs(opts.Args)
+	in, err := shell.ParseArgs(opts.Args)
 	if err != nil {
 		return syntaxError(err)
 	}
 	if fanout {
 		return fanOut(ctx, opts.IO.Out, addrs, opts.Parallel, func(ctx context.Context, addr string) outcome {
 			var o outcome
-			ret, ev, err := opts.execTarget(ctx, addr, cmd, nil)
+			ret, ev, err := opts.execTarget(ctx, addr, in, nil)
 			if err != nil {
 				o = failed(err)
 				o.Return = ret // the command ran even if the wait failed
@@ -108,7 +108,7 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 			return o
 		})
 	}
-	_, ev, err := opts.execTarget(ctx, addrs[0], cmd, func(ret json.RawMessage) {
+	_, ev, err := opts.execTarget(ctx, addrs[0], in, func(ret json.RawMessage) {
 		opts.IO.Out.Write(opts.format().JSON(ret))
 	})
 	if err != nil {

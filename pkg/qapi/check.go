@@ -54,11 +54,16 @@ func (s *Schema) Build(name string, args []KeyValue) (map[string]any, error) {
 		e.Suggestion = s.Suggest(name)
 		return nil, e
 	}
+	return s.commandArgs(si, args)
+}
+
+// commandArgs is Build for a command found in the schema.
+func (s *Schema) commandArgs(si *SchemaInfo, args []KeyValue) (map[string]any, error) {
 	open := false
-	if at := s.types[si.ArgType]; openCommands[name] && at != nil && at.Tag == "" {
+	if at := s.types[si.ArgType]; openCommands[si.Name] && at != nil && at.Tag == "" {
 		open = true
 	}
-	return s.build(name, si.ArgType, open, args)
+	return s.build(si.Name, si.ArgType, open, args)
 }
 
 // BuildAction is Build for the data of a transaction action of type typ
@@ -119,10 +124,11 @@ func (s *Schema) build(name, argType string, open bool, args []KeyValue) (map[st
 // which commands exist (it answers CommandNotFound, which Explain adds a
 // suggestion to).
 func (s *Schema) CommandArgs(name string, args []KeyValue) (map[string]any, error) {
-	if _, ok := s.Command(name); !ok {
+	si, ok := s.Command(name)
+	if !ok {
 		return guessKVs(args)
 	}
-	return s.Build(name, args)
+	return s.commandArgs(si, args)
 }
 
 // Explain adds to err, the server's error reply to command name sent with
