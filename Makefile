@@ -67,7 +67,7 @@ clean:
 # target at a time).
 FUZZTIME ?= 20s
 fuzz:
-	@set -e; for pkg in ./pkg/shell ./pkg/qmp; do \
+	@set -e; for pkg in ./pkg/qapi ./pkg/shell ./pkg/qmp; do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "fuzzing $$pkg $$f for $(FUZZTIME)"; \
 			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
