@@ -22,19 +22,20 @@ test: qemu
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-# bench runs the client's benchmarks (pkg/qmp/bench_test.go) against the
-# fake server and QEMU, each beside a raw-socket floor measured in the same
-# run, and prints the client/floor ratios against their targets (see
-# README.md, Performance). BENCHFLAGS passes options to the driver, e.g.
-# BENCHFLAGS='-rounds 5 -benchtime 2s'. Then cmd/benchproc.go times
+# bench runs the benchmark driver, cmd/qmpsh-bench (see README.md,
+# Performance). Its ratio subcommand runs the client's benchmarks
+# (pkg/qmp/bench_test.go) against the fake server and QEMU, each beside a
+# raw-socket floor measured in the same run, and prints the client/floor
+# ratios against their targets; BENCHFLAGS passes options to it, e.g.
+# BENCHFLAGS='-rounds 5 -benchtime 2s'. Its proc subcommand times
 # `qmpsh exec query-status` as a whole process beside a minimal raw Go
 # program (testdata/rawqmp), runs interleaved on one QEMU, and reports the
-# peak RSS of qmpsh exec and of an idle shell. BENCHPROCFLAGS passes
+# peak RSS of qmpsh exec and of an idle shell; BENCHPROCFLAGS passes
 # options to it, e.g. BENCHPROCFLAGS='-runs 500 -target 1.5 -strict'.
 # Last, BenchmarkExecFanOut200 times exec on 200 fake servers at once.
 bench: qemu
-	$(GO) run ./pkg/qmp/benchratio.go $(BENCHFLAGS)
-	$(GO) run ./cmd/benchproc.go $(BENCHPROCFLAGS)
+	$(GO) run ./cmd/qmpsh-bench ratio $(BENCHFLAGS)
+	$(GO) run ./cmd/qmpsh-bench proc $(BENCHPROCFLAGS)
 	$(GO) test -run '^$$' -bench FanOut -benchtime 10x ./cmd
 
 # demo opens the shell on a throwaway QEMU: a q35 machine with 128 MiB and
