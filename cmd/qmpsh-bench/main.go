@@ -13,6 +13,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -51,11 +52,23 @@ func main() {
 	runExits()
 }
 
-// moduleRoot is the module's directory, wherever we are run from inside it.
-func moduleRoot() string {
+// workspace returns the module's directory, wherever we are run from
+// inside it, and a new temporary directory, removed at exit, for what a
+// subcommand builds and runs. The directory's path is short, as a UNIX
+// socket's path in it must fit in 107 bytes.
+func workspace() (root, dir string) {
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module).Output()
 	check(err)
-	return strings.TrimSpace(string(out))
+	dir, err = os.MkdirTemp("", "qmpsh-bench")
+	check(err)
+	atExit(func() { os.RemoveAll(dir) })
+	return strings.TrimSpace(string(out)), dir
+}
+
+// usageError reports a bad flag value of subcommand fs and exits 2.
+func usageError(fs *flag.FlagSet, msg string) {
+	fmt.Fprintf(os.Stderr, "%s: %s\n", fs.Name(), msg)
+	exit(2)
 }
 
 // goRun runs the go command with args in dir (a module's root), its

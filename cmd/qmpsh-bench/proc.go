@@ -68,17 +68,10 @@ func procMain(args []string) {
 	strict := fs.Bool("strict", false, "exit 1 when the ratio misses its target")
 	fs.Parse(args)
 	if *runs < 1 || *warmup < 0 || *rssRuns < 1 {
-		fmt.Fprintln(os.Stderr, "qmpsh-bench proc: -runs and -rssruns must be at least 1, -warmup not negative")
-		exit(2)
+		usageError(fs, "-runs and -rssruns must be at least 1, -warmup not negative")
 	}
 
-	// A short directory: a UNIX socket path has at most 107 bytes.
-	dir, err := os.MkdirTemp("", "qmpsh-bench")
-	check(err)
-	atExit(func() { os.RemoveAll(dir) })
-
-	// Build both, from the module's root wherever we are run from.
-	root := moduleRoot()
+	root, dir := workspace()
 	qmpsh, raw := filepath.Join(dir, "qmpsh"), filepath.Join(dir, "rawqmp")
 	for _, b := range [][2]string{{qmpsh, "."}, {raw, "./testdata/rawqmp"}} {
 		check(goRun(root, "build", "-o", b[0], b[1]))

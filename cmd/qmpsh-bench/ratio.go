@@ -53,14 +53,10 @@ func ratioMain(args []string) {
 	strict := fs.Bool("strict", false, "exit 1 when a ratio misses its target")
 	fs.Parse(args)
 	if *rounds < 1 {
-		fmt.Fprintln(os.Stderr, "qmpsh-bench ratio: -rounds must be at least 1")
-		exit(2)
+		usageError(fs, "-rounds must be at least 1")
 	}
 
-	dir, err := os.MkdirTemp("", "qmpsh-bench")
-	check(err)
-	atExit(func() { os.RemoveAll(dir) })
-	root := moduleRoot()
+	root, dir := workspace()
 	bin := filepath.Join(dir, "qmp.test")
 	check(goRun(root, "test", "-c", "-o", bin, "./pkg/qmp"))
 
