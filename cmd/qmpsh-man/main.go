@@ -60,28 +60,35 @@ func write(dir, version string) error {
 	return doc.GenManTree(root, &doc.GenManHeader{Section: "1", Source: source, Manual: "qmpsh manual"}, dir)
 }
 
-// exitStatusText matches the exit-status table at the end of a command's
-// Long text: a heading line, then one "  N  meaning" line per status.
+// exitStatusText matches the exit-status table of --help: a heading line,
+// then one "  N  meaning" line per status. --help shows it at the end of
+// the usage text, and commands' Long texts end with it too.
 var (
-	exitStatusText = regexp.MustCompile(`(?m)^Exit status:\n((?:  \d+  .*\n?)+)\z`)
+	exitStatusText = regexp.MustCompile(`(?m)^Exit status:\n((?:  \d+  .*(?:\n|\z))+)`)
 	exitStatusLine = regexp.MustCompile(`(?m)^  (\d+)  (.*)$`)
 )
 
 // manual prepares the tree's texts for the manual: every qmpsh command
-// gets the exit-status table, as a section of its own, in place of the
-// plain-text table of its --help; cobra's completion commands keep their
-// own texts. No page gets cobra's "Auto generated" history section.
+// gets the exit-status table of --help as a section of its own, which
+// replaces the plain-text table at the end of its Long text; cobra's
+// completion commands keep their own texts. No page gets cobra's "Auto
+// generated" history section.
 func manual(root *cobra.Command) error {
 	var table string
+	if m := exitStatusText.FindStringSubmatch(root.UsageTemplate()); m != nil {
+		table = m[1]
+	}
 	var qmpshCmds []*cobra.Command
 	var visit func(c *cobra.Command, ours bool)
 	visit = func(c *cobra.Command, ours bool) {
 		c.DisableAutoGenTag = true
 		if ours = ours && !(c.Name() == "completion" && c.Parent() == root); ours {
 			qmpshCmds = append(qmpshCmds, c)
-			if m := exitStatusText.FindStringSubmatch(c.Long); m != nil {
-				c.Long = strings.TrimRight(strings.TrimSuffix(c.Long, m[0]), "\n")
-				table = m[1]
+			if m := exitStatusText.FindStringSubmatchIndex(c.Long); m != nil && strings.TrimSpace(c.Long[m[1]:]) == "" {
+				if table == "" {
+					table = c.Long[m[2]:m[3]]
+				}
+				c.Long = strings.TrimRight(c.Long[:m[0]], "\n")
 			}
 		}
 		for _, sub := range c.Commands() {
@@ -90,7 +97,7 @@ func manual(root *cobra.Command) error {
 	}
 	visit(root, true)
 	if table == "" {
-		return errors.New("no command's help ends with the exit-status table (Exit status: then lines of \"  N  meaning\")")
+		return errors.New("found no exit-status table in --help (Exit status: then lines of \"  N  meaning\")")
 	}
 	// A definition list, which the converter renders as man's usual
 	// tagged paragraphs (.TP).
