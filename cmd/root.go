@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -86,7 +85,12 @@ and QEMU's own description of its commands (schema).
 
 Addresses are UNIX socket paths or host:port for TCP; prefix unix: or tcp:
 to say which explicitly. Without an address, $QMP_SOCKET is used.`,
-		Version:       version(),
+		Example: `  qmpsh connect /tmp/qmp.sock
+  qmpsh exec -s /tmp/qmp.sock query-status
+  qmpsh events -s /tmp/qmp.sock --name SHUTDOWN --count 1
+  qmpsh schema -s /tmp/qmp.sock blockdev-add
+  qmpsh wrap -- qemu-system-x86_64 -M q35 -m 2G -display none disk.qcow2`,
+		Version:       versionText(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRun: func(c *cobra.Command, args []string) {
@@ -117,13 +121,6 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 	root.AddCommand(newExecCmd(opts, execRun), newConnectCmd(opts, connectRun), newAcceptCmd(opts, acceptRun))
 	root.AddCommand(newSchemaCmd(opts, schemaRun), newEventsCmd(opts, eventsRun), newWrapCmd(opts, wrapRun))
 	return root
-}
-
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
 }
 
 // check validates the global flags before anything is sent.

@@ -1,6 +1,6 @@
 // Package qmptest provides test infrastructure for code that speaks QMP, the
 // QEMU Machine Protocol, in the spirit of net/http/httptest. It is meant to
-// be imported only from tests.
+// be imported only from tests and benchmark programs.
 //
 // It offers two things:
 //
@@ -13,6 +13,8 @@
 //     StartQEMUClient) for integration tests. The server-mode ones return
 //     only once QEMU has finished starting and its monitor socket accepts
 //     connections, and all of them kill and reap QEMU when the test ends.
+//     LaunchQEMU and LaunchStorageDaemon are the same launchers for
+//     programs that have no testing.TB (the benchmark driver).
 //
 // The package deliberately imports nothing else from this module, so that
 // the QMP client's own tests can use it without an import cycle.
