@@ -11,7 +11,7 @@ import (
 // command included, for documentation generated from it (cmd/qmpsh-man
 // writes the manual pages). Its commands are built, never run.
 func Tree() *cobra.Command {
-	root := NewRootCmd(&IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard})
+	root := NewRootCmd(NewFactory(&IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard}))
 	root.InitDefaultCompletionCmd()
 	return root
 }
