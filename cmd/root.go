@@ -85,7 +85,6 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &ExitError{Code: ExitUsage, Err: err}
 	})
-	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitStatusHelp + "\n")
 
 	f := root.PersistentFlags()
 	f.DurationVar(&opts.Timeout, "timeout", DefaultTimeout,
@@ -100,6 +99,7 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 
 	root.AddCommand(newExecCmd(opts), newConnectCmd(opts), newAcceptCmd(opts))
 	root.AddCommand(newSchemaCmd(opts), newEventsCmd(opts), newWrapCmd(opts))
+	finishTree(root)
 	return root
 }
 
