@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"strings"
+	"syscall"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
@@ -80,17 +84,77 @@ type connectionFailure struct{ error }
 
 func (e *connectionFailure) Unwrap() error { return e.error }
 
+// busyHint is what to do when a monitor serves someone else.
+const busyHint = "another client may be connected to this monitor (QEMU serves one at a time): " +
+	"give qmpsh its own -qmp (or -mon) socket, or use a proxy"
+
 // connectionError names the address in a failure to connect or a lost
-// connection, so the message says which VM.
+// connection, so the message says which VM, and says what a person can
+// do about it, in words of its own rather than Go's.
 func connectionError(addr string, err error) error {
 	var ce *protocol.ConnectError
+	var te *qmp.TimeoutError
+	var pe *protocol.SocketPathError
+	var ge *qmp.GreetingError
 	switch {
+	case errors.As(err, &pe):
+		// The user named a path that is not free: nothing was sent.
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("cannot listen on %s: %w", addr, pe), Syntax: true}
+	case errors.As(err, &te):
+		msg := addr + ": " + te.Error()
+		if errors.As(err, &ge) {
+			// The socket took the connection but QEMU said nothing:
+			// it is busy with another client.
+			msg += "; " + busyHint
+		}
+		err = &wrapped{msg, err}
 	case errors.Is(err, context.DeadlineExceeded):
-		err = fmt.Errorf("%s: timed out: %w", addr, err)
+		err = &wrapped{addr + ": timed out " + waitingFor(err), err}
 	case errors.As(err, &ce):
-		err = fmt.Errorf("cannot connect to %s: %w", addr, ce.Err)
+		err = &wrapped{connectFailure(addr, ce.Err), ce.Err}
 	default:
 		err = fmt.Errorf("%s: %w", addr, err)
 	}
 	return &connectionFailure{err}
 }
+
+// waitingFor says what a deadline interrupted, from the error's own
+// words without Go's "context deadline exceeded".
+func waitingFor(err error) string {
+	s := strings.TrimSuffix(err.Error(), context.DeadlineExceeded.Error())
+	s = strings.TrimSuffix(s, ": ")
+	if s == "" || s == err.Error() {
+		return "waiting for the reply"
+	}
+	return s
+}
+
+// connectFailure describes a failed dial or listen at addr.
+func connectFailure(addr string, err error) string {
+	var ne *net.OpError
+	if errors.As(err, &ne) && ne.Op == "listen" {
+		return fmt.Sprintf("cannot listen on %s: %v", addr, ne.Err)
+	}
+	switch {
+	case errors.Is(err, syscall.EAGAIN):
+		// A UNIX socket's backlog is full: its server accepts no one.
+		return fmt.Sprintf("cannot connect to %s: clients are queued on it already; %s", addr, busyHint)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		if a, perr := protocol.ParseAddress(addr); perr == nil && a.Network == "unix" {
+			if fi, serr := os.Stat(a.Addr); serr == nil && fi.Mode()&os.ModeSocket == 0 {
+				return fmt.Sprintf("cannot connect to %s: %s is not a socket", addr, a.Addr)
+			}
+		}
+	}
+	return fmt.Sprintf("cannot connect to %s: %v", addr, err)
+}
+
+// wrapped is an error with a message of its own over a cause that
+// errors.Is and errors.As still reach.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (e *wrapped) Error() string { return e.msg }
+func (e *wrapped) Unwrap() error { return e.err }
