@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sync/atomic"
 
@@ -206,7 +205,7 @@ func acceptRun(ctx context.Context, opts *ShellOptions, bounded bool) error {
 
 	// Waiting for a person to start QEMU has no natural bound: Ctrl-C
 	// ends it, and --timeout only when given.
-	actx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	actx, stop := untilStopped(ctx)
 	defer stop()
 	if bounded {
 		var cancel context.CancelFunc
@@ -214,7 +213,7 @@ func acceptRun(ctx context.Context, opts *ShellOptions, bounded bool) error {
 		defer cancel()
 	}
 	if err := client.Accept(actx, addr); err != nil {
-		return connectionError(addr, err)
+		return connectionError(addr, interrupted(actx, err, "waiting for QEMU to connect"))
 	}
 	stop()
 	return opts.runShell(ctx, client, ed, addr)
