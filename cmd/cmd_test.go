@@ -209,7 +209,7 @@ func TestExecTimeout(t *testing.T) {
 		})
 		defer s.Close()
 		run(t, "", "exec", "--timeout", "100ms", "-s", s.Addr, "query-status").expect(t, ExitTimeout, "",
-			"qmpsh: "+s.Addr+": timed out waiting for the reply\n")
+			"qmpsh: "+s.Addr+": timed out after 100ms waiting for the reply\n")
 	})
 }
 

@@ -158,7 +158,7 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, cmd *execC
 	case errors.As(err, &ee), errors.As(err, &xe):
 		return nil, nil, err
 	default:
-		return nil, nil, connectionError(addr, err)
+		return nil, nil, connectionError(addr, timedOutAfter(err, opts.Timeout))
 	}
 	if onReturn != nil {
 		onReturn(ret)
@@ -174,7 +174,7 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, cmd *execC
 	defer wcancel()
 	ev, err := waitEvent(wctx, client, l, w)
 	if err != nil {
-		return ret, nil, connectionError(addr, err)
+		return ret, nil, connectionError(addr, timedOutAfter(err, wait))
 	}
 	raw, err := ev.MarshalJSON()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
@@ -116,6 +117,16 @@ func connectionError(addr string, err error) error {
 		err = fmt.Errorf("%s: %w", addr, err)
 	}
 	return &connectionFailure{err}
+}
+
+// timedOutAfter says that a deadline in err was d's, the bound qmpsh put
+// on that wait; other errors are returned as they are.
+func timedOutAfter(err error, d time.Duration) error {
+	var te *qmp.TimeoutError
+	if !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &te) {
+		return err
+	}
+	return &qmp.TimeoutError{Doing: waitingFor(err), After: d, Err: err}
 }
 
 // waitingFor says what a deadline interrupted, from the error's own
