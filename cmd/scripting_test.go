@@ -27,6 +27,10 @@ func TestUsageErrorsBeforeRunning(t *testing.T) {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want exit 2, no stdout, stderr with %q",
 					r.code, r.stdout, r.stderr, tc.want)
 			}
+			// One line saying what is wrong, one pointing to --help.
+			if len(r.stderrLines) != 2 || !strings.HasPrefix(r.stderrLines[0], "qmpsh: ") {
+				t.Errorf("stderr %q, want the error on one line and the --help pointer", r.stderr)
+			}
 		})
 	}
 }

@@ -20,9 +20,23 @@ func (e *runError) Unwrap() error { return e.err }
 // usage errors, the exit-status table once in every command's help, and
 // errors from running commands marked as such for exitCode.
 func finishTree(root *cobra.Command) {
+	root.SuggestionsMinimumDistance = 2
 	root.SetHelpCommand(newHelpCmd(root))
 	root.InitDefaultCompletionCmd()
-	base := root.UsageTemplate()
+	if root.Run == nil && root.RunE == nil {
+		// Cobra's own error for an unknown command spans five lines.
+		root.Args = cobra.ArbitraryArgs
+		root.RunE = func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return c.Help()
+			}
+			return usageErrorf("%s", unknown(root, "command", args[0], args[0]))
+		}
+	}
+	// Root and completion run only to report an unknown word or show
+	// help: their usage line is "[command]" alone, as before.
+	base := strings.Replace(root.UsageTemplate(), "{{if .Runnable}}",
+		"{{if and .Runnable (not .HasAvailableSubCommands)}}", 1)
 	walk(root, func(c *cobra.Command) {
 		if c.Name() == "completion" && c.Parent() == root {
 			completionShells(c)
@@ -78,20 +92,26 @@ func newHelpCmd(root *cobra.Command) *cobra.Command {
 				if cmd == nil {
 					cmd = root
 				}
-				msg := fmt.Sprintf("unknown help topic %q", strings.Join(args, " "))
 				if len(rest) == 0 {
 					rest = args
 				}
-				if s := cmd.SuggestionsFor(rest[0]); len(s) > 0 {
-					msg += "; did you mean " + strings.Join(s, " or ") + "?"
-				}
-				return usageErrorf("%s", msg)
+				return usageErrorf("%s", unknown(cmd, "help topic", strings.Join(args, " "), rest[0]))
 			}
 			cmd.InitDefaultHelpFlag()
 			cmd.InitDefaultVersionFlag()
 			return cmd.Help()
 		},
 	}
+}
+
+// unknown says that name is no kind under parent, with the subcommands
+// whose names are close to word.
+func unknown(parent *cobra.Command, kind, name, word string) string {
+	msg := fmt.Sprintf("unknown %s %q", kind, name)
+	if s := parent.SuggestionsFor(word); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return msg
 }
 
 // completionShells makes "qmpsh completion SHELL" for a shell cobra has
