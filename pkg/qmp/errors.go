@@ -111,19 +111,21 @@ func connectTimeout(ctx context.Context, start time.Time, accepting bool, err er
 		doing = "waiting for a connection"
 	}
 	// The deadline, not the clock now: a late timer must not change the
-	// message.
+	// message. start comes a moment after the caller set the deadline,
+	// so d falls short of the caller's bound by that moment: rounding up
+	// gives the bound back (10s, not 9.9997s).
 	d := time.Since(start)
 	if dl, ok := ctx.Deadline(); ok {
 		d = dl.Sub(start)
 	}
+	g := time.Millisecond
 	switch {
 	case d >= time.Second:
-		d = d.Round(100 * time.Millisecond)
+		g = 100 * time.Millisecond
 	case d >= 100*time.Millisecond:
-		d = d.Round(10 * time.Millisecond)
-	default:
-		d = d.Round(time.Millisecond)
+		g = 10 * time.Millisecond
 	}
+	d = (d + g - 1).Truncate(g)
 	return &TimeoutError{Doing: doing, After: d, Err: err}
 }
 
