@@ -75,3 +75,16 @@ func TestExitCodeUnknownError(t *testing.T) {
 		t.Errorf("error from cobra: exit %d, want %d", got, ExitUsage)
 	}
 }
+
+// A fan-out target's failure maps like a command's: an error of no known
+// kind is not a usage error (nothing cobra found) nor a lost connection.
+func TestFanOutUnknownError(t *testing.T) {
+	o := failed(errors.New("something odd"))
+	if o.code != ExitQMPError || o.Error.Class != "InternalError" {
+		t.Errorf("failed(unknown) = exit %d, class %q; want exit 1, InternalError", o.code, o.Error.Class)
+	}
+	o = failed(connectionError("/x.sock", errors.New("gone")))
+	if o.code != ExitConnection || o.Error.Class != "ConnectionError" {
+		t.Errorf("failed(connection) = exit %d, class %q; want exit 3, ConnectionError", o.code, o.Error.Class)
+	}
+}
