@@ -81,7 +81,7 @@ func newHelpCmd(root *cobra.Command) *cobra.Command {
 			}
 			for _, sub := range cmd.Commands() {
 				if sub.IsAvailableCommand() && strings.HasPrefix(sub.Name(), toComplete) {
-					names = append(names, sub.Name())
+					names = append(names, cobra.CompletionWithDesc(sub.Name(), sub.Short))
 				}
 			}
 			return names, cobra.ShellCompDirectiveNoFileComp
