@@ -199,7 +199,7 @@ func acceptRun(ctx context.Context, opts *ShellOptions) error {
 
 	// Waiting for a person to start QEMU has no natural bound: Ctrl-C
 	// ends it, and --timeout only when given.
-	actx, stop := opts.signalContext(ctx, os.Interrupt)
+	actx, stop := opts.signalContext(ctx, stopSignals...)
 	defer stop()
 	if opts.TimeoutSet {
 		var cancel context.CancelFunc
@@ -207,7 +207,7 @@ func acceptRun(ctx context.Context, opts *ShellOptions) error {
 		defer cancel()
 	}
 	if err := client.Accept(actx, addr); err != nil {
-		return connectionError(addr, err)
+		return connectionError(addr, interrupted(actx, err, "waiting for QEMU to connect"))
 	}
 	stop()
 	return opts.runShell(ctx, shellSession{client: client, editor: ed, comp: comp}, addr)

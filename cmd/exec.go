@@ -157,7 +157,7 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.
 	case errors.As(err, &ee), errors.As(err, &xe):
 		return nil, nil, err
 	default:
-		return nil, nil, connectionError(addr, err)
+		return nil, nil, connectionError(addr, timedOutAfter(err, opts.Timeout))
 	}
 	if onReturn != nil {
 		onReturn(ret)
@@ -173,7 +173,7 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.
 	defer wcancel()
 	ev, err := waitEvent(wctx, client, l, w)
 	if err != nil {
-		return ret, nil, connectionError(addr, err)
+		return ret, nil, connectionError(addr, timedOutAfter(err, wait))
 	}
 	raw, err := ev.MarshalJSON()
 	if err != nil {

@@ -83,7 +83,7 @@ func TestExecWaitEvent(t *testing.T) {
 	t.Run("TimeoutIsStatus4", func(t *testing.T) {
 		r := run(t, "", "exec", "-s", sock, "--wait-event", "STOP", "--wait-timeout", "50ms", "query-status")
 		if r.code != ExitTimeout || !strings.Contains(r.stdout, `"status":"running"`) ||
-			r.stderr != "qmpsh: "+sock+": timed out: waiting for events: context deadline exceeded\n" {
+			r.stderr != "qmpsh: "+sock+": timed out after 50ms waiting for events\n" {
 			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
 	})

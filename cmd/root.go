@@ -103,7 +103,6 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &ExitError{Code: ExitUsage, Err: err}
 	})
-	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitStatusHelp + "\n")
 
 	f := root.PersistentFlags()
 	f.DurationVar(&opts.Timeout, "timeout", DefaultTimeout,
@@ -120,6 +119,7 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 	// run function; tests hand their own.
 	root.AddCommand(newExecCmd(opts, execRun), newConnectCmd(opts, connectRun), newAcceptCmd(opts, acceptRun))
 	root.AddCommand(newSchemaCmd(opts, schemaRun), newEventsCmd(opts, eventsRun), newWrapCmd(opts, wrapRun))
+	finishTree(root)
 	return root
 }
 

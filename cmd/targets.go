@@ -76,7 +76,8 @@ type outcome struct {
 
 // errorObject is a target's failure in a JSON line: QEMU's class and
 // description for an error reply; for qmpsh's own failures a class of
-// ConnectionError, Timeout or UsageError.
+// ConnectionError, Timeout or UsageError (InternalError for a failure of
+// no known kind).
 type errorObject struct {
 	Class string `json:"class"`
 	Desc  string `json:"desc"`
@@ -84,7 +85,8 @@ type errorObject struct {
 
 func failed(err error) outcome {
 	var ee *qmp.ExecuteError
-	o := outcome{code: exitCode(err), Error: &errorObject{Desc: err.Error()}}
+	// err comes from a running command, as RunE's do.
+	o := outcome{code: exitCode(&runError{err}), Error: &errorObject{Desc: err.Error()}}
 	switch {
 	case errors.As(err, &ee):
 		o.Error.Class = ee.Class
@@ -92,6 +94,8 @@ func failed(err error) outcome {
 		o.Error.Class = "Timeout"
 	case o.code == ExitUsage:
 		o.Error.Class = "UsageError"
+	case o.code == ExitQMPError: // a failure of no known kind
+		o.Error.Class = "InternalError"
 	default:
 		o.Error.Class = "ConnectionError"
 	}

@@ -432,12 +432,33 @@ func TestAcceptUNIX(t *testing.T) {
 		}
 	})
 
+	t.Run("RefusesLiveSocket", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "live.sock")
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		err = New(Config{}).Accept(context.Background(), path)
+		var pe *SocketPathError
+		if !errors.As(err, &pe) || pe.Path != path || !pe.Listening {
+			t.Fatalf("Accept() = %v, want a *SocketPathError for a listened socket", err)
+		}
+		// The listener still has its socket: a client reaches it.
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatalf("the live socket was replaced: %v", err)
+		}
+		c.Close()
+	})
+
 	t.Run("RefusesNonSocket", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "precious")
 		os.WriteFile(path, []byte("data"), 0o600)
 		err := New(Config{}).Accept(context.Background(), path)
 		var ce *ConnectError
-		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "exists and is not a socket") {
+		var pe *SocketPathError
+		if !errors.As(err, &ce) || !errors.As(err, &pe) || pe.Path != path || pe.Listening {
 			t.Fatalf("Accept() = %v", err)
 		}
 		if b, _ := os.ReadFile(path); string(b) != "data" {

@@ -243,7 +243,7 @@ func (p *Protocol) start(parent context.Context, open func(context.Context) (net
 			return p.ctxErr(parent)
 		}
 		p.log.Debug("connection failed", "err", err)
-		return &ConnectError{Message: "Failed to establish connection", Err: err}
+		return &ConnectError{Message: "failed to establish connection", Err: err}
 	}
 
 	s := newSession(p, conn)

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
 )
@@ -136,15 +137,22 @@ func NewClient(opts ...Option) *Client {
 // Connect dials addr (a UNIX socket path or host:port; see
 // protocol.ParseAddress), reads the greeting and negotiates. ctx bounds
 // all of it.
-func (c *Client) Connect(ctx context.Context, addr string) error { return c.proto.Connect(ctx, addr) }
+func (c *Client) Connect(ctx context.Context, addr string) error {
+	start := time.Now()
+	return connectTimeout(ctx, start, false, c.proto.Connect(ctx, addr))
+}
 
 // Accept listens on addr for one QEMU started with a client-mode monitor
 // (-qmp unix:PATH), then greets and negotiates as Connect does.
-func (c *Client) Accept(ctx context.Context, addr string) error { return c.proto.Accept(ctx, addr) }
+func (c *Client) Accept(ctx context.Context, addr string) error {
+	start := time.Now()
+	return connectTimeout(ctx, start, true, c.proto.Accept(ctx, addr))
+}
 
 // ConnectConn runs a session over a connection the caller made.
 func (c *Client) ConnectConn(ctx context.Context, conn net.Conn) error {
-	return c.proto.ConnectConn(ctx, conn)
+	start := time.Now()
+	return connectTimeout(ctx, start, false, c.proto.ConnectConn(ctx, conn))
 }
 
 // Disconnect ends the session and returns why it ended: nil when this
@@ -397,13 +405,6 @@ func jsonSafe(s string) bool {
 		}
 	}
 	return true
-}
-
-func truncate(b []byte, n int) string {
-	if len(b) <= n {
-		return string(b)
-	}
-	return string(b[:n]) + "..."
 }
 
 // reply is an incoming message other than the greeting, decoded once by
