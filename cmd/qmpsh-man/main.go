@@ -61,11 +61,12 @@ func write(dir, version string) error {
 }
 
 // exitStatusText matches the exit-status table of --help: a heading line,
-// then one "  N  meaning" line per status. --help shows it at the end of
-// the usage text, and commands' Long texts end with it too.
+// then one "  N  meaning" line per status, which may go on over lines
+// indented further. --help shows it at the end of the usage text, and
+// commands' Long texts end with it too.
 var (
-	exitStatusText = regexp.MustCompile(`(?m)^Exit status:\n((?:  \d+  .*(?:\n|\z))+)`)
-	exitStatusLine = regexp.MustCompile(`(?m)^  (\d+)  (.*)$`)
+	exitStatusText = regexp.MustCompile(`(?m)^Exit status:\n((?:  (?:\d+  | {3}).*(?:\n|\z))+)`)
+	exitStatusLine = regexp.MustCompile(`(?m)^  (\d+)  (.*(?:\n {5}\S.*)*)$`)
 )
 
 // manual prepares the tree's texts for the manual: every qmpsh command
@@ -104,7 +105,8 @@ func manual(root *cobra.Command) error {
 	var section strings.Builder
 	section.WriteString("\n\n# EXIT STATUS\n")
 	for _, m := range exitStatusLine.FindAllStringSubmatch(table, -1) {
-		fmt.Fprintf(&section, "%s\n: %s\n\n", m[1], m[2])
+		meaning := strings.Join(strings.Fields(m[2]), " ")
+		fmt.Fprintf(&section, "%s\n: %s\n\n", m[1], meaning)
 	}
 	for _, c := range qmpshCmds {
 		c.Long = c.Long + strings.TrimRight(section.String(), "\n")
