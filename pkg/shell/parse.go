@@ -1,14 +1,3 @@
-// Package shell is the interactive QMP shell of qmpsh: the line syntax, the
-// read-eval-print loop, and output formatting.
-//
-// The line syntax is that of QEMU's qmp-shell (python/qemu/qmp/qmp_shell.py):
-//
-//	command-name [key=value ...]
-//
-// Values are guessed without a schema: integers, true/false, JSON (or
-// Python literal) objects and arrays, and strings otherwise. Dotted keys
-// build nested objects. A line starting with '{' is sent as raw JSON, and
-// qmp-shell's multi-line "transaction(" block is built by Transaction.
 package shell
 
 import (
