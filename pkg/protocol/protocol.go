@@ -859,16 +859,6 @@ func (s *session) logOut(msg []byte) {
 	}
 }
 
-// logIn logs and traces a message just read.
-func (s *session) logIn(msg []byte) {
-	if trace := s.p.cfg.Trace; trace != nil {
-		trace(Received, msg)
-	}
-	if s.p.log.Enabled(context.Background(), slog.LevelDebug) {
-		s.p.log.Debug("<-- " + string(msg))
-	}
-}
-
 // read returns the next non-empty line without its "\n" or "\r\n". The
 // slice may be the input buffer's: it is valid until the next read. A
 // line over the limit is an error; it is never buffered beyond the limit.
@@ -898,7 +888,14 @@ func (s *session) read() ([]byte, error) {
 			if len(msg) > limit {
 				return nil, &MessageTooLongError{Limit: limit}
 			}
-			s.logIn(msg)
+			// Traced and logged here, not in a function of its own:
+			// read is the hot path, and this spares a call per message.
+			if trace := s.p.cfg.Trace; trace != nil {
+				trace(Received, msg)
+			}
+			if s.p.log.Enabled(context.Background(), slog.LevelDebug) {
+				s.p.log.Debug("<-- " + string(msg))
+			}
 			return msg, nil
 		}
 		if s.rd.in.full() {
