@@ -35,6 +35,8 @@
 //	Listener.mu                  the Listener's queue, its count (queued) and closed
 //	Listener.events (channel)    events on their way to the receiver; push sends a few
 //	                             itself, deliver the rest
+//	Listener.moved, taking       no state: deliver wakes a Take under way (taking) when
+//	                             it uncounts an event it has sent
 //
 // A call's reply reaches it on a channel of its own, taken from pending
 // by whoever routes the reply; a session's end fails every pending call
