@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qapi"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/shell"
@@ -141,13 +140,10 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.
 	defer client.Disconnect()
 
 	var l *qmp.Listener
-	var w *protocol.Watcher
 	if opts.WaitEvent != "" {
 		// Before sending: the event may come before the reply.
 		l = client.Listen(opts.WaitEvent)
 		defer l.Close()
-		w = client.Watch()
-		defer w.Close()
 	}
 	ret, err = runInput(cctx, client, in)
 	var ee *qmp.ExecuteError
@@ -171,7 +167,7 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.
 	}
 	wctx, wcancel := context.WithTimeout(ctx, wait)
 	defer wcancel()
-	ev, err := waitEvent(wctx, client, l, w)
+	ev, err := waitEvent(wctx, client, l)
 	if err != nil {
 		return ret, nil, connectionError(addr, timedOutAfter(err, wait))
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/shell"
 )
@@ -168,65 +169,80 @@ func address(getenv func(string) string, arg string) (string, error) {
 // newClient builds a client whose traffic goes to verbose and to the log
 // file as the flags ask. The returned function closes the log file.
 func (o *GlobalOptions) newClient(verbose io.Writer, extra ...qmp.Option) (*qmp.Client, func(), error) {
-	h := &trafficHandler{warn: o.IO.ErrOut}
+	t := &traffic{}
 	closeLog := func() {}
 	if o.Verbose {
-		h.verbose = verbose
+		t.verbose = verbose
 	}
 	if o.LogFile != "" {
 		f, err := os.OpenFile(o.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
 			return nil, nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--log: %w", err)}
 		}
-		h.log = f
+		t.log = f
 		closeLog = func() { f.Close() }
 	}
-	opts := []qmp.Option{qmp.WithLogger(slog.New(h))}
+	opts := []qmp.Option{qmp.WithLogger(slog.New(&warnHandler{mu: &t.mu, w: o.IO.ErrOut}))}
+	if t.verbose != nil || t.log != nil {
+		opts = append(opts, qmp.WithTrace(t.trace))
+	}
 	if o.NoNegotiate {
 		opts = append(opts, qmp.WithoutNegotiation())
 	}
 	return o.NewClient(append(opts, extra...)...), closeLog, nil
 }
 
-// trafficHandler turns the client's debug records "--> msg" and "<-- msg"
-// into the verbose display and the traffic log, and prints warnings.
-type trafficHandler struct {
+// traffic shows the client's messages as "--> msg" and "<-- msg": on the
+// verbose display (-v) and, with timestamps, in the traffic log (--log).
+type traffic struct {
 	mu      sync.Mutex
 	verbose io.Writer // nil unless -v
 	log     io.Writer // nil unless --log
-	warn    io.Writer
+	line    []byte    // the line being written, reused
 }
 
-func (h *trafficHandler) Enabled(_ context.Context, l slog.Level) bool {
-	return l >= slog.LevelWarn || h.verbose != nil || h.log != nil
+func (t *traffic) trace(dir protocol.Direction, msg []byte) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.line = append(append(append(t.line[:0], dir.String()...), ' '), msg...)
+	t.line = append(t.line, '\n')
+	if t.verbose != nil {
+		t.verbose.Write(t.line)
+	}
+	if t.log != nil {
+		stamp := now.UTC().AppendFormat(make([]byte, 0, 64+len(t.line)), "2006-01-02T15:04:05.000000Z")
+		t.log.Write(append(append(stamp, ' '), t.line...))
+	}
+	if cap(t.line) > 64<<10 {
+		t.line = nil // do not keep a huge message's buffer
+	}
 }
 
-func (h *trafficHandler) Handle(_ context.Context, r slog.Record) error {
+// warnHandler prints the client's warnings (a listener dropping events,
+// a reply nobody asked for) as "qmpsh: warning: ...".
+type warnHandler struct {
+	mu *sync.Mutex // traffic's: the two may share a writer
+	w  io.Writer
+}
+
+func (h *warnHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (h *warnHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString("qmpsh: warning: " + r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key != "logger" {
+			fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		}
+		return true
+	})
+	b.WriteByte('\n')
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if r.Level >= slog.LevelWarn {
-		var b strings.Builder
-		b.WriteString("qmpsh: warning: " + r.Message)
-		r.Attrs(func(a slog.Attr) bool {
-			if a.Key != "logger" {
-				fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-			}
-			return true
-		})
-		fmt.Fprintln(h.warn, b.String())
-		return nil
-	}
-	if !strings.HasPrefix(r.Message, "--> ") && !strings.HasPrefix(r.Message, "<-- ") {
-		return nil
-	}
-	if h.verbose != nil {
-		fmt.Fprintln(h.verbose, r.Message)
-	}
-	if h.log != nil {
-		fmt.Fprintf(h.log, "%s %s\n", r.Time.UTC().Format("2006-01-02T15:04:05.000000Z"), r.Message)
-	}
+	io.WriteString(h.w, b.String())
 	return nil
 }
 
-func (h *trafficHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *trafficHandler) WithGroup(string) slog.Handler      { return h }
+func (h *warnHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *warnHandler) WithGroup(string) slog.Handler      { return h }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -417,39 +416,27 @@ func (sh *shell) notice(s string) { fmt.Fprintln(sh.out, sh.Format.Notice(s)) }
 // printed what had arrived.
 func (sh *shell) startPrinter() (stop func()) {
 	l := sh.Client.Listen()
-	w := sh.Client.Watch()
 	sh.flush = make(chan chan struct{})
 	done := make(chan struct{})
 	stopped := make(chan struct{})
-	polled, cancel := context.WithCancel(context.Background())
-	cancel() // for Watcher.Next: take what is queued, never wait
 
-	// printQueued prints what the listener holds. Len can briefly count
-	// an event the delivery goroutine is still handing over, so receive
-	// without blocking and yield until the count settles.
 	printQueued := func() {
-		for l.Len() > 0 {
-			select {
-			case ev := <-l.Events():
-				sh.out.Write(sh.Format.Event(ev))
-			default:
-				runtime.Gosched()
-			}
+		for ev, ok := l.Take(); ok; ev, ok = l.Take() {
+			sh.out.Write(sh.Format.Event(ev))
 		}
 	}
 	go func() {
 		defer close(stopped)
+		state, changed := sh.Client.RunstateChanged()
 		for {
 			select {
 			case ev := <-l.Events():
 				sh.out.Write(sh.Format.Event(ev))
-			case <-w.Changed():
-				for {
-					s, err := w.Next(polled)
-					if err != nil {
-						break
-					}
-					sh.stateChanged(s)
+			case <-changed:
+				was := state
+				state, changed = sh.Client.RunstateChanged()
+				if was == protocol.Running && state != protocol.Running {
+					sh.sessionEnded()
 				}
 			case ack := <-sh.flush:
 				printQueued()
@@ -464,7 +451,6 @@ func (sh *shell) startPrinter() (stop func()) {
 		close(done)
 		<-stopped
 		l.Close()
-		w.Close()
 	}
 }
 
@@ -474,8 +460,10 @@ func (sh *shell) flushEvents() {
 	<-ack
 }
 
-func (sh *shell) stateChanged(s protocol.Runstate) {
-	if s != protocol.Disconnecting || sh.Reconnect != nil {
+// sessionEnded reports the end of the session, unless the redialer
+// does.
+func (sh *shell) sessionEnded() {
+	if sh.Reconnect != nil {
 		return // the redialer reports its own changes
 	}
 	if cause := sh.Client.Err(); cause != nil {

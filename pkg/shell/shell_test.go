@@ -308,3 +308,27 @@ func TestDefaultHistoryFile(t *testing.T) {
 		}
 	}
 }
+
+// TestRunFloodBeforeReply: every event that came before a reply is
+// printed before it, even a flood that overfills the printer's Listener,
+// whose delivery goroutine is then handing events over as the printer
+// empties it.
+func TestRunFloodBeforeReply(t *testing.T) {
+	const n = 3000
+	out, errs, err := runShell(t, qmptest.Standard, Config{}, "emit name=FLOOD count=3000", "echo a=1")
+	if err != nil || errs != "" {
+		t.Fatalf("Run() = %v, errors %q", err, errs)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != n+2 {
+		t.Fatalf("output has %d lines, want %d events and 2 replies", len(lines), n)
+	}
+	for i, l := range lines[:n] {
+		if !strings.Contains(l, `"event":"FLOOD"`) {
+			t.Fatalf("line %d = %q, want a FLOOD event", i, l)
+		}
+	}
+	if lines[n] != "{}" || lines[n+1] != `{"a":1}` {
+		t.Errorf("replies = %q, %q; want {} then {\"a\":1}", lines[n], lines[n+1])
+	}
+}

@@ -18,4 +18,18 @@
 //
 // The package deliberately imports nothing else from this module, so that
 // the QMP client's own tests can use it without an import cycle.
+//
+// # Concurrency
+//
+//	goroutine               started by             stopped by
+//	Server.acceptLoop       NewServer              Server.Close (closes the listener, waits)
+//	a handler, per Conn     Server.acceptLoop      the handler returning; Server.Close closes
+//	                        (runs the handler)     every Conn and waits for all of them
+//	a sleep, per "sleep"    Standard's Serve       the timer, or Serve returning (done),
+//	command                                        which waits for its sleeps
+//
+// Server.mu guards the set of open Conns and closed. In a Conn, rmu
+// serializes ReadRequest and wmu guards the writer and the capabilities
+// offered, so that every message reaches the client whole. Launched QEMU
+// processes are killed and reaped by the test's cleanup.
 package qmptest
