@@ -2,6 +2,9 @@ package cmd
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -61,6 +64,46 @@ func TestPipedStdoutCarriesResultsOnly(t *testing.T) {
 		// QEMU sends SHUTDOWN before the reply to quit.
 		if r.code != 0 || !strings.Contains(r.stdout, `{"return":{}}`) {
 			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
+}
+
+// TestVerboseShortensOwnTraffic: -v shows qmpsh's own schema fetch
+// shortened and what the user asked for whole; --log keeps everything.
+func TestVerboseShortensOwnTraffic(t *testing.T) {
+	sock := qmptest.StartQEMU(t)
+	short := regexp.MustCompile(`(?m)^<-- \{"return": \[\.\.\. \d+ entries, \d+ KB\], "id": "qmpsh-\d+"\}$`)
+
+	t.Run("Shell", func(t *testing.T) {
+		logFile := filepath.Join(t.TempDir(), "traffic.log")
+		r := run(t, "query-status\n", "-v", "--log", logFile, "connect", sock)
+		requireJSONLines(t, r)
+		if r.code != 0 || !short.MatchString(r.stderr) || len(r.stderr) > 4096 ||
+			!strings.Contains(r.stderr, `--> {"execute":"query-qmp-schema","id":"qmpsh-1"}`) ||
+			!strings.Contains(r.stderr, `<-- {"return": {"status": "running", "singlestep": false, "running": true}, "id": "qmpsh-2"}`) {
+			t.Fatalf("exit %d, stderr (%d bytes) %.3000q", r.code, len(r.stderr), r.stderr)
+		}
+		b, err := os.ReadFile(logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) < 50000 || short.Match(b) || !strings.Contains(string(b), `"name": "query-status"`) {
+			t.Errorf("the log (%d bytes) should hold the whole schema:\n%.2000s", len(b), b)
+		}
+	})
+	t.Run("UserAsksForSchema", func(t *testing.T) {
+		r := run(t, "query-qmp-schema\n", "-v", "connect", sock)
+		// The shell fetches it for itself first (shortened), then for
+		// the user (whole).
+		if r.code != 0 || len(short.FindAllString(r.stderr, -1)) != 1 || len(r.stderr) < 50000 {
+			t.Fatalf("exit %d, stderr (%d bytes) %.3000q", r.code, len(r.stderr), r.stderr)
+		}
+	})
+	t.Run("ExecAmbiguousValue", func(t *testing.T) {
+		// data=123 may be a string or an integer: exec asks the schema.
+		r := run(t, "", "-v", "exec", "-s", sock, "object-add", "qom-type=secret", "id=s9", "data=123")
+		if r.code != 0 || !short.MatchString(r.stderr) || len(r.stderr) > 4096 {
+			t.Fatalf("exit %d, stderr (%d bytes) %.3000q", r.code, len(r.stderr), r.stderr)
 		}
 	})
 }
