@@ -285,7 +285,7 @@ func (o *ShellOptions) shellSession(ctx context.Context, s shellSession) error {
 		s.comp.c.Store(comp)
 	}
 	if s.editor.Interactive() && s.banner != "" {
-		fmt.Fprintln(s.editor.Writer(), s.banner)
+		fmt.Fprintln(o.sideWriter(s.editor), s.banner)
 	}
 	return shell.Run(ctx, shell.Config{
 		Client:    s.client,

@@ -3,7 +3,15 @@
 package cmd
 
 import (
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/creack/pty"
 
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
@@ -33,4 +41,57 @@ func TestPtyTransactionResultBeforePrompt(t *testing.T) {
 	}
 	s.send("\x04")
 	s.expectExit(0)
+}
+
+// TestPtyStdoutPiped types at the shell on a terminal with its output
+// piped (qmpsh connect SOCK | tee log): stdout gets the results only, the
+// banner goes to stderr.
+func TestPtyStdoutPiped(t *testing.T) {
+	bin := ptyBuildQmpsh(t)
+	sock := qmptest.StartQEMU(t)
+	master, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	defer master.Close()
+	cmd := exec.Command(bin, "connect", sock)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_STATE_HOME="+t.TempDir())
+	out := newWatched()
+	var errOut qmptest.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, out, &errOut
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tty.Close()
+	// Drain the terminal: readline echoes what is typed there.
+	go io.Copy(io.Discard, master)
+	s := &ptySession{t: t, pty: master}
+	// Nothing is written when readline starts reading (the prompt is
+	// not drawn on a pipe): poll the terminal's mode, which it sets.
+	waitRaw := func() {
+		t.Helper()
+		deadline := time.After(ptyTimeout)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for !s.rawMode() {
+			select {
+			case <-tick.C:
+			case <-deadline:
+				t.Fatal("readline never read a line")
+			}
+		}
+	}
+	waitRaw()
+	master.Write([]byte("query-status\r"))
+	out.waitFor(t, `"status":"running"`, 1)
+	waitRaw()
+	master.Write([]byte("\x04"))
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("qmpsh: %v; stderr %q", err, errOut.String())
+	}
+	requireJSONLines(t, result{stdout: out.String(), stderr: errOut.String()})
+	if !strings.Contains(errOut.String(), "Connected to QEMU ") {
+		t.Errorf("stderr %q lacks the banner", errOut.String())
+	}
 }
