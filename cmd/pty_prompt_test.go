@@ -95,3 +95,17 @@ func TestPtyStdoutPiped(t *testing.T) {
 		t.Errorf("stderr %q lacks the banner", errOut.String())
 	}
 }
+
+// TestPtyWrapQuitReplyFirst: QEMU answers a quit typed under wrap, then
+// hangs up; the answer comes before the notice of the lost connection.
+func TestPtyWrapQuitReplyFirst(t *testing.T) {
+	bin := ptyBuildQmpsh(t)
+	wrapDirs(t)
+	for range 3 {
+		s := ptyStart(t, bin, append([]string{"--color", "never", "wrap", "--"}, wrapQEMU...)...)
+		s.expectPrompt(``, "(QEMU) ", "")
+		s.send(`{"execute": "quit"}` + "\r")
+		s.expect(`\{ "return": \{ \} \}\r\n` + ptyControls + `connection lost: connection closed by peer\r\n`)
+		s.expectExit(0)
+	}
+}

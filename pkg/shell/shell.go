@@ -514,7 +514,7 @@ func (sh *shell) flushEvents() {
 // the exit status, which do not depend on when the end was noticed.
 func (sh *shell) sessionEnded() {
 	if sh.Reconnect != nil || !sh.Editor.Interactive() {
-		return // the redialer reports its own changes
+		return
 	}
 	if cause := sh.Client.Err(); cause != nil {
 		sh.lateNotice("connection lost: " + cause.Error())
