@@ -8,7 +8,7 @@ import (
 	"syscall"
 )
 
-// errTooLong ends a client whose one message outgrows the limit: like
+// tooLongError ends a client whose one message outgrows the limit: like
 // QEMU, the proxy does not buffer without bound.
 type tooLongError struct{ max int }
 
@@ -55,7 +55,9 @@ func (f *frameReader) next() ([]byte, error) {
 			f.r++
 		}
 		if f.r < f.w {
-			if n := valueEnd(f.buf[f.r:f.w]); n > 0 {
+			if n := valueEnd(f.buf[f.r:f.w]); n > f.max {
+				return nil, &tooLongError{f.max}
+			} else if n > 0 {
 				v := f.buf[f.r : f.r+n]
 				f.r += n
 				return v, nil

@@ -43,8 +43,9 @@ type Config struct {
 	// QueueLen bounds the messages waiting for one client; a client that
 	// falls that far behind is disconnected. Default DefaultQueueLen.
 	QueueLen int
-	// MaxMessageSize bounds one message from a client or from QEMU.
-	// Default protocol.DefaultMaxMessageSize.
+	// MaxMessageSize bounds one message from a client; a client that
+	// sends a longer one is disconnected. Default
+	// protocol.DefaultMaxMessageSize, which also bounds QEMU's.
 	MaxMessageSize int
 	// Logger receives the proxy's log lines (clients coming and going at
 	// Info, a client closed for falling behind at Warn). Default
@@ -142,12 +143,11 @@ func New(cfg Config) (*Proxy, error) {
 		pending:   make(map[uint64]*call),
 	}
 	pc := protocol.Config{
-		Name:           "upstream",
-		Logger:         log,
-		MaxMessageSize: cfg.MaxMessageSize,
-		Establish:      p.establish,
-		Handle:         p.handle,
-		Ended:          p.ended,
+		Name:      "upstream",
+		Logger:    log,
+		Establish: p.establish,
+		Handle:    p.handle,
+		Ended:     p.ended,
 	}
 	if cfg.Trace != nil {
 		pc.Trace = func(dir protocol.Direction, msg []byte) { cfg.Trace("qemu", dir, msg) }
