@@ -167,8 +167,8 @@ func TestProxyShellsAndEvents(t *testing.T) {
 // --read-only: query-status passes; quit and human-monitor-command are
 // refused with an error naming the command, and QEMU keeps running.
 func TestProxyReadOnly(t *testing.T) {
-	qemu := qmptest.StartQEMU(t)
-	p := startProxyCmd(t, qemu, "--read-only")
+	logFile := filepath.Join(t.TempDir(), "traffic.log")
+	p := startProxyCmd(t, qmptest.StartQEMU(t), "--read-only", "--log", logFile)
 	if r := run(t, "", "exec", "-s", p.path, "query-status"); r.code != ExitOK {
 		t.Fatalf("query-status: exit %d, %s", r.code, r.stderr)
 	}
@@ -180,6 +180,13 @@ func TestProxyReadOnly(t *testing.T) {
 	}
 	if r := run(t, "", "exec", "-s", p.path, "query-status"); r.code != ExitOK || !strings.Contains(r.stdout, "running") {
 		t.Fatalf("QEMU after the refusals: exit %d, %s %s", r.code, r.stdout, r.stderr)
+	}
+	// --log has every client's traffic, labelled, and QEMU's.
+	b, _ := os.ReadFile(logFile)
+	for _, want := range []string{`client 2 (on unix:` + p.path + `) <-- {"execute":"quit"`, `qemu --> {"execute":"query-status","id":`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("--log file lacks %q:\n%s", want, b)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
+	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
 
@@ -294,4 +295,31 @@ func FuzzRequest(f *testing.F) {
 			b = b[n:]
 		}
 	})
+}
+
+// A TCP listener works as a UNIX one does, its port 0 resolved.
+func TestListenTCP(t *testing.T) {
+	srv := qmptest.NewServer(qmptest.Standard)
+	defer srv.Close()
+	addrs := make(chan []string, 1)
+	h := startProxy(t, srv.Addr, func(c *Config) {
+		c.Listen = append(c.Listen, "tcp:127.0.0.1:0")
+		c.Listening = func(a []string) { addrs <- a }
+	})
+	got := <-addrs
+	if len(got) != 2 || got[0] != "unix:"+h.path || !strings.HasPrefix(got[1], "tcp:127.0.0.1:") || strings.HasSuffix(got[1], ":0") {
+		t.Fatalf("listening on %v", got)
+	}
+	c := qmp.NewClient()
+	ctx := ctxT(t)
+	if err := c.Connect(ctx, got[1]); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	if _, err := c.Execute(ctx, "query-status", nil); err != nil {
+		t.Fatal(err)
+	}
+	if !h.logs.has("(from 127.0.0.1:") {
+		t.Errorf("the TCP client is not named by its address:\n%s", h.logs)
+	}
 }
