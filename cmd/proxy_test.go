@@ -277,3 +277,37 @@ func shortTempDir(t *testing.T) string {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
 }
+
+// With --reconnect, the proxy outlives QEMU: a qmpsh connect --reconnect
+// shell through it comes back by itself once QEMU is restarted on the
+// same socket.
+func TestProxyReconnect(t *testing.T) {
+	qpath := filepath.Join(shortTempDir(t), "q.sock")
+	q := qmptest.StartQEMUAt(t, qpath)
+	p := startProxyCmd(t, q.Path, "--reconnect")
+	r, w := io.Pipe()
+	out := newWatchedBuffer() // stdout and stderr: notices go to one or the other
+	errOut := out
+	code := make(chan int, 1)
+	go func() {
+		code <- Main([]string{"connect", "--reconnect", p.path}, &IOStreams{In: r, Out: out, ErrOut: out})
+	}()
+	io.WriteString(w, "stop\n")
+	out.waitFor(t, "{}\n", 1)
+	q.Kill()
+	p.stderr.waitFor(t, "QEMU went away; reconnecting", 1)
+	errOut.waitFor(t, "connection lost", 1)
+	qmptest.StartQEMUAt(t, qpath)
+	errOut.waitFor(t, "reconnected", 1)
+	io.WriteString(w, "query-status\n")
+	out.waitFor(t, `"status":"running"`, 1) // a new QEMU, running
+	w.Close()
+	if c := <-code; c != ExitOK {
+		t.Errorf("shell: exit %d; stderr:\n%s", c, errOut)
+	}
+	select {
+	case c := <-p.code:
+		t.Fatalf("the proxy exited (%d); stderr:\n%s", c, p.stderr)
+	default:
+	}
+}
