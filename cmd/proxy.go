@@ -163,6 +163,10 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	case errors.As(err, &ue) && ue.Lost:
 		return &connectionFailure{fmt.Errorf("QEMU at %s went away (the proxy's clients were disconnected)", upstream)}
 	case errors.As(err, &ue):
+		var ge *proxy.GreetingError
+		if errors.As(ue.Err, &ge) && errors.Is(err, context.DeadlineExceeded) {
+			return &ExitError{Code: ExitTimeout, Err: fmt.Errorf("%s: timed out after %v waiting for the QMP greeting; %s", upstream, opts.Timeout, busyHint)}
+		}
 		return connectionError(upstream, ue.Err)
 	}
 	var pe *protocol.SocketPathError

@@ -84,6 +84,15 @@ func (e *UpstreamError) Error() string {
 
 func (e *UpstreamError) Unwrap() error { return e.Err }
 
+// GreetingError is a connection to QEMU on which no greeting came: QEMU
+// closed it, or the connect's deadline passed while QEMU served another
+// client (its monitor serves one at a time).
+type GreetingError struct{ Err error }
+
+func (e *GreetingError) Error() string { return "waiting for the greeting: " + e.Err.Error() }
+
+func (e *GreetingError) Unwrap() error { return e.Err }
+
 // Proxy serves many QMP clients over one connection to QEMU.
 type Proxy struct {
 	cfg Config
@@ -160,7 +169,7 @@ func New(cfg Config) (*Proxy, error) {
 // or QEMU goes away without Reconnect (an *UpstreamError). Either way,
 // every client's connection is closed, the listening sockets are removed
 // and every goroutine it started has ended when it returns. QEMU itself
-// is left running.
+// is left running. Run may be called once.
 func (p *Proxy) Run(ctx context.Context) error {
 	lns, addrs, err := listenAll(ctx, p.cfg.Listen)
 	if err != nil {
@@ -203,7 +212,12 @@ func (p *Proxy) Run(ctx context.Context) error {
 			if !p.cfg.Reconnect {
 				return &UpstreamError{Addr: p.cfg.Upstream, Err: err}
 			}
-			p.log.Info("cannot connect to QEMU; retrying", "addr", p.cfg.Upstream, "err", err, "in", delay)
+			// Said once per outage; every attempt with -v.
+			level := slog.LevelInfo
+			if delay == p.cfg.MinDelay {
+				level = slog.LevelWarn
+			}
+			p.log.Log(ctx, level, "cannot connect to QEMU; retrying", "addr", p.cfg.Upstream, "err", err, "in", delay)
 			if !sleep(ctx, delay) {
 				return nil
 			}
@@ -279,7 +293,7 @@ func listenAll(ctx context.Context, addrs []string) ([]net.Listener, []string, e
 func (p *Proxy) establish(ctx context.Context, s *protocol.Session) error {
 	greeting, err := s.Recv()
 	if err != nil {
-		return fmt.Errorf("waiting for the greeting: %w", err)
+		return &GreetingError{Err: err}
 	}
 	var g struct {
 		QMP *struct {
