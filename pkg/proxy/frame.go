@@ -73,6 +73,11 @@ func (f *frameReader) next() ([]byte, error) {
 }
 
 func (f *frameReader) fill() error {
+	if f.r == f.w && len(f.buf) > 64<<10 {
+		// A big message is gone: do not keep its buffer for an idle
+		// client.
+		f.buf, f.r, f.w = make([]byte, 4096), 0, 0
+	}
 	if f.r > 0 {
 		f.w = copy(f.buf, f.buf[f.r:f.w])
 		f.r = 0
