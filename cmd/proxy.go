@@ -52,7 +52,8 @@ when any --allow GLOB is given only matching commands pass; --read-only
 lets through only commands that read (query-*, qom-get, qom-list,
 qom-list-types, qom-list-properties, device-list-properties; not
 human-monitor-command). A refused command gets a GenericError reply and
-never reaches QEMU.
+never reaches QEMU. A proxy is a QMP server like QEMU, so a proxy with
+another policy can serve on top of the first (see the examples).
 
 When QEMU goes away every client is disconnected and the proxy exits 3;
 with --reconnect it keeps listening, redials (after 0.1s, doubling up to
@@ -63,7 +64,8 @@ traffic, labelled with the client.
 ` + exitStatusHelp,
 		Example: `  qmpsh proxy -s /run/vm1/qmp.sock --listen /run/vm1/proxy.sock &
   qmpsh connect /run/vm1/proxy.sock
-  qmpsh proxy -s /run/vm1/qmp.sock --listen /run/vm1/ro.sock --read-only`,
+  # a read-only socket for monitoring, on top of the first proxy
+  qmpsh proxy -s /run/vm1/proxy.sock --listen /run/vm1/ro.sock --read-only &`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageErrorf("proxy takes no arguments, got %q (use -s for QEMU's address, --listen for the proxy's)", args[0])
