@@ -18,16 +18,19 @@
 //	writer                 connects to QEMU
 //	client reader          the accept loop, admitting a     the connection closing: the client
 //	(client.serve)         client                           leaving, kill, or Run ending; Run waits
-//	client writer          client.serve                     kill (done closed) or a write error;
-//	                                                        client.serve waits
+//	client writer          client.serve                     kill (done closed), a write error, or the
+//	                                                        end of a draining client's queue (a nil
+//	                                                        message, after its last reply); client.serve
+//	                                                        waits
 //
 // Who may touch what:
 //
 //	lock or token          guards
 //	Proxy.mu               serving, servingCh, greeting, offered, clients, pending, nextID,
-//	                       each client's negotiated and last, and every push into a
-//	                       client's queue: so the upstream reader (events, replies) and a
-//	                       client's reader (the proxy's own replies) keep one order
+//	                       lostCh, each client's negotiated, last, inflight and draining,
+//	                       and every push into a client's queue: so the upstream reader
+//	                       (events, replies) and a client's reader (the proxy's own
+//	                       replies) keep one order
 //	client reader          the client's frameReader (its bytes and received descriptors);
 //	                       the only writer of negotiated and oob
 //	client writer          the client's connection's write side and its bufio.Writer
@@ -38,5 +41,7 @@
 // and each reply into its client's, so a client sees QEMU's order. A
 // reply the proxy makes itself (an error, a refusal) waits behind the
 // client's in-band call still in flight (client.last), as QEMU's would.
-// Pushing never blocks: a full queue closes that client.
+// Pushing never blocks: a full queue closes that client. A client that
+// half-closes its connection (end of input) is answered all the same,
+// then closed, as QEMU does.
 package proxy
