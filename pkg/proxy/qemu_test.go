@@ -281,6 +281,11 @@ func TestClientsLeaveNothing(t *testing.T) {
 	}
 	warm.Disconnect()
 	h.logs.wait(t, "client left", 1)
+	// A client that stays throughout notices nothing of the others.
+	other := h.client()
+	if _, err := other.Execute(ctx, "query-status", nil); err != nil {
+		t.Fatal(err)
+	}
 	before := openFDs(t)
 	for i := range 100 {
 		if i%2 == 0 {
@@ -304,6 +309,10 @@ func TestClientsLeaveNothing(t *testing.T) {
 	if after := openFDs(t); after != before {
 		t.Errorf("%d descriptors open after 100 clients, %d before", after, before)
 	}
+	if _, err := other.Execute(ctx, "query-status", nil); err != nil {
+		t.Fatalf("the client that stayed: %v", err)
+	}
+	other.Disconnect()
 	if err := h.stop(); err != nil {
 		t.Fatal(err)
 	}
