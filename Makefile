@@ -108,9 +108,13 @@ test: qemu man-tools
 # peak RSS of qmpsh exec and of an idle shell; BENCHPROCFLAGS passes
 # options to it, e.g. BENCHPROCFLAGS='-runs 500 -target 1.5 -strict'.
 # Last, BenchmarkExecFanOut200 times exec on 200 fake servers at once.
+# Its proxy subcommand compares query-status through qmpsh proxy with a
+# direct client on the same QEMU, and reads the proxy's peak RSS with 100
+# idle clients; BENCHPROXYFLAGS passes options to it.
 bench: qemu
 	$(GO) run ./cmd/qmpsh-bench ratio $(BENCHFLAGS)
 	$(GO) run ./cmd/qmpsh-bench proc $(BENCHPROCFLAGS)
+	$(GO) run ./cmd/qmpsh-bench proxy $(BENCHPROXYFLAGS)
 	$(GO) test -run '^$$' -bench FanOut -benchtime 10x ./cmd
 
 # demo opens the shell on a throwaway QEMU: a q35 machine with 128 MiB and

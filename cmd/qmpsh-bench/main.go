@@ -35,11 +35,12 @@ const module = "github.com/qmpsh/qmpsh"
 var subcommands = map[string]func(args []string){
 	"ratio": ratioMain,
 	"proc":  procMain,
+	"proxy": proxyMain,
 }
 
 func main() {
 	if len(os.Args) < 2 || subcommands[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: qmpsh-bench ratio|proc [flags]; qmpsh-bench SUBCOMMAND -h lists its flags")
+		fmt.Fprintln(os.Stderr, "usage: qmpsh-bench ratio|proc|proxy [flags]; qmpsh-bench SUBCOMMAND -h lists its flags")
 		os.Exit(2)
 	}
 	sigs := make(chan os.Signal, 1)
