@@ -63,7 +63,9 @@ type Config struct {
 
 // Run reads lines from the editor and runs them until end of input or a
 // quit. It returns nil, ErrCommandFailed, a *ConnectionLostError, or the
-// editor's own error.
+// editor's own error. ErrCommandFailed is for scripts: an interactive
+// session, where a person read each error as it came, ends with nil
+// however many commands failed.
 func Run(ctx context.Context, cfg Config) error {
 	sh := &shell{Config: cfg, out: cfg.Editor.Writer()}
 	if sh.Err == nil {
@@ -137,7 +139,7 @@ func (sh *shell) status() error {
 	// exit status; a script is told that a command was lost.
 	case sh.lost != nil && !(sh.Reconnect != nil && sh.Editor.Interactive()):
 		return sh.lost
-	case sh.failed:
+	case sh.failed && !sh.Editor.Interactive():
 		return ErrCommandFailed
 	}
 	return nil

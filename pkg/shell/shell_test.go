@@ -306,3 +306,16 @@ func TestDefaultHistoryFile(t *testing.T) {
 		}
 	}
 }
+
+// A person at a terminal read each error as it came: the session's
+// status does not repeat them, as a script's does.
+func TestRunInteractiveFailureIsNoStatus(t *testing.T) {
+	ed := &scriptEditor{lines: []string{"nope", "echo a"}, interactive: true}
+	_, errs, err := runShellOn(t, qmptest.Standard, Config{}, ed)
+	if err != nil {
+		t.Errorf("Run() = %v, want nil", err)
+	}
+	if !strings.Contains(errs, "CommandNotFound") || !strings.Contains(errs, "syntax error") {
+		t.Errorf("errors %q: want both failures reported", errs)
+	}
+}
