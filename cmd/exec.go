@@ -31,8 +31,11 @@ func newExecCmd(g *GlobalOptions, runF func(context.Context, *ExecOptions) error
 		Short: "Run one QMP command and print its result as JSON",
 		Long: `Connect, negotiate, run one command, print its "return" value as JSON on
 stdout, and exit. Arguments use the shell's syntax (key=value, dotted keys,
-JSON values), typed by QEMU's schema when a value is ambiguous; a single
-argument starting with { is sent as a raw QMP message. An error reply
+JSON values), typed by QEMU's schema when a value is ambiguous: the same
+words give the same JSON as in the shell, quotes inside an argument
+included ('command-line="info kvm"' sends "info kvm"). A single argument
+with blanks is a whole line, as typed in the shell; a single argument
+starting with { is sent as a raw QMP message. An error reply
 prints "Class: description" on stderr.
 
 With --wait-event NAME, exec listens for the event before sending the
