@@ -42,7 +42,9 @@ With --wait-event NAME, exec listens for the event before sending the
 command (so an event QEMU emits at once is not missed), prints the return
 value, then waits for the event and prints it as QEMU sent it (JSON with
 "event", "data" and "timestamp"). --wait-timeout bounds the wait (default:
---timeout); running out is exit status 4.
+--timeout); running out is exit status 4. NAME is checked against QEMU's
+schema first: an event QEMU does not know is a usage error, and nothing
+is sent.
 
 Give -s more than once, or a glob ('/run/vms/*.qmp', quoted), to run the
 command on many QMP servers at once (at most --parallel at a time). Each
@@ -143,6 +145,13 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.
 	// QEMU hanging up is no error.
 	defer client.Disconnect()
 
+	var schema *qapi.Schema
+	if opts.WaitEvent != "" {
+		schema, err = checkEventNames(cctx, client, addr, []string{opts.WaitEvent})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
 	var l *qmp.Listener
 	var w *protocol.Watcher
 	if opts.WaitEvent != "" {
@@ -152,7 +161,7 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.
 		w = client.Watch()
 		defer w.Close()
 	}
-	ret, err = runInput(cctx, client, in)
+	ret, err = runInput(cctx, client, in, schema)
 	var ee *qmp.ExecuteError
 	var xe *ExitError
 	switch {
@@ -189,10 +198,9 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.
 // schema is fetched only when it is needed, to keep one-shot latency low:
 // before sending when a value's type is ambiguous (id=123 is a string or
 // an integer depending on the argument), and after an error reply, to
-// explain it.
-func runInput(ctx context.Context, client *qmp.Client, in *shell.Input) (json.RawMessage, error) {
-	var schema *qapi.Schema
-	fetched := false
+// explain it. A schema the caller fetched already is given as schema.
+func runInput(ctx context.Context, client *qmp.Client, in *shell.Input, schema *qapi.Schema) (json.RawMessage, error) {
+	fetched := schema != nil
 	fetch := func() {
 		fetched = true
 		schema, _ = shell.FetchSchema(ctx, client)
