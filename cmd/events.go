@@ -60,6 +60,8 @@ targets'.
 	f.StringArrayVar(&opts.Names, "name", nil, "print only events named `NAME` (repeatable)")
 	f.IntVar(&opts.Count, "count", 0, "exit after `N` events (per target)")
 	f.IntVar(&opts.Parallel, "parallel", DefaultParallel, "with many targets, connect to at most `N` at once")
+	c.ValidArgsFunction = cobra.NoFileCompletions
+	c.RegisterFlagCompletionFunc("name", eventNames(g, &opts.Sockets))
 	return c
 }
 

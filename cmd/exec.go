@@ -75,6 +75,8 @@ UsageError. The exit status is the worst of the targets'.
 	f.StringVar(&opts.WaitEvent, "wait-event", "", "after the command, wait for event `NAME` and print it")
 	f.DurationVar(&opts.WaitTimeout, "wait-timeout", 0, "bound the wait for --wait-event (default: --timeout)")
 	f.IntVar(&opts.Parallel, "parallel", DefaultParallel, "with many targets, talk to at most `N` at once")
+	c.ValidArgsFunction = commandNames(g, &opts.Sockets)
+	c.RegisterFlagCompletionFunc("wait-event", eventNames(g, &opts.Sockets))
 	return c
 }
 
