@@ -494,10 +494,14 @@ func (sh *shell) stateChanged(s protocol.Runstate) {
 type Completer struct {
 	Client  *qmp.Client
 	Timeout time.Duration // for fetching the schema; default 5s
+	// HMP: every line is a human monitor command, so "info" completes
+	// as "hmp info" does.
+	HMP bool
 
 	mu      sync.Mutex
 	fetched bool
 	schema  *qapi.Schema // nil when the server answered neither query
+	info    hmpInfo      // "help info"'s subcommands
 }
 
 var builtins = []string{"exit", "help", "hmp", "quit", "sendfd", "transaction("}
@@ -527,6 +531,7 @@ func (c *Completer) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.fetched, c.schema = false, nil
+	c.info = hmpInfo{}
 }
 
 // Complete returns the candidates for the text before the cursor and how
@@ -534,6 +539,9 @@ func (c *Completer) Reset() {
 func (c *Completer) Complete(line string) ([]string, int) {
 	if strings.HasPrefix(strings.TrimSpace(line), "{") {
 		return nil, 0
+	}
+	if cands, n, ok := c.completeHMP(line); ok {
+		return cands, n
 	}
 	s := c.Schema()
 	if s == nil {
