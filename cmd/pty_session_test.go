@@ -3,6 +3,10 @@
 package cmd
 
 import (
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
@@ -25,4 +29,87 @@ func TestPtySession(t *testing.T) {
 		s.send("\x04")
 		s.expectExit(0)
 	})
+
+	// Ctrl-C while the shell waits for a reply: the terminal echoes ^C,
+	// and the notice goes on the next line.
+	t.Run("CtrlCWhileWaitingOnOwnLine", func(t *testing.T) {
+		waiting := make(chan struct{})
+		srv := qmptest.NewServer(func(c *qmptest.Conn) {
+			c.Greet()
+			for {
+				req, err := c.ReadRequest()
+				if err != nil {
+					return
+				}
+				switch req.Execute {
+				case "sleep": // never answered
+					close(waiting)
+				case "query-qmp-schema", "query-commands":
+					c.ReplyError(req.ID, "CommandNotFound", "The command "+req.Execute+" has not been found")
+				default:
+					c.Reply(req.ID, map[string]any{})
+				}
+			}
+		})
+		defer srv.Close()
+		s := ptyStart(t, bin, "connect", "--color", "never", srv.Addr)
+		s.expectPrompt(``, "(QEMU) ", "")
+		s.send("sleep\r")
+		<-waiting
+		s.send("\x03")
+		if v := s.ptyVisibleBefore(`interrupted: stopped waiting for the reply`); v != "" {
+			t.Errorf("the notice follows %q on its line", v)
+		}
+		s.expectPrompt(``, "(QEMU) ", "")
+		s.send("\x04")
+		s.expectExit(0)
+	})
+}
+
+// ptyVisibleBefore is what the terminal shows on the cursor's line just
+// before the first match of re in the output not yet matched: the text
+// after the last line feed, control sequences dropped, after the last
+// carriage return.
+func (s *ptySession) ptyVisibleBefore(re string) string {
+	s.t.Helper()
+	s.expect(re)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	loc := regexp.MustCompile(re).FindIndex(s.out[:s.pos])
+	for last := loc; last != nil; {
+		loc = last
+		next := regexp.MustCompile(re).FindIndex(s.out[loc[1]:s.pos])
+		if next == nil {
+			break
+		}
+		last = []int{loc[1] + next[0], loc[1] + next[1]}
+	}
+	before := string(s.out[:loc[0]])
+	if i := strings.LastIndexByte(before, '\n'); i >= 0 {
+		before = before[i+1:]
+	}
+	before = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`).ReplaceAllString(before, "")
+	if i := strings.LastIndexByte(before, '\r'); i >= 0 {
+		before = before[i+1:]
+	}
+	return before
+}
+
+// TestWrapPtyMessagesOnOwnLine: what qmpsh says when QEMU dies under
+// the prompt starts a line of its own.
+func TestWrapPtyMessagesOnOwnLine(t *testing.T) {
+	bin := ptyBuildQmpsh(t)
+	t.Setenv("TMPDIR", t.TempDir()) // for QEMU's log
+	s := ptyStart(t, bin, append([]string{"wrap", "--color", "never", "--"}, wrapQEMU...)...)
+	s.expect(`qmpsh: started QEMU \(pid \d+\)`)
+	m := regexp.MustCompile(`started QEMU \(pid (\d+)\)`).FindStringSubmatch(s.screen())
+	pid, _ := strconv.Atoi(m[1])
+	s.expectPrompt(``, "(QEMU) ", "")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if v := s.ptyVisibleBefore(`qmpsh: QEMU was killed by signal 9`); v != "" {
+		t.Errorf("the message follows %q on its line", v)
+	}
+	s.expectExit(128 + 9)
 }

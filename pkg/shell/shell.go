@@ -319,8 +319,7 @@ func (sh *shell) run(ctx context.Context, in *Input) {
 	defer cancel()
 	ret, err := Send(cctx, sh.Client, cmd)
 	if err != nil && cctx.Err() != nil && ctx.Err() == nil {
-		sh.flushEvents()
-		sh.notice("interrupted: stopped waiting for the reply")
+		sh.interrupted()
 		return
 	}
 	if err != nil {
@@ -332,6 +331,18 @@ func (sh *shell) run(ctx context.Context, in *Input) {
 		sh.completer().Reset()
 	}
 	sh.report(ret, err, false)
+}
+
+// interrupted says that Ctrl-C stopped the wait for a reply, after the
+// events that came before. On a terminal, which is not in raw mode while
+// the shell waits, the kernel has echoed ^C where the cursor was: the
+// notice starts a line of its own.
+func (sh *shell) interrupted() {
+	if sh.Editor.Interactive() {
+		io.WriteString(sh.out, "\n")
+	}
+	sh.flushEvents()
+	sh.notice("interrupted: stopped waiting for the reply")
 }
 
 func (sh *shell) hmp(ctx context.Context, cmdline string) {
@@ -346,7 +357,7 @@ func (sh *shell) hmp(ctx context.Context, cmdline string) {
 	defer cancel()
 	ret, err := Send(cctx, sh.Client, &Command{Name: "human-monitor-command", Args: map[string]any{"command-line": cmdline}})
 	if err != nil && cctx.Err() != nil && ctx.Err() == nil {
-		sh.notice("interrupted: stopped waiting for the reply")
+		sh.interrupted()
 		return
 	}
 	sh.report(ret, err, true)

@@ -230,7 +230,8 @@ func TestCtrlCDuringCommand(t *testing.T) {
 	if err != nil {
 		t.Errorf("Run() = %v, want nil: an interrupted wait is not a failure", err)
 	}
-	if want := "interrupted: stopped waiting for the reply\n{\"a\":1}\n"; out != want {
+	// A blank line first: on a terminal the ^C echoed is on the line.
+	if want := "\ninterrupted: stopped waiting for the reply\n{\"a\":1}\n"; out != want {
 		t.Errorf("output %q\nwant   %q", out, want)
 	}
 	if errs != "" {
