@@ -107,6 +107,7 @@ func (e *terminalEditor) Writer() io.Writer { return e.rl.Stdout() }
 // own exit, QEMU's death), so that what is printed next starts a line of
 // its own. It is for when the shell no longer reads or writes.
 func (e *terminalEditor) Clean() { e.rl.Clean() }
+
 func (e *terminalEditor) Interactive() bool { return true }
 func (e *terminalEditor) Close() error      { return e.rl.Close() }
 
