@@ -291,5 +291,6 @@ func (o *ShellOptions) shellSession(ctx context.Context, s shellSession) error {
 		Completer: comp,
 		Reconnect: s.redial,
 		QuitsQEMU: s.quitsQEMU,
+		Page:      o.pager(),
 	})
 }

@@ -3,6 +3,8 @@
 package cmd
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -26,6 +28,28 @@ func TestPtySession(t *testing.T) {
 		s.expectPrompt(``, "(QEMU) ", "")
 		s.send("query-statsu\r")
 		s.expectPrompt(`CommandNotFound[^\r\n]*\r\n`+ptyControls, "(QEMU) ", "")
+		s.send("\x04")
+		s.expectExit(0)
+	})
+
+	// Help longer than the terminal goes through $PAGER, as git's
+	// output does; help that fits is printed as it is.
+	t.Run("LongHelpPaged", func(t *testing.T) {
+		record := writePagerScript(t)
+		sock := qmptest.StartQEMU(t)
+		s := ptyStart(t, bin, "connect", "--color", "never", sock)
+		s.expectPrompt(``, "(QEMU) ", "")
+		s.send("help stop\r")
+		s.expectPrompt(`stop \(command\)[^\x1b]*`+ptyControls, "(QEMU) ", "")
+		if _, err := os.Stat(record); err == nil {
+			t.Errorf("help stop (a few lines) ran the pager")
+		}
+		s.send("help blockdev-add\r")
+		s.expect(`blockdev-add \(command\)`)
+		s.expectPrompt(``, "(QEMU) ", "")
+		if data, err := os.ReadFile(record); err != nil || string(data) != "paged\n" {
+			t.Errorf("help blockdev-add: pager record %q, %v; want it run once", data, err)
+		}
 		s.send("\x04")
 		s.expectExit(0)
 	})
@@ -64,6 +88,21 @@ func TestPtySession(t *testing.T) {
 		s.send("\x04")
 		s.expectExit(0)
 	})
+}
+
+// writePagerScript sets $PAGER to a script that records each run in the
+// file it returns, and shows its input.
+func writePagerScript(t *testing.T) (record string) {
+	t.Helper()
+	dir := t.TempDir()
+	record = filepath.Join(dir, "record")
+	script := filepath.Join(dir, "pager")
+	err := os.WriteFile(script, []byte("#!/bin/sh\necho paged >>'"+record+"'\nexec cat\n"), 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PAGER", script)
+	return record
 }
 
 // ptyVisibleBefore is what the terminal shows on the cursor's line just

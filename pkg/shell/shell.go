@@ -59,6 +59,10 @@ type Config struct {
 	Reconnect func(ctx context.Context) error
 	// QuitsQEMU says, for help, that leaving the shell quits QEMU.
 	QuitsQEMU bool
+	// Page, if set, shows help text through a pager when it is too long
+	// for the screen, and reports whether it did; otherwise help prints
+	// it.
+	Page func(text string) bool
 }
 
 // Run reads lines from the editor and runs them until end of input or a
@@ -258,6 +262,9 @@ func (sh *shell) help(name string) {
 	text, err := sh.completer().Schema().Help(name)
 	if err != nil {
 		sh.fail(err)
+		return
+	}
+	if sh.Page != nil && sh.Page(text) {
 		return
 	}
 	io.WriteString(sh.out, text)
