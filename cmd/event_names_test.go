@@ -24,7 +24,7 @@ func TestEventNamesChecked(t *testing.T) {
 	})
 	t.Run("ExecFanOut", func(t *testing.T) {
 		r := run(t, "", "exec", "-s", sock, "-s", sock, "--parallel", "1", "--wait-event", "RESUMEE", "stop")
-		requireJSONLines(t, r.stdout)
+		requireJSONLines(t, r)
 		lines := parseFanLines(t, r.stdout)
 		if r.code != ExitUsage || len(lines) != 1 || lines[sock].Error == nil ||
 			lines[sock].Error.Class != "UsageError" || !strings.Contains(lines[sock].Error.Desc, want) {
@@ -37,7 +37,7 @@ func TestEventNamesChecked(t *testing.T) {
 	})
 	t.Run("EventsFanOut", func(t *testing.T) {
 		r := run(t, "", "events", "-s", sock, "-s", sock, "--name", "RESUMEE")
-		requireJSONLines(t, r.stdout)
+		requireJSONLines(t, r)
 		if r.code != ExitUsage || !strings.Contains(r.stdout, `"class":"UsageError"`) {
 			t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
@@ -48,7 +48,7 @@ func TestEventNamesChecked(t *testing.T) {
 		s := qmptest.NewServer(qmptest.Standard)
 		defer s.Close()
 		r := run(t, "", "exec", "-s", s.Addr, "--wait-event", "MY_EVENT", "emit", "name=MY_EVENT")
-		requireJSONLines(t, r.stdout)
+		requireJSONLines(t, r)
 		if r.code != ExitOK || !strings.Contains(r.stdout, `"event":"MY_EVENT"`) {
 			t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}

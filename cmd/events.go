@@ -160,8 +160,6 @@ func (opts *EventsOptions) streamConnected(ctx context.Context, addr string, con
 	// the first wait is missed.
 	l := client.Listen(opts.Names...)
 	defer l.Close()
-	w := client.Watch()
-	defer w.Close()
 	cctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	err = client.Connect(cctx, addr)
 	cancel()
@@ -181,7 +179,7 @@ func (opts *EventsOptions) streamConnected(ctx context.Context, addr string, con
 		return err
 	}
 	for n := 0; opts.Count == 0 || n < opts.Count; n++ {
-		ev, err := waitEvent(ctx, client, l, w)
+		ev, err := waitEvent(ctx, client, l)
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
 				return nil // interrupted: not a failure

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qapi"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/shell"
@@ -155,13 +154,10 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.
 		}
 	}
 	var l *qmp.Listener
-	var w *protocol.Watcher
 	if opts.WaitEvent != "" {
 		// Before sending: the event may come before the reply.
 		l = client.Listen(opts.WaitEvent)
 		defer l.Close()
-		w = client.Watch()
-		defer w.Close()
 	}
 	ret, err = runInput(cctx, client, in, schema)
 	var ee *qmp.ExecuteError
@@ -171,7 +167,7 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.
 	case errors.As(err, &ee), errors.As(err, &xe):
 		return nil, nil, err
 	default:
-		return nil, nil, connectionError(addr, err)
+		return nil, nil, connectionError(addr, timedOutAfter(err, opts.Timeout))
 	}
 	if onReturn != nil {
 		onReturn(ret)
@@ -185,9 +181,9 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.
 	}
 	wctx, wcancel := context.WithTimeout(ctx, wait)
 	defer wcancel()
-	ev, err := waitEvent(wctx, client, l, w)
+	ev, err := waitEvent(wctx, client, l)
 	if err != nil {
-		return ret, nil, connectionError(addr, err)
+		return ret, nil, connectionError(addr, timedOutAfter(err, wait))
 	}
 	raw, err := ev.MarshalJSON()
 	if err != nil {

@@ -9,17 +9,6 @@ import (
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
 
-// requireJSONLines fails unless every line of stdout is a JSON document:
-// what a pipe into jq needs.
-func requireJSONLines(t *testing.T, stdout string) {
-	t.Helper()
-	for _, line := range strings.Split(strings.TrimSuffix(stdout, "\n"), "\n") {
-		if line != "" && !json.Valid([]byte(line)) {
-			t.Errorf("stdout line %q is not JSON", line)
-		}
-	}
-}
-
 // TestExecWordsAsShellLine: the words a person types give the same JSON
 // whether typed in the shell, as exec's arguments, or pasted as exec's one
 // argument. The fake server's echo returns the arguments it was sent, so
@@ -51,7 +40,7 @@ func TestExecWordsAsShellLine(t *testing.T) {
 				how string
 				r   result
 			}{{"shell", sh}, {"exec words", words}, {"exec one argument", pasted}} {
-				requireJSONLines(t, r.r.stdout)
+				requireJSONLines(t, r.r)
 				var got bytes.Buffer
 				json.Compact(&got, []byte(r.r.stdout))
 				if r.r.code != ExitOK || got.String() != tc.want {
@@ -69,7 +58,7 @@ func TestExecOneArgumentLine(t *testing.T) {
 	defer srv.Close()
 	t.Run("TrailingBlank", func(t *testing.T) {
 		r := run(t, "", "exec", "-s", srv.Addr, "query-status ")
-		requireJSONLines(t, r.stdout)
+		requireJSONLines(t, r)
 		if r.code != ExitOK || !strings.Contains(r.stdout, `"status":"running"`) {
 			t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}

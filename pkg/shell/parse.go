@@ -1,17 +1,3 @@
-// Package shell is the interactive QMP shell of qmpsh: the line syntax, the
-// read-eval-print loop, and output formatting.
-//
-// The line syntax is that of QEMU's qmp-shell (python/qemu/qmp/qmp_shell.py):
-//
-//	command-name [key=value ...]
-//
-// A line is lexed here (quotes, JSON values, dotted keys kept as typed)
-// into a command name and key=value arguments; their values are typed by
-// pkg/qapi, from the server's schema when there is one, else with
-// qmp-shell's guessing (integers, true/false, JSON or Python literal
-// objects and arrays, strings otherwise). A line starting with '{' is sent
-// as raw JSON, and qmp-shell's "transaction(" block, on one line or many,
-// becomes a transaction command.
 package shell
 
 import (
