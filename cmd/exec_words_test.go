@@ -80,3 +80,19 @@ func TestExecOneArgumentLine(t *testing.T) {
 		}
 	})
 }
+
+// TestExecWordsQEMU: the issue's examples, against QEMU itself.
+func TestExecWordsQEMU(t *testing.T) {
+	sock := qmptest.StartQEMU(t)
+	r := run(t, "", "exec", "-s", sock, "qom-get path=/machine property=type")
+	r.expect(t, ExitOK, "\"none-machine\"\n", "")
+
+	hmp := []string{"human-monitor-command", `command-line="info kvm"`}
+	sh := run(t, strings.Join(hmp, " ")+"\n", "connect", sock)
+	ex := run(t, "", append([]string{"exec", "-s", sock}, hmp...)...)
+	requireJSONLines(t, sh)
+	requireJSONLines(t, ex)
+	if sh.code != ExitOK || ex.code != ExitOK || ex.stdout != sh.stdout || !strings.HasPrefix(ex.stdout, `"kvm support: `) {
+		t.Errorf("shell: exit %d, %q; exec: exit %d, %q (stderr %q)", sh.code, sh.stdout, ex.code, ex.stdout, ex.stderr)
+	}
+}
