@@ -22,10 +22,10 @@ const completionTimeout = 2 * time.Second
 // if several; else $QMP_SOCKET). Any failure, from a missing address to a
 // server without a schema, completes to nothing, silently: completion
 // runs inside the user's shell, where an error message has no place.
-func schemaCompletion(g *GlobalOptions, sockets *[]string, names func(*qapi.Schema) []string) cobra.CompletionFunc {
+func schemaCompletion(g *GlobalOptions, sockets func() []string, names func(*qapi.Schema) []string) cobra.CompletionFunc {
 	return func(c *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		const none = cobra.ShellCompDirectiveNoFileComp
-		addrs, _, err := targets(g.Getenv, *sockets)
+		addrs, _, err := targets(g.Getenv, sockets())
 		if err != nil {
 			return nil, none
 		}
@@ -53,7 +53,24 @@ func schemaCompletion(g *GlobalOptions, sockets *[]string, names func(*qapi.Sche
 // commandNames completes a command's first argument only: the words
 // after it are key=value pairs.
 func commandNames(g *GlobalOptions, sockets *[]string) cobra.CompletionFunc {
-	names := schemaCompletion(g, sockets, (*qapi.Schema).Commands)
+	return firstArg(schemaCompletion(g, func() []string { return *sockets }, (*qapi.Schema).Commands))
+}
+
+// schemaNames completes schema's NAME: a command or an event.
+func schemaNames(g *GlobalOptions, socket *string) cobra.CompletionFunc {
+	sockets := func() []string {
+		if *socket == "" {
+			return nil
+		}
+		return []string{*socket}
+	}
+	return firstArg(schemaCompletion(g, sockets, func(s *qapi.Schema) []string {
+		return append(s.Commands(), s.Events()...)
+	}))
+}
+
+// firstArg completes the first argument with names, and nothing after it.
+func firstArg(names cobra.CompletionFunc) cobra.CompletionFunc {
 	return func(c *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		if len(args) > 0 {
 			return nil, cobra.ShellCompDirectiveNoFileComp
@@ -64,7 +81,7 @@ func commandNames(g *GlobalOptions, sockets *[]string) cobra.CompletionFunc {
 
 // eventNames completes an event-name flag.
 func eventNames(g *GlobalOptions, sockets *[]string) cobra.CompletionFunc {
-	return schemaCompletion(g, sockets, (*qapi.Schema).Events)
+	return schemaCompletion(g, func() []string { return *sockets }, (*qapi.Schema).Events)
 }
 
 // fixedCompletions completes to those of choices that start with what

@@ -34,17 +34,23 @@ func TestCompletion(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		args []string
-		want []string // all of these, and only names with the prefix typed
+		want []string // all of these, and only names with the prefix typed; nil: none
 	}{
 		{"Color", []string{"exec", "--color", ""}, []string{"auto", "always", "never"}},
 		{"ColorPrefix", []string{"events", "--color", "a"}, []string{"auto", "always"}},
 		{"CommandName", []string{"exec", "-s", sock, "query-sta"}, []string{"query-status", "query-stats"}},
 		{"WaitEvent", []string{"exec", "-s", sock, "--wait-event", "RESU"}, []string{"RESUME"}},
 		{"EventsName", []string{"events", "-s", sock, "--name", "STO"}, []string{"STOP"}},
+		{"SchemaCommand", []string{"schema", "-s", sock, "query-sta"}, []string{"query-status"}},
+		{"SchemaEvent", []string{"schema", "-s", sock, "STO"}, []string{"STOP"}},
+		{"SchemaSecondArgument", []string{"schema", "-s", sock, "STOP", ""}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, dir := completions(t, tc.args...)
 			prefix := tc.args[len(tc.args)-1]
+			if tc.want == nil && len(got) != 0 {
+				t.Errorf("candidates %q, want none", got)
+			}
 			for _, w := range tc.want {
 				if !slices.Contains(got, w) {
 					t.Errorf("candidates %q lack %q", got, w)
