@@ -11,7 +11,7 @@ import (
 // endOnExit makes ed's input end (stdin, which ed reads, is cancelled)
 // when QEMU exits or ctx ends, rather than when the user next types a
 // line. The goroutine it starts ends with QEMU or with the input.
-func endOnExit(ctx context.Context, ed shell.Editor, stdin *cancelableReader, qemu *qemuProcess) shell.Editor {
+func endOnExit(ctx context.Context, ed shell.Editor, stdin *cancelableReader, qemu *qemuProcess) *endingEditor {
 	ended := make(chan struct{})
 	var once sync.Once
 	end := func() {
@@ -37,6 +37,21 @@ func endOnExit(ctx context.Context, ed shell.Editor, stdin *cancelableReader, qe
 type endingEditor struct {
 	shell.Editor
 	end <-chan struct{}
+}
+
+// cleanIfEnded erases the prompt the shell left on the screen when its
+// input was ended under it, so that the message saying why (QEMU was
+// killed) starts a line of its own rather than following "(QEMU) ". It is
+// called once the shell has stopped, when nothing redraws the prompt.
+func (e *endingEditor) cleanIfEnded() {
+	select {
+	case <-e.end:
+	default:
+		return // the user ended the line, and the terminal shows it
+	}
+	if c, ok := e.Editor.(interface{ Clean() }); ok {
+		c.Clean()
+	}
 }
 
 func (e *endingEditor) ReadLine() (string, error) {
