@@ -120,7 +120,7 @@ func wrapRun(ctx context.Context, opts *WrapOptions) error {
 	defer closeLog()
 	defer client.Disconnect()
 
-	ending := endOnExit(ctx, ed, stdin, qemu)
+	ending := endOnExit(ctx, ed, stdin, qemu, client)
 	ed = ending
 	defer ed.Close()
 	s := shellSession{client: client, editor: ed, comp: comp, quitsQEMU: true}

@@ -512,6 +512,12 @@ func (sh *shell) startPrinter() (stop func()) {
 				close(ack)
 			case <-done:
 				printQueued()
+				// The session may have ended just before the loop
+				// did (under wrap, QEMU's exit ends both): the select
+				// above may have taken done first.
+				if now := sh.Client.Runstate(); state == protocol.Running && now != protocol.Running {
+					sh.sessionEnded()
+				}
 				return
 			}
 		}
