@@ -219,11 +219,20 @@ func (j *JobWatch) handle(ctx context.Context, ev Event, opts JobWaitOptions, re
 	switch ev.Name {
 	case "BLOCK_JOB_COMPLETED":
 		if j.ofBlock.matches(&ev) {
+			// Its offset and len are the job's final progress, which a
+			// query can no longer show once the job is gone.
 			var d struct {
-				Error string `json:"error"`
+				Error  string `json:"error"`
+				Offset *int64 `json:"offset"`
+				Len    *int64 `json:"len"`
 			}
-			if json.Unmarshal(ev.Data, &d) == nil && d.Error != "" {
-				j.errDesc = d.Error
+			if json.Unmarshal(ev.Data, &d) == nil {
+				if d.Error != "" {
+					j.errDesc = d.Error
+				}
+				if d.Offset != nil && d.Len != nil {
+					j.info.CurrentProgress, j.info.TotalProgress = *d.Offset, *d.Len
+				}
 			}
 		}
 		return nil

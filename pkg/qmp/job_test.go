@@ -62,7 +62,7 @@ func TestJobWatch(t *testing.T) {
 			"job-id": "b0", "device": "src", "target": "dst", "sync": "full", "speed": 512 << 20})
 		var s statuses
 		info, err := w.Wait(ctx, qmp.JobWaitOptions{Progress: 20 * time.Millisecond, OnUpdate: s.update})
-		if err != nil || info.Status != "null" || info.Error != "" {
+		if err != nil || info.Status != "null" || info.Error != "" || info.CurrentProgress != 1<<30 || info.TotalProgress != 1<<30 {
 			t.Fatalf("Wait = %+v, %v; saw %v", info, err, s.names())
 		}
 		partly := slices.ContainsFunc(s.seen, func(i qmp.JobInfo) bool {
