@@ -49,6 +49,7 @@ func (r *reporter) update(what, status string, current, total int64, extra strin
 			progressbar.OptionSetWriter(r.out),
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionShowBytes(true),
+			progressbar.OptionShowCount(),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionShowDescriptionAtLineEnd(),
 			progressbar.OptionUseANSICodes(true),
