@@ -246,6 +246,9 @@ func (o *GlobalOptions) followJob(ctx context.Context, client *qmp.Client, addr 
 	wopts := qmp.JobWaitOptions{
 		Complete: f.complete,
 		OnUpdate: func(j qmp.JobInfo) {
+			if j.Status == "null" && r.tty {
+				return // gone: the bar keeps the last real status
+			}
 			r.update("job "+j.ID, j.Status, j.CurrentProgress, j.TotalProgress, "", j)
 		},
 	}
@@ -294,7 +297,7 @@ func (o *GlobalOptions) followJob(ctx context.Context, client *qmp.Client, addr 
 	if out.Error != "" {
 		text += ": " + out.Error
 	}
-	r.finish(text, out)
+	r.finish(err == nil, text, out)
 	return err
 }
 

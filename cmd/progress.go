@@ -17,10 +17,11 @@ const progressEvery = 200 * time.Millisecond
 // pipe, one JSON line per status change and a final line with the
 // outcome, nothing else.
 type reporter struct {
-	out  io.Writer
-	tty  bool
-	bar  *progressbar.ProgressBar
-	last string // the status shown last
+	out     io.Writer
+	tty     bool
+	bar     *progressbar.ProgressBar
+	current int64  // the progress shown last
+	last    string // the status shown last
 }
 
 func newReporter(ios *IOStreams) *reporter {
@@ -43,9 +44,13 @@ func (r *reporter) update(what, status string, current, total int64, extra strin
 	if extra != "" {
 		desc += " (" + extra + ")"
 	}
-	total = max(total, 1, current) // the bar wants a positive maximum
+	// A full bar is never drawn again, though a mirror's total can grow
+	// after it has caught up: the bar's maximum stays one above the
+	// progress until finish fills it.
+	limit := max(total, current) + 1
+	r.current = current
 	if r.bar == nil {
-		r.bar = progressbar.NewOptions64(total,
+		r.bar = progressbar.NewOptions64(limit,
 			progressbar.OptionSetWriter(r.out),
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionShowBytes(true),
@@ -57,22 +62,27 @@ func (r *reporter) update(what, status string, current, total int64, extra strin
 			progressbar.OptionSetSpinnerChangeInterval(0),
 		)
 	}
-	r.bar.Describe(desc)
-	if r.bar.GetMax64() != total {
-		r.bar.ChangeMax64(total)
+	if r.bar.GetMax64() != limit {
+		r.bar.ChangeMax64(limit)
 	}
 	r.bar.Set64(current)
+	r.bar.Describe(desc)
 }
 
-// finish ends the bar, if any, and shows the outcome: on a terminal a
-// line of text, on a pipe line as JSON.
-func (r *reporter) finish(text string, line any) {
+// finish ends the bar, if any, full if the work succeeded, and shows the
+// outcome: on a terminal a line of text, on a pipe line as JSON.
+func (r *reporter) finish(succeeded bool, text string, line any) {
 	if !r.tty {
 		r.writeJSON(line)
 		return
 	}
 	if r.bar != nil {
-		r.bar.Exit() // leaves the bar as it was: a failed job is not at 100%
+		if succeeded {
+			n := max(r.current, 1)
+			r.bar.ChangeMax64(n)
+			r.bar.Set64(n)
+		}
+		r.bar.Exit() // a failed job's bar stays where it was
 		fmt.Fprintln(r.out)
 	}
 	fmt.Fprintln(r.out, text)
