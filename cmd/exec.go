@@ -52,7 +52,10 @@ or boolean also matching its text as a string).
 With --wait-job, exec starts a job with the command (blockdev-backup,
 blockdev-mirror, blockdev-create...) and waits for it as 'qmpsh job
 wait' does, following the job named by the command's job-id (else its
-device): exit status 1 with the job's error if it fails.
+id, else its device): exit status 1 with the job's error if it fails.
+Jobs take long, so that wait has no limit unless --wait-timeout (or
+--timeout) is given; Ctrl-C stops it and leaves the job running (exit
+status 130).
 
 Give -s more than once, or a glob ('/run/vms/*.qmp', quoted), to run the
 command on many QMP servers at once (at most --parallel at a time). Each

@@ -320,3 +320,40 @@ func TestParseMatch(t *testing.T) {
 		t.Errorf("a key matched twice: %v, want a usage error", err)
 	}
 }
+
+// TestWaitConnectionLost: a QEMU that goes away mid-wait is exit status
+// 3 for job wait and migrate --wait, with the outcome line. QEMU cannot
+// be made to drop one monitor, so a fake server does.
+func TestWaitConnectionLost(t *testing.T) {
+	s := qmptest.NewServer(func(c *qmptest.Conn) {
+		c.Greet()
+		for {
+			req, err := c.ReadRequest()
+			if err != nil {
+				return
+			}
+			switch req.Execute {
+			case "query-jobs":
+				c.Reply(req.ID, []any{map[string]any{"id": "j0", "type": "backup", "status": "running",
+					"current-progress": 1, "total-progress": 2}})
+				c.Close()
+				return
+			case "query-migrate":
+				c.Reply(req.ID, map[string]any{"status": "active"})
+				c.Close()
+				return
+			default:
+				c.Reply(req.ID, map[string]any{})
+			}
+		}
+	})
+	defer s.Close()
+	for _, args := range [][]string{{"job", "wait", "-s", s.Addr, "j0"}, {"migrate", "-s", s.Addr, "exec:x", "--wait"}} {
+		r := run(t, "", args...)
+		want := "qmpsh: " + s.Addr + ": connection lost while waiting for events: connection closed by peer\n"
+		last := r.stdout[strings.LastIndex(strings.TrimSuffix(r.stdout, "\n"), "\n")+1:]
+		if r.code != ExitConnection || r.stderr != want || !strings.Contains(last, `"outcome":"disconnected"`) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+		}
+	}
+}
