@@ -152,8 +152,12 @@ func (j *JobWatch) first(ctx context.Context, opts JobWaitOptions) error {
 		return err
 	}
 	if !found {
-		for j.l.Len() > 0 && !j.ended {
-			if err := j.handle(ctx, <-j.l.Events(), opts, true); err != nil {
+		for !j.ended {
+			ev, ok := takeArrived(j.l)
+			if !ok {
+				break
+			}
+			if err := j.handle(ctx, ev, opts, true); err != nil {
 				return err
 			}
 		}
@@ -165,7 +169,10 @@ func (j *JobWatch) first(ctx context.Context, opts JobWaitOptions) error {
 	j.info, j.known = info, true
 	changed := false
 	for n := j.l.Len(); n > 0 && !j.ended; n-- {
-		ev := <-j.l.Events()
+		ev, ok := takeArrived(j.l)
+		if !ok {
+			break
+		}
 		if ev.Name == "JOB_STATUS_CHANGE" && j.ofJob.matches(&ev) {
 			changed = true
 		}
@@ -319,6 +326,16 @@ func (j *JobWatch) outcome() error {
 		return &JobError{ID: j.id, Desc: "aborted"}
 	}
 	return nil
+}
+
+// takeArrived returns an event that has arrived, without waiting for
+// events yet to come: the one receive that needs no select. It is the
+// one place JobWatch and MigrationWatch empty their listener.
+func takeArrived(l *Listener) (Event, bool) {
+	if l.Len() == 0 {
+		return Event{}, false
+	}
+	return <-l.Events(), true
 }
 
 // nextEvent returns the next event from l, or ticked when tick fires

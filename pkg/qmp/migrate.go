@@ -111,7 +111,9 @@ func (m *MigrationWatch) Wait(ctx context.Context, opts MigrationWaitOptions) (M
 		info, err := m.c.QueryMigrate(ctx)
 		for err == nil && m.l.Len() > 0 {
 			for n := m.l.Len(); n > 0; n-- {
-				<-m.l.Events()
+				if _, ok := takeArrived(m.l); !ok {
+					break
+				}
 			}
 			info, err = m.c.QueryMigrate(ctx)
 		}
