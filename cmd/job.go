@@ -75,14 +75,12 @@ Ctrl-C stops waiting and leaves the job running, unless
 --cancel-on-interrupt is given: then the job is cancelled and waited
 for.
 
-Exit status:
-  0  the job concluded without error
-  1  the job failed or was cancelled (its error on stderr), or QEMU
-     refused a command (no such job...)
-  2  usage error
-  3  cannot connect, or the connection was lost
-  4  timed out
-  130  interrupted by Ctrl-C`,
+The exit status is 0 when the job concluded without error, 1 when it
+failed or was cancelled (its error on stderr) or QEMU refused a command
+(no such job...), 4 when --timeout ran out, 3 when the connection was
+lost, and 130 when Ctrl-C stopped the wait.
+
+` + exitStatusHelp,
 		Example: `  qmpsh exec blockdev-backup job-id=b0 device=src target=dst sync=full
   qmpsh job wait b0
   qmpsh job wait -s /tmp/qmp.sock --complete m0 --timeout 10m`,

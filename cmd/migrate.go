@@ -44,14 +44,12 @@ and starting). Ctrl-C stops waiting and leaves the migration running,
 unless --cancel-on-interrupt is given: then it is cancelled
 (migrate_cancel) and waited for.
 
-Exit status:
-  0  the migration completed (or, without --wait, started)
-  1  it failed or was cancelled (QEMU's error description on stderr),
-     or QEMU refused to start it
-  2  usage error
-  3  cannot connect, or the connection was lost
-  4  timed out
-  130  interrupted by Ctrl-C`,
+The exit status is 0 when the migration completed (or, without --wait,
+started), 1 when it failed or was cancelled (QEMU's error description on
+stderr) or QEMU refused to start it, 4 when --timeout ran out, 3 when
+the connection was lost, and 130 when Ctrl-C stopped the wait.
+
+` + exitStatusHelp,
 		Example: `  qmpsh migrate -s /tmp/qmp.sock "exec:cat > /tmp/vm.state" --wait
   qmpsh migrate tcp:dest.example:4444 --wait --timeout 30m`,
 		Args: func(c *cobra.Command, args []string) error {
