@@ -196,7 +196,7 @@ func TestExecTimeout(t *testing.T) {
 		s := qmptest.NewServer(func(c *qmptest.Conn) { <-c.Done() })
 		defer s.Close()
 		run(t, "", "exec", "--timeout", "100ms", "-s", s.Addr, "query-status").expect(t, ExitTimeout, "",
-			"qmpsh: "+s.Addr+": timed out: QMP greeting: context deadline exceeded\n")
+			"qmpsh: "+s.Addr+": timed out after 100ms waiting for the QMP greeting; "+busyHint+"\n")
 	})
 	t.Run("ReplyNeverComes", func(t *testing.T) {
 		s := qmptest.NewServer(func(c *qmptest.Conn) {
@@ -209,7 +209,7 @@ func TestExecTimeout(t *testing.T) {
 		})
 		defer s.Close()
 		run(t, "", "exec", "--timeout", "100ms", "-s", s.Addr, "query-status").expect(t, ExitTimeout, "",
-			"qmpsh: "+s.Addr+": timed out: context deadline exceeded\n")
+			"qmpsh: "+s.Addr+": timed out after 100ms waiting for the reply\n")
 	})
 }
 

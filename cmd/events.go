@@ -175,8 +175,6 @@ func (opts *EventsOptions) streamConnected(ctx context.Context, addr string, con
 		return err
 	}
 	defer l.Close()
-	w := client.Watch()
-	defer w.Close()
 	cctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	err = client.Connect(cctx, addr)
 	cancel()
@@ -189,7 +187,7 @@ func (opts *EventsOptions) streamConnected(ctx context.Context, addr string, con
 	}
 	defer client.Disconnect()
 	for n := 0; opts.Count == 0 || n < opts.Count; n++ {
-		ev, err := waitEvent(ctx, client, l, w)
+		ev, err := waitEvent(ctx, client, l)
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
 				return nil // interrupted: not a failure

@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/qmpsh/qmpsh/pkg/protocol"
+	"github.com/qmpsh/qmpsh/pkg/qapi"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/shell"
 )
@@ -118,17 +116,17 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 		return err
 	}
 	// Parse everything before connecting: a syntax error sends nothing.
-	cmd, err := parseExecArgs(opts.Args)
+	in, err := shell.ParseArgs(opts.Args)
 	if err != nil {
-		return err
+		return syntaxError(err)
 	}
 	if opts.WaitJob {
-		return execWaitJob(ctx, opts, addrs, fanout, cmd)
+		return execWaitJob(ctx, opts, addrs, fanout, in)
 	}
 	if fanout {
 		return fanOut(ctx, opts.IO.Out, addrs, opts.Parallel, func(ctx context.Context, addr string) outcome {
 			var o outcome
-			ret, ev, err := opts.execTarget(ctx, addr, cmd, nil)
+			ret, ev, err := opts.execTarget(ctx, addr, in, nil)
 			if err != nil {
 				o = failed(err)
 				o.Return = ret // the command ran even if the wait failed
@@ -138,7 +136,7 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 			return o
 		})
 	}
-	_, ev, err := opts.execTarget(ctx, addrs[0], cmd, func(ret json.RawMessage) {
+	_, ev, err := opts.execTarget(ctx, addrs[0], in, func(ret json.RawMessage) {
 		opts.IO.Out.Write(opts.format().JSON(ret))
 	})
 	if err != nil {
@@ -150,12 +148,12 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 	return nil
 }
 
-// execTarget runs cmd at addr: connect, negotiate, run, and under
+// execTarget runs in at addr: connect, negotiate, run, and under
 // --wait-event wait for the event. It returns the command's return value
 // and the event as QEMU sent it. onReturn, if set, is given the return
 // value as soon as it arrives. Errors are ready to report: an error reply,
 // an *ExitError, or an error naming addr.
-func (opts *ExecOptions) execTarget(ctx context.Context, addr string, cmd *execCommand, onReturn func(json.RawMessage)) (ret, event json.RawMessage, err error) {
+func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.Input, onReturn func(json.RawMessage)) (ret, event json.RawMessage, err error) {
 	client, closeLog, err := opts.newClient(opts.IO.ErrOut)
 	if err != nil {
 		return nil, nil, err
@@ -171,17 +169,14 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, cmd *execC
 	defer client.Disconnect()
 
 	var l *qmp.Listener
-	var w *protocol.Watcher
 	if opts.WaitEvent != "" {
 		// Before sending: the event may come before the reply.
 		if l, err = client.ListenMatch(opts.match, opts.WaitEvent); err != nil {
 			return nil, nil, err
 		}
 		defer l.Close()
-		w = client.Watch()
-		defer w.Close()
 	}
-	ret, err = cmd.run(cctx, client)
+	ret, err = runInput(cctx, client, in)
 	var ee *qmp.ExecuteError
 	var xe *ExitError
 	switch {
@@ -189,7 +184,7 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, cmd *execC
 	case errors.As(err, &ee), errors.As(err, &xe):
 		return nil, nil, err
 	default:
-		return nil, nil, connectionError(addr, err)
+		return nil, nil, connectionError(addr, timedOutAfter(err, opts.Timeout))
 	}
 	if onReturn != nil {
 		onReturn(ret)
@@ -203,9 +198,9 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, cmd *execC
 	}
 	wctx, wcancel := context.WithTimeout(ctx, wait)
 	defer wcancel()
-	ev, err := waitEvent(wctx, client, l, w)
+	ev, err := waitEvent(wctx, client, l)
 	if err != nil {
-		return ret, nil, connectionError(addr, err)
+		return ret, nil, connectionError(addr, timedOutAfter(err, wait))
 	}
 	raw, err := ev.MarshalJSON()
 	if err != nil {
@@ -214,98 +209,47 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, cmd *execC
 	return ret, raw, nil
 }
 
-// execCommand is exec's command: raw JSON, or a name and its key=value
-// arguments, typed once connected.
-type execCommand struct {
-	raw  *shell.Command
-	name string
-	args []shell.KeyValue
-}
-
-// parseExecArgs turns exec's arguments into a command, with the shell's
-// syntax: COMMAND key=value ..., or one raw JSON object.
-func parseExecArgs(args []string) (*execCommand, error) {
-	if strings.HasPrefix(strings.TrimSpace(args[0]), "{") {
-		if len(args) > 1 {
-			return nil, syntaxError(fmt.Errorf("a raw JSON message must be the only argument, got %d more", len(args)-1))
-		}
-		cmd, err := shell.ParseLine(args[0])
-		if err != nil {
-			return nil, syntaxError(err)
-		}
-		return &execCommand{raw: cmd}, nil
-	}
-	if strings.Contains(args[0], "=") || strings.TrimSpace(args[0]) == "" {
-		return nil, syntaxError(fmt.Errorf("expected a command name first, got %q", args[0]))
-	}
-	// Malformed words are found before connecting; values are typed
-	// once connected, as the shell types them: data={abc is a fine
-	// value for a str argument, if no JSON.
-	kvs, err := shell.SplitArgs(args[1:])
-	if err != nil {
-		return nil, syntaxError(err)
-	}
-	return &execCommand{name: args[0], args: kvs}, nil
-}
-
-// run runs the command and returns its "return" value. The schema is
-// fetched only when it is needed, to keep one-shot latency low: before
-// sending when a value's type is ambiguous (id=123 is a string or an
-// integer depending on the argument), and after an error reply, to
+// runInput sends in through client and returns its "return" value. The
+// schema is fetched only when it is needed, to keep one-shot latency low:
+// before sending when a value's type is ambiguous (id=123 is a string or
+// an integer depending on the argument), and after an error reply, to
 // explain it.
-func (c *execCommand) run(ctx context.Context, client *qmp.Client) (json.RawMessage, error) {
-	if c.raw != nil {
-		return runOne(ctx, client, c.raw)
-	}
-	var schema *shell.Schema
+func runInput(ctx context.Context, client *qmp.Client, in *shell.Input) (json.RawMessage, error) {
+	var schema *qapi.Schema
 	fetched := false
 	fetch := func() {
 		fetched = true
-		schema, _ = shell.FetchSchema(ctx, func(ctx context.Context, cmd string) (json.RawMessage, error) {
-			return client.Execute(ctx, cmd, nil)
-		})
+		schema, _ = shell.FetchSchema(ctx, client)
 	}
-	if shell.NeedsSchema(c.args) {
+	if in.Raw == nil && qapi.NeedsSchema(in.Args) {
 		fetch()
 	}
-	args, err := schema.CommandArgs(c.name, c.args)
+	cmd, err := in.Command(schema)
 	if err != nil {
 		return nil, syntaxError(err)
 	}
-	ret, err := runOne(ctx, client, &shell.Command{Name: c.name, Args: args})
+	ret, err := shell.Send(ctx, client, cmd)
 	var ee *qmp.ExecuteError
-	if errors.As(err, &ee) {
+	if in.Raw == nil && errors.As(err, &ee) {
 		if !fetched {
 			fetch()
 		}
-		err = schema.Explain(c.name, c.args, err)
+		err = in.Explain(schema, err)
 	}
-	return ret, err
+	if err != nil || in.Raw == nil {
+		return ret, err
+	}
+	// A raw message's reply: print its "return" value, as for a command.
+	var r struct {
+		Return json.RawMessage `json:"return"`
+	}
+	if err := json.Unmarshal(ret, &r); err != nil || r.Return == nil {
+		return ret, nil
+	}
+	return r.Return, nil
 }
 
 // syntaxError is a usage error in the QMP command, not in qmpsh's flags.
 func syntaxError(err error) error {
 	return &ExitError{Code: ExitUsage, Err: err, Syntax: true}
-}
-
-// runOne runs cmd and returns its "return" value.
-func runOne(ctx context.Context, client *qmp.Client, cmd *shell.Command) (json.RawMessage, error) {
-	if cmd.Raw == nil {
-		var args any
-		if cmd.Args != nil {
-			args = cmd.Args
-		}
-		return client.Execute(ctx, cmd.Name, args)
-	}
-	reply, err := client.Raw(ctx, cmd.Raw)
-	if err != nil {
-		return nil, err
-	}
-	var r struct {
-		Return json.RawMessage `json:"return"`
-	}
-	if err := json.Unmarshal(reply, &r); err != nil || r.Return == nil {
-		return reply, nil
-	}
-	return r.Return, nil
 }

@@ -4,6 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
@@ -13,7 +18,7 @@ import (
 // Exit statuses, documented in --help and the README.
 const (
 	ExitOK         = 0 // success
-	ExitQMPError   = 1 // QEMU answered with an error (or a shell command failed)
+	ExitQMPError   = 1 // QEMU answered with an error (or a shell command failed, or another failure)
 	ExitUsage      = 2 // usage or syntax error; nothing was sent
 	ExitConnection = 3 // cannot connect, connection lost, or protocol error
 	ExitTimeout    = 4 // --timeout (or --wait-timeout) expired
@@ -21,7 +26,8 @@ const (
 
 const exitStatusHelp = `Exit status:
   0  success
-  1  QEMU answered with an error (its class and description on stderr)
+  1  QEMU answered with an error (its class and description on stderr),
+     or another failure (the message says which)
   2  usage or syntax error (nothing was sent)
   3  cannot connect, connection lost, or protocol error
   4  timed out`
@@ -47,10 +53,15 @@ func usageErrorf(format string, args ...any) error {
 }
 
 // exitCode maps an error to the exit status. A deadline anywhere in the
-// chain is a timeout, whatever else happened.
+// chain is a timeout, whatever else happened. An error cobra found before
+// any command ran is a usage error; one a command returned that is none
+// of the kinds below is a plain failure (1), never "connection": scripts
+// retry on 3, and retrying a local failure does not help.
 func exitCode(err error) int {
 	var xe *ExitError
 	var ee *qmp.ExecuteError
+	var cf *connectionFailure
+	var re *runError
 	switch {
 	case err == nil:
 		return ExitOK
@@ -60,19 +71,101 @@ func exitCode(err error) int {
 		return xe.Code
 	case errors.As(err, &ee), errors.Is(err, shell.ErrCommandFailed):
 		return ExitQMPError
+	case errors.As(err, &cf):
+		return ExitConnection
+	case !errors.As(err, &re):
+		return ExitUsage
 	}
-	return ExitConnection
+	return ExitQMPError
 }
 
+// connectionFailure is an error connectionError made: connecting failed
+// or the connection was lost.
+type connectionFailure struct{ error }
+
+func (e *connectionFailure) Unwrap() error { return e.error }
+
+// busyHint is what to do when a monitor serves someone else.
+const busyHint = "another client may be connected to this monitor (QEMU serves one at a time): " +
+	"give qmpsh its own -qmp (or -mon) socket, or use a proxy"
+
 // connectionError names the address in a failure to connect or a lost
-// connection, so the message says which VM.
+// connection, so the message says which VM, and says what a person can
+// do about it, in words of its own rather than Go's.
 func connectionError(addr string, err error) error {
 	var ce *protocol.ConnectError
+	var te *qmp.TimeoutError
+	var pe *protocol.SocketPathError
+	var ge *qmp.GreetingError
 	switch {
+	case errors.As(err, &pe):
+		// The user named a path that is not free: nothing was sent.
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("cannot listen on %s: %w", addr, pe), Syntax: true}
+	case errors.As(err, &te):
+		msg := addr + ": " + te.Error()
+		if errors.As(err, &ge) {
+			// The socket took the connection but QEMU said nothing:
+			// it is busy with another client.
+			msg += "; " + busyHint
+		}
+		err = &wrapped{msg, err}
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%s: timed out: %w", addr, err)
+		err = &wrapped{addr + ": timed out " + waitingFor(err), err}
 	case errors.As(err, &ce):
-		return fmt.Errorf("cannot connect to %s: %w", addr, ce.Err)
+		err = &wrapped{connectFailure(addr, ce.Err), ce.Err}
+	default:
+		err = fmt.Errorf("%s: %w", addr, err)
 	}
-	return fmt.Errorf("%s: %w", addr, err)
+	return &connectionFailure{err}
 }
+
+// timedOutAfter says that a deadline in err was d's, the bound qmpsh put
+// on that wait; other errors are returned as they are.
+func timedOutAfter(err error, d time.Duration) error {
+	var te *qmp.TimeoutError
+	if !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &te) {
+		return err
+	}
+	return &qmp.TimeoutError{Doing: waitingFor(err), After: d, Err: err}
+}
+
+// waitingFor says what a deadline interrupted, from the error's own
+// words without Go's "context deadline exceeded".
+func waitingFor(err error) string {
+	s := strings.TrimSuffix(err.Error(), context.DeadlineExceeded.Error())
+	s = strings.TrimSuffix(s, ": ")
+	if s == "" || s == err.Error() {
+		return "waiting for the reply"
+	}
+	return s
+}
+
+// connectFailure describes a failed dial or listen at addr.
+func connectFailure(addr string, err error) string {
+	var ne *net.OpError
+	if errors.As(err, &ne) && ne.Op == "listen" {
+		return fmt.Sprintf("cannot listen on %s: %v", addr, ne.Err)
+	}
+	switch {
+	case errors.Is(err, syscall.EAGAIN):
+		// A UNIX socket's backlog is full: its server accepts no one.
+		return fmt.Sprintf("cannot connect to %s: clients are queued on it already; %s", addr, busyHint)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		if a, perr := protocol.ParseAddress(addr); perr == nil && a.Network == "unix" {
+			if fi, serr := os.Stat(a.Addr); serr == nil && fi.Mode()&os.ModeSocket == 0 {
+				return fmt.Sprintf("cannot connect to %s: %s is not a socket", addr, a.Addr)
+			}
+		}
+	}
+	return fmt.Sprintf("cannot connect to %s: %v", addr, err)
+}
+
+// wrapped is an error with a message of its own over a cause that
+// errors.Is and errors.As still reach.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (e *wrapped) Error() string { return e.msg }
+func (e *wrapped) Unwrap() error { return e.err }

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"sync"
@@ -45,15 +46,16 @@ func NewFactory(ios *IOStreams) *Factory {
 // when one of sigs arrives. stop unsubscribes, so that the next such
 // signal acts as it normally would; it is safe to call more than once.
 func (f *Factory) signalContext(ctx context.Context, sigs ...os.Signal) (_ context.Context, stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
 	c := make(chan os.Signal, 1)
 	unsubscribe := f.Signals(c, sigs...)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		select {
-		case <-c:
-			cancel()
+		case sig := <-c:
+			// The signal is the cause, so that interrupted can name it.
+			cancel(fmt.Errorf("%v signal received", sig))
 		case <-ctx.Done():
 		}
 	}()
@@ -61,7 +63,7 @@ func (f *Factory) signalContext(ctx context.Context, sigs ...os.Signal) (_ conte
 	return ctx, func() {
 		once.Do(func() {
 			unsubscribe()
-			cancel()
+			cancel(nil)
 		})
 		<-done
 	}

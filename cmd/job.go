@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qmpsh/qmpsh/pkg/qmp"
+	"github.com/qmpsh/qmpsh/pkg/shell"
 )
 
 // ExitInterrupted is the exit status of a wait that Ctrl-C ended, as a
@@ -302,14 +303,14 @@ func (o *GlobalOptions) followJob(ctx context.Context, client *qmp.Client, addr 
 // execWaitJob is exec --wait-job: it watches the job the command names,
 // runs the command, prints its return value as exec does, and waits for
 // the job.
-func execWaitJob(ctx context.Context, opts *ExecOptions, addrs []string, fanout bool, cmd *execCommand) error {
+func execWaitJob(ctx context.Context, opts *ExecOptions, addrs []string, fanout bool, in *shell.Input) error {
 	switch {
 	case fanout:
 		return usageErrorf("--wait-job takes one target, not several -s or a glob")
 	case opts.WaitEvent != "":
 		return usageErrorf("--wait-job and --wait-event do not go together")
 	}
-	id, err := cmd.jobID()
+	id, err := jobID(in)
 	if err != nil {
 		return err
 	}
@@ -322,7 +323,7 @@ func execWaitJob(ctx context.Context, opts *ExecOptions, addrs []string, fanout 
 	w := client.WatchJob(id)
 	defer w.Close()
 	cctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	ret, err := cmd.run(cctx, client)
+	ret, err := runInput(cctx, client, in)
 	cancel()
 	var ee *qmp.ExecuteError
 	var xe *ExitError
@@ -348,18 +349,18 @@ func execWaitJob(ctx context.Context, opts *ExecOptions, addrs []string, fanout 
 // jobID is the ID of the job the command starts or acts on: its job-id
 // argument, else its id (job-cancel id=...), else its device (block jobs
 // are named after their device by default).
-func (c *execCommand) jobID() (string, error) {
+func jobID(in *shell.Input) (string, error) {
 	var args map[string]any
-	if c.raw != nil {
+	if in.Raw != nil {
 		var m struct {
 			Arguments map[string]any `json:"arguments"`
 		}
-		if err := json.Unmarshal(c.raw.Raw, &m); err == nil {
+		if err := json.Unmarshal(in.Raw, &m); err == nil {
 			args = m.Arguments
 		}
 	} else {
 		args = map[string]any{}
-		for _, kv := range c.args {
+		for _, kv := range in.Args {
 			args[kv.Key] = kv.Value
 		}
 	}

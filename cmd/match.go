@@ -2,9 +2,9 @@ package cmd
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 
+	"github.com/qmpsh/qmpsh/pkg/qapi"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/shell"
 )
@@ -48,17 +48,16 @@ func parseMatch(flags []string) (qmp.Match, error) {
 // schema: integers, true/false, JSON objects and arrays, else a string.
 // It is the one call into the shell's parser for it.
 func lineValue(val string) (any, error) {
-	args, err := shell.ParseArgs([]string{"v=" + val})
-	if err != nil {
-		var se *shell.SyntaxError
-		if errors.As(err, &se) {
-			return nil, errors.New(se.Msg)
+	in, err := shell.ParseArgs([]string{"match", "v=" + val})
+	if err == nil {
+		var cmd *shell.Command
+		if cmd, err = in.Command(nil); err == nil {
+			return cmd.Args["v"], nil
 		}
-		return nil, err
 	}
-	v, ok := args["v"]
-	if !ok {
-		return nil, fmt.Errorf("no value in %q", val)
+	var se *qapi.SyntaxError
+	if errors.As(err, &se) {
+		return nil, errors.New(se.Msg)
 	}
-	return v, nil
+	return nil, err
 }

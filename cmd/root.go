@@ -2,18 +2,19 @@ package cmd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/shell"
 )
@@ -86,7 +87,12 @@ and QEMU's own description of its commands (schema).
 
 Addresses are UNIX socket paths or host:port for TCP; prefix unix: or tcp:
 to say which explicitly. Without an address, $QMP_SOCKET is used.`,
-		Version:       version(),
+		Example: `  qmpsh connect /tmp/qmp.sock
+  qmpsh exec -s /tmp/qmp.sock query-status
+  qmpsh events -s /tmp/qmp.sock --name SHUTDOWN --count 1
+  qmpsh schema -s /tmp/qmp.sock blockdev-add
+  qmpsh wrap -- qemu-system-x86_64 -M q35 -m 2G -display none disk.qcow2`,
+		Version:       versionText(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRun: func(c *cobra.Command, args []string) {
@@ -99,12 +105,11 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &ExitError{Code: ExitUsage, Err: err}
 	})
-	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitStatusHelp + "\n")
 
 	f := root.PersistentFlags()
 	f.DurationVar(&opts.Timeout, "timeout", DefaultTimeout,
 		"bound connecting and capabilities negotiation (exec: and the command)")
-	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "show the JSON sent and received (on stderr)")
+	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "show the JSON sent and received (on stderr; qmpsh's own long replies shortened)")
 	f.StringVar(&opts.LogFile, "log", "", "append the session's traffic, with timestamps, to `FILE`")
 	f.StringVar(&opts.Color, "color", "auto", "colour output: auto (on a terminal, unless NO_COLOR is set), always, never")
 	f.BoolVar(&opts.Pretty, "pretty", false, "indent JSON output (default on a terminal)")
@@ -117,14 +122,8 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 	root.AddCommand(newExecCmd(opts, execRun), newConnectCmd(opts, connectRun), newAcceptCmd(opts, acceptRun))
 	root.AddCommand(newSchemaCmd(opts, schemaRun), newEventsCmd(opts, eventsRun), newWrapCmd(opts, wrapRun))
 	root.AddCommand(newJobCmd(opts, jobWaitRun, jobListRun), newMigrateCmd(opts, migrateRun))
+	finishTree(root)
 	return root
-}
-
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
 }
 
 // check validates the global flags before anything is sent.
@@ -172,65 +171,131 @@ func address(getenv func(string) string, arg string) (string, error) {
 // newClient builds a client whose traffic goes to verbose and to the log
 // file as the flags ask. The returned function closes the log file.
 func (o *GlobalOptions) newClient(verbose io.Writer, extra ...qmp.Option) (*qmp.Client, func(), error) {
-	h := &trafficHandler{warn: o.IO.ErrOut}
+	t := &traffic{}
 	closeLog := func() {}
 	if o.Verbose {
-		h.verbose = verbose
+		t.verbose = verbose
 	}
 	if o.LogFile != "" {
 		f, err := os.OpenFile(o.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
 			return nil, nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--log: %w", err)}
 		}
-		h.log = f
+		t.log = f
 		closeLog = func() { f.Close() }
 	}
-	opts := []qmp.Option{qmp.WithLogger(slog.New(h))}
+	opts := []qmp.Option{qmp.WithLogger(slog.New(&warnHandler{mu: &t.mu, w: o.IO.ErrOut}))}
+	if t.verbose != nil || t.log != nil {
+		opts = append(opts, qmp.WithAsideTrace(t.trace))
+	}
 	if o.NoNegotiate {
 		opts = append(opts, qmp.WithoutNegotiation())
 	}
 	return o.NewClient(append(opts, extra...)...), closeLog, nil
 }
 
-// trafficHandler turns the client's debug records "--> msg" and "<-- msg"
-// into the verbose display and the traffic log, and prints warnings.
-type trafficHandler struct {
+// traffic shows the client's messages as "--> msg" and "<-- msg": on the
+// verbose display (-v) and, with timestamps, in the traffic log (--log).
+// The display shortens the long replies to qmpsh's own calls (the
+// schema it fetches for itself); the log keeps everything.
+type traffic struct {
 	mu      sync.Mutex
 	verbose io.Writer // nil unless -v
 	log     io.Writer // nil unless --log
-	warn    io.Writer
+	line    []byte    // the line being written, reused
 }
 
-func (h *trafficHandler) Enabled(_ context.Context, l slog.Level) bool {
-	return l >= slog.LevelWarn || h.verbose != nil || h.log != nil
+func (t *traffic) trace(dir protocol.Direction, msg []byte, aside bool) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.line = append(append(append(t.line[:0], dir.String()...), ' '), msg...)
+	t.line = append(t.line, '\n')
+	if t.verbose != nil {
+		if aside && dir == protocol.Received && len(msg) > shortenOver {
+			t.verbose.Write(append(append([]byte(dir.String()+" "), shorten(msg)...), '\n'))
+		} else {
+			t.verbose.Write(t.line)
+		}
+	}
+	if t.log != nil {
+		stamp := now.UTC().AppendFormat(make([]byte, 0, 64+len(t.line)), "2006-01-02T15:04:05.000000Z")
+		t.log.Write(append(append(stamp, ' '), t.line...))
+	}
+	if cap(t.line) > 64<<10 {
+		t.line = nil // do not keep a huge message's buffer
+	}
 }
 
-func (h *trafficHandler) Handle(_ context.Context, r slog.Record) error {
+// shortenOver is the size over which -v shortens a reply to qmpsh's own
+// call.
+const shortenOver = 1024
+
+// shorten summarizes a long reply: {"return": [... 1843 entries, 207 KB],
+// "id": "qmpsh-1"}. An error reply, or one it cannot read, stays whole.
+func shorten(msg []byte) []byte {
+	var r struct {
+		Return json.RawMessage `json:"return"`
+		ID     json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(msg, &r) != nil || len(r.Return) == 0 {
+		return msg
+	}
+	var what string
+	switch r.Return[0] {
+	case '[':
+		var a []json.RawMessage
+		json.Unmarshal(r.Return, &a)
+		what = fmt.Sprintf("[... %d entries, %s]", len(a), byteSize(len(msg)))
+	case '{':
+		var m map[string]json.RawMessage
+		json.Unmarshal(r.Return, &m)
+		what = fmt.Sprintf("{... %d members, %s}", len(m), byteSize(len(msg)))
+	default:
+		what = fmt.Sprintf("... %s", byteSize(len(msg)))
+	}
+	out := `{"return": ` + what
+	if r.ID != nil {
+		out += `, "id": ` + string(r.ID)
+	}
+	return []byte(out + "}")
+}
+
+// byteSize says n in bytes, KB or MB (of 1000).
+func byteSize(n int) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprintf("%d bytes", n)
+	case n < 1000*1000:
+		return fmt.Sprintf("%d KB", (n+500)/1000)
+	}
+	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+}
+
+// warnHandler prints the client's warnings (a listener dropping events,
+// a reply nobody asked for) as "qmpsh: warning: ...".
+type warnHandler struct {
+	mu *sync.Mutex // traffic's: the two may share a writer
+	w  io.Writer
+}
+
+func (h *warnHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (h *warnHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString("qmpsh: warning: " + r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key != "logger" {
+			fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		}
+		return true
+	})
+	b.WriteByte('\n')
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if r.Level >= slog.LevelWarn {
-		var b strings.Builder
-		b.WriteString("qmpsh: warning: " + r.Message)
-		r.Attrs(func(a slog.Attr) bool {
-			if a.Key != "logger" {
-				fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-			}
-			return true
-		})
-		fmt.Fprintln(h.warn, b.String())
-		return nil
-	}
-	if !strings.HasPrefix(r.Message, "--> ") && !strings.HasPrefix(r.Message, "<-- ") {
-		return nil
-	}
-	if h.verbose != nil {
-		fmt.Fprintln(h.verbose, r.Message)
-	}
-	if h.log != nil {
-		fmt.Fprintf(h.log, "%s %s\n", r.Time.UTC().Format("2006-01-02T15:04:05.000000Z"), r.Message)
-	}
+	io.WriteString(h.w, b.String())
 	return nil
 }
 
-func (h *trafficHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *trafficHandler) WithGroup(string) slog.Handler      { return h }
+func (h *warnHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *warnHandler) WithGroup(string) slog.Handler      { return h }

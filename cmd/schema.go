@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -80,9 +79,7 @@ func schemaRun(ctx context.Context, opts *SchemaOptions) error {
 	if err := client.Connect(ctx, addr); err != nil {
 		return connectionError(addr, err)
 	}
-	s, err := shell.FetchSchema(ctx, func(ctx context.Context, cmd string) (json.RawMessage, error) {
-		return client.Execute(ctx, cmd, nil)
-	})
+	s, err := shell.FetchSchema(ctx, client)
 	client.Disconnect()
 	if err != nil {
 		var ee *qmp.ExecuteError

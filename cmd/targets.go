@@ -76,7 +76,8 @@ type outcome struct {
 
 // errorObject is a target's failure in a JSON line: QEMU's class and
 // description for an error reply; for qmpsh's own failures a class of
-// ConnectionError, Timeout or UsageError.
+// ConnectionError, Timeout or UsageError (InternalError for a failure of
+// no known kind).
 type errorObject struct {
 	Class string `json:"class"`
 	Desc  string `json:"desc"`
@@ -84,7 +85,8 @@ type errorObject struct {
 
 func failed(err error) outcome {
 	var ee *qmp.ExecuteError
-	o := outcome{code: exitCode(err), Error: &errorObject{Desc: err.Error()}}
+	// err comes from a running command, as RunE's do.
+	o := outcome{code: exitCode(&runError{err}), Error: &errorObject{Desc: err.Error()}}
 	switch {
 	case errors.As(err, &ee):
 		o.Error.Class = ee.Class
@@ -92,6 +94,8 @@ func failed(err error) outcome {
 		o.Error.Class = "Timeout"
 	case o.code == ExitUsage:
 		o.Error.Class = "UsageError"
+	case o.code == ExitQMPError: // a failure of no known kind
+		o.Error.Class = "InternalError"
 	default:
 		o.Error.Class = "ConnectionError"
 	}
@@ -146,12 +150,17 @@ func fanOut(ctx context.Context, out io.Writer, addrs []string, parallel int, do
 var errFannedOut = errors.New("some targets failed")
 
 // waitEvent returns the next event from l, or an error when ctx ends
-// (a deadline is a timeout) or the connection is lost first. Events that
-// arrived before the loss are still returned. w must have been made
-// before the events could be lost, with l.
-func waitEvent(ctx context.Context, client *qmp.Client, l *qmp.Listener, w *protocol.Watcher) (qmp.Event, error) {
+// (a deadline is a timeout) or the session ends first. Events that
+// arrived before the end are still returned.
+func waitEvent(ctx context.Context, client *qmp.Client, l *qmp.Listener) (qmp.Event, error) {
 	for {
-		if client.Runstate() != protocol.Running && l.Len() == 0 {
+		// The events that came before the session ended have arrived
+		// by the time its runstate leaves RUNNING.
+		state, changed := client.RunstateChanged()
+		if state != protocol.Running {
+			if ev, ok := l.Take(); ok {
+				return ev, nil
+			}
 			cause := client.Err()
 			if cause == nil {
 				cause = errors.New("disconnected")
@@ -161,14 +170,12 @@ func waitEvent(ctx context.Context, client *qmp.Client, l *qmp.Listener, w *prot
 		select {
 		case ev := <-l.Events():
 			return ev, nil
-		case <-w.Changed():
-			w.Discard() // only the current runstate matters
+		case <-changed:
 		case <-ctx.Done():
 			// select picks at random among ready cases: an event that
-			// came with the deadline still counts. Len counts one on
-			// its way into the channel too.
-			if l.Len() > 0 {
-				return <-l.Events(), nil
+			// came with the deadline still counts.
+			if ev, ok := l.Take(); ok {
+				return ev, nil
 			}
 			return qmp.Event{}, fmt.Errorf("waiting for events: %w", ctx.Err())
 		}

@@ -110,9 +110,14 @@ func listenUnixPrivate(path string) (net.Listener, error) {
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, opErr(fmt.Errorf("%s exists and is not a socket; refusing to replace it", path))
+			return nil, opErr(&SocketPathError{Path: path})
 		}
-		// A leftover socket (from an earlier run) is replaced, as QEMU does.
+		// A socket something listens on is not ours to take over: it may
+		// be a running QEMU's own monitor, cut off if replaced.
+		if listened(path) {
+			return nil, opErr(&SocketPathError{Path: path, Listening: true})
+		}
+		// A stale socket (from an earlier run) is replaced, as QEMU does.
 		if err := os.Remove(path); err != nil {
 			return nil, opErr(err)
 		}
@@ -142,4 +147,17 @@ func listenUnixPrivate(path string) (net.Listener, error) {
 	// Go must not unlink on Close: listenOnce does that itself, once.
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	return ln, nil
+}
+
+// listened reports whether something listens on the UNIX socket at path.
+// Connecting is the only way to know; a connect to a UNIX socket never
+// blocks. A full backlog (EAGAIN) means a listener too; only "refused"
+// (nobody listens) or a path gone meanwhile mean none.
+func listened(path string) bool {
+	c, err := net.Dial("unix", path)
+	if err == nil {
+		c.Close()
+		return true
+	}
+	return !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, os.ErrNotExist)
 }

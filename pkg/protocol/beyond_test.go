@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -134,8 +135,14 @@ func TestReaderErrors(t *testing.T) {
 			if s := p.Runstate(); s != Idle {
 				t.Errorf("runstate after Disconnect = %v", s)
 			}
-			if err := p.Disconnect(); err != nil {
-				t.Errorf("second Disconnect() = %v, want nil", err)
+			// The cause stays recorded: every later call returns it.
+			for i := range 2 {
+				if again := p.Disconnect(); again != err {
+					t.Errorf("Disconnect() call %d = %v, want the cause %v again", i+2, again, err)
+				}
+			}
+			if s := p.Runstate(); s != Idle {
+				t.Errorf("runstate after more Disconnects = %v", s)
 			}
 		})
 	}
@@ -432,12 +439,33 @@ func TestAcceptUNIX(t *testing.T) {
 		}
 	})
 
+	t.Run("RefusesLiveSocket", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "live.sock")
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		err = New(Config{}).Accept(context.Background(), path)
+		var pe *SocketPathError
+		if !errors.As(err, &pe) || pe.Path != path || !pe.Listening {
+			t.Fatalf("Accept() = %v, want a *SocketPathError for a listened socket", err)
+		}
+		// The listener still has its socket: a client reaches it.
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatalf("the live socket was replaced: %v", err)
+		}
+		c.Close()
+	})
+
 	t.Run("RefusesNonSocket", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "precious")
 		os.WriteFile(path, []byte("data"), 0o600)
 		err := New(Config{}).Accept(context.Background(), path)
 		var ce *ConnectError
-		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "exists and is not a socket") {
+		var pe *SocketPathError
+		if !errors.As(err, &ce) || !errors.As(err, &pe) || pe.Path != path || pe.Listening {
 			t.Fatalf("Accept() = %v", err)
 		}
 		if b, _ := os.ReadFile(path); string(b) != "data" {
@@ -497,16 +525,81 @@ func TestWatcherClose(t *testing.T) {
 	}
 }
 
-func TestWatcherDiscard(t *testing.T) {
+func TestWaitForStateChange(t *testing.T) {
 	p := New(Config{})
-	w := p.Watch()
-	defer w.Close()
-	p.Disconnect() // Idle -> Disconnecting -> Idle: two transitions queued
-	<-w.Changed()
-	w.Discard()
-	polled, cancel := context.WithCancel(context.Background())
+	if s, changed := p.RunstateChanged(); s != Idle {
+		t.Fatalf("RunstateChanged() = %v, want IDLE", s)
+	} else {
+		select {
+		case <-changed:
+			t.Fatal("changed is closed before any transition")
+		default:
+		}
+		defer func() {
+			select {
+			case <-changed:
+			default:
+				t.Error("changed is still open after a transition")
+			}
+		}()
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
-	if s, err := w.Next(polled); err == nil {
-		t.Fatalf("Next after Discard = %v, want nothing queued", s)
+	if p.WaitForStateChange(cancelled, Idle) {
+		t.Error("WaitForStateChange(cancelled, IDLE) = true with no transition")
+	}
+	if !p.WaitForStateChange(cancelled, Running) {
+		t.Error("WaitForStateChange(cancelled, RUNNING) = false while IDLE")
+	}
+	woke := make(chan bool, 1)
+	go func() { woke <- p.WaitForStateChange(context.Background(), Idle) }()
+	peer := pipeSession(t, p)
+	if !<-woke {
+		t.Error("WaitForStateChange(IDLE) = false after a connect")
+	}
+	// A lost session: the wait on RUNNING ends with the runstate it left for.
+	go peer.Close()
+	if !p.WaitForStateChange(context.Background(), Running) {
+		t.Fatal("WaitForStateChange(RUNNING) = false after the peer hung up")
+	}
+	if s := p.Runstate(); s != Disconnecting {
+		t.Errorf("runstate after the hang-up = %v, want DISCONNECTING", s)
+	}
+}
+
+func TestTrace(t *testing.T) {
+	type traced struct {
+		dir Direction
+		msg string
+	}
+	var mu sync.Mutex
+	var got []traced
+	handled := make(chan struct{}, 1)
+	p := New(Config{
+		Trace: func(dir Direction, msg []byte) {
+			mu.Lock()
+			got = append(got, traced{dir, string(msg)})
+			mu.Unlock()
+		},
+		Handle: func([]byte) error { handled <- struct{}{}; return nil },
+	})
+	peer := pipeSession(t, p)
+	go peer.Write([]byte("\n{\"in\": 1}\r\n"))
+	<-handled
+	if err := p.Send(context.Background(), []byte(`{"out": 2}`)); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(peer).ReadString('\n')
+	if err != nil || line != "{\"out\": 2}\n" {
+		t.Fatalf("peer read %q, %v", line, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []traced{{Received, `{"in": 1}`}, {Sent, `{"out": 2}`}}
+	if !slices.Equal(got, want) {
+		t.Errorf("traced %v, want %v", got, want)
+	}
+	if Sent.String() != "-->" || Received.String() != "<--" {
+		t.Errorf("Direction strings = %q, %q", Sent, Received)
 	}
 }

@@ -192,17 +192,17 @@ func (s *session) waitReaders() {
 // lineBuffered reports whether a whole message is buffered. The caller
 // holds rmu.
 func (s *session) lineBuffered() bool {
-	if len(s.partial) == 0 {
+	if len(s.rd.partial) == 0 {
 		s.dropBlankLines()
 	}
-	return bytes.IndexByte(s.in.buf[s.in.r:s.in.w], '\n') >= 0
+	return bytes.IndexByte(s.rd.in.buf[s.rd.in.r:s.rd.in.w], '\n') >= 0
 }
 
 // dropBlankLines drops the blank lines buffered at the start of a
 // message, which read would skip: they are no message, and a Read that
 // went on for them would block.
 func (s *session) dropBlankLines() {
-	in := &s.in
+	in := &s.rd.in
 	for {
 		b := in.buf[in.r:in.w]
 		switch {
@@ -227,10 +227,10 @@ func (s *session) watch(ctx context.Context) (stop func()) {
 	if done == nil {
 		return func() {}
 	}
-	if done != s.watched {
+	if done != s.rd.watched {
 		s.unwatch()
-		s.watched = done
-		s.stopWatch = context.AfterFunc(ctx, func() { s.interrupt(done) })
+		s.rd.watched = done
+		s.rd.stopWatch = context.AfterFunc(ctx, func() { s.interrupt(done) })
 	}
 	s.dlMu.Lock()
 	s.reading = done
@@ -269,8 +269,8 @@ func (s *session) readDone() {
 // unwatch drops the registered interruption, if any. The caller holds
 // rmu.
 func (s *session) unwatch() {
-	if s.stopWatch != nil {
-		s.stopWatch()
-		s.watched, s.stopWatch = nil, nil
+	if s.rd.stopWatch != nil {
+		s.rd.stopWatch()
+		s.rd.watched, s.rd.stopWatch = nil, nil
 	}
 }

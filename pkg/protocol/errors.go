@@ -42,7 +42,7 @@ func (e *StateError) Error() string { return e.Message }
 // transport level. Err is the underlying error; errors.As reaches the
 // *net.OpError beneath it.
 type ConnectError struct {
-	Message string // "Failed to establish connection"
+	Message string // "failed to establish connection"
 	Err     error
 }
 
@@ -50,6 +50,22 @@ func (e *ConnectError) Error() string { return e.Message + ": " + e.Err.Error() 
 
 // Unwrap returns the underlying error.
 func (e *ConnectError) Unwrap() error { return e.Err }
+
+// SocketPathError is an Accept refused because its UNIX socket path is
+// taken: by a file that is not a socket, or by a socket that something is
+// listening on (a running QEMU's own monitor, say). Only a stale socket,
+// left by a process that ended, is replaced.
+type SocketPathError struct {
+	Path      string
+	Listening bool // false: the path is not a socket
+}
+
+func (e *SocketPathError) Error() string {
+	if e.Listening {
+		return "something is listening on " + e.Path + "; refusing to replace it"
+	}
+	return e.Path + " is not a socket; refusing to replace it"
+}
 
 // MessageTooLongError ends a session whose peer sent a message longer than
 // the configured limit. The message is discarded as it is read, never

@@ -108,7 +108,7 @@ func TestReadBufferSize(t *testing.T) {
 		if _, err := s.read(); err != nil {
 			t.Fatal(err)
 		}
-		biggest = max(biggest, len(s.in.buf))
+		biggest = max(biggest, len(s.rd.in.buf))
 	}
 	if biggest != maxInput {
 		t.Errorf("buffer grew to %d bytes under a flood, want %d", biggest, maxInput)
@@ -118,8 +118,8 @@ func TestReadBufferSize(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(s.in.buf) != minInput {
-		t.Errorf("buffer is %d bytes after %d small reads, want %d", len(s.in.buf), 40, minInput)
+	if len(s.rd.in.buf) != minInput {
+		t.Errorf("buffer is %d bytes after %d small reads, want %d", len(s.rd.in.buf), 40, minInput)
 	}
 }
 
@@ -132,7 +132,7 @@ func TestReadLimitEarly(t *testing.T) {
 	if !errors.As(err, &tl) {
 		t.Fatalf("error %v, want *MessageTooLongError", err)
 	}
-	if n := len(s.in.buf); n > minInput {
+	if n := len(s.rd.in.buf); n > minInput {
 		t.Errorf("buffer grew to %d bytes for a line over a 1000-byte limit", n)
 	}
 	if _, err := readAll(scripted(t, 1000, 0, strings.Repeat("y", 1000)+"\r\n")); !errors.Is(err, ErrClosedByPeer) {

@@ -1,12 +1,3 @@
-// Package protocol is a generic asynchronous message protocol over a byte
-// stream: the connection lifecycle (connect, accept, or a caller's own
-// net.Conn), an explicit runstate machine, a reader and a writer goroutine,
-// and a bound on message size.
-//
-// It follows the AsyncProtocol class of QEMU's Python qemu.qmp package but
-// knows nothing of QMP: messages are opaque byte strings, one per line. The
-// layer above supplies a session hook (greeting, negotiation) and a message
-// handler through Config.
 package protocol
 
 import (
@@ -19,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -82,6 +74,37 @@ type Config struct {
 	// connection to callers until Wake is called or Yield turns false.
 	// It must be cheap and must not block.
 	Yield func() bool
+	// Trace, if set, is called with every message as it is written
+	// (Sent) and as it is read (Received), the session hook's included,
+	// without its line terminator. msg is valid only during the call (a
+	// received one is part of the input buffer): Trace copies what it
+	// keeps, so that tracing costs no copy it does not ask for. It is
+	// called by the writer goroutine, by a caller writing its own request
+	// (see SendNow) and by whoever reads, so calls may be concurrent; it
+	// must not block for long. Unset, it costs nothing.
+	Trace func(dir Direction, msg []byte)
+}
+
+// Direction says which way a traced message went.
+type Direction int
+
+const (
+	// Sent is a message written to the peer.
+	Sent Direction = iota + 1
+	// Received is a message read from the peer.
+	Received
+)
+
+// String returns the arrow qmpsh shows before a message: "-->" for Sent,
+// "<--" for Received.
+func (d Direction) String() string {
+	switch d {
+	case Sent:
+		return "-->"
+	case Received:
+		return "<--"
+	}
+	return "Direction(" + strconv.Itoa(int(d)) + ")"
 }
 
 // Protocol is one end of a message stream. Its methods are safe for
@@ -93,6 +116,7 @@ type Protocol struct {
 
 	mu          sync.Mutex // guards the fields below and serializes transitions
 	state       Runstate
+	changed     chan struct{}      // closed and replaced at each transition
 	sess        *session           // the session being run or torn down
 	stopConnect context.CancelFunc // set while Connecting
 	connectDone chan struct{}      // closed when a connect attempt leaves Connecting
@@ -122,7 +146,7 @@ func New(cfg Config) *Protocol {
 	if cfg.Name != "" {
 		logName += "." + cfg.Name
 	}
-	return &Protocol{cfg: cfg, kind: cfg.Kind, log: logger.With("logger", logName)}
+	return &Protocol{cfg: cfg, kind: cfg.Kind, log: logger.With("logger", logName), changed: make(chan struct{})}
 }
 
 // Name returns the configured name, "" when none was given.
@@ -147,6 +171,35 @@ func (p *Protocol) Runstate() Runstate {
 	return p.state
 }
 
+// RunstateChanged returns the current runstate and a channel that is
+// closed at the next transition, for a caller that waits for a change
+// alongside other channels: after the channel is closed, call it again
+// for the new state. Taken together under one lock, the two leave no gap
+// in which a transition could be missed.
+func (p *Protocol) RunstateChanged() (Runstate, <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state, p.changed
+}
+
+// WaitForStateChange waits until the runstate is other than lastSeen and
+// reports true, or reports false if ctx ends first. Like grpc's
+// ClientConn.WaitForStateChange, it returns at once when the runstate
+// already differs, and true after any transition, even one that came
+// back to lastSeen. Use Watch to see every transition instead.
+func (p *Protocol) WaitForStateChange(ctx context.Context, lastSeen Runstate) bool {
+	s, changed := p.RunstateChanged()
+	if s != lastSeen {
+		return true
+	}
+	select {
+	case <-changed:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // Err returns why the last session ended: nil while it runs, when
 // Disconnect ended it, or before the first one.
 func (p *Protocol) Err() error {
@@ -169,6 +222,8 @@ func (p *Protocol) Watch() *Watcher {
 func (p *Protocol) setState(s Runstate) {
 	p.log.Debug(fmt.Sprintf("Transitioning from '%s' to '%s'.", p.state, s))
 	p.state = s
+	close(p.changed)
+	p.changed = make(chan struct{})
 	p.watchMu.Lock()
 	for _, w := range p.watchers {
 		w.push(s)
@@ -243,7 +298,7 @@ func (p *Protocol) start(parent context.Context, open func(context.Context) (net
 			return p.ctxErr(parent)
 		}
 		p.log.Debug("connection failed", "err", err)
-		return &ConnectError{Message: "Failed to establish connection", Err: err}
+		return &ConnectError{Message: "failed to establish connection", Err: err}
 	}
 
 	s := newSession(p, conn)
@@ -364,9 +419,10 @@ func (p *Protocol) running() (*session, error) {
 
 // Disconnect ends the session: it stops the reader and writer, closes the
 // transport, waits for both goroutines, and returns the first error the
-// session hit (nil when it ended only because of this call). A connect or
-// accept in progress is abandoned. The protocol is Idle when Disconnect
-// returns, whatever happened; calling it again is harmless.
+// session hit (nil when it ended only because of a Disconnect). A connect
+// or accept in progress is abandoned. The protocol is Idle when Disconnect
+// returns, whatever happened; calling it again is harmless and returns
+// the same cause, as Err does, until another session starts.
 func (p *Protocol) Disconnect() error {
 	p.disconnectMu.Lock()
 	defer p.disconnectMu.Unlock()
@@ -376,15 +432,16 @@ func (p *Protocol) Disconnect() error {
 	case Idle:
 		p.setState(Disconnecting)
 		p.setState(Idle)
+		err := p.endErr
 		p.mu.Unlock()
-		return nil
+		return err
 	case Connecting:
 		// Cancelling under p.mu means start cannot slip into Running.
 		p.stopConnect()
 		done := p.connectDone
 		p.mu.Unlock()
 		<-done
-		return nil
+		return p.Err()
 	}
 	s := p.sess
 	p.mu.Unlock()
@@ -461,23 +518,21 @@ type session struct {
 	conn net.Conn
 	w    *bufio.Writer
 	out  chan outgoing
-	in   input // used by the goroutine reading
 
-	// Whoever holds rmu reads in and calls Handle: the reader goroutine,
-	// or a caller in Read while the reader goroutine has yielded.
+	// Whoever holds rmu, the read token, reads the connection through rd
+	// and calls Handle: the reader goroutine, or a caller in Read while
+	// the reader goroutine has yielded.
 	rmu     sync.Mutex
-	partial []byte        // what an interrupted Read got of a message; under rmu
+	rd      readSide
 	yields  bool          // Read may be used: Config.Yield is set and conn takes read deadlines
 	over    atomic.Bool   // done is closed: cheaper to check per message
 	resume  chan struct{} // capacity 1: wakes a yielded reader goroutine
 	untimed atomic.Bool   // the yielded reader goroutine waits for a Read to wake it
 	reads   atomic.Uint64 // Reads so far, for the reader's idle check
 	// A Read's context interrupts it; see watch.
-	watched   <-chan struct{} // the Done channel watched; under rmu
-	stopWatch func() bool     // unregisters the watch; under rmu
-	dlMu      sync.Mutex      // guards reading and dlSet
-	reading   <-chan struct{} // the Done channel of the Read under way
-	dlSet     bool
+	dlMu    sync.Mutex      // guards reading and dlSet
+	reading <-chan struct{} // the Done channel of the Read under way
+	dlSet   bool
 
 	// The writer goroutine holds wmu while it writes; writeNow writes
 	// only if it gets wmu and nothing is queued, so messages keep their
@@ -508,13 +563,24 @@ func newSession(p *Protocol, conn net.Conn) *session {
 		resume: make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
-	s.in.conn, s.in.drained = conn, p.cfg.Drained
+	s.rd.in.conn, s.rd.in.drained = conn, p.cfg.Drained
 	if sc, ok := conn.(syscall.Conn); ok {
 		s.raw, _ = sc.SyscallConn()
 	}
 	// A caller's Read can only be interrupted through a read deadline.
 	s.yields = p.cfg.Yield != nil && conn.SetReadDeadline(time.Time{}) == nil
 	return s
+}
+
+// readSide is the state of a session's reading, which only the holder of
+// the read token (session.rmu) touches: the session hook before the
+// reader goroutine starts, then the reader goroutine or a caller in Read.
+type readSide struct {
+	in      input
+	partial []byte // what an interrupted Read got of a message
+	// The context registered to interrupt Reads; see session.watch.
+	watched   <-chan struct{} // its Done channel
+	stopWatch func() bool     // unregisters it
 }
 
 // aLongTimeAgo is a deadline in the past: setting it makes blocked I/O
@@ -678,7 +744,7 @@ func (s *session) reader() {
 			s.rmu.Unlock()
 			return
 		}
-		if !s.yields || s.in.buffered() != 0 || !yield() {
+		if !s.yields || s.rd.in.buffered() != 0 || !yield() {
 			continue
 		}
 		if drained != nil {
@@ -783,7 +849,11 @@ func (s *session) write(msg []byte) error {
 	return s.w.WriteByte('\n')
 }
 
+// logOut logs and traces a message being written.
 func (s *session) logOut(msg []byte) {
+	if trace := s.p.cfg.Trace; trace != nil {
+		trace(Sent, msg)
+	}
 	if s.p.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.p.log.Debug("--> " + string(msg))
 	}
@@ -794,10 +864,10 @@ func (s *session) logOut(msg []byte) {
 // line over the limit is an error; it is never buffered beyond the limit.
 func (s *session) read() ([]byte, error) {
 	limit := s.p.cfg.MaxMessageSize
-	buf := s.partial // the start of a line longer than the input buffer
-	s.partial = nil
+	buf := s.rd.partial // the start of a line longer than the input buffer
+	s.rd.partial = nil
 	for {
-		chunk, complete := s.in.line()
+		chunk, complete := s.rd.in.line()
 		if len(buf)+len(chunk) > limit+2 { // +2: the terminator is not counted
 			return nil, &MessageTooLongError{Limit: limit}
 		}
@@ -818,18 +888,23 @@ func (s *session) read() ([]byte, error) {
 			if len(msg) > limit {
 				return nil, &MessageTooLongError{Limit: limit}
 			}
+			// Traced and logged here, not in a function of its own:
+			// read is the hot path, and this spares a call per message.
+			if trace := s.p.cfg.Trace; trace != nil {
+				trace(Received, msg)
+			}
 			if s.p.log.Enabled(context.Background(), slog.LevelDebug) {
 				s.p.log.Debug("<-- " + string(msg))
 			}
 			return msg, nil
 		}
-		if s.in.full() {
-			buf = append(buf, s.in.take()...)
+		if s.rd.in.full() {
+			buf = append(buf, s.rd.in.take()...)
 		}
-		switch err := s.in.fill(); err {
+		switch err := s.rd.in.fill(); err {
 		case nil:
 		case io.EOF:
-			if n := len(buf) + s.in.buffered(); n > 0 {
+			if n := len(buf) + s.rd.in.buffered(); n > 0 {
 				return nil, fmt.Errorf("connection closed in the middle of a message (%d bytes of it read): %w",
 					n, io.ErrUnexpectedEOF)
 			}
@@ -839,7 +914,7 @@ func (s *session) read() ([]byte, error) {
 				// A Read interrupted (see watch): keep what came of the
 				// message for the next read (the input buffer keeps the
 				// rest).
-				s.partial = buf
+				s.rd.partial = buf
 			}
 			return nil, err
 		}

@@ -180,7 +180,7 @@ func runConnectCases(t *testing.T, fam connectFamily) {
 		if !errors.As(err, &ce) {
 			t.Fatalf("error = %v (%T), want *ConnectError", err, err)
 		}
-		if ce.Message != "Failed to establish connection" {
+		if ce.Message != "failed to establish connection" {
 			t.Errorf("Message = %q", ce.Message)
 		}
 		var oe *net.OpError

@@ -46,6 +46,9 @@ func (s Runstate) String() string {
 // happens after Watch returned it, in order, however late it starts
 // reading. Its queue is unbounded, so the Protocol never waits for a slow
 // watcher; Close it when done so the Protocol stops queueing for it.
+// A Watcher is for whoever must see every transition, in order; to wait
+// for the runstate to change, use Protocol.WaitForStateChange or
+// Protocol.RunstateChanged.
 type Watcher struct {
 	p      *Protocol
 	mu     sync.Mutex
@@ -77,20 +80,6 @@ func (w *Watcher) Next(ctx context.Context) (Runstate, error) {
 		}
 	}
 }
-
-// Discard drops the queued transitions, for a caller that woke on
-// Changed and cares only about the current runstate, not the history.
-func (w *Watcher) Discard() {
-	w.mu.Lock()
-	w.queue = nil
-	w.mu.Unlock()
-}
-
-// Changed returns a channel that receives a value when a transition may
-// be waiting for Next. It lets a caller select on runstate changes
-// alongside other channels; after receiving, call Next until it would
-// block (use a context that is already done to poll).
-func (w *Watcher) Changed() <-chan struct{} { return w.wake }
 
 // Close detaches the watcher from its Protocol and discards queued
 // transitions. A Next blocked in another goroutine returns

@@ -5,7 +5,7 @@ package qmp_test
 // negotiation, that writes the exact bytes the client would write and
 // reads one line per reply with bufio, with no JSON at all. The ratio of
 // a client figure to its floor is the client's overhead; `make bench`
-// (pkg/qmp/benchratio.go) runs them in rounds and prints the ratios
+// (cmd/qmpsh-bench ratio) runs them in rounds and prints the ratios
 // beside the targets:
 //
 //   - ExecuteSequential/{client,floor}/{fake,qemu}: one caller, one

@@ -1,11 +1,3 @@
-// Package qmp is a client for the QEMU Machine Protocol.
-//
-// A Client connects to (or accepts a connection from) a QMP server such as
-// qemu-system-* or qemu-storage-daemon, reads the greeting, negotiates
-// capabilities, and then runs commands concurrently over the one
-// connection, routing each reply to its caller by id and each event to the
-// listeners that asked for it. It stands on pkg/protocol for the
-// connection lifecycle; it knows nothing of terminals or command lines.
 package qmp
 
 import (
@@ -24,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
 )
@@ -43,6 +36,7 @@ type config struct {
 	awaitGreet   bool
 	eventBacklog int
 	listening    func(addr string)
+	trace        func(dir protocol.Direction, msg []byte, aside bool)
 }
 
 // WithName names the client in its String and its log records.
@@ -52,6 +46,18 @@ func WithName(name string) Option { return func(c *config) { c.name = name } }
 // At debug level every message in and out is logged as "<-- msg" and
 // "--> msg".
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithTrace has the client call f with every message it sends and
+// receives, greeting and negotiation included, as QEMU sees them: the
+// bytes of one JSON object without line terminator. msg is valid only
+// during the call; copy what you keep. f may be called from several
+// goroutines at once and must not block for long. See
+// protocol.Config.Trace.
+func WithTrace(f func(dir protocol.Direction, msg []byte)) Option {
+	return func(c *config) {
+		c.trace = func(dir protocol.Direction, msg []byte, _ bool) { f(dir, msg) }
+	}
+}
 
 // WithMaxMessageSize bounds one incoming message (default 10 MiB). A
 // longer one ends the session with a *protocol.MessageTooLongError.
@@ -93,9 +99,24 @@ type Client struct {
 
 	listeners atomic.Pointer[[]*Listener] // copy-on-write, read by the reader
 	listenMu  sync.Mutex
-	events    []Event // dispatched, not yet handed on; see dispatch
-	names     *names  // event names, for decodeFast; whoever reads
-	slab      []byte  // see own; whoever reads
+
+	in inbox // only for whoever reads the connection
+
+	aside asideCalls // traced only
+}
+
+// inbox is what the goroutine reading the connection keeps from one
+// message to the next. Only the holder of pkg/protocol's read token
+// touches it: the session hook (establish), then the reader goroutine or
+// a call reading its own reply (protocol.Read), in Handle and Drained.
+// It has no lock of its own: the token passes between holders through a
+// mutex (a session's hook runs before its reader starts, and a session's
+// readers are done before the next session starts), which orders their
+// accesses.
+type inbox struct {
+	events []Event // dispatched, not yet handed on; see Client.dispatch
+	names  *names  // event names, for decodeFast
+	slab   []byte  // see own
 }
 
 type result struct {
@@ -115,8 +136,13 @@ func NewClient(opts ...Option) *Client {
 	if cfg.eventBacklog <= 0 {
 		cfg.eventBacklog = DefaultEventBacklog
 	}
-	c := &Client{cfg: cfg, pending: make(map[uint64]chan result), names: &names{m: make(map[string]string)}}
+	c := &Client{cfg: cfg, pending: make(map[uint64]chan result)}
+	c.in.names = &names{m: make(map[string]string)}
 	c.listeners.Store(new([]*Listener))
+	var trace func(protocol.Direction, []byte)
+	if cfg.trace != nil {
+		trace = c.trace
+	}
 	c.proto = protocol.New(protocol.Config{
 		Name:           cfg.name,
 		Kind:           "QMPClient",
@@ -128,6 +154,7 @@ func NewClient(opts ...Option) *Client {
 		Drained:        c.handOn,
 		Yield:          c.yield,
 		Listening:      cfg.listening,
+		Trace:          trace,
 	})
 	c.log = c.proto.Logger()
 	return c
@@ -136,27 +163,51 @@ func NewClient(opts ...Option) *Client {
 // Connect dials addr (a UNIX socket path or host:port; see
 // protocol.ParseAddress), reads the greeting and negotiates. ctx bounds
 // all of it.
-func (c *Client) Connect(ctx context.Context, addr string) error { return c.proto.Connect(ctx, addr) }
+func (c *Client) Connect(ctx context.Context, addr string) error {
+	start := time.Now()
+	return connectTimeout(ctx, start, false, c.proto.Connect(ctx, addr))
+}
 
 // Accept listens on addr for one QEMU started with a client-mode monitor
 // (-qmp unix:PATH), then greets and negotiates as Connect does.
-func (c *Client) Accept(ctx context.Context, addr string) error { return c.proto.Accept(ctx, addr) }
+func (c *Client) Accept(ctx context.Context, addr string) error {
+	start := time.Now()
+	return connectTimeout(ctx, start, true, c.proto.Accept(ctx, addr))
+}
 
 // ConnectConn runs a session over a connection the caller made.
 func (c *Client) ConnectConn(ctx context.Context, conn net.Conn) error {
-	return c.proto.ConnectConn(ctx, conn)
+	start := time.Now()
+	return connectTimeout(ctx, start, false, c.proto.ConnectConn(ctx, conn))
 }
 
-// Disconnect ends the session and returns why it ended: nil when this
-// call ended it, or the error that did (the peer hanging up, a protocol
-// error). Pending calls fail at once. The client is idle afterwards.
+// Disconnect ends the session and returns why it ended: nil when a
+// Disconnect ended it, or the error that did (the peer hanging up, a
+// protocol error). Pending calls fail at once. The client is idle
+// afterwards; calling Disconnect again returns the same cause, until the
+// next session starts.
 func (c *Client) Disconnect() error { return c.proto.Disconnect() }
 
 // Runstate returns the connection's state.
 func (c *Client) Runstate() protocol.Runstate { return c.proto.Runstate() }
 
-// Watch returns a watcher of the connection's state changes.
+// Watch returns a watcher that sees every state change of the
+// connection, in order.
 func (c *Client) Watch() *protocol.Watcher { return c.proto.Watch() }
+
+// WaitForStateChange waits until the connection's state is other than
+// lastSeen, reporting true, or until ctx ends, reporting false. See
+// protocol.Protocol.WaitForStateChange.
+func (c *Client) WaitForStateChange(ctx context.Context, lastSeen protocol.Runstate) bool {
+	return c.proto.WaitForStateChange(ctx, lastSeen)
+}
+
+// RunstateChanged returns the connection's state and a channel closed at
+// its next change, to wait for one in a select. See
+// protocol.Protocol.RunstateChanged.
+func (c *Client) RunstateChanged() (protocol.Runstate, <-chan struct{}) {
+	return c.proto.RunstateChanged()
+}
 
 // String describes the client, e.g. <QMPClient name='vm1' runstate=RUNNING>.
 func (c *Client) String() string { return c.proto.String() }
@@ -208,8 +259,15 @@ func (c *Client) execute(ctx context.Context, verb, command string, args any, fi
 	if err != nil {
 		return nil, err
 	}
+	aside := c.cfg.trace != nil && isAside(ctx)
+	if aside {
+		c.aside.add(id)
+	}
 	r, err := c.roundTrip(ctx, id, msg, files)
 	if err != nil {
+		if aside && ctx.Err() == nil {
+			c.aside.remove(id) // no reply is coming
+		}
 		return nil, err
 	}
 	if r.Error != nil {
@@ -399,13 +457,6 @@ func jsonSafe(s string) bool {
 	return true
 }
 
-func truncate(b []byte, n int) string {
-	if len(b) <= n {
-		return string(b)
-	}
-	return string(b[:n]) + "..."
-}
-
 // reply is an incoming message other than the greeting, decoded once by
 // the reader.
 type reply struct {
@@ -446,13 +497,13 @@ type timestamp struct {
 func (c *Client) handle(msg []byte) error {
 	// msg is the input buffer's (see protocol.Config.Handle): of an
 	// event, only the data outlives it, and only if someone listens.
-	if ev := (reply{}); ev.decodeEvent(msg, c.names) {
+	if ev := (reply{}); ev.decodeEvent(msg, c.in.names) {
 		c.dispatch(&ev, true)
 		return nil
 	}
-	msg = c.own(msg)
+	msg = c.in.own(msg)
 	// decodeFast without decodeEvent, which just said no.
-	if fast := (reply{raw: msg}); fast.decodeMembers(msg, c.names) {
+	if fast := (reply{raw: msg}); fast.decodeMembers(msg, c.in.names) {
 		return c.route(&fast) // fast stays on the stack
 	}
 	r := &reply{raw: msg}
@@ -504,17 +555,17 @@ func (c *Client) route(r *reply) error {
 // own returns a copy of b, part of a message being handled, that outlives
 // it. Small ones are copied into a shared chunk, one allocation for many;
 // as one kept alive keeps its chunk alive too, chunks are small.
-func (c *Client) own(b []byte) []byte {
+func (in *inbox) own(b []byte) []byte {
 	const small, chunk = 512, 8 << 10
 	if len(b) > small {
 		return bytes.Clone(b)
 	}
-	if cap(c.slab)-len(c.slab) < len(b) {
-		c.slab = make([]byte, 0, chunk)
+	if cap(in.slab)-len(in.slab) < len(b) {
+		in.slab = make([]byte, 0, chunk)
 	}
-	n := len(c.slab)
-	c.slab = append(c.slab, b...)
-	return c.slab[n:len(c.slab):len(c.slab)]
+	n := len(in.slab)
+	in.slab = append(in.slab, b...)
+	return in.slab[n:len(in.slab):len(in.slab)]
 }
 
 // yield tells protocol whether the reader goroutine may leave the

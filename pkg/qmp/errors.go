@@ -1,8 +1,12 @@
 package qmp
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
 )
 
 // ExecuteError is a QMP error reply: the command ran (or was rejected by
@@ -69,4 +73,94 @@ var ErrOOBNotNegotiated = errors.New("out-of-band execution was not negotiated w
 
 func protocolErrorf(format string, args ...any) error {
 	return &ProtocolError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// TimeoutError is a Connect, Accept or ConnectConn whose context's
+// deadline passed. It unwraps to what was interrupted (a *GreetingError,
+// a *NegotiationError, or context.DeadlineExceeded itself), so
+// errors.Is(err, context.DeadlineExceeded) holds.
+type TimeoutError struct {
+	Doing string        // "waiting for the QMP greeting", "connecting", ...
+	After time.Duration // how long ctx allowed, rounded
+	Err   error
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("timed out after %v %s", e.After, e.Doing)
+}
+
+// Unwrap returns what timed out.
+func (e *TimeoutError) Unwrap() error { return e.Err }
+
+// connectTimeout turns a deadline that ended a connect begun at start into
+// a *TimeoutError that says which step it interrupted and after how long.
+// Other errors are returned as they are.
+func connectTimeout(ctx context.Context, start time.Time, accepting bool, err error) error {
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var ge *GreetingError
+	var ne *NegotiationError
+	doing := "connecting"
+	switch {
+	case errors.As(err, &ge):
+		doing = "waiting for the QMP greeting"
+	case errors.As(err, &ne):
+		doing = "waiting for the reply to qmp_capabilities"
+	case accepting:
+		doing = "waiting for a connection"
+	}
+	// The deadline, not the clock now: a late timer must not change the
+	// message. start comes a moment after the caller set the deadline,
+	// so d falls short of the caller's bound by that moment: rounding up
+	// gives the bound back (10s, not 9.9997s).
+	d := time.Since(start)
+	if dl, ok := ctx.Deadline(); ok {
+		d = dl.Sub(start)
+	}
+	g := time.Millisecond
+	switch {
+	case d >= time.Second:
+		g = 100 * time.Millisecond
+	case d >= 100*time.Millisecond:
+		g = 10 * time.Millisecond
+	}
+	d = (d + g - 1).Truncate(g)
+	return &TimeoutError{Doing: doing, After: d, Err: err}
+}
+
+// truncate is what came from the peer, for a message, cut after n bytes
+// with "..." to say so. Printable text (JSON, as a rule) is shown as it
+// is; anything else (binary, terminal escapes, invalid UTF-8) is quoted
+// as a Go string literal, so that it is shown rather than sent to the
+// terminal.
+func truncate(b []byte, n int) string {
+	cut, more := b, ""
+	if len(b) > n {
+		cut, more = b[:n], "..."
+		// Do not split a UTF-8 sequence: half a rune is not text.
+		for i := 0; i < utf8.UTFMax-1 && len(cut) > 0 && !utf8.Valid(cut); i++ {
+			cut = cut[:len(cut)-1]
+		}
+		if !utf8.Valid(cut) { // not text anyway: cut at n
+			cut = b[:n]
+		}
+	}
+	s := string(cut)
+	if !printable(s) {
+		return strconv.Quote(s) + more
+	}
+	return s + more
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !strconv.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }

@@ -77,6 +77,51 @@ func TestEventsKeepTheirData(t *testing.T) {
 	}
 }
 
+// TestListenerTake: after a call returns, every event that came before
+// its reply has arrived, and Take hands each over, in order, then says
+// there are none, without waiting for more. The flood overfills the
+// Listener's channel, so its delivery goroutine is mid-hand-over as
+// Take runs.
+func TestListenerTake(t *testing.T) {
+	const n = 5000
+	s := fakeServer(t, func(c *qmptest.Conn) {
+		if !negotiated(c) {
+			return
+		}
+		req, err := c.ReadRequest()
+		if err != nil {
+			return
+		}
+		for i := range n {
+			c.Event("E", map[string]any{"i": i})
+		}
+		c.Reply(req.ID, nil)
+		<-c.Done()
+	})
+	c := connect(t, s.Addr)
+	l := c.Listen("E")
+	defer l.Close()
+	if _, err := c.Execute(testContext(t), "flood", nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		ev, ok := l.Take()
+		if !ok {
+			t.Fatalf("Take() found nothing after %d of %d events", i, n)
+		}
+		var d struct{ I int }
+		if err := json.Unmarshal(ev.Data, &d); err != nil || d.I != i {
+			t.Fatalf("event %d: data %s (%v)", i, ev.Data, err)
+		}
+	}
+	if ev, ok := l.Take(); ok {
+		t.Errorf("Take() after the last event = %s, true", ev.Name)
+	}
+	if n := l.Len(); n != 0 {
+		t.Errorf("Len() after taking every event = %d", n)
+	}
+}
+
 // TestListenDuringFlood makes Listeners while events pour in: an event
 // read as a Listener appears must still reach it with its own data, not
 // a view of the read buffer (which the next read overwrites).

@@ -69,6 +69,8 @@ type Listener struct {
 	closed bool    // events is closed
 
 	wake    chan struct{} // capacity 1
+	moved   chan struct{} // capacity 1: deliver uncounted an event it had sent; see Take
+	taking  atomic.Int32  // Takes under way, which want moved
 	stop    chan struct{}
 	done    chan struct{} // closed when the delivery goroutine has returned
 	closing sync.Once
@@ -99,6 +101,7 @@ func (c *Client) listen(f *filter, names []string) *Listener {
 		filter:  f,
 		backlog: c.cfg.eventBacklog,
 		wake:    make(chan struct{}, 1),
+		moved:   make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		events:  make(chan Event, listenerBuffer),
@@ -126,11 +129,33 @@ func (l *Listener) Events() <-chan Event { return l.events }
 func (l *Listener) Dropped() uint64 { return l.dropped.Load() }
 
 // Len returns how many events are waiting to be received from Events.
-// While it is above zero, a receive from Events will not block for long.
+// While it is above zero, a receive from Events will not block for long,
+// except that for a moment Len may count one event twice as it moves into
+// the channel: Take, not a receive, empties the Listener without waiting.
 func (l *Listener) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.queued + len(l.events)
+}
+
+// Take returns the next event that has arrived, and true, or false at
+// once when none has (Len is zero). It never waits for events yet to
+// come, only, briefly, for one the Listener is handing over: it is how a
+// receiver empties the Listener, say before it reports that the
+// connection was lost.
+func (l *Listener) Take() (Event, bool) {
+	l.taking.Add(1)
+	defer l.taking.Add(-1)
+	for l.Len() > 0 {
+		select {
+		case ev, ok := <-l.events:
+			return ev, ok
+		case <-l.moved:
+			// The delivery goroutine has uncounted an event it had
+			// sent, which Len counted twice till then: count again.
+		}
+	}
+	return Event{}, false
 }
 
 // Close stops delivery, closes the Events channel and detaches the
@@ -275,9 +300,16 @@ func (l *Listener) deliver() {
 			if n == 0 {
 				select {
 				case l.events <- batch[i]:
+					// Till queued drops, Len counts this event twice.
 					l.mu.Lock()
 					l.queued--
 					l.mu.Unlock()
+					if l.taking.Load() != 0 {
+						select {
+						case l.moved <- struct{}{}:
+						default:
+						}
+					}
 					batch[i] = Event{}
 					i++
 				case <-l.stop:
@@ -327,9 +359,9 @@ func (c *Client) dispatch(r *reply, borrowed bool) {
 		// Asked once: a Listener made after a first look would get data
 		// still in the read buffer.
 		if borrowed && ev.Data != nil {
-			ev.Data = c.own(ev.Data)
+			ev.Data = c.in.own(ev.Data)
 		}
-		if c.events = append(c.events, ev); len(c.events) >= handOnEvery {
+		if c.in.events = append(c.in.events, ev); len(c.in.events) >= handOnEvery {
 			c.handOn()
 		}
 	}
@@ -338,13 +370,13 @@ func (c *Client) dispatch(r *reply, borrowed bool) {
 const handOnEvery = 256
 
 func (c *Client) handOn() {
-	if len(c.events) == 0 {
+	if len(c.in.events) == 0 {
 		return
 	}
 	ls := *c.listeners.Load()
 	for i, l := range ls {
-		l.push(&c.events, i == len(ls)-1)
+		l.push(&c.in.events, i == len(ls)-1)
 	}
-	clear(c.events) // let the data go
-	c.events = c.events[:0]
+	clear(c.in.events) // let the data go
+	c.in.events = c.in.events[:0]
 }

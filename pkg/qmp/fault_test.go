@@ -69,7 +69,11 @@ func TestFaultNoGreeting(t *testing.T) {
 	if !errors.As(err, &ge) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Connect() = %v, want a greeting error wrapping the deadline", err)
 	}
-	if want := "QMP greeting: context deadline exceeded"; err.Error() != want {
+	var te *qmp.TimeoutError
+	if !errors.As(err, &te) || te.After != 100*time.Millisecond {
+		t.Errorf("Connect() = %#v, want a *qmp.TimeoutError after 100ms", err)
+	}
+	if want := "timed out after 100ms waiting for the QMP greeting"; err.Error() != want {
 		t.Errorf("message = %q, want %q", err, want)
 	}
 	if s := c.Runstate(); s != protocol.Idle {

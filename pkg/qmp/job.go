@@ -55,7 +55,6 @@ type JobWatch struct {
 	c       *Client
 	id      string
 	l       *Listener
-	w       *protocol.Watcher
 	ofJob   *filter // JOB_STATUS_CHANGE of this job
 	ofBlock *filter // BLOCK_JOB_* of this job
 
@@ -76,7 +75,6 @@ func (c *Client) WatchJob(id string) *JobWatch {
 	return &JobWatch{
 		c:       c,
 		id:      id,
-		w:       c.Watch(),
 		l:       c.Listen("JOB_STATUS_CHANGE", "BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED"),
 		ofJob:   ofJob,
 		ofBlock: ofBlock,
@@ -87,7 +85,6 @@ func (c *Client) WatchJob(id string) *JobWatch {
 // Close stops listening.
 func (j *JobWatch) Close() {
 	j.l.Close()
-	j.w.Close()
 }
 
 // JobWaitOptions say what JobWatch.Wait does on the way.
@@ -123,7 +120,7 @@ func (j *JobWatch) Wait(ctx context.Context, opts JobWaitOptions) (JobInfo, erro
 		tick = t.C
 	}
 	for !j.ended {
-		ev, ticked, err := j.c.nextEvent(ctx, j.l, j.w, tick)
+		ev, ticked, err := j.c.nextEvent(ctx, j.l, tick)
 		if err != nil {
 			return j.info, err
 		}
@@ -331,19 +328,20 @@ func (j *JobWatch) outcome() error {
 // takeArrived returns an event that has arrived, without waiting for
 // events yet to come: the one receive that needs no select. It is the
 // one place JobWatch and MigrationWatch empty their listener.
-func takeArrived(l *Listener) (Event, bool) {
-	if l.Len() == 0 {
-		return Event{}, false
-	}
-	return <-l.Events(), true
-}
+func takeArrived(l *Listener) (Event, bool) { return l.Take() }
 
 // nextEvent returns the next event from l, or ticked when tick fires
-// first, or an error when ctx ends or the connection is lost. Events that
-// arrived before a loss are still returned. w must have been made with l.
-func (c *Client) nextEvent(ctx context.Context, l *Listener, w *protocol.Watcher, tick <-chan time.Time) (ev Event, ticked bool, err error) {
+// first, or an error when ctx ends or the session ends. Events that
+// arrived before the end are still returned.
+func (c *Client) nextEvent(ctx context.Context, l *Listener, tick <-chan time.Time) (ev Event, ticked bool, err error) {
 	for {
-		if c.Runstate() != protocol.Running && l.Len() == 0 {
+		// The events that came before the session ended have arrived
+		// by the time its runstate leaves RUNNING.
+		state, changed := c.RunstateChanged()
+		if state != protocol.Running {
+			if ev, ok := l.Take(); ok {
+				return ev, false, nil
+			}
 			cause := c.Err()
 			if cause == nil {
 				cause = errors.New("disconnected")
@@ -356,8 +354,7 @@ func (c *Client) nextEvent(ctx context.Context, l *Listener, w *protocol.Watcher
 				return Event{}, false, errors.New("listener closed")
 			}
 			return ev, false, nil
-		case <-w.Changed():
-			w.Discard() // only the current runstate matters
+		case <-changed:
 		case <-tick:
 			return Event{}, true, nil
 		case <-ctx.Done():

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
-
-	"github.com/qmpsh/qmpsh/pkg/protocol"
 )
 
 // MigrationInfo is the part of query-migrate's answer that a wait
@@ -72,19 +70,17 @@ func migrationEnded(s string) bool {
 type MigrationWatch struct {
 	c    *Client
 	l    *Listener
-	w    *protocol.Watcher
 	info MigrationInfo
 }
 
 // WatchMigration starts following migrations.
 func (c *Client) WatchMigration() *MigrationWatch {
-	return &MigrationWatch{c: c, w: c.Watch(), l: c.Listen("MIGRATION")}
+	return &MigrationWatch{c: c, l: c.Listen("MIGRATION")}
 }
 
 // Close stops listening.
 func (m *MigrationWatch) Close() {
 	m.l.Close()
-	m.w.Close()
 }
 
 // MigrationWaitOptions say what MigrationWatch.Wait does on the way.
@@ -132,7 +128,7 @@ func (m *MigrationWatch) Wait(ctx context.Context, opts MigrationWaitOptions) (M
 		tick = t.C
 	}
 	for !migrationEnded(m.info.Status) {
-		ev, ticked, err := m.c.nextEvent(ctx, m.l, m.w, tick)
+		ev, ticked, err := m.c.nextEvent(ctx, m.l, tick)
 		if err != nil {
 			return m.info, err
 		}

@@ -10,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
@@ -217,6 +219,63 @@ func TestQEMUQuitEndsSession(t *testing.T) {
 	}
 	if err := c.Disconnect(); err == nil || err.Error() != "connection closed by peer" {
 		t.Errorf("Disconnect() = %v, want connection closed by peer", err)
+	}
+}
+
+// TestQEMUDisconnectCause: QEMU hanging up after quit is the recorded
+// cause, which every Disconnect returns, not only the first; a wait on
+// the runstate sees the session end.
+func TestQEMUDisconnectCause(t *testing.T) {
+	sock := qmptest.StartQEMU(t)
+	c := qmp.NewClient()
+	ctx := testContext(t)
+	if err := c.Connect(ctx, sock); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Execute(ctx, "quit", nil); err != nil {
+		t.Fatal(err)
+	}
+	if !c.WaitForStateChange(ctx, protocol.Running) {
+		t.Fatal("WaitForStateChange(RUNNING): the session did not end")
+	}
+	for i := range 3 {
+		if err := c.Disconnect(); !errors.Is(err, protocol.ErrClosedByPeer) {
+			t.Errorf("Disconnect() call %d = %v, want connection closed by peer", i+1, err)
+		}
+		if s := c.Runstate(); s != protocol.Idle {
+			t.Errorf("runstate after Disconnect call %d = %v, want IDLE", i+1, s)
+		}
+	}
+	if err := c.Err(); !errors.Is(err, protocol.ErrClosedByPeer) {
+		t.Errorf("Err() = %v, want connection closed by peer", err)
+	}
+}
+
+// TestQEMUTrace: the trace hook sees the whole conversation in order,
+// greeting and negotiation included, as bytes that are QEMU's and ours.
+func TestQEMUTrace(t *testing.T) {
+	sock := qmptest.StartQEMU(t)
+	var mu sync.Mutex
+	var lines []string
+	c := connect(t, sock, qmp.WithTrace(func(dir protocol.Direction, msg []byte) {
+		mu.Lock()
+		lines = append(lines, dir.String()+" "+string(msg))
+		mu.Unlock()
+	}))
+	if _, err := c.Execute(testContext(t), "query-status", nil); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{`<-- {"QMP": `, `--> {"execute":"qmp_capabilities"`, `<-- {"return": {}, "id": "qmpsh-negotiate"}`,
+		`--> {"execute":"query-status","id":"qmpsh-1"}`, `<-- {"return": {"status": `}
+	if len(lines) != len(want) {
+		t.Fatalf("traced %d messages, want %d:\n%s", len(lines), len(want), strings.Join(lines, "\n"))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("message %d = %s, want it to begin %s", i, lines[i], w)
+		}
 	}
 }
 

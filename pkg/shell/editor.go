@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/chzyer/readline"
 )
@@ -68,21 +69,33 @@ func NewTerminalEditor(cfg TerminalConfig) (Editor, error) {
 		Prompt:            "(QEMU) ",
 		HistoryFile:       cfg.HistoryFile,
 		HistorySearchFold: true,
-		InterruptPrompt:   "^C",
-		Stdin:             cfg.Stdin,
-		Stdout:            cfg.Stdout,
-		Stderr:            cfg.Stdout,
+		// ReadLine saves what KeepInHistory allows.
+		DisableAutoSaveHistory: true,
+		InterruptPrompt:        "^C",
+		Stdin:                  cfg.Stdin,
+		Stdout:                 cfg.Stdout,
+		Stderr:                 cfg.Stdout,
 	}
 	if cfg.Complete != nil {
 		rc.AutoComplete = completer(cfg.Complete)
 	}
 	if cfg.HistoryFile != "" {
 		// The history holds what was typed at a VM: keep it private.
+		// readline creates the file with mode 0666 less the umask, and
+		// rewrites it so when trimming it, so it is made 0600 before
+		// and after readline opens it.
 		os.MkdirAll(filepath.Dir(cfg.HistoryFile), 0o700)
+		if f, err := os.OpenFile(cfg.HistoryFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+			f.Close()
+		}
+		os.Chmod(cfg.HistoryFile, 0o600)
 	}
 	rl, err := readline.NewEx(rc)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.HistoryFile != "" {
+		os.Chmod(cfg.HistoryFile, 0o600)
 	}
 	return &terminalEditor{rl: rl, interrupts: cfg.Interrupts}, nil
 }
@@ -90,15 +103,31 @@ func NewTerminalEditor(cfg TerminalConfig) (Editor, error) {
 type terminalEditor struct {
 	rl         *readline.Instance
 	interrupts InterruptSource
+	// reading is set while ReadLine runs. readline's own notion lags:
+	// it still believes it reads for a moment after returning a line.
+	reading atomic.Bool
 }
 
-func (e *terminalEditor) ReadLine() (string, error) { return e.rl.Readline() }
+func (e *terminalEditor) ReadLine() (string, error) {
+	e.reading.Store(true)
+	line, err := e.rl.Readline()
+	e.reading.Store(false)
+	if err == nil && KeepInHistory(line) {
+		e.rl.SaveHistory(line)
+	}
+	return line, err
+}
 
-// SetPrompt also redraws the line being edited, if any, for a prompt set
-// from another goroutine (the connection's state) while a line is read.
+// SetPrompt also redraws the line being edited, for a prompt set from
+// another goroutine (the connection's state) while a line is read.
+// Between lines it only sets the prompt for the next one: a prompt drawn
+// then would come before the output of the line just entered (a
+// transaction's result after a closing ")" that changed the prompt).
 func (e *terminalEditor) SetPrompt(p string) {
 	e.rl.SetPrompt(p)
-	e.rl.Refresh()
+	if e.reading.Load() {
+		e.rl.Refresh()
+	}
 }
 func (e *terminalEditor) Writer() io.Writer { return e.rl.Stdout() }
 func (e *terminalEditor) Interactive() bool { return true }

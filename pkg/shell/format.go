@@ -3,7 +3,6 @@ package shell
 import (
 	"bytes"
 	"fmt"
-	"time"
 
 	"github.com/fatih/color"
 	"github.com/tidwall/pretty"
@@ -49,6 +48,11 @@ func (f Format) Notice(s string) string {
 	return s
 }
 
+// EventTimeLayout is how event times are printed: RFC 3339 with QEMU's
+// microseconds, always six digits (RFC3339Nano drops trailing zeros, so
+// times would change width).
+const EventTimeLayout = "2006-01-02T15:04:05.000000Z07:00"
+
 // Event renders an event. Pretty: a header line with name and time, then
 // the data. Compact: the event as QEMU sent it, on one line, for tools
 // that read JSON lines.
@@ -62,7 +66,7 @@ func (f Format) Event(ev qmp.Event) []byte {
 	if f.Color {
 		name = paint(name, color.FgCyan, color.Bold)
 	}
-	fmt.Fprintf(&b, "event %s at %s\n", name, ev.Timestamp.Local().Format(time.RFC3339Nano))
+	fmt.Fprintf(&b, "event %s at %s\n", name, ev.Timestamp.Local().Format(EventTimeLayout))
 	if len(ev.Data) > 0 {
 		b.Write(f.JSON(ev.Data))
 	}

@@ -1,87 +1,50 @@
-// Package shell is the interactive QMP shell of qmpsh: the line syntax, the
-// read-eval-print loop, and output formatting.
-//
-// The line syntax is that of QEMU's qmp-shell (python/qemu/qmp/qmp_shell.py):
-//
-//	command-name [key=value ...]
-//
-// Values are guessed without a schema: integers, true/false, JSON (or
-// Python literal) objects and arrays, and strings otherwise. Dotted keys
-// build nested objects. A line starting with '{' is sent as raw JSON, and
-// qmp-shell's multi-line "transaction(" block is built by Transaction.
 package shell
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"strconv"
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/qmpsh/qmpsh/pkg/qapi"
 )
 
-// Command is one parsed QMP command line.
-type Command struct {
-	// Name is the QMP command name, e.g. "blockdev-add".
-	Name string
-	// Args holds the command arguments; it is nil when there are none.
-	// Values are string, bool, int64, uint64, float64, nil, []any and
-	// map[string]any, all of which encoding/json writes as expected.
-	Args map[string]any
-	// Raw is set instead of Name and Args when the line was raw JSON. It
-	// holds the line's JSON object, compacted (insignificant whitespace
-	// removed, member order and everything else kept as typed).
-	Raw []byte
+// Parser turns lines into Inputs. It keeps state only while a
+// transaction( block is open over several lines.
+type Parser struct {
+	// Schema, if set, returns the schema that types each action of a
+	// transaction block as its line is read, so that a line it rejects
+	// can be typed again; nil, or a nil schema, guesses. It is called
+	// only for action lines.
+	Schema func() *qapi.Schema
+
+	block *transaction // the open block, or nil
 }
 
-// command returns the name of the command c executes, raw or not ("" if
-// a raw message names none).
-func (c *Command) command() string {
-	if c.Raw == nil {
-		return c.Name
+// InBlock reports whether a transaction block is open: the next lines are
+// its actions, until ")".
+func (p *Parser) InBlock() bool { return p.block != nil }
+
+// Abandon drops an open transaction block.
+func (p *Parser) Abandon() { p.block = nil }
+
+// Parse parses one line: `command key=value ...`, a raw JSON object when
+// the trimmed line starts with '{', or a line of a transaction block. It
+// returns nil and no error when there is nothing to run yet: an empty line,
+// a comment (a line whose first non-blank character is '#'), or a line
+// of a block still open. A block may open and close on one line,
+// `transaction( type key=value ... )`. A line in error is rejected as a
+// whole and changes nothing, except that an opening "transaction(" opens
+// the block whatever follows it. Errors are *qapi.SyntaxError, and
+// *qapi.ValidationError for an action the schema rejects.
+func (p *Parser) Parse(line string) (*Input, error) {
+	if p.block != nil {
+		done, err := p.block.add(line, p.schema())
+		return p.closed(done, err)
 	}
-	var m struct{ Execute string }
-	json.Unmarshal(c.Raw, &m)
-	return m.Execute
-}
-
-// SyntaxError reports a line that cannot be parsed. Token is the offending
-// piece of input: the whole token for a malformed word, the key for a bad
-// key or value, the rest of the line for an unterminated quote.
-type SyntaxError struct {
-	Token string
-	Msg   string
-}
-
-// maxErrorToken bounds how much of Token Error shows, so that a huge raw
-// JSON line does not flood the terminal.
-const maxErrorToken = 64
-
-// Error returns a one-line description, e.g.
-// `syntax error at "foo": expected key=value`.
-func (e *SyntaxError) Error() string {
-	tok := e.Token
-	if len(tok) > maxErrorToken {
-		cut := maxErrorToken
-		for cut > 0 && !utf8.RuneStart(tok[cut]) {
-			cut--
-		}
-		tok = tok[:cut] + "..."
-	}
-	// %q-style quoting keeps control characters such as newlines from
-	// breaking the message over several lines.
-	return "syntax error at " + strconv.Quote(tok) + ": " + e.Msg
-}
-
-// ParseLine parses one line: `command key=value ...`, or a raw JSON object
-// when the trimmed line starts with '{'. It returns (nil, nil) for an empty
-// line or a comment (a line whose first non-blank character is '#'), so
-// that a read-eval-print loop can skip it. A complete one-line transaction
-// block, `transaction( type key=value ... )`, is accepted too; a block
-// spanning several lines must go through a Transaction. Every error is a
-// *SyntaxError.
-func ParseLine(line string) (*Command, error) {
 	trimmed := strings.TrimSpace(line)
 	if trimmed == "" || trimmed[0] == '#' {
 		return nil, nil
@@ -94,95 +57,84 @@ func ParseLine(line string) (*Command, error) {
 	if err != nil {
 		return nil, err
 	}
-	if first.is(transactionOpen) {
-		var t Transaction
-		done, err := t.Add(line)
+	if !first.is(transactionOpen) {
+		if err := checkName(first.text, "a command name"); err != nil {
+			return nil, err
+		}
+		rest, err := lx.rest()
 		if err != nil {
 			return nil, err
 		}
-		if !done {
-			return nil, &SyntaxError{Token: transactionOpen, Msg: `transaction block is not closed by ")" on this line`}
+		args, err := splitArgs(words(rest))
+		if err != nil {
+			return nil, err
 		}
-		return t.Command(), nil
+		return &Input{Name: first.text, Args: args}, nil
 	}
-	if err := checkName(first.text, "a command name"); err != nil {
-		return nil, err
-	}
+	p.block = new(transaction)
 	rest, err := lx.rest()
 	if err != nil {
 		return nil, err
 	}
-	args, err := parseArgs(words(rest))
+	return p.closed(p.block.addWords(append([]token{first}, rest...), p.schema()))
+}
+
+func (p *Parser) schema() *qapi.Schema {
+	if p.Schema == nil {
+		return nil
+	}
+	return p.Schema()
+}
+
+// closed returns the Input of the block once a line has closed it.
+func (p *Parser) closed(done bool, err error) (*Input, error) {
+	if err != nil || !done {
+		return nil, err
+	}
+	cmd := p.block.command()
+	p.block = nil
+	return &Input{Name: cmd.Name, tx: cmd}, nil
+}
+
+// ParseArgs makes an Input of words the operating system's shell has
+// split, as in `qmpsh exec COMMAND key=value...`, with Parse's syntax
+// but without another round of quote removal, so `file={"a": 1}` in one
+// word is one JSON value: COMMAND and key=value words, or one raw JSON
+// object. There are no transaction blocks here: "transaction(" is a
+// command name like any other.
+func ParseArgs(args []string) (*Input, error) {
+	if len(args) == 0 {
+		return nil, errors.New("expected a command name")
+	}
+	if trimmed := strings.TrimSpace(args[0]); strings.HasPrefix(trimmed, "{") {
+		if len(args) > 1 {
+			return nil, fmt.Errorf("a raw JSON message must be the only argument, got %d more", len(args)-1)
+		}
+		return parseRaw(trimmed)
+	}
+	if strings.Contains(args[0], "=") || strings.TrimSpace(args[0]) == "" {
+		return nil, fmt.Errorf("expected a command name first, got %q", args[0])
+	}
+	kvs, err := splitArgs(args[1:])
 	if err != nil {
 		return nil, err
 	}
-	return &Command{Name: first.text, Args: args}, nil
+	return &Input{Name: args[0], Args: kvs}, nil
 }
 
-// ParseArgs parses only key=value tokens, for callers whose arguments were
-// already split into words, such as `qmpsh exec COMMAND key=value...`
-// where the operating system's shell did the splitting. Each token is taken
-// as it is, without another round of quote removal, so `file={"a": 1}` in
-// one argv word is one JSON value. It returns nil when tokens is empty.
-// Every error is a *SyntaxError.
-func ParseArgs(tokens []string) (map[string]any, error) {
-	return parseArgs(tokens)
-}
-
-// KeyValue is one key=value argument as typed, split at its first '=' but
-// with the value not interpreted yet: Schema.Build types it from the
-// schema. Key may be dotted ("file.filename").
-type KeyValue struct {
-	Key   string
-	Value string
-}
-
-// SplitLine splits a command line into its command name and raw key=value
-// arguments, with the same word syntax, quote removal and errors as
-// ParseLine, but without guessing the values' types. It does not treat
-// raw JSON or transaction blocks specially: callers check for those first
-// (a line starting with '{' is not a command line, and "transaction(" is
-// returned as a name). It returns an empty name and no arguments for an
-// empty line or a comment. Every error is a *SyntaxError.
-func SplitLine(line string) (name string, args []KeyValue, err error) {
-	trimmed := strings.TrimSpace(line)
-	if trimmed == "" || trimmed[0] == '#' {
-		return "", nil, nil
-	}
-	lx := lexer{s: line}
-	first, _, err := lx.next()
-	if err != nil {
-		return "", nil, err
-	}
-	if err := checkName(first.text, "a command name"); err != nil {
-		return "", nil, err
-	}
-	rest, err := lx.rest()
-	if err != nil {
-		return "", nil, err
-	}
-	args, err = SplitArgs(words(rest))
-	if err != nil {
-		return "", nil, err
-	}
-	return first.text, args, nil
-}
-
-// SplitArgs splits already separated key=value words, such as the
-// arguments of `qmpsh exec`, like ParseArgs but without guessing the
-// values' types. It returns nil when tokens is empty. Every error is a
-// *SyntaxError.
-func SplitArgs(tokens []string) ([]KeyValue, error) {
-	if len(tokens) == 0 {
+// splitArgs splits key=value words at their first '=', leaving the values
+// as typed; nil for no words.
+func splitArgs(words []string) ([]qapi.KeyValue, error) {
+	if len(words) == 0 {
 		return nil, nil
 	}
-	kvs := make([]KeyValue, 0, len(tokens))
-	for _, w := range tokens {
+	kvs := make([]qapi.KeyValue, 0, len(words))
+	for _, w := range words {
 		key, val, err := splitWord(w)
 		if err != nil {
 			return nil, err
 		}
-		kvs = append(kvs, KeyValue{Key: key, Value: val})
+		kvs = append(kvs, qapi.KeyValue{Key: key, Value: val})
 	}
 	return kvs, nil
 }
@@ -191,17 +143,17 @@ func SplitArgs(tokens []string) ([]KeyValue, error) {
 func splitWord(w string) (key, val string, err error) {
 	key, val, ok := strings.Cut(w, "=")
 	if !ok {
-		return "", "", &SyntaxError{Token: w, Msg: "expected key=value"}
+		return "", "", &qapi.SyntaxError{Token: w, Msg: "expected key=value"}
 	}
 	if key == "" {
-		return "", "", &SyntaxError{Token: w, Msg: `expected key=value, the key before "=" is empty`}
+		return "", "", &qapi.SyntaxError{Token: w, Msg: `expected key=value, the key before "=" is empty`}
 	}
 	return key, val, nil
 }
 
 // parseRaw checks that s is exactly one JSON object; s starts with '{', so
 // json.Valid (which rejects trailing data) is enough to know that.
-func parseRaw(s string) (*Command, error) {
+func parseRaw(s string) (*Input, error) {
 	b := []byte(s)
 	if !json.Valid(b) {
 		var v any
@@ -209,364 +161,22 @@ func parseRaw(s string) (*Command, error) {
 		if err := json.Unmarshal(b, &v); err != nil {
 			msg += ": " + err.Error()
 		}
-		return nil, &SyntaxError{Token: s, Msg: msg}
+		return nil, &qapi.SyntaxError{Token: s, Msg: msg}
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, b); err != nil {
-		return nil, &SyntaxError{Token: s, Msg: "invalid JSON object: " + err.Error()}
+		return nil, &qapi.SyntaxError{Token: s, Msg: "invalid JSON object: " + err.Error()}
 	}
-	return &Command{Raw: buf.Bytes()}, nil
+	return &Input{Raw: buf.Bytes()}, nil
 }
 
 // checkName rejects names QEMU can never accept and that point at a typing
 // mistake: an empty word or a key=value pair where a name belongs.
 func checkName(name, what string) error {
 	if name == "" || strings.Contains(name, "=") {
-		return &SyntaxError{Token: name, Msg: "expected " + what}
+		return &qapi.SyntaxError{Token: name, Msg: "expected " + what}
 	}
 	return nil
-}
-
-// parseArgs parses key=value words into a fresh object, nil for no words.
-func parseArgs(words []string) (map[string]any, error) {
-	if len(words) == 0 {
-		return nil, nil
-	}
-	args := make(map[string]any, len(words))
-	if err := addArgs(args, words); err != nil {
-		return nil, err
-	}
-	return args, nil
-}
-
-// addArgs follows qmp-shell's _cli_expr: split at the first '=', guess the
-// value's type, and store it under the dotted key path.
-func addArgs(dst map[string]any, words []string) error {
-	for _, w := range words {
-		key, val, err := splitWord(w)
-		if err != nil {
-			return err
-		}
-		v, err := parseValue(key, val)
-		if err != nil {
-			return err
-		}
-		if err := setPath(dst, key, v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// setPath stores v at the dotted key. qmp-shell lets a later dotted key
-// descend into an object given earlier as a JSON value (`a={"b":1} a.c=2`),
-// so any existing object is a valid parent; only the reverse order and
-// scalars are conflicts. Unlike qmp-shell, empty segments are rejected:
-// QMP member names are never empty, so `a..b` can only be a typo.
-func setPath(dst map[string]any, key string, v any) error {
-	segs := strings.Split(key, ".")
-	for _, s := range segs {
-		if s == "" {
-			return &SyntaxError{Token: key, Msg: "empty segment in dotted key"}
-		}
-	}
-	m := dst
-	for i, s := range segs[:len(segs)-1] {
-		old, ok := m[s]
-		if !ok {
-			child := map[string]any{}
-			m[s] = child
-			m = child
-			continue
-		}
-		child, isObj := old.(map[string]any)
-		if !isObj {
-			return conflict(key, segs[:i+1])
-		}
-		m = child
-	}
-	last := segs[len(segs)-1]
-	if old, ok := m[last]; ok {
-		if _, isObj := old.(map[string]any); isObj {
-			return conflict(key, segs)
-		}
-		return &SyntaxError{Token: key, Msg: "key is set more than once"}
-	}
-	m[last] = v
-	return nil
-}
-
-func conflict(key string, path []string) error {
-	return &SyntaxError{
-		Token: key,
-		Msg:   strconv.Quote(strings.Join(path, ".")) + " is used both as a value and as an object",
-	}
-}
-
-// parseValue guesses a value's type in qmp-shell's order (_parse_value):
-// Python int(), then case-insensitive true/false, then JSON or a Python
-// literal for text starting with '{' or '['; anything else is a string.
-// Floats and null are therefore strings unless inside a JSON value, as in
-// qmp-shell. Deviations: a malformed '{'/'[' value is an error instead of
-// silently becoming a string, and an integer outside the int64 and uint64
-// ranges is an error instead of a value QEMU would turn into a float.
-func parseValue(key, val string) (any, error) {
-	if isPyInt(val) {
-		digits := strings.ReplaceAll(strings.TrimPrefix(val, "+"), "_", "")
-		if n, err := strconv.ParseInt(digits, 10, 64); err == nil {
-			return n, nil
-		}
-		// QMP has uint64 members (sizes, bandwidths) above MaxInt64.
-		if n, err := strconv.ParseUint(digits, 10, 64); err == nil {
-			return n, nil
-		}
-		return nil, &SyntaxError{Token: key, Msg: "integer " + val + " is out of range"}
-	}
-	if strings.EqualFold(val, "true") {
-		return true, nil
-	}
-	if strings.EqualFold(val, "false") {
-		return false, nil
-	}
-	if strings.HasPrefix(val, "{") || strings.HasPrefix(val, "[") {
-		v, err := parseStructured(val)
-		if err != nil {
-			return nil, &SyntaxError{Token: key, Msg: "invalid JSON value: " + err.Error()}
-		}
-		return v, nil
-	}
-	return val, nil
-}
-
-// isPyInt reports whether Python's int() accepts s as a decimal integer:
-// an optional sign, ASCII digits, and single underscores between digits.
-// Python also accepts surrounding blanks and non-ASCII digits; blanks can
-// only come from quotes here, which the user typed to make a string, and
-// non-ASCII digits are not worth the surprise.
-func isPyInt(s string) bool {
-	if s != "" && (s[0] == '+' || s[0] == '-') {
-		s = s[1:]
-	}
-	if s == "" {
-		return false
-	}
-	prevDigit := false
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= '0' && c <= '9':
-			prevDigit = true
-		case c == '_' && prevDigit && i+1 < len(s):
-			prevDigit = false
-		default:
-			return false
-		}
-	}
-	return prevDigit
-}
-
-// parseStructured parses JSON first and falls back, as qmp-shell does, to
-// the Python literal subset with JSON's true/false/null also allowed.
-func parseStructured(s string) (any, error) {
-	b := []byte(s)
-	if !json.Valid(b) {
-		js, err := pyToJSON(s)
-		if err != nil {
-			return nil, err
-		}
-		b = []byte(js)
-		if !json.Valid(b) {
-			var v any
-			if err := json.Unmarshal(b, &v); err != nil {
-				return nil, err
-			}
-			return nil, errors.New("not a JSON value")
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	// UseNumber keeps integers exact; float64 would round above 2^53.
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	return convertNumbers(v)
-}
-
-// convertNumbers replaces json.Number by the concrete types the top level
-// uses for integers, so callers see one representation.
-func convertNumbers(v any) (any, error) {
-	switch x := v.(type) {
-	case json.Number:
-		s := string(x)
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return n, nil
-		}
-		if n, err := strconv.ParseUint(s, 10, 64); err == nil {
-			return n, nil
-		}
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return nil, errors.New("number " + s + " is out of range")
-		}
-		return f, nil
-	case map[string]any:
-		for k, e := range x {
-			c, err := convertNumbers(e)
-			if err != nil {
-				return nil, err
-			}
-			x[k] = c
-		}
-	case []any:
-		for i, e := range x {
-			c, err := convertNumbers(e)
-			if err != nil {
-				return nil, err
-			}
-			x[i] = c
-		}
-	}
-	return v, nil
-}
-
-// pyToJSON rewrites the Python literal subset that qmp-shell evaluates with
-// ast.literal_eval into JSON: single- or double-quoted strings with Python
-// escapes, True/False/None (and, like qmp-shell's FuzzyJSON, true/false/
-// null), and trailing commas. Tuples, sets, non-string keys and Python-only
-// number forms (0x10, 1_000) are not supported; the JSON decoder rejects
-// what is left over.
-func pyToJSON(s string) (string, error) {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\'':
-			str, n, err := readPyString(s[i:])
-			if err != nil {
-				return "", err
-			}
-			enc, _ := json.Marshal(str) // a string always encodes
-			b.Write(enc)
-			i += n
-		case c >= '0' && c <= '9':
-			// Copy a whole number so that an exponent's 'e' is not taken
-			// for a name.
-			j := i + 1
-			for j < len(s) && (isIdentByte(s[j]) || s[j] == '.' ||
-				(s[j] == '+' || s[j] == '-') && (s[j-1] == 'e' || s[j-1] == 'E')) {
-				j++
-			}
-			b.WriteString(s[i:j])
-			i = j
-		case isIdentByte(c):
-			j := i + 1
-			for j < len(s) && isIdentByte(s[j]) {
-				j++
-			}
-			switch name := s[i:j]; name {
-			case "True", "true":
-				b.WriteString("true")
-			case "False", "false":
-				b.WriteString("false")
-			case "None", "null":
-				b.WriteString("null")
-			default:
-				return "", errors.New("unknown name " + strconv.Quote(name))
-			}
-			i = j
-		case c == ',':
-			j := i + 1
-			for j < len(s) && isJSONSpace(s[j]) {
-				j++
-			}
-			if j == len(s) || (s[j] != ']' && s[j] != '}') {
-				b.WriteByte(',')
-			}
-			i++
-		default:
-			b.WriteByte(c)
-			i++
-		}
-	}
-	return b.String(), nil
-}
-
-func isIdentByte(c byte) bool {
-	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
-
-func isJSONSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r'
-}
-
-// readPyString decodes the Python string literal at the start of s and
-// returns it with the number of bytes it took.
-func readPyString(s string) (string, int, error) {
-	q := s[0]
-	var b strings.Builder
-	for i := 1; i < len(s); {
-		c := s[i]
-		if c == q {
-			return b.String(), i + 1, nil
-		}
-		if c != '\\' {
-			b.WriteByte(c)
-			i++
-			continue
-		}
-		if i+1 >= len(s) {
-			break
-		}
-		e := s[i+1]
-		i += 2
-		switch e {
-		case '\\', '\'', '"':
-			b.WriteByte(e)
-		case 'n':
-			b.WriteByte('\n')
-		case 't':
-			b.WriteByte('\t')
-		case 'r':
-			b.WriteByte('\r')
-		case 'b':
-			b.WriteByte('\b')
-		case 'f':
-			b.WriteByte('\f')
-		case 'a':
-			b.WriteByte('\a')
-		case 'v':
-			b.WriteByte('\v')
-		case 'x', 'u', 'U':
-			width := 2
-			switch e {
-			case 'u':
-				width = 4
-			case 'U':
-				width = 8
-			}
-			if i+width > len(s) {
-				return "", 0, errors.New(`truncated \` + string(e) + " escape in string")
-			}
-			n, err := strconv.ParseUint(s[i:i+width], 16, 32)
-			if err != nil || n > unicode.MaxRune {
-				return "", 0, errors.New(`bad \` + string(e) + " escape in string")
-			}
-			b.WriteRune(rune(n))
-			i += width
-		case '0', '1', '2', '3', '4', '5', '6', '7':
-			n := uint64(e - '0')
-			for k := 0; k < 2 && i < len(s) && s[i] >= '0' && s[i] <= '7'; k++ {
-				n = n*8 + uint64(s[i]-'0')
-				i++
-			}
-			b.WriteRune(rune(n))
-		default:
-			// Python keeps unknown escapes as typed.
-			b.WriteByte('\\')
-			b.WriteByte(e)
-		}
-	}
-	return "", 0, errors.New("unterminated string")
 }
 
 // transactionOpen and transactionClose are the bare words that delimit a
@@ -576,16 +186,7 @@ const (
 	transactionClose = ")"
 )
 
-// StartsTransaction reports whether line opens a transaction block, that
-// is whether its first word is an unquoted "transaction(" as in qmp-shell.
-// The rest of the line is not examined; Transaction.Add reports its errors.
-func StartsTransaction(line string) bool {
-	lx := lexer{s: line}
-	tok, ok, err := lx.next()
-	return err == nil && ok && tok.is(transactionOpen)
-}
-
-// Transaction collects the actions of a qmp-shell style `transaction(`
+// transaction collects the actions of a qmp-shell style `transaction(`
 // block:
 //
 //	transaction(
@@ -593,43 +194,28 @@ func StartsTransaction(line string) bool {
 //	block-dirty-bitmap-clear node=drive0 name=bitmap0
 //	)
 //
-// Feed it every line of the block, the opening line included. The zero
-// value is ready to use and also accepts a block whose opening line was
-// consumed elsewhere.
-type Transaction struct {
+// The zero value is an open block, whose opening line may have been read
+// already or not.
+type transaction struct {
 	actions []any
 	done    bool
 }
 
-// Add feeds one more line of the block. It follows qmp-shell: a leading
-// "transaction(" word opens the block (again, dropping earlier actions, if
-// it reappears); words after it on the same line are the first action; a
-// line whose first word is ")" closes the block; otherwise the line is one
-// action, `type key=value ...`, and a last word ")" closes the block after
-// it. Empty lines and comments are skipped. done is true once the block is
-// closed, and Command then returns the transaction.
+// add adds one more line of the block, its action's data typed by s
+// (nil: guessed). It follows qmp-shell: a leading "transaction(" word
+// opens the block (again, dropping earlier actions, if it reappears);
+// words after it on the same line are the first action; a line whose
+// first word is ")" closes the block; otherwise the line is one action,
+// `type key=value ...`, and a last word ")" closes the block after it.
+// done is true once the block is closed, and command then returns the
+// transaction.
 //
 // A line in error is rejected as a whole and the block stays open, so the
 // user can type it again. qmp-shell does the same, except that it abandons
 // the block on `) extra words`; here that line is rejected like any other.
-// Raw JSON lines are not allowed inside a block. Adding to a closed block
-// is an error and leaves done true; a new block needs a new Transaction.
-func (t *Transaction) Add(line string) (done bool, err error) {
-	return t.add(line, guessArgs)
-}
-
-// guessArgs builds an action's data with qmp-shell's value guessing.
-func guessArgs(_ string, words []string) (map[string]any, error) {
-	data := map[string]any{}
-	if err := addArgs(data, words); err != nil {
-		return nil, err
-	}
-	return data, nil
-}
-
-// add is Add with the action's data built by build from the action type
-// and its key=value words; build never returns a nil map without error.
-func (t *Transaction) add(line string, build func(typ string, words []string) (map[string]any, error)) (done bool, err error) {
+// Empty lines and comments are skipped; raw JSON is not allowed. Adding
+// to a closed block is an error and leaves done true.
+func (t *transaction) add(line string, s *qapi.Schema) (done bool, err error) {
 	if t.done {
 		return true, errors.New("transaction block is already closed")
 	}
@@ -638,13 +224,18 @@ func (t *Transaction) add(line string, build func(typ string, words []string) (m
 		return false, nil
 	}
 	if trimmed[0] == '{' {
-		return false, &SyntaxError{Token: trimmed, Msg: "raw JSON is not allowed in a transaction block"}
+		return false, &qapi.SyntaxError{Token: trimmed, Msg: "raw JSON is not allowed in a transaction block"}
 	}
 	lx := lexer{s: line}
 	toks, err := lx.rest()
 	if err != nil {
 		return false, err
 	}
+	return t.addWords(toks, s)
+}
+
+// addWords is add for a line already lexed.
+func (t *transaction) addWords(toks []token, s *qapi.Schema) (done bool, err error) {
 	reopened := false
 	if len(toks) > 0 && toks[0].is(transactionOpen) {
 		reopened = true
@@ -652,7 +243,7 @@ func (t *Transaction) add(line string, build func(typ string, words []string) (m
 	}
 	if len(toks) > 0 && toks[0].is(transactionClose) {
 		if len(toks) > 1 {
-			return false, &SyntaxError{Token: toks[1].text, Msg: `unexpected input after the closing ")" of a transaction`}
+			return false, &qapi.SyntaxError{Token: toks[1].text, Msg: `unexpected input after the closing ")" of a transaction`}
 		}
 		if reopened {
 			t.actions = nil
@@ -674,7 +265,11 @@ func (t *Transaction) add(line string, build func(typ string, words []string) (m
 	if err := checkName(typ, "a transaction action type"); err != nil {
 		return false, err
 	}
-	data, err := build(typ, words(toks[1:]))
+	kvs, err := splitArgs(words(toks[1:]))
+	if err != nil {
+		return false, err
+	}
+	data, err := s.BuildAction(typ, kvs)
 	if err != nil {
 		return false, err
 	}
@@ -686,10 +281,10 @@ func (t *Transaction) add(line string, build func(typ string, words []string) (m
 	return closing, nil
 }
 
-// Command returns the "transaction" command with the collected actions,
+// command returns the "transaction" command with the collected actions,
 // `{"actions": [{"type": TYPE, "data": {...}}, ...]}`, or nil while the
 // block is still open.
-func (t *Transaction) Command() *Command {
+func (t *transaction) command() *Command {
 	if !t.done {
 		return nil
 	}
@@ -762,7 +357,7 @@ func (l *lexer) next() (tok token, ok bool, err error) {
 	}
 	start := l.pos
 	unterminated := func(msg string) error {
-		return &SyntaxError{Token: s[start:], Msg: msg}
+		return &qapi.SyntaxError{Token: s[start:], Msg: msg}
 	}
 	var b strings.Builder
 	quoted := false

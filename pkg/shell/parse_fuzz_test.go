@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/qmpsh/qmpsh/pkg/qapi"
 )
 
 var lineSeeds = []string{
@@ -42,48 +44,48 @@ func FuzzParseLine(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
-		cmd, err := ParseLine(line)
+		cmd, err := parseLine(line)
 		if err != nil {
-			var se *SyntaxError
+			var se *qapi.SyntaxError
 			if !errors.As(err, &se) {
-				t.Fatalf("ParseLine(%q) error %T %v is not a *SyntaxError", line, err, err)
+				t.Fatalf("parseLine(%q) error %T %v is not a *qapi.SyntaxError", line, err, err)
 			}
 			if cmd != nil {
-				t.Fatalf("ParseLine(%q) returned a command with error %v", line, err)
+				t.Fatalf("parseLine(%q) returned a command with error %v", line, err)
 			}
 			if msg := err.Error(); strings.ContainsAny(msg, "\n\r") {
-				t.Fatalf("ParseLine(%q) error spans several lines: %q", line, msg)
+				t.Fatalf("parseLine(%q) error spans several lines: %q", line, msg)
 			}
 			return
 		}
 		trimmed := strings.TrimSpace(line)
 		if trimmed == "" || trimmed[0] == '#' {
 			if cmd != nil {
-				t.Fatalf("ParseLine(%q) = %#v, want nil for a blank or comment line", line, cmd)
+				t.Fatalf("parseLine(%q) = %#v, want nil for a blank or comment line", line, cmd)
 			}
 			return
 		}
 		if cmd == nil {
-			t.Fatalf("ParseLine(%q) = nil, nil for a non-blank line", line)
+			t.Fatalf("parseLine(%q) = nil, nil for a non-blank line", line)
 		}
 		if cmd.Raw != nil {
 			if cmd.Name != "" || cmd.Args != nil {
-				t.Fatalf("ParseLine(%q) set Name or Args with Raw", line)
+				t.Fatalf("parseLine(%q) set Name or Args with Raw", line)
 			}
 			var m map[string]any
 			if err := json.Unmarshal(cmd.Raw, &m); err != nil || m == nil {
-				t.Fatalf("ParseLine(%q) Raw %q is not a JSON object: %v", line, cmd.Raw, err)
+				t.Fatalf("parseLine(%q) Raw %q is not a JSON object: %v", line, cmd.Raw, err)
 			}
 			return
 		}
 		if cmd.Name == "" || strings.Contains(cmd.Name, "=") {
-			t.Fatalf("ParseLine(%q) accepted command name %q", line, cmd.Name)
+			t.Fatalf("parseLine(%q) accepted command name %q", line, cmd.Name)
 		}
 		if cmd.Args != nil && len(cmd.Args) == 0 {
-			t.Fatalf("ParseLine(%q) returned empty non-nil Args", line)
+			t.Fatalf("parseLine(%q) returned empty non-nil Args", line)
 		}
 		if _, err := json.Marshal(cmd.Args); err != nil {
-			t.Fatalf("ParseLine(%q): json.Marshal(Args): %v", line, err)
+			t.Fatalf("parseLine(%q): json.Marshal(Args): %v", line, err)
 		}
 	})
 }
@@ -99,19 +101,19 @@ func FuzzParseArgs(f *testing.F) {
 		if joined != "" {
 			tokens = strings.Split(joined, "\x00")
 		}
-		args, err := ParseArgs(tokens)
+		args, err := parseArgs(tokens)
 		if err != nil {
-			var se *SyntaxError
+			var se *qapi.SyntaxError
 			if !errors.As(err, &se) {
-				t.Fatalf("ParseArgs(%q) error %T %v is not a *SyntaxError", tokens, err, err)
+				t.Fatalf("parseArgs(%q) error %T %v is not a *qapi.SyntaxError", tokens, err, err)
 			}
 			return
 		}
 		if (args == nil) != (len(tokens) == 0) {
-			t.Fatalf("ParseArgs(%q) = %#v: nil exactly when there are no tokens", tokens, args)
+			t.Fatalf("parseArgs(%q) = %#v: nil exactly when there are no tokens", tokens, args)
 		}
 		if _, err := json.Marshal(args); err != nil {
-			t.Fatalf("ParseArgs(%q): json.Marshal: %v", tokens, err)
+			t.Fatalf("parseArgs(%q): json.Marshal: %v", tokens, err)
 		}
 	})
 }
@@ -123,10 +125,10 @@ func FuzzTransaction(f *testing.F) {
 	f.Add("transaction( )\nmore")
 	f.Add("transaction(\n{\"type\":\"a\"}\nx=1\n\")\"\n)")
 	f.Fuzz(func(t *testing.T, block string) {
-		var tr Transaction
+		var tr transaction
 		closed := false
 		for _, line := range strings.Split(block, "\n") {
-			done, err := tr.Add(line)
+			done, err := tr.add(line, nil)
 			if closed {
 				if !done || err == nil {
 					t.Fatalf("Add(%q) after the close = %v, %v", line, done, err)
@@ -134,9 +136,9 @@ func FuzzTransaction(f *testing.F) {
 				continue
 			}
 			if err != nil {
-				var se *SyntaxError
+				var se *qapi.SyntaxError
 				if !errors.As(err, &se) {
-					t.Fatalf("Add(%q) error %T %v is not a *SyntaxError", line, err, err)
+					t.Fatalf("Add(%q) error %T %v is not a *qapi.SyntaxError", line, err, err)
 				}
 				if done {
 					t.Fatalf("Add(%q) closed the block with error %v", line, err)
@@ -144,7 +146,7 @@ func FuzzTransaction(f *testing.F) {
 			}
 			closed = done
 		}
-		cmd := tr.Command()
+		cmd := tr.command()
 		if (cmd != nil) != closed {
 			t.Fatalf("Command() = %#v with closed = %v", cmd, closed)
 		}

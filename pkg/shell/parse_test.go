@@ -5,18 +5,64 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strings"
 	"testing"
+
+	"github.com/qmpsh/qmpsh/pkg/qapi"
 )
 
 type obj = map[string]any
+
+// parseLine parses one line on its own and types it by guessing; a
+// transaction block must close on the same line.
+func parseLine(line string) (*Command, error) { return parseTyped(nil, line) }
+
+// parseTyped is parseLine with the values typed and checked by s, and a
+// command s does not know an error (as Schema.Build has it).
+func parseTyped(s *qapi.Schema, line string) (*Command, error) {
+	p := Parser{Schema: func() *qapi.Schema { return s }}
+	in, err := p.Parse(line)
+	switch {
+	case err != nil:
+		return nil, err
+	case p.InBlock():
+		return nil, &qapi.SyntaxError{Token: transactionOpen, Msg: `transaction block is not closed by ")" on this line`}
+	case in == nil:
+		return nil, nil
+	case in.Raw == nil && in.tx == nil:
+		args, err := s.Build(in.Name, in.Args)
+		if err != nil {
+			return nil, err
+		}
+		return &Command{Name: in.Name, Args: args}, nil
+	}
+	return in.Command(s)
+}
+
+// parseArgs parses already split key=value words, as exec's arguments
+// after the command name, and types them by guessing.
+func parseArgs(tokens []string) (map[string]any, error) {
+	return parseTypedArgs(nil, "c", tokens)
+}
+
+// parseTypedArgs is parseArgs for command name, typed by s.
+func parseTypedArgs(s *qapi.Schema, name string, tokens []string) (map[string]any, error) {
+	in, err := ParseArgs(append([]string{name}, tokens...))
+	if err != nil {
+		return nil, err
+	}
+	cmd, err := in.Command(s)
+	if err != nil {
+		return nil, err
+	}
+	return cmd.Args, nil
+}
 
 func TestParseLine(t *testing.T) {
 	tests := []struct {
 		name string
 		line string
 		want *Command
-		err  string // exact Error() of the *SyntaxError; "" for success
+		err  string // exact Error() of the *qapi.SyntaxError; "" for success
 	}{
 		// Lines the REPL skips.
 		{name: "empty", line: ""},
@@ -163,25 +209,25 @@ func TestParseLine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseLine(tt.line)
+			got, err := parseLine(tt.line)
 			if tt.err != "" {
-				var se *SyntaxError
+				var se *qapi.SyntaxError
 				if !errors.As(err, &se) {
-					t.Fatalf("ParseLine(%q) = %#v, %v; want *SyntaxError %q", tt.line, got, err, tt.err)
+					t.Fatalf("parseLine(%q) = %#v, %v; want *qapi.SyntaxError %q", tt.line, got, err, tt.err)
 				}
 				if err.Error() != tt.err {
-					t.Fatalf("ParseLine(%q) error\n got %s\nwant %s", tt.line, err, tt.err)
+					t.Fatalf("parseLine(%q) error\n got %s\nwant %s", tt.line, err, tt.err)
 				}
 				if got != nil {
-					t.Errorf("ParseLine(%q) returned %#v with its error", tt.line, got)
+					t.Errorf("parseLine(%q) returned %#v with its error", tt.line, got)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("ParseLine(%q): %v", tt.line, err)
+				t.Fatalf("parseLine(%q): %v", tt.line, err)
 			}
 			if !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("ParseLine(%q)\n got %s\nwant %s", tt.line, dump(got), dump(tt.want))
+				t.Fatalf("parseLine(%q)\n got %s\nwant %s", tt.line, dump(got), dump(tt.want))
 			}
 			if got != nil && got.Raw == nil {
 				if _, err := json.Marshal(got.Args); err != nil {
@@ -204,7 +250,7 @@ func dump(c *Command) string {
 // TestMarshal checks the wire form the rest of qmpsh will send: integers
 // stay integers and nesting follows the dotted keys.
 func TestMarshal(t *testing.T) {
-	cmd, err := ParseLine(`blockdev-add node-name=n0 read-only=true cache.direct=false file.size=18446744073709551615 file.x=[1,2.5] id="a b"`)
+	cmd, err := parseLine(`blockdev-add node-name=n0 read-only=true cache.direct=false file.size=18446744073709551615 file.x=[1,2.5] id="a b"`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,60 +288,36 @@ func TestParseArgs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseArgs(tt.tokens)
+			got, err := parseArgs(tt.tokens)
 			if tt.err != "" {
-				var se *SyntaxError
+				var se *qapi.SyntaxError
 				if !errors.As(err, &se) || err.Error() != tt.err {
-					t.Fatalf("ParseArgs(%q) = %v, %v; want error %s", tt.tokens, got, err, tt.err)
+					t.Fatalf("parseArgs(%q) = %v, %v; want error %s", tt.tokens, got, err, tt.err)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("ParseArgs(%q): %v", tt.tokens, err)
+				t.Fatalf("parseArgs(%q): %v", tt.tokens, err)
 			}
 			if !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("ParseArgs(%q) = %#v, want %#v", tt.tokens, got, tt.want)
+				t.Fatalf("parseArgs(%q) = %#v, want %#v", tt.tokens, got, tt.want)
 			}
 		})
 	}
 }
 
 func TestSyntaxErrorFields(t *testing.T) {
-	_, err := ParseLine("c a.b=1 a.b.c=2")
-	var se *SyntaxError
+	_, err := parseLine("c a.b=1 a.b.c=2")
+	var se *qapi.SyntaxError
 	if !errors.As(err, &se) {
-		t.Fatalf("got %T %v, want *SyntaxError", err, err)
+		t.Fatalf("got %T %v, want *qapi.SyntaxError", err, err)
 	}
 	if se.Token != "a.b.c" {
 		t.Errorf("Token = %q, want %q", se.Token, "a.b.c")
 	}
 }
 
-func TestSyntaxErrorMessage(t *testing.T) {
-	tests := []struct {
-		name string
-		err  SyntaxError
-		want string
-	}{
-		{name: "plain", err: SyntaxError{Token: "foo", Msg: "expected key=value"},
-			want: `syntax error at "foo": expected key=value`},
-		{name: "control characters stay on one line", err: SyntaxError{Token: "a\nb", Msg: "m"},
-			want: `syntax error at "a\nb": m`},
-		{name: "long token shortened", err: SyntaxError{Token: strings.Repeat("x", 70), Msg: "m"},
-			want: `syntax error at "` + strings.Repeat("x", 64) + `...": m`},
-		{name: "shortened on a rune boundary", err: SyntaxError{Token: strings.Repeat("x", 63) + "é" + "yyyy", Msg: "m"},
-			want: `syntax error at "` + strings.Repeat("x", 63) + `...": m`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.err.Error(); got != tt.want {
-				t.Errorf("got  %s\nwant %s", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestStartsTransaction(t *testing.T) {
+func TestParseStartsTransaction(t *testing.T) {
 	tests := []struct {
 		line string
 		want bool
@@ -315,8 +337,10 @@ func TestStartsTransaction(t *testing.T) {
 		{`"unterminated transaction(`, false},
 	}
 	for _, tt := range tests {
-		if got := StartsTransaction(tt.line); got != tt.want {
-			t.Errorf("StartsTransaction(%q) = %v, want %v", tt.line, got, tt.want)
+		var p Parser
+		in, _ := p.Parse(tt.line)
+		if got := p.InBlock() || in != nil && in.tx != nil; got != tt.want {
+			t.Errorf("Parse(%q) starts a transaction block: %v, want %v", tt.line, got, tt.want)
 		}
 	}
 }
@@ -325,7 +349,7 @@ func action(typ string, data map[string]any) any {
 	return obj{"type": typ, "data": data}
 }
 
-func transaction(actions ...any) *Command {
+func txCommand(actions ...any) *Command {
 	if actions == nil {
 		actions = []any{}
 	}
@@ -351,7 +375,7 @@ func TestTransaction(t *testing.T) {
 				{line: "block-dirty-bitmap-clear node=drive0 name=bitmap0"},
 				{line: ")", done: true},
 			},
-			want: transaction(
+			want: txCommand(
 				action("block-dirty-bitmap-add", obj{"node": "drive0", "name": "bitmap1"}),
 				action("block-dirty-bitmap-clear", obj{"node": "drive0", "name": "bitmap0"})),
 		},
@@ -362,7 +386,7 @@ func TestTransaction(t *testing.T) {
 				{line: "drive-backup device=d0 target=t.img sync=full"},
 				{line: "blockdev-snapshot-sync node-name=n0 snapshot-file=s.img )", done: true},
 			},
-			want: transaction(
+			want: txCommand(
 				action("drive-backup", obj{"device": "d0", "target": "t.img", "sync": "full"}),
 				action("blockdev-snapshot-sync", obj{"node-name": "n0", "snapshot-file": "s.img"})),
 		},
@@ -372,17 +396,17 @@ func TestTransaction(t *testing.T) {
 				{line: "transaction( abort"},
 				{line: "  )  ", done: true},
 			},
-			want: transaction(action("abort", obj{})),
+			want: txCommand(action("abort", obj{})),
 		},
 		{
 			name:  "all on one line",
 			steps: []step{{line: "transaction( a x=1 )", done: true}},
-			want:  transaction(action("a", obj{"x": int64(1)})),
+			want:  txCommand(action("a", obj{"x": int64(1)})),
 		},
 		{
 			name:  "empty block",
 			steps: []step{{line: "transaction("}, {line: ")", done: true}},
-			want:  transaction(),
+			want:  txCommand(),
 		},
 		{
 			name: "typed values and dotted keys in data",
@@ -390,7 +414,7 @@ func TestTransaction(t *testing.T) {
 				{line: "transaction("},
 				{line: `x a.b=1 a.c=true l=[1,"2"] s="p q" )`, done: true},
 			},
-			want: transaction(action("x", obj{"a": obj{"b": int64(1), "c": true}, "l": []any{int64(1), "2"}, "s": "p q"})),
+			want: txCommand(action("x", obj{"a": obj{"b": int64(1), "c": true}, "l": []any{int64(1), "2"}, "s": "p q"})),
 		},
 		{
 			name: "blank and comment lines are skipped",
@@ -402,7 +426,7 @@ func TestTransaction(t *testing.T) {
 				{line: "a"},
 				{line: ")", done: true},
 			},
-			want: transaction(action("a", obj{})),
+			want: txCommand(action("a", obj{})),
 		},
 		{
 			name: "zero value without the opening line",
@@ -410,7 +434,7 @@ func TestTransaction(t *testing.T) {
 				{line: "a"},
 				{line: ")", done: true},
 			},
-			want: transaction(action("a", obj{})),
+			want: txCommand(action("a", obj{})),
 		},
 		{
 			name: "reopening drops earlier actions",
@@ -420,7 +444,7 @@ func TestTransaction(t *testing.T) {
 				{line: "transaction( b"},
 				{line: ")", done: true},
 			},
-			want: transaction(action("b", obj{})),
+			want: txCommand(action("b", obj{})),
 		},
 		{
 			name: "bad action line is rejected and the block stays open",
@@ -431,7 +455,7 @@ func TestTransaction(t *testing.T) {
 				{line: "a x=1"},
 				{line: ")", done: true},
 			},
-			want: transaction(action("a", obj{"x": int64(1)})),
+			want: txCommand(action("a", obj{"x": int64(1)})),
 		},
 		{
 			name: "input after the closing paren",
@@ -440,7 +464,7 @@ func TestTransaction(t *testing.T) {
 				{line: ") b", err: `syntax error at "b": unexpected input after the closing ")" of a transaction`},
 				{line: ")", done: true},
 			},
-			want: transaction(action("a", obj{})),
+			want: txCommand(action("a", obj{})),
 		},
 		{
 			name: "quoted paren does not close",
@@ -450,7 +474,7 @@ func TestTransaction(t *testing.T) {
 				{line: `")"`},
 				{line: ")", done: true},
 			},
-			want: transaction(action("a", obj{}), action(")", obj{})),
+			want: txCommand(action("a", obj{}), action(")", obj{})),
 		},
 		{
 			name: "paren glued to a value does not close",
@@ -459,7 +483,7 @@ func TestTransaction(t *testing.T) {
 				{line: "a x=1)"},
 				{line: ")", done: true},
 			},
-			want: transaction(action("a", obj{"x": "1)"})),
+			want: txCommand(action("a", obj{"x": "1)"})),
 		},
 		{
 			name: "action type must not be key=value",
@@ -468,7 +492,7 @@ func TestTransaction(t *testing.T) {
 				{line: "x=1 )", err: `syntax error at "x=1": expected a transaction action type`},
 				{line: ")", done: true},
 			},
-			want: transaction(),
+			want: txCommand(),
 		},
 		{
 			name: "raw json is rejected inside a block",
@@ -477,7 +501,7 @@ func TestTransaction(t *testing.T) {
 				{line: ` {"type":"a","data":{}}`, err: `syntax error at "{\"type\":\"a\",\"data\":{}}": raw JSON is not allowed in a transaction block`},
 				{line: ")", done: true},
 			},
-			want: transaction(),
+			want: txCommand(),
 		},
 		{
 			name: "unterminated quote",
@@ -492,14 +516,14 @@ func TestTransaction(t *testing.T) {
 				{line: "transaction( a )", done: true},
 				{line: "b", done: true, err: "transaction block is already closed"},
 			},
-			want: transaction(action("a", obj{})),
+			want: txCommand(action("a", obj{})),
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var tr Transaction
+			var tr transaction
 			for i, s := range tt.steps {
-				done, err := tr.Add(s.line)
+				done, err := tr.add(s.line, nil)
 				if s.err != "" {
 					if err == nil || err.Error() != s.err {
 						t.Fatalf("step %d Add(%q) error = %v, want %s", i, s.line, err, s.err)
@@ -510,11 +534,11 @@ func TestTransaction(t *testing.T) {
 				if done != s.done {
 					t.Fatalf("step %d Add(%q) done = %v, want %v", i, s.line, done, s.done)
 				}
-				if !done && tr.Command() != nil {
+				if !done && tr.command() != nil {
 					t.Fatalf("step %d: Command() is not nil while the block is open", i)
 				}
 			}
-			got := tr.Command()
+			got := tr.command()
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("Command()\n got %s\nwant %s", dump(got), dump(tt.want))
 			}
@@ -530,13 +554,13 @@ func TestTransaction(t *testing.T) {
 // TestTransactionWire checks that actions marshal as QEMU expects them,
 // with an empty data object rather than null.
 func TestTransactionWire(t *testing.T) {
-	var tr Transaction
+	var tr transaction
 	for _, l := range []string{"transaction(", "abort", "block-dirty-bitmap-add node=d0 name=b persistent=true )"} {
-		if _, err := tr.Add(l); err != nil {
+		if _, err := tr.add(l, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	b, err := json.Marshal(tr.Command().Args)
+	b, err := json.Marshal(tr.command().Args)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,11 +570,11 @@ func TestTransactionWire(t *testing.T) {
 	}
 
 	// An empty block marshals "actions" as [], never null.
-	var empty Transaction
-	if done, err := empty.Add("transaction( )"); !done || err != nil {
+	var empty transaction
+	if done, err := empty.add("transaction( )", nil); !done || err != nil {
 		t.Fatalf("Add = %v, %v", done, err)
 	}
-	b, _ = json.Marshal(empty.Command().Args)
+	b, _ = json.Marshal(empty.command().Args)
 	if string(b) != `{"actions":[]}` {
 		t.Errorf("empty block: got %s", b)
 	}
@@ -559,13 +583,13 @@ func TestTransactionWire(t *testing.T) {
 // TestTransactionCommandIsACopy checks that a caller changing the returned
 // actions does not change the Transaction's.
 func TestTransactionCommandIsACopy(t *testing.T) {
-	var tr Transaction
-	if _, err := tr.Add("transaction( a )"); err != nil {
+	var tr transaction
+	if _, err := tr.add("transaction( a )", nil); err != nil {
 		t.Fatal(err)
 	}
-	c := tr.Command()
+	c := tr.command()
 	c.Args["actions"].([]any)[0] = "changed"
-	if got := tr.Command().Args["actions"].([]any)[0]; reflect.DeepEqual(got, "changed") {
+	if got := tr.command().Args["actions"].([]any)[0]; reflect.DeepEqual(got, "changed") {
 		t.Error("Command shares its actions slice with the Transaction")
 	}
 }

@@ -54,47 +54,31 @@ func errString(err error) string {
 // startRedialer starts the goroutine that notices a lost connection and
 // redials it with Config.Reconnect; the returned function stops it.
 func (sh *shell) startRedialer(ctx context.Context) (stop func()) {
-	w := sh.Client.Watch()
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for sh.awaitLoss(ctx, w) && sh.redialOnce(ctx) {
+		// Only this goroutine connects again, so the session it waits
+		// on has ended once the runstate leaves RUNNING.
+		for sh.Client.WaitForStateChange(ctx, protocol.Running) && sh.redialOnce(ctx) {
 		}
 	}()
 	return func() {
 		cancel()
 		<-done
-		w.Close()
 	}
-}
-
-// awaitLoss waits until the session has ended; false when ctx ends first.
-func (sh *shell) awaitLoss(ctx context.Context, w *protocol.Watcher) bool {
-	for sh.Client.Runstate() == protocol.Running {
-		select {
-		case <-w.Changed():
-			w.Discard() // only the current runstate matters
-		case <-ctx.Done():
-			return false
-		}
-	}
-	return true
 }
 
 // redialOnce reports the loss, redials until it succeeds, and reports the
 // return; false when ctx ends first.
 func (sh *shell) redialOnce(ctx context.Context) bool {
 	cause := sh.Client.Disconnect() // back to Idle, with why it ended
-	if cause == nil {
-		cause = sh.Client.Err()
-	}
 	sh.redial.mu.Lock()
 	sh.redial.lostBy, sh.redial.attempts, sh.redial.lastErr = cause, 0, nil
 	sh.redial.mu.Unlock()
 	sh.setDown(true)
 	sh.flushEvents()
-	sh.notice(fmt.Sprintf("connection lost: %s; reconnecting", errString(cause)))
+	sh.lateNotice(fmt.Sprintf("connection lost: %s; reconnecting", errString(cause)))
 
 	delay := ReconnectMinDelay
 	for {

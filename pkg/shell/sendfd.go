@@ -57,7 +57,7 @@ func parseSendfd(rest string) (command string, args map[string]any, path string,
 		return "", nil, "", 0, errors.New("expected a file, e.g. sendfd /path/to/disk.img fdname=disk0")
 	}
 	path = ws[0]
-	kvs, err := SplitArgs(ws[1:])
+	kvs, err := splitArgs(ws[1:])
 	if err != nil {
 		return "", nil, "", 0, err
 	}

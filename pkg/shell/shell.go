@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
+	"github.com/qmpsh/qmpsh/pkg/qapi"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
 )
 
@@ -40,7 +40,8 @@ func (e *ConnectionLostError) Unwrap() error { return e.Cause }
 type Config struct {
 	Client *qmp.Client // connected and negotiated
 	Editor Editor
-	// Err receives error messages; default: Editor.Writer().
+	// Err receives error messages and notices; default:
+	// Editor.Writer(). Results and events go to Editor.Writer().
 	Err    io.Writer
 	Format Format
 	// HMP sends every line that is not a built-in to the human monitor.
@@ -71,6 +72,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if sh.Completer == nil {
 		sh.Completer = &Completer{Client: sh.Client}
 	}
+	sh.parser.Schema = sh.Completer.Schema
 	sh.setPrompt()
 	stop := sh.startPrinter()
 	defer stop()
@@ -89,8 +91,8 @@ func Run(ctx context.Context, cfg Config) error {
 		line, err := sh.Editor.ReadLine()
 		switch {
 		case errors.Is(err, ErrInterrupt):
-			if sh.tx != nil {
-				sh.tx = nil
+			if sh.parser.InBlock() {
+				sh.parser.Abandon()
 				sh.setPrompt()
 				sh.notice("transaction abandoned")
 			}
@@ -112,13 +114,20 @@ func Run(ctx context.Context, cfg Config) error {
 type shell struct {
 	Config
 	out    io.Writer
-	tx     *Transaction
+	parser Parser
 	failed bool
+	quit   bool // a built-in asked to leave
 	lost   *ConnectionLostError
 
 	interrupts <-chan os.Signal // the editor's Ctrl-C outside ReadLine
 
 	flush chan chan struct{} // asks the printer to print what has arrived
+
+	// Notices from other goroutines wait while a command is in flight;
+	// see lateNotice.
+	noticeMu  sync.Mutex
+	inCommand bool
+	held      []string
 
 	// The prompt is set by the loop (transaction, HMP) and by the
 	// redialer (connection down), under promptMu so the last one set
@@ -143,7 +152,7 @@ func (sh *shell) status() error {
 func (sh *shell) setPrompt() {
 	base := "(QEMU) "
 	switch {
-	case sh.tx != nil:
+	case sh.parser.InBlock():
 		base = "transaction> "
 	case sh.HMP:
 		base = "(HMP) "
@@ -166,83 +175,52 @@ func (sh *shell) applyPrompt() {
 
 // handle runs one line; it returns true when the shell should exit.
 func (sh *shell) handle(ctx context.Context, line string) bool {
-	if sh.tx != nil {
-		done, err := sh.tx.AddTyped(line, sh.completer().Schema())
-		if err != nil {
-			sh.fail(err)
-			return false
-		}
-		if done {
-			cmd := sh.tx.Command()
-			sh.tx = nil
-			sh.setPrompt()
-			sh.run(ctx, cmd, "")
-		}
+	if !sh.parser.InBlock() && sh.builtin(ctx, line) {
+		return sh.quit
+	}
+	inBlock := sh.parser.InBlock()
+	in, err := sh.parser.Parse(line)
+	if sh.parser.InBlock() != inBlock {
+		sh.setPrompt()
+	}
+	if err != nil {
+		sh.fail(err)
 		return false
 	}
+	if in != nil {
+		sh.run(ctx, in)
+	}
+	return false
+}
 
+// builtin runs line if it is one of the shell's own commands, or any line
+// in HMP mode, and reports whether it was; quit is set to leave.
+func (sh *shell) builtin(ctx context.Context, line string) bool {
 	trimmed := strings.TrimSpace(line)
 	word, rest, _ := strings.Cut(trimmed, " ")
 	switch word {
 	case "quit", "exit":
+		sh.quit = true
 		return true
 	case "help":
 		if !sh.HMP || rest == "" {
 			sh.help(strings.TrimSpace(rest))
-			return false
+			return true
 		}
 	case "hmp":
 		sh.hmp(ctx, strings.TrimSpace(rest))
-		return false
+		return true
 	case "sendfd":
 		sh.sendfd(ctx, rest)
-		return false
+		return true
 	}
 	if sh.HMP {
 		if trimmed != "" {
 			sh.hmp(ctx, trimmed)
 		}
-		return false
-	}
-	if StartsTransaction(trimmed) {
-		sh.tx = new(Transaction)
-		sh.setPrompt()
-		return sh.handle(ctx, line)
-	}
-	cmd, err := sh.parse(line)
-	if err != nil {
-		sh.fail(err)
-		return false
-	}
-	if cmd != nil {
-		sh.run(ctx, cmd, line)
+		return true
 	}
 	return false
-}
-
-// parse turns a line into a command typed and checked by the server's
-// schema (fetched on the first command that needs it): a line the schema
-// rejects is an error and nothing is sent. Raw JSON is not checked, and a
-// command the schema does not know is sent with guessed values, for the
-// server to say whether it exists.
-func (sh *shell) parse(line string) (*Command, error) {
-	trimmed := strings.TrimSpace(line)
-	if trimmed == "" || trimmed[0] == '#' || trimmed[0] == '{' {
-		return ParseLine(line)
-	}
-	s := sh.completer().Schema()
-	if StartsTransaction(trimmed) {
-		return s.ParseLine(line)
-	}
-	name, kvs, err := SplitLine(line)
-	if err != nil {
-		return nil, err
-	}
-	args, err := s.CommandArgs(name, kvs)
-	if err != nil {
-		return nil, err
-	}
-	return &Command{Name: name, Args: args}, nil
 }
 
 const helpText = `Type a QMP command as  command-name key=value ...  (qmp-shell syntax):
@@ -295,12 +273,18 @@ func (sh *shell) help(name string) {
 func (sh *shell) completer() *Completer { return sh.Completer }
 
 // callContext is the context of one command: on a terminal, Ctrl-C
-// cancels it (the wait, not the command, which QEMU may still run). The
-// returned cancel stops the goroutine that watches for Ctrl-C.
+// cancels it (the wait, not the command, which QEMU may still run). Until
+// the returned cancel is called, after the command's outcome has been
+// printed, notices of the session's end are held back (see lateNotice).
+// cancel also stops the goroutine that watches for Ctrl-C.
 func (sh *shell) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	sh.beginCommand()
 	cctx, cancel := context.WithCancel(ctx)
 	if sh.interrupts == nil {
-		return cctx, cancel
+		return cctx, func() {
+			cancel()
+			sh.endCommand()
+		}
 	}
 	// A Ctrl-C pressed before this command started was meant for no
 	// command: drop it.
@@ -320,37 +304,70 @@ func (sh *shell) callContext(ctx context.Context) (context.Context, context.Canc
 	return cctx, func() {
 		cancel()
 		<-done
+		sh.endCommand()
 	}
 }
 
-// run runs cmd, typed as line ("" when there is no line to explain an
-// error reply with).
-func (sh *shell) run(ctx context.Context, cmd *Command, line string) {
+// beginCommand holds back notices of the session's end until
+// endCommand: QEMU answers a quit, then hangs up, and the answer must
+// come first.
+func (sh *shell) beginCommand() {
+	sh.noticeMu.Lock()
+	defer sh.noticeMu.Unlock()
+	sh.inCommand = true
+}
+
+// endCommand prints the notices held back since beginCommand.
+func (sh *shell) endCommand() {
+	sh.noticeMu.Lock()
+	defer sh.noticeMu.Unlock()
+	sh.inCommand = false
+	for _, n := range sh.held {
+		sh.notice(n)
+	}
+	sh.held = nil
+}
+
+// lateNotice prints a notice about the connection, which may come from
+// another goroutine: now, or after the outcome of the command in flight.
+func (sh *shell) lateNotice(s string) {
+	sh.noticeMu.Lock()
+	defer sh.noticeMu.Unlock()
+	if sh.inCommand {
+		sh.held = append(sh.held, s)
+		return
+	}
+	sh.notice(s)
+}
+
+// run types in by the server's schema (fetched on the first command
+// that needs it) and sends it: a line the schema rejects is an error and
+// nothing is sent. Raw JSON is not checked, and a command the schema does
+// not know is sent with guessed values, for the server to say whether it
+// exists; an error reply is explained by the schema.
+func (sh *shell) run(ctx context.Context, in *Input) {
+	var s *qapi.Schema
+	if in.Raw == nil {
+		s = sh.completer().Schema()
+	}
+	cmd, err := in.Command(s)
+	if err != nil {
+		sh.fail(err)
+		return
+	}
 	if sh.refused() {
 		return
 	}
 	cctx, cancel := sh.callContext(ctx)
 	defer cancel()
-	var ret json.RawMessage
-	var err error
-	if cmd.Raw != nil {
-		ret, err = sh.Client.Raw(cctx, cmd.Raw)
-	} else {
-		var args any
-		if cmd.Args != nil {
-			args = cmd.Args
-		}
-		ret, err = sh.Client.Execute(cctx, cmd.Name, args)
-	}
+	ret, err := Send(cctx, sh.Client, cmd)
 	if err != nil && cctx.Err() != nil && ctx.Err() == nil {
 		sh.flushEvents()
 		sh.notice("interrupted: stopped waiting for the reply")
 		return
 	}
-	if err != nil && cmd.Raw == nil && line != "" {
-		if name, kvs, serr := SplitLine(line); serr == nil {
-			err = sh.completer().Schema().Explain(name, kvs, err)
-		}
+	if err != nil {
+		err = in.Explain(s, err)
 	}
 	if err == nil && cmd.command() == "qmp_capabilities" {
 		// With --no-negotiate, a schema asked for before this was
@@ -370,7 +387,7 @@ func (sh *shell) hmp(ctx context.Context, cmdline string) {
 	}
 	cctx, cancel := sh.callContext(ctx)
 	defer cancel()
-	ret, err := sh.Client.Execute(cctx, "human-monitor-command", map[string]string{"command-line": cmdline})
+	ret, err := Send(cctx, sh.Client, &Command{Name: "human-monitor-command", Args: map[string]any{"command-line": cmdline}})
 	if err != nil && cctx.Err() != nil && ctx.Err() == nil {
 		sh.notice("interrupted: stopped waiting for the reply")
 		return
@@ -438,46 +455,37 @@ func (sh *shell) fail(err error) {
 	fmt.Fprintln(sh.Err, sh.Format.Error(err))
 }
 
-func (sh *shell) notice(s string) { fmt.Fprintln(sh.out, sh.Format.Notice(s)) }
+// notice tells the person what happened (a lost connection, an
+// interrupted wait): on the terminal, else with the errors, for standard
+// output carries results only.
+func (sh *shell) notice(s string) { fmt.Fprintln(sh.Err, sh.Format.Notice(s)) }
 
 // startPrinter starts the goroutine that prints events and connection
 // changes as they arrive; the returned function stops it, after it has
 // printed what had arrived.
 func (sh *shell) startPrinter() (stop func()) {
 	l := sh.Client.Listen()
-	w := sh.Client.Watch()
 	sh.flush = make(chan chan struct{})
 	done := make(chan struct{})
 	stopped := make(chan struct{})
-	polled, cancel := context.WithCancel(context.Background())
-	cancel() // for Watcher.Next: take what is queued, never wait
 
-	// printQueued prints what the listener holds. Len can briefly count
-	// an event the delivery goroutine is still handing over, so receive
-	// without blocking and yield until the count settles.
 	printQueued := func() {
-		for l.Len() > 0 {
-			select {
-			case ev := <-l.Events():
-				sh.out.Write(sh.Format.Event(ev))
-			default:
-				runtime.Gosched()
-			}
+		for ev, ok := l.Take(); ok; ev, ok = l.Take() {
+			sh.out.Write(sh.Format.Event(ev))
 		}
 	}
 	go func() {
 		defer close(stopped)
+		state, changed := sh.Client.RunstateChanged()
 		for {
 			select {
 			case ev := <-l.Events():
 				sh.out.Write(sh.Format.Event(ev))
-			case <-w.Changed():
-				for {
-					s, err := w.Next(polled)
-					if err != nil {
-						break
-					}
-					sh.stateChanged(s)
+			case <-changed:
+				was := state
+				state, changed = sh.Client.RunstateChanged()
+				if was == protocol.Running && state != protocol.Running {
+					sh.sessionEnded()
 				}
 			case ack := <-sh.flush:
 				printQueued()
@@ -492,7 +500,6 @@ func (sh *shell) startPrinter() (stop func()) {
 		close(done)
 		<-stopped
 		l.Close()
-		w.Close()
 	}
 }
 
@@ -502,14 +509,17 @@ func (sh *shell) flushEvents() {
 	<-ack
 }
 
-func (sh *shell) stateChanged(s protocol.Runstate) {
-	if s != protocol.Disconnecting || sh.Reconnect != nil {
-		return // the redialer reports its own changes
+// sessionEnded reports the end of the session to a person, unless the
+// redialer does. A script is told by the refusal of its next command and
+// the exit status, which do not depend on when the end was noticed.
+func (sh *shell) sessionEnded() {
+	if sh.Reconnect != nil || !sh.Editor.Interactive() {
+		return
 	}
 	if cause := sh.Client.Err(); cause != nil {
-		sh.notice("connection lost: " + cause.Error())
+		sh.lateNotice("connection lost: " + cause.Error())
 	} else {
-		sh.notice("disconnected")
+		sh.lateNotice("disconnected")
 	}
 }
 
@@ -523,13 +533,13 @@ type Completer struct {
 
 	mu      sync.Mutex
 	fetched bool
-	schema  *Schema // nil when the server answered neither query
+	schema  *qapi.Schema // nil when the server answered neither query
 }
 
 var builtins = []string{"exit", "help", "hmp", "quit", "sendfd", "transaction("}
 
 // Schema returns the server's schema, fetching it on the first call.
-func (c *Completer) Schema() *Schema {
+func (c *Completer) Schema() *qapi.Schema {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fetched {
@@ -541,9 +551,7 @@ func (c *Completer) Schema() *Schema {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	c.schema, _ = FetchSchema(ctx, func(ctx context.Context, cmd string) (json.RawMessage, error) {
-		return c.Client.Execute(ctx, cmd, nil)
-	})
+	c.schema, _ = FetchSchema(ctx, c.Client)
 	// A lost connection leaves nothing learnt: ask again next time.
 	c.fetched = c.schema != nil || c.Client.Runstate() == protocol.Running
 	return c.schema
@@ -576,5 +584,5 @@ func (c *Completer) Complete(line string) ([]string, int) {
 		}
 		return out, len(line)
 	}
-	return s.Complete(line, builtins...)
+	return complete(s, line, builtins...)
 }

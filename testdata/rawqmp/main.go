@@ -1,5 +1,5 @@
 // Rawqmp is the floor of qmpsh exec's whole-process benchmark
-// (cmd/benchproc.go): the least a Go program can do to run query-status
+// (cmd/qmpsh-bench proc): the least a Go program can do to run query-status
 // over QMP. It dials the UNIX socket given as its argument, reads the
 // greeting, negotiates with qmp_capabilities, runs query-status, prints
 // the "return" value and exits. Standard library only, no JSON decoding:

@@ -56,30 +56,14 @@ func RequireQEMU(t testing.TB, binary string) string {
 func StartQEMU(t testing.TB, extraArgs ...string) string {
 	t.Helper()
 	bin := RequireQEMU(t, "qemu-system-x86_64")
-	return startListening(t, bin, qemuArgs(extraArgs))
+	return startListening(t, func(path string) (*Process, error) { return LaunchQEMU(bin, path, extraArgs...) })
 }
 
-// qemuArgs is the command line of a minimal QEMU whose QMP monitor is on
-// the listening socket passed as fd 3, then extraArgs.
-func qemuArgs(extraArgs []string) []string {
-	args := []string{
-		"-M", "none", "-nodefaults", "-display", "none",
-		"-chardev", "socket,id=qmptest,fd=3,server=on,wait=on",
-		"-mon", "chardev=qmptest,mode=control",
-	}
-	return append(args, extraArgs...)
-}
-
-// StartStorageDaemon is StartQEMU for qemu-storage-daemon, whose monitor
-// is set up with --chardev socket,... and --monitor.
+// StartStorageDaemon is StartQEMU for qemu-storage-daemon.
 func StartStorageDaemon(t testing.TB, extraArgs ...string) string {
 	t.Helper()
 	bin := RequireQEMU(t, "qemu-storage-daemon")
-	args := []string{
-		"--chardev", "socket,id=qmptest,fd=3,server=on,wait=on",
-		"--monitor", "chardev=qmptest",
-	}
-	return startListening(t, bin, append(args, extraArgs...))
+	return startListening(t, func(path string) (*Process, error) { return LaunchStorageDaemon(bin, path, extraArgs...) })
 }
 
 // StartQEMUClient starts qemu-system-x86_64 like StartQEMU, but with a
@@ -100,11 +84,86 @@ func StartQEMUClient(t testing.TB, addr string, extraArgs ...string) *exec.Cmd {
 		// QEMU's option parser splits on commas; a doubled one is literal.
 		"-qmp", "unix:" + strings.ReplaceAll(addr, ",", ",,"),
 	}
-	p := start(t, bin, append(args, extraArgs...), nil)
+	p, err := launch(bin, append(args, extraArgs...), nil)
+	if err != nil {
+		t.Fatalf("qmptest: %v", err)
+	}
+	stopAtEnd(t, p)
 	return p.cmd
 }
 
-// startListening runs QEMU with a monitor on a listening socket that we
+// startListening launches QEMU with its QMP socket in a new temporary
+// directory, failing the test if it does not start, and stops it and
+// removes the directory when the test ends.
+func startListening(t testing.TB, launch func(path string) (*Process, error)) string {
+	t.Helper()
+	dir, err := shortTempDir("qmp")
+	if err != nil {
+		t.Fatalf("qmptest: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "qmp.sock")
+	p, err := launch(path)
+	if err != nil {
+		t.Fatalf("qmptest: %v", err)
+	}
+	stopAtEnd(t, p)
+	return path
+}
+
+// stopAtEnd kills and reaps p when the test ends, so that no QEMU and no
+// zombie outlives it and no output-copying goroutine trips goleak, and
+// shows QEMU's output if the test failed.
+func stopAtEnd(t testing.TB, p *Process) {
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() && p.out.Len() > 0 {
+			t.Logf("output of %s:\n%s", filepath.Base(p.cmd.Path), p.out.String())
+		}
+	})
+}
+
+// Process is a QEMU process started by LaunchQEMU or LaunchStorageDaemon:
+// the launchers behind StartQEMU and StartStorageDaemon, for programs that
+// are not tests (the benchmark driver, cmd/qmpsh-bench) and so have no
+// testing.TB to fail or to clean up with. The caller must call Stop.
+type Process struct {
+	cmd      *exec.Cmd
+	out      *Buffer
+	stopOnce sync.Once
+}
+
+// LaunchQEMU starts bin, a qemu-system-* binary, as "-M none -nodefaults
+// -display none" plus extraArgs, with a QMP monitor listening on a UNIX
+// socket at path, which must not exist or be a socket (a dead QEMU's, say:
+// it is replaced). It returns once QEMU has processed all its options and
+// a connection to path gets the greeting; an error carries QEMU's output.
+func LaunchQEMU(bin, path string, extraArgs ...string) (*Process, error) {
+	return launchListening(bin, path, qemuArgs(extraArgs))
+}
+
+// LaunchStorageDaemon is LaunchQEMU for qemu-storage-daemon, whose monitor
+// is set up with --chardev socket,... and --monitor.
+func LaunchStorageDaemon(bin, path string, extraArgs ...string) (*Process, error) {
+	args := []string{
+		"--chardev", "socket,id=qmptest,fd=3,server=on,wait=on",
+		"--monitor", "chardev=qmptest",
+	}
+	return launchListening(bin, path, append(args, extraArgs...))
+}
+
+// qemuArgs is the command line of a minimal QEMU whose QMP monitor is on
+// the listening socket passed as fd 3, then extraArgs.
+func qemuArgs(extraArgs []string) []string {
+	args := []string{
+		"-M", "none", "-nodefaults", "-display", "none",
+		"-chardev", "socket,id=qmptest,fd=3,server=on,wait=on",
+		"-mon", "chardev=qmptest,mode=control",
+	}
+	return append(args, extraArgs...)
+}
+
+// launchListening runs QEMU with a monitor on a listening socket that we
 // create and hand over as fd 3, as libvirt does. Because the socket
 // listens before QEMU even starts, a client can connect at any time and
 // its connection waits in the kernel's backlog until QEMU accepts it;
@@ -123,28 +182,13 @@ func StartQEMUClient(t testing.TB, addr string, extraArgs ...string) *exec.Cmd {
 // socket is not watched by any event loop during the move; after probe
 // hangs up, only the I/O thread watches it. Thousands of starts under the
 // same load then showed no failure.
-func startListening(t testing.TB, bin string, args []string) string {
-	t.Helper()
-	dir, err := shortTempDir("qmp")
-	if err != nil {
-		t.Fatalf("qmptest: %v", err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "qmp.sock")
-	startListeningAt(t, bin, path, args)
-	return path
-}
-
-// startListeningAt is startListening on a given path, which must not
-// exist or be a socket (a dead QEMU's, say: it is replaced).
-func startListeningAt(t testing.TB, bin, path string, args []string) *process {
-	t.Helper()
+func launchListening(bin, path string, args []string) (*Process, error) {
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
 		os.Remove(path)
 	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
-		t.Fatalf("qmptest: listen: %v", err)
+		return nil, fmt.Errorf("listen: %w", err)
 	}
 	// Closing our copy must not unlink the path, which QEMU's copy of the
 	// socket keeps serving.
@@ -152,20 +196,23 @@ func startListeningAt(t testing.TB, bin, path string, args []string) *process {
 	f, err := nonblockingFile(ln)
 	ln.Close()
 	if err != nil {
-		t.Fatalf("qmptest: %v", err)
+		return nil, err
 	}
-	p := start(t, bin, args, f)
+	p, err := launch(bin, args, f)
 	f.Close()
+	if err != nil {
+		return nil, err
+	}
 
 	// The probe's connection is the one that wait=on waits for, so the
 	// probe is what lets QEMU proceed. It also turns a QEMU that fails to
 	// start into an immediate failure that shows QEMU's own message.
 	if err := probe(path); err != nil {
-		p.stop()
-		t.Fatalf("qmptest: %s did not answer on its QMP socket: %v (%s)\n%s",
+		p.Stop()
+		return nil, fmt.Errorf("%s did not answer on its QMP socket: %v (%s)\n%s",
 			filepath.Base(bin), err, p.cmd.ProcessState, p.out.String())
 	}
-	return p
+	return p, nil
 }
 
 // nonblockingFile returns a descriptor of ln's socket for a child process,
@@ -248,18 +295,11 @@ func probe(path string) error {
 	}
 }
 
-type process struct {
-	cmd      *exec.Cmd
-	out      *Buffer
-	stopOnce sync.Once
-}
-
-// start launches bin with extra (if not nil) as fd 3 and arranges for the
-// process to be killed and reaped when the test ends, so that no QEMU and
-// no zombie outlives it and no output-copying goroutine trips goleak.
-func start(t testing.TB, bin string, args []string, extra *os.File) *process {
-	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), out: new(Buffer)}
+// launch starts bin with extra (if not nil) as fd 3, its output kept in
+// memory, and arranges for the kernel to kill it if we die without
+// stopping it.
+func launch(bin string, args []string, extra *os.File) (*Process, error) {
+	p := &Process{cmd: exec.Command(bin, args...), out: new(Buffer)}
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
 	if extra != nil {
@@ -267,25 +307,22 @@ func start(t testing.TB, bin string, args []string, extra *os.File) *process {
 	}
 	setDeathSignal(p.cmd)
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("qmptest: starting %s: %v", bin, err)
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
 	}
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() && p.out.Len() > 0 {
-			t.Logf("output of %s:\n%s", filepath.Base(bin), p.out.String())
-		}
-	})
-	return p
+	return p, nil
 }
 
-// stop kills and reaps QEMU. Errors are expected: the test may already
-// have made QEMU exit, or have waited for it itself.
-func (p *process) stop() {
+// Stop kills and reaps QEMU; only the first call does anything. Errors are
+// expected: QEMU may have exited already, or the caller waited for it.
+func (p *Process) Stop() {
 	p.stopOnce.Do(func() {
 		p.cmd.Process.Kill()
 		p.cmd.Wait()
 	})
 }
+
+// Output returns what QEMU printed so far, on stdout and stderr.
+func (p *Process) Output() string { return p.out.String() }
 
 // Buffer is a bytes.Buffer safe for concurrent use: for output written by
 // one goroutine (QEMU's output copied by os/exec, a client's log records,

@@ -11,7 +11,7 @@ import (
 // path.
 type QEMU struct {
 	Path string // the QMP socket
-	p    *process
+	p    *Process
 }
 
 // StartQEMUAt is StartQEMU with the QMP socket at path, replacing a socket
@@ -21,14 +21,18 @@ type QEMU struct {
 // The socket appears at path only once QEMU answers on it: it is made
 // under a temporary name and renamed. A client that keeps dialling path
 // (one reconnecting, say) therefore cannot take the place of the probe
-// connection that QEMU's wait=on waits for (see startListening).
+// connection that QEMU's wait=on waits for (see launchListening).
 func StartQEMUAt(t testing.TB, path string, extraArgs ...string) *QEMU {
 	t.Helper()
 	bin := RequireQEMU(t, "qemu-system-x86_64")
 	tmp := path + ".new"
-	p := startListeningAt(t, bin, tmp, qemuArgs(extraArgs))
+	p, err := LaunchQEMU(bin, tmp, extraArgs...)
+	if err != nil {
+		t.Fatalf("qmptest: %v", err)
+	}
+	stopAtEnd(t, p)
 	if err := os.Rename(tmp, path); err != nil {
-		p.stop()
+		p.Stop()
 		t.Fatalf("qmptest: %v", err)
 	}
 	return &QEMU{Path: path, p: p}
@@ -36,7 +40,7 @@ func StartQEMUAt(t testing.TB, path string, extraArgs ...string) *QEMU {
 
 // Kill kills QEMU and waits until it has exited, so its connections are
 // closed when Kill returns.
-func (q *QEMU) Kill() { q.p.stop() }
+func (q *QEMU) Kill() { q.p.Stop() }
 
 // Cmd returns the QEMU process.
 func (q *QEMU) Cmd() *exec.Cmd { return q.p.cmd }

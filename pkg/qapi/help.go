@@ -1,4 +1,4 @@
-package shell
+package qapi
 
 import (
 	"encoding/json"

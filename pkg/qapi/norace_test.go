@@ -1,6 +1,6 @@
 //go:build !race
 
-package shell
+package qapi
 
 // schemaRace is set when the race detector, which slows everything down
 // several times over, is on: timing tests skip then.

@@ -1,11 +1,17 @@
-package shell
+package qapi
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
-
-	"github.com/qmpsh/qmpsh/pkg/qmp"
 )
+
+// replyError stands for a client's error reply, which this package does
+// not know.
+type replyError struct{ class, desc string }
+
+func (e *replyError) Error() string { return e.class + ": " + e.desc }
 
 func TestNeedsSchema(t *testing.T) {
 	cases := []struct {
@@ -71,8 +77,8 @@ func TestSchemaCommandArgs(t *testing.T) {
 
 func TestSchemaExplain(t *testing.T) {
 	s := testSchema(t)
-	notFound := &qmp.ExecuteError{Class: "CommandNotFound", Desc: "The command qom-lsit has not been found"}
-	generic := &qmp.ExecuteError{Class: "GenericError", Desc: "Parameter 'nodename' is unexpected"}
+	notFound := &replyError{"CommandNotFound", "The command qom-lsit has not been found"}
+	generic := &replyError{"GenericError", "Parameter 'nodename' is unexpected"}
 	cases := []struct {
 		name string
 		args []KeyValue
@@ -94,18 +100,53 @@ func TestSchemaExplain(t *testing.T) {
 		if got.Error() != c.want {
 			t.Errorf("Explain(%s) = %q, want %q", c.name, got, c.want)
 		}
-		var ee *qmp.ExecuteError
+		var ee *replyError
 		if !errors.As(got, &ee) {
 			t.Errorf("Explain(%s) lost the reply: %T", c.name, got)
 		}
 	}
-	// Not an error reply, or no schema: unchanged.
-	lost := errors.New("connection lost")
-	if got := s.Explain("qom-lsit", nil, lost); got != lost {
-		t.Errorf("Explain(non-reply) = %v", got)
-	}
+	// No schema: unchanged. (Only error replies are given to Explain:
+	// pkg/shell's Input.Explain tells them from other errors.)
 	var none *Schema
 	if got := none.Explain("qom-lsit", nil, notFound); got != error(notFound) {
 		t.Errorf("nil schema Explain = %v", got)
 	}
+}
+
+// FuzzBuild: typing arbitrary key=value text never panics, fails with a
+// one-line *SyntaxError or *ValidationError, and yields arguments that
+// encode as JSON.
+func FuzzBuild(f *testing.F) {
+	s := testSchema(f)
+	for _, seed := range [][3]string{
+		{"blockdev-add", "driver", "qcow2"},
+		{"blockdev-add", "file", `{"driver":"file","filename":"/x"}`},
+		{"block_resize", "size", "0x10k"},
+		{"object-add", "data", "123"},
+		{"qom-set", "value.x.y", "1"},
+		{"device_add", "bootindex", "-1_0"},
+		{"x", "a", `{'k': [1,], 'n': None}`},
+		{"transaction", "actions", `[{"type":"abort","data":{}}]`},
+	} {
+		f.Add(seed[0], seed[1], seed[2])
+	}
+	f.Fuzz(func(t *testing.T, name, key, value string) {
+		for _, schema := range []*Schema{s, nil} {
+			args, err := schema.Build(name, []KeyValue{{Key: key, Value: value}, {Key: "id", Value: value}})
+			if err != nil {
+				var ve *ValidationError
+				var se *SyntaxError
+				if !errors.As(err, &ve) && !errors.As(err, &se) {
+					t.Fatalf("Build(%q, %q=%q) error %T %v", name, key, value, err, err)
+				}
+				if strings.ContainsAny(err.Error(), "\n\r") {
+					t.Fatalf("Build(%q, %q=%q) error spans lines: %q", name, key, value, err)
+				}
+				continue
+			}
+			if _, err := json.Marshal(args); err != nil {
+				t.Fatalf("Build(%q, %q=%q) arguments do not encode: %v", name, key, value, err)
+			}
+		}
+	})
 }

@@ -1,0 +1,148 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/qmpsh/qmpsh/pkg/qmp"
+	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
+)
+
+// goWording is Go's own text that must not reach a person.
+var goWording = []string{"context deadline exceeded", "Failed to establish", "resource temporarily unavailable"}
+
+func (r result) mustSay(t *testing.T, code int, parts ...string) {
+	t.Helper()
+	if r.code != code || r.stdout != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d", r.code, r.stdout, r.stderr, code)
+	}
+	if len(r.stderrLines) != 1 {
+		t.Errorf("stderr is %d lines, want one: %q", len(r.stderrLines), r.stderr)
+	}
+	for _, p := range parts {
+		if !strings.Contains(r.stderr, p) {
+			t.Errorf("stderr %q does not say %q", r.stderr, p)
+		}
+	}
+	for _, w := range goWording {
+		if strings.Contains(r.stderr, w) {
+			t.Errorf("stderr %q has Go's wording %q", r.stderr, w)
+		}
+	}
+}
+
+// holdMonitor connects a first client to QEMU's monitor and keeps it: QEMU
+// serves one client at a time, so the next ones wait unanswered.
+func holdMonitor(t *testing.T, sock string) {
+	t.Helper()
+	c := qmp.NewClient()
+	if err := c.Connect(context.Background(), sock); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Disconnect() })
+}
+
+func TestMonitorBusy(t *testing.T) {
+	sock := qmptest.StartQEMU(t)
+	holdMonitor(t, sock)
+	hint := "another client may be connected to this monitor"
+	t.Run("NoGreeting", func(t *testing.T) {
+		run(t, "", "exec", "--timeout", "300ms", "-s", sock, "query-status").
+			mustSay(t, ExitTimeout, sock+": timed out after 300ms waiting for the QMP greeting", hint, "its own -qmp")
+	})
+	t.Run("QueueFull", func(t *testing.T) {
+		// Queue connections until the kernel refuses more: QEMU's
+		// listen backlog is small.
+		for i := 0; ; i++ {
+			c, err := net.Dial("unix", sock)
+			if errors.Is(err, syscall.EAGAIN) {
+				break
+			}
+			if err != nil || i == 64 {
+				t.Fatalf("after %d connections: %v", i, err)
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+		run(t, "", "exec", "-s", sock, "query-status").
+			mustSay(t, ExitConnection, "cannot connect to "+sock, hint, "its own -qmp")
+	})
+}
+
+func TestMessagesQuoteWhatCame(t *testing.T) {
+	junk := "\x00\x01\x02\x1b[31m" + strings.Repeat("x", 1000) + "\n"
+	s := qmptest.NewServer(func(c *qmptest.Conn) { c.WriteRaw([]byte(junk)) })
+	defer s.Close()
+	r := run(t, "", "exec", "-s", s.Addr, "query-status")
+	r.mustSay(t, ExitConnection, `not a QMP greeting: "\x00\x01\x02\x1b[31mxxx`, `xxx"...`)
+	if strings.ContainsAny(r.stderr, "\x00\x01\x02\x1b") || len(r.stderr) > 400 {
+		t.Errorf("stderr has the raw bytes, or all of them: %q", r.stderr)
+	}
+}
+
+func TestTimeoutsSayWhatAndHowLong(t *testing.T) {
+	s := qmptest.NewServer(func(c *qmptest.Conn) {
+		c.Greet()
+		c.ReadRequest() // qmp_capabilities, never answered
+		<-c.Done()
+	})
+	defer s.Close()
+	run(t, "", "exec", "--timeout", "200ms", "-s", s.Addr, "query-status").
+		mustSay(t, ExitTimeout, s.Addr+": timed out after 200ms waiting for the reply to qmp_capabilities")
+}
+
+func TestNotASocket(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "plain")
+	if err := os.WriteFile(file, []byte("not a socket\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("Connect", func(t *testing.T) {
+		run(t, "", "exec", "-s", file, "query-status").
+			mustSay(t, ExitConnection, "cannot connect to "+file+": "+file+" is not a socket")
+	})
+	t.Run("Accept", func(t *testing.T) {
+		run(t, "", "accept", "--timeout", "10s", file).
+			mustSay(t, ExitUsage, "cannot listen on "+file+": "+file+" is not a socket")
+		if b, err := os.ReadFile(file); err != nil || string(b) != "not a socket\n" {
+			t.Errorf("the file was touched: %q, %v", b, err)
+		}
+	})
+}
+
+// accept must not take over the socket of a QEMU that is listening on it.
+func TestAcceptLeavesLiveSocket(t *testing.T) {
+	sock := qmptest.StartQEMU(t)
+	run(t, "", "accept", "--timeout", "10s", sock).
+		mustSay(t, ExitUsage, "cannot listen on "+sock+": something is listening on "+sock)
+	c := qmp.NewClient()
+	if err := c.Connect(context.Background(), sock); err != nil {
+		t.Fatalf("QEMU's monitor socket was replaced: %v", err)
+	}
+	defer c.Disconnect()
+	if _, err := c.Execute(context.Background(), "query-status", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A socket nobody listens on (left by a killed process) is replaced.
+func TestAcceptReplacesStaleSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "stale.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	if _, err := os.Lstat(sock); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, "", "accept", "--timeout", "200ms", sock)
+	if r.code != ExitTimeout || r.stderrLines[0] != "qmpsh: waiting for QEMU; start it with: -qmp unix:"+sock {
+		t.Fatalf("a stale socket was not replaced: %+v", r)
+	}
+}

@@ -1,0 +1,29 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// stopSignals end a wait that has no natural bound (accept waiting for
+// QEMU): Ctrl-C from a person, SIGTERM from a service manager or kill,
+// SIGHUP from a closed terminal. Caught, they let the wait clean up its
+// socket, which dying by the signal would leave behind.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// interrupted names the signal that ended a wait under untilStopped's
+// ctx, doing says what was going on; other errors are returned as they
+// are.
+func interrupted(ctx context.Context, err error, doing string) error {
+	cause := context.Cause(ctx)
+	// A plain cancel's cause is context.Canceled itself; a signal's is
+	// its own error (which errors.Is also counts as Canceled).
+	if !errors.Is(err, context.Canceled) || cause == nil || cause == context.Canceled {
+		return err
+	}
+	// NotifyContext's cause reads "terminated signal received".
+	return &wrapped{fmt.Sprintf("interrupted while %s (%v)", doing, cause), err}
+}

@@ -1,0 +1,85 @@
+package qapi
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// Suggest returns the command name closest to a mistyped one (by edit
+// distance, ignoring case and the difference between '-' and '_'), or ""
+// when none is close enough or command exists.
+func (s *Schema) Suggest(command string) string {
+	if s == nil {
+		return ""
+	}
+	if _, ok := s.Command(command); ok {
+		return ""
+	}
+	return closest(command, s.commands)
+}
+
+// closest returns the candidate nearest to word by edit distance (with
+// adjacent transpositions, ignoring case and '-' versus '_'), the first
+// in sorted order on a tie, or "" when none is near enough: within 1 edit
+// for words under 4 characters, else within max(2, len/3).
+func closest(word string, cands []string) string {
+	if word == "" {
+		return ""
+	}
+	norm := func(s string) string {
+		return strings.ReplaceAll(strings.ToLower(s), "_", "-")
+	}
+	w := norm(word)
+	limit := 1
+	if n := utf8.RuneCountInString(word); n >= 4 {
+		limit = max(2, n/3)
+	}
+	best, bestD := "", limit+1
+	for _, c := range cands {
+		if c == word {
+			continue
+		}
+		d := editDistance(w, norm(c), limit+1)
+		if d < bestD || d == bestD && d <= limit && c < best {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the optimal string alignment distance between a and b
+// (Levenshtein plus adjacent transpositions), by runes; it may stop early
+// and return bound when the distance is at least bound.
+func editDistance(a, b string, bound int) int {
+	ra, rb := []rune(a), []rune(b)
+	if d := len(ra) - len(rb); d >= bound || -d >= bound {
+		return bound
+	}
+	prev2 := make([]int, len(rb)+1)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		rowMin := cur[0]
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			v := min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				v = min(v, prev2[j-2]+1)
+			}
+			cur[j] = v
+			rowMin = min(rowMin, v)
+		}
+		if rowMin >= bound {
+			return bound
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return min(prev[len(rb)], bound)
+}

@@ -1,0 +1,35 @@
+package qapi
+
+import "testing"
+
+func TestSchemaClosest(t *testing.T) {
+	cands := []string{"node-name", "name", "driver", "id", "if", "data"}
+	for _, tc := range []struct{ word, want string }{
+		{"nodename", "node-name"},
+		{"node_name", "node-name"},
+		{"Node-Name", "node-name"},
+		{"drvier", "driver"}, // transposition
+		{"dat", "data"},
+		{"nme", "name"},
+		{"ix", "id"}, // tie with "if": the first in sorted order
+		{"x", ""},
+		{"xyz", ""},
+		{"", ""},
+		{"data", ""}, // exact: nothing to suggest
+		{"nodenamexyz", ""},
+	} {
+		if got := closest(tc.word, cands); got != tc.want {
+			t.Errorf("closest(%q) = %q, want %q", tc.word, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		a, b string
+		d    int
+	}{
+		{"", "", 0}, {"a", "", 1}, {"abc", "abc", 0}, {"abc", "acb", 1}, {"kitten", "sitting", 3}, {"é", "e", 1},
+	} {
+		if got := editDistance(tc.a, tc.b, 10); got != tc.d {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.d)
+		}
+	}
+}

@@ -1,0 +1,84 @@
+package shell
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestKeepInHistory(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		keep bool
+	}{
+		{"query-status", true},
+		{"", true},
+		{"qom-get path=/machine property=type", true},
+		{"object-add qom-type=iothread id=io0", true},
+		{`{"execute": "query-block"}`, true},
+		{"blockdev-add driver=file node-name=f0 filename=/data/secret-plans.img", true},
+		{"object-add qom-type=secret id=s0 data=hunter2", false},
+		{"object-add qom-type=secret id=s0 format=base64 data=aHVudGVyMg==", false},
+		{"object-add id=s0 data=hunter2 qom-type=secret", false},
+		{`{"execute": "object-add", "arguments": {"qom-type": "secret", "id": "s0", "data": "hunter2"}}`, false},
+		{`{"execute":"object-add","arguments":{"qom-type":"secret","id":"s0","data":"hunter2"}}`, false},
+		{"hmp object_add secret,id=s0,data=hunter2", false},
+		{"set_password protocol=vnc password=hunter2", false},
+		{"change-vnc-password password=hunter2", false},
+		{`{"execute": "set_password", "arguments": {"protocol": "vnc", "password": "hunter2"}}`, false},
+		{"hmp set_password vnc hunter2", false},
+		{"hmp block_passwd drive0 hunter2", false},
+		{"blockdev-add driver=rbd node-name=r0 pool=p image=i user=u key-secret=sec0", false},
+		{"blockdev-amend node-name=l0 options.driver=luks options.new-secret=sec1 options.state=active", false},
+		{`{"execute": "x", "arguments": {"NEW-SECRET": "a"}}`, false},
+		{"migrate-set-parameters tls-creds=c tls-passwd=p", false},
+	} {
+		if got := KeepInHistory(tc.line); got != tc.keep {
+			t.Errorf("KeepInHistory(%q) = %v, want %v", tc.line, got, tc.keep)
+		}
+	}
+}
+
+// The history file is private from its creation, and secrets typed at
+// the prompt never reach it.
+func TestHistoryFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state", "qmpsh")
+	path := filepath.Join(dir, "history")
+	in := "query-status\nobject-add qom-type=secret id=s0 data=hunter2\nquery-version\n"
+	ed, err := NewTerminalEditor(TerminalConfig{
+		Stdin:       io.NopCloser(strings.NewReader(in)),
+		Stdout:      io.Discard,
+		HistoryFile: path,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("history file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	if di, err := os.Stat(dir); err != nil || di.Mode().Perm() != 0o700 {
+		t.Errorf("history directory: %v; want mode 0700", err)
+	}
+	var lines []string
+	for {
+		l, err := ed.ReadLine()
+		if err != nil {
+			break
+		}
+		lines = append(lines, l)
+	}
+	ed.Close()
+	if len(lines) != 3 {
+		t.Fatalf("read %q", lines)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b); got != "query-status\nquery-version\n" {
+		t.Errorf("history file holds %q", got)
+	}
+}
