@@ -120,6 +120,34 @@ func TestJobWait(t *testing.T) {
 		// Dismissed: nothing left to list.
 		run(t, "", "job", "list", "-s", sock).expect(t, ExitOK, "", "")
 	})
+	t.Run("ExecWaitJobRawJSON", func(t *testing.T) {
+		r := run(t, "", "exec", "-s", sock, "--wait-job",
+			`{"execute": "blockdev-backup", "arguments": {"job-id": "r0", "device": "src", "target": "dst", "sync": "full"}}`)
+		r.mustExit(t, ExitOK)
+		_, rest, _ := strings.Cut(r.stdout, "\n")
+		if _, out := jobLines(t, rest); out.ID != "r0" || out.Outcome != "completed" {
+			t.Fatalf("outcome %+v", out)
+		}
+	})
+	t.Run("BlockdevCreateIsDismissed", func(t *testing.T) {
+		// Not a block job (no BLOCK_JOB_* events), and QEMU leaves it
+		// concluded until dismissed.
+		img := filepath.Join(t.TempDir(), "c0.img")
+		r := run(t, "", "exec", "-s", sock, "--wait-job", "blockdev-create", "job-id=c0",
+			`options={"driver": "file", "filename": "`+img+`", "size": 1048576}`)
+		r.mustExit(t, ExitOK)
+		if fi, err := os.Stat(img); err != nil || fi.Size() != 1048576 {
+			t.Fatalf("created %v, %v", fi, err)
+		}
+		bad := filepath.Join(t.TempDir(), "missing", "c1.img")
+		r = run(t, "", "exec", "-s", sock, "--wait-job", "blockdev-create", "job-id=c1",
+			`options={"driver": "file", "filename": "`+bad+`", "size": 1048576}`)
+		want := "qmpsh: job c1: Could not create '" + bad + "': No such file or directory\n"
+		if r.code != ExitQMPError || r.stderr != want {
+			t.Fatalf("exit %d, stdout %q, stderr %q; want %q", r.code, r.stdout, r.stderr, want)
+		}
+		run(t, "", "job", "list", "-s", sock).expect(t, ExitOK, "", "")
+	})
 	t.Run("CompleteMirrorAtReady", func(t *testing.T) {
 		run(t, "", "exec", "-s", sock, "blockdev-mirror", "job-id=m0", "device=src", "target=dst",
 			"sync=full", "speed="+jobSpeed).mustExit(t, ExitOK)
