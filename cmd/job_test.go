@@ -320,35 +320,6 @@ func TestMatchPicksItsJob(t *testing.T) {
 	}
 }
 
-func TestParseMatch(t *testing.T) {
-	m, err := parseMatch([]string{"device=job0", "len=1024", "ok=true", "info.id=x", `arr=[1, 2]`, "empty="})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := qmp.Match{"device": "job0", "len": qmp.OneOf{int64(1024), "1024"}, "ok": qmp.OneOf{true, "true"},
-		"info.id": "x", "arr": []any{int64(1), int64(2)}, "empty": ""}
-	got, _ := json.Marshal(m)
-	wantJSON, _ := json.Marshal(want)
-	if string(got) != string(wantJSON) {
-		t.Fatalf("parseMatch = %s, want %s", got, wantJSON)
-	}
-	ev := qmp.Event{Name: "X", Data: json.RawMessage(`{"id": "123", "n": 123}`)}
-	for _, f := range []string{"id=123", "n=123"} {
-		m, err := parseMatch([]string{f})
-		if err != nil || !m.Matches(ev) {
-			t.Errorf("--match %s does not match %s: %v", f, ev.Data, err)
-		}
-	}
-	for _, bad := range []string{"nokey", "=1", ".a=1", "a.=1", "a..b=1", "a={", "a=99999999999999999999999"} {
-		if _, err := parseMatch([]string{bad}); exitCode(err) != ExitUsage {
-			t.Errorf("parseMatch(%q) = %v, want a usage error", bad, err)
-		}
-	}
-	if _, err := parseMatch([]string{"a=1", "a=2"}); exitCode(err) != ExitUsage {
-		t.Errorf("a key matched twice: %v, want a usage error", err)
-	}
-}
-
 // TestWaitConnectionLost: a QEMU that goes away mid-wait is exit status
 // 3 for job wait and migrate --wait, with the outcome line. QEMU cannot
 // be made to drop one monitor, so a fake server does.

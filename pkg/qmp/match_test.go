@@ -2,7 +2,9 @@ package qmp_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/qmpsh/qmpsh/pkg/qmp"
 )
@@ -78,4 +80,32 @@ func TestListenMatchRejectsBadMatches(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzMatch: any event data, valid JSON or not, is matched or not,
+// without a panic, and a value matches itself at its key.
+func FuzzMatch(f *testing.F) {
+	f.Add(`{"device": "job0", "len": 10}`, "device", `"job0"`)
+	f.Add(`{"info": {"id": [1, 2.5e3, null]}}`, "info.id", `[1, 2500, null]`)
+	f.Add(`{"a": 18446744073709551615}`, "a", `18446744073709551615`)
+	f.Add(`[1`, "a", `1`)
+	f.Fuzz(func(t *testing.T, data, key, value string) {
+		// Numbers kept as written: a float64 would round 2^53+1.
+		d := json.NewDecoder(strings.NewReader(value))
+		d.UseNumber()
+		var v any
+		if !json.Valid([]byte(value)) || d.Decode(&v) != nil {
+			return
+		}
+		m := qmp.Match{key: v}
+		m.Matches(qmp.Event{Name: "X", Data: json.RawMessage(data)})
+		if strings.Contains(key, ".") || key == "" || !utf8.ValidString(key) {
+			return // JSON would not keep such a key as it is
+		}
+		k, _ := json.Marshal(key)
+		self := qmp.Event{Name: "X", Data: json.RawMessage(`{` + string(k) + `: ` + value + `}`)}
+		if !m.Matches(self) {
+			t.Errorf("Match{%q: %s} does not match %s", key, value, self.Data)
+		}
+	})
 }
