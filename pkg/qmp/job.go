@@ -106,7 +106,7 @@ type JobWaitOptions struct {
 // dismissed when QEMU waits for it. The error is a *JobError if the job
 // failed or was cancelled, ErrNoSuchJob, ctx's error, or the
 // connection's. Wait may be called again after ctx ended, with the same
-// or other options, and goes on where it stopped.
+// or other options, and goes on where it stopped; one Wait at a time.
 func (j *JobWatch) Wait(ctx context.Context, opts JobWaitOptions) (JobInfo, error) {
 	if !j.known && !j.ended {
 		if err := j.first(ctx, opts); err != nil {

@@ -97,7 +97,8 @@ type MigrationWaitOptions struct {
 // Wait follows the migration until it has completed, failed or been
 // cancelled, and returns its last state: nil for completed, else a
 // *MigrationError, ctx's error, or the connection's. Like
-// JobWatch.Wait, it may be called again after ctx ends.
+// JobWatch.Wait, it may be called again after ctx ends; one Wait at a
+// time.
 func (m *MigrationWatch) Wait(ctx context.Context, opts MigrationWaitOptions) (MigrationInfo, error) {
 	if m.info.Status == "" {
 		// Events queued by the first answer are older than it, or
