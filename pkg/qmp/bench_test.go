@@ -164,7 +164,7 @@ func (rc *rawConn) reply(b *testing.B) {
 }
 
 // appendRequest appends what the client writes for Execute(command, args)
-// as its n-th call: {"execute":COMMAND[,"arguments":ARGS],"id":"qmpsh-N"},
+// as its n-th call: {"execute":COMMAND[,"arguments":ARGS],"id":N},
 // without the id for n = 0, as a lone call sends it, and without newline.
 func appendRequest(buf []byte, command string, args []byte, n uint64) []byte {
 	buf = append(buf, `{"execute":"`...)
@@ -174,10 +174,9 @@ func appendRequest(buf []byte, command string, args []byte, n uint64) []byte {
 		buf = append(buf, `,"arguments":`...)
 		buf = append(buf, args...)
 	}
-	if n != 0 {
-		buf = append(buf, `,"id":"qmpsh-`...)
-		buf = strconv.AppendUint(buf, n, 10)
-		buf = append(buf, '"')
+	if n != 0 { // ids cycle through 1..9 while fewer than 9 calls are pending
+		buf = append(buf, `,"id":`...)
+		buf = strconv.AppendUint(buf, (n-1)%9+1, 10)
 	}
 	return append(buf, '}')
 }

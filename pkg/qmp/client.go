@@ -87,9 +87,8 @@ type Client struct {
 	proto *protocol.Protocol
 	log   *slog.Logger
 
-	nextID atomic.Uint64
-
 	mu       sync.Mutex
+	lastID   uint64                 // the id given last; see nextID
 	pending  map[uint64]chan result // by id (0: the call sent without one); nil marks a cancelled call
 	waiting  int                    // the entries of pending that are not nil
 	greeting *Greeting
@@ -308,34 +307,29 @@ func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage,
 	return reply, nil
 }
 
-// idPrefix starts every id the client gives a request: "qmpsh-N", with
-// N counting from 1.
-const idPrefix = "qmpsh-"
+// An id the client gives a request is a small JSON number, N >= 1, the
+// least digits that keep it apart from every other call still pending
+// (see register): QEMU parses an id and writes it back in the reply, and
+// "id":7 costs it far less than a string. The negotiation's id,
+// "qmpsh-negotiate", is the only other one.
 
-// appendID appends id as a JSON string.
-func appendID(b []byte, id uint64) []byte {
-	b = append(b, `"`+idPrefix...)
-	return append(strconv.AppendUint(b, id, 10), '"')
-}
+// appendID appends id as a JSON number.
+func appendID(b []byte, id uint64) []byte { return strconv.AppendUint(b, id, 10) }
 
-// parseID returns the N of a reply's id, a JSON string "qmpsh-N", or
-// false for an id the client cannot have given.
+// parseID returns the N of a reply's id, or false for an id the client
+// cannot have given: anything but digits without a leading zero.
 func parseID(raw json.RawMessage) (uint64, bool) {
-	var s string
-	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
-		s = string(raw[1 : len(raw)-1]) // short and not kept: no allocation
-	} else {
-		var err error
-		if s, err = strconv.Unquote(string(raw)); err != nil {
-			return 0, false
-		}
-	}
-	digits, ok := strings.CutPrefix(s, idPrefix)
-	if !ok || digits == "" || digits[0] == '0' {
+	if len(raw) == 0 || len(raw) > 19 || raw[0] == '0' {
 		return 0, false
 	}
-	n, err := strconv.ParseUint(digits, 10, 64)
-	return n, err == nil
+	var n uint64
+	for _, d := range raw {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(d-'0')
+	}
+	return n, true
 }
 
 // call is a request registered in pending: its id (0 for one sent
@@ -360,13 +354,33 @@ func (c *Client) register(idless bool) call {
 	k := call{ch: replyChans.Get().(chan result)}
 	c.mu.Lock()
 	if !idless || len(c.pending) != 0 {
-		k.id = c.nextID.Add(1)
+		k.id = c.nextID()
 	}
 	c.pending[k.id] = k.ch
 	c.waiting++
 	k.alone = c.waiting == 1
 	c.mu.Unlock()
 	return k
+}
+
+// nextID returns an id that no pending call has, cancelled ones included,
+// so that no reply can be taken for another's: the next in a cycle through
+// 1..9 while fewer than 9 calls are pending (one digit), 1..99 while
+// fewer than 99, and so on. The caller holds c.mu.
+func (c *Client) nextID() uint64 {
+	limit := uint64(9)
+	for uint64(len(c.pending)) >= limit {
+		limit = limit*10 + 9
+	}
+	for {
+		c.lastID++
+		if c.lastID > limit {
+			c.lastID = 1
+		}
+		if _, busy := c.pending[c.lastID]; !busy {
+			return c.lastID
+		}
+	}
 }
 
 // unregister takes back a call whose request was not sent, or whose
@@ -475,7 +489,7 @@ func encodeRequest(verb, command string, args any) ([]byte, error) {
 	return b, nil
 }
 
-// appendIDEnd ends a request from encodeRequest: `,"id":"qmpsh-N"}`, or
+// appendIDEnd ends a request from encodeRequest: `,"id":N}`, or
 // `}` for id 0, a request sent without an id.
 func appendIDEnd(b []byte, id uint64) []byte {
 	if id != 0 {

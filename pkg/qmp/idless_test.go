@@ -302,3 +302,53 @@ func shortTempDir(t *testing.T) string {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
 }
+
+// TestIDNotReusedWhileDue: the id of a call given up before its reply
+// came is not given to another call until that reply has come, however
+// many calls go meanwhile (ids cycle through a few small numbers).
+func TestIDNotReusedWhileDue(t *testing.T) {
+	held := make(chan *qmptest.Request, 1)
+	bad := make(chan string, 100)
+	calls := 0
+	s := fakeServer(t, echoUntil(func(c *qmptest.Conn, req *qmptest.Request) bool {
+		if req.ExecOOB == "slow" {
+			held <- req
+			return true
+		}
+		calls++
+		switch {
+		case calls <= 20:
+			slow := <-held
+			if string(req.ID) == string(slow.ID) {
+				bad <- fmt.Sprintf("call %d has id %s, which the cancelled call's reply is due for", calls, req.ID)
+			}
+			held <- slow
+		case calls == 21:
+			slow := <-held
+			if c.Reply(slow.ID, "stale") != nil {
+				return false
+			}
+		}
+		return c.Reply(req.ID, req.Execute) == nil
+	}))
+	c := connect(t, s.Addr)
+	ctx, cancel := context.WithCancel(testContext(t))
+	go func() {
+		req := <-held
+		held <- req
+		cancel()
+	}()
+	if _, err := c.ExecuteOOB(ctx, "slow", nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ExecuteOOB(slow) = %v, want context.Canceled", err)
+	}
+	for i := range 25 {
+		name := fmt.Sprintf("call%d", i)
+		if ret, err := c.Execute(testContext(t), name, nil); err != nil || string(ret) != `"`+name+`"` {
+			t.Fatalf("Execute(%s) = %s, %v", name, ret, err)
+		}
+	}
+	close(bad)
+	for msg := range bad {
+		t.Error(msg)
+	}
+}
