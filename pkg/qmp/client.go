@@ -34,6 +34,7 @@ type config struct {
 	maxMessage   int
 	negotiate    bool
 	awaitGreet   bool
+	noOOB        bool
 	eventBacklog int
 	listening    func(addr string)
 	trace        func(dir protocol.Direction, msg []byte)
@@ -64,6 +65,12 @@ func WithMaxMessageSize(n int) Option { return func(c *config) { c.maxMessage = 
 // WithoutNegotiation skips qmp_capabilities, for a caller that negotiates
 // itself (through Raw) or talks to a server already negotiated.
 func WithoutNegotiation() Option { return func(c *config) { c.negotiate = false } }
+
+// WithoutOOB leaves the "oob" capability off even when the server offers
+// it, for a client that sends no exec-oob (ExecuteOOB then fails with
+// ErrOOBNotNegotiated): enabling it makes QEMU answer qmp_capabilities
+// later, which a client that connects for one command feels.
+func WithoutOOB() Option { return func(c *config) { c.noOOB = true } }
 
 // WithoutGreeting skips reading the greeting, for a server that has
 // already sent it to someone else. It implies WithoutNegotiation.
@@ -737,7 +744,7 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 		return nil
 	}
 
-	oob := slices.Contains(g.Capabilities, "oob")
+	oob := !c.cfg.noOOB && slices.Contains(g.Capabilities, "oob")
 	req := []byte(`{"execute":"qmp_capabilities","id":"qmpsh-negotiate"}`)
 	if oob {
 		req = []byte(`{"execute":"qmp_capabilities","arguments":{"enable":["oob"]},"id":"qmpsh-negotiate"}`)

@@ -352,3 +352,28 @@ func TestIDNotReusedWhileDue(t *testing.T) {
 		t.Error(msg)
 	}
 }
+
+// TestWithoutOOB: the client leaves oob off when asked, though QEMU
+// offers it, and says so when asked for exec-oob.
+func TestWithoutOOB(t *testing.T) {
+	var mu sync.Mutex
+	var sent []string
+	c := connect(t, qmptest.StartQEMU(t), qmp.WithoutOOB(), qmp.WithTrace(func(dir protocol.Direction, msg []byte) {
+		if dir == protocol.Sent {
+			mu.Lock()
+			sent = append(sent, string(msg))
+			mu.Unlock()
+		}
+	}))
+	if _, err := c.ExecuteOOB(testContext(t), "migrate-pause", nil); !errors.Is(err, qmp.ErrOOBNotNegotiated) {
+		t.Errorf("ExecuteOOB = %v, want ErrOOBNotNegotiated", err)
+	}
+	if _, err := c.Execute(testContext(t), "query-status", nil); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sent) == 0 || sent[0] != `{"execute":"qmp_capabilities","id":"qmpsh-negotiate"}` {
+		t.Errorf("negotiated with %q, want no capability enabled", sent)
+	}
+}
