@@ -355,8 +355,8 @@ type call struct {
 // requests in order and every other request carries an id, the id-less
 // reply can only be this one's. A call cancelled without its reply stays
 // pending until the reply comes, so the next call takes an id and cannot
-// take the stale reply. Sending fewer bytes matters: an id costs QEMU a
-// good part of a round trip to parse and to echo.
+// take the stale reply. Sending fewer bytes matters: QEMU's parsing is
+// most of a round trip, and an id is parsed and echoed.
 func (c *Client) register(idless bool) call {
 	k := call{ch: replyChans.Get().(chan result)}
 	c.mu.Lock()
@@ -390,10 +390,9 @@ func (c *Client) nextID() uint64 {
 	}
 }
 
-// unregister takes back a call whose request was not sent, or whose
-// caller gave up, and reports whether other calls are waiting. A reply
-// still due marks its entry cancelled (nil), so that the id, or the
-// id-less slot, stays taken until the reply comes.
+// unregister takes back a call whose request was not sent, so that no
+// reply is due, and reports whether other calls are waiting. (A call
+// given up after sending is cancelled instead; see cancel.)
 func (c *Client) unregister(k call) (others bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -454,7 +453,9 @@ func (c *Client) roundTrip(ctx context.Context, k call, msg []byte, files []*os.
 	}
 }
 
-// cancel marks call k cancelled: its late reply is dropped quietly.
+// cancel marks call k cancelled: its entry stays, nil, so that its id
+// (or the id-less slot) is not given to another call until the late
+// reply comes, which route then drops quietly.
 func (c *Client) cancel(k call) {
 	c.mu.Lock()
 	if ch := c.pending[k.id]; ch != nil && ch == k.ch {
