@@ -98,20 +98,27 @@ test: qemu man-tools
 	$(GO) test -race -count=1 ./...
 
 # bench runs the benchmark driver, cmd/qmpsh-bench (see README.md,
-# Performance). Its ratio subcommand runs the client's benchmarks
-# (pkg/qmp/bench_test.go) against the fake server and QEMU, each beside a
-# raw-socket floor measured in the same run, and prints the client/floor
-# ratios against their targets; BENCHFLAGS passes options to it, e.g.
-# BENCHFLAGS='-rounds 5 -benchtime 2s'. Its proc subcommand times
-# `qmpsh exec query-status` as a whole process beside a minimal raw Go
-# program (testdata/rawqmp), runs interleaved on one QEMU, and reports the
-# peak RSS of qmpsh exec and of an idle shell; BENCHPROCFLAGS passes
-# options to it, e.g. BENCHPROCFLAGS='-runs 500 -target 1.5 -strict'.
-# Last, BenchmarkExecFanOut200 times exec on 200 fake servers at once.
+# Performance). Its qemu subcommand runs query-status on a real QEMU from
+# three programs, each its own process: a raw floor sending the cheapest
+# bytes (testdata/rawqmp), go-qemu (testdata/goqemu, a module of its own)
+# and qmpsh's library (testdata/qmpshlib), with one caller and with 8, in
+# interleaved rounds, and prints the ratios against their targets;
+# BENCHQEMUFLAGS passes options to it, e.g. BENCHQEMUFLAGS='-rounds 5'. Its
+# ratio subcommand runs the client's benchmarks (pkg/qmp/bench_test.go)
+# against the fake server, each beside a raw-socket floor measured in the
+# same run, and prints the client/floor ratios against their targets;
+# BENCHFLAGS passes options to it, e.g. BENCHFLAGS='-rounds 5 -benchtime 2s'.
+# Its proc subcommand times `qmpsh exec query-status` as a whole process
+# beside a minimal raw Go program (testdata/rawqmp), runs interleaved on
+# one QEMU, and reports the peak RSS of qmpsh exec and of an idle shell;
+# BENCHPROCFLAGS passes options to it, e.g. BENCHPROCFLAGS='-runs 500
+# -strict'. Last, BenchmarkExecFanOut200 times exec on 200 fake servers at
+# once.
 # Its proxy subcommand compares query-status through qmpsh proxy with a
 # direct client on the same QEMU, and reads the proxy's peak RSS with 100
 # idle clients; BENCHPROXYFLAGS passes options to it.
 bench: qemu
+	$(GO) run ./cmd/qmpsh-bench qemu $(BENCHQEMUFLAGS)
 	$(GO) run ./cmd/qmpsh-bench ratio $(BENCHFLAGS)
 	$(GO) run ./cmd/qmpsh-bench proc $(BENCHPROCFLAGS)
 	$(GO) run ./cmd/qmpsh-bench proxy $(BENCHPROXYFLAGS)

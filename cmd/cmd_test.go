@@ -97,7 +97,7 @@ func TestExecQEMU(t *testing.T) {
 	})
 	t.Run("Verbose", func(t *testing.T) {
 		r := run(t, "", "exec", "-v", "-s", sock, "query-status")
-		if r.code != 0 || !strings.Contains(r.stderr, `--> {"execute":"query-status","id":"qmpsh-1"}`) ||
+		if r.code != 0 || !strings.Contains(r.stderr, `--> {"execute":"query-status"}`) ||
 			!strings.Contains(r.stderr, `<-- {"return": {"status": "running"`) {
 			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 		}

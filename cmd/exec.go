@@ -161,7 +161,13 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 // value as soon as it arrives. Errors are ready to report: an error reply,
 // an *ExitError, or an error naming addr.
 func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.Input, onReturn func(json.RawMessage)) (ret, event json.RawMessage, err error) {
-	client, closeLog, err := opts.newClient(opts.IO.ErrOut)
+	var extra []qmp.Option
+	if in.Raw == nil {
+		// A named command runs in band: negotiating oob would only make
+		// QEMU answer later.
+		extra = append(extra, qmp.WithoutOOB())
+	}
+	client, closeLog, err := opts.newClient(opts.IO.ErrOut, extra...)
 	if err != nil {
 		return nil, nil, err
 	}

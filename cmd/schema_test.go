@@ -193,7 +193,7 @@ func TestConnectPipedTyped(t *testing.T) {
 	t.Run("TransactionTyped", func(t *testing.T) {
 		r := run(t, "blockdev-add driver=null-co node-name=n9\ntransaction(\nblock-dirty-bitmap-add node=n9 name=123 granularity=0x10000\n)\n",
 			"connect", "-v", sock)
-		sent := `--> {"execute":"transaction","arguments":{"actions":[{"data":{"granularity":65536,"name":"123","node":"n9"},"type":"block-dirty-bitmap-add"}]},`
+		sent := `--> {"execute":"transaction","arguments":{"actions":[{"data":{"granularity":65536,"name":"123","node":"n9"},"type":"block-dirty-bitmap-add"}]}`
 		if r.code != ExitOK || r.stdout != "{}\n{}\n" || !strings.Contains(r.stderr, sent) {
 			t.Fatalf("exit %d, stdout %q, stderr ...%q", r.code, r.stdout, r.stderr[max(0, len(r.stderr)-600):])
 		}

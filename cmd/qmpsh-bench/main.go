@@ -2,6 +2,7 @@
 // prints the tables of README.md's Performance section. It is what
 // `make bench` runs:
 //
+//	go run ./cmd/qmpsh-bench qemu [flags]   # the library on real QEMU beside a raw floor and go-qemu, as processes
 //	go run ./cmd/qmpsh-bench ratio [flags]  # the client's Go benchmarks, as client/floor ratios
 //	go run ./cmd/qmpsh-bench proc [flags]   # qmpsh exec as a whole process beside a raw program
 //
@@ -33,6 +34,7 @@ const module = "github.com/qmpsh/qmpsh"
 // subcommands maps a name to its run function, which takes the arguments
 // after the name.
 var subcommands = map[string]func(args []string){
+	"qemu":  qemuMain,
 	"ratio": ratioMain,
 	"proc":  procMain,
 	"proxy": proxyMain,
@@ -40,7 +42,7 @@ var subcommands = map[string]func(args []string){
 
 func main() {
 	if len(os.Args) < 2 || subcommands[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: qmpsh-bench ratio|proc|proxy [flags]; qmpsh-bench SUBCOMMAND -h lists its flags")
+		fmt.Fprintln(os.Stderr, "usage: qmpsh-bench qemu|ratio|proc|proxy [flags]; qmpsh-bench SUBCOMMAND -h lists its flags")
 		os.Exit(2)
 	}
 	sigs := make(chan os.Signal, 1)

@@ -55,3 +55,18 @@ func TestTableWidens(t *testing.T) {
 		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
+
+func TestRatios(t *testing.T) {
+	// Round by round; a round whose denominator is missing or zero is
+	// left out.
+	r := ratios([]float64{10, 20, 30}, []float64{5, 0})
+	if len(r) != 1 || r[0] != 2 {
+		t.Errorf("ratios = %v, want [2]", r)
+	}
+	if got := ratioCell([]float64{1.2, 0.9, 1}); got != "1.00× [0.90–1.20]" {
+		t.Errorf("ratioCell = %q", got)
+	}
+	if got := ratioCell(nil); got != "-" {
+		t.Errorf("ratioCell(nil) = %q", got)
+	}
+}

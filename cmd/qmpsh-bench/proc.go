@@ -23,10 +23,10 @@ import (
 
 // The proc subcommand compares, as whole processes, `qmpsh exec
 // query-status` with the least a Go program can do for the same result
-// (testdata/rawqmp: greeting, qmp_capabilities, query-status, one line
-// read per message), and reports the peak RSS of qmpsh exec and of an idle shell:
+// (testdata/rawqmp: greeting, qmp_capabilities, query-status, the
+// cheapest bytes, one line read per message), and reports the peak RSS of qmpsh exec and of an idle shell:
 //
-//	go run ./cmd/qmpsh-bench proc [-runs 200] [-warmup 10] [-rssruns 10] [-target 1.5] [-idle 200ms] [-qemu BIN] [-strict]
+//	go run ./cmd/qmpsh-bench proc [-runs 200] [-warmup 10] [-rssruns 10] [-target 1.3] [-idle 200ms] [-qemu BIN] [-strict]
 //
 // Both programs are built into a temporary directory and run against one
 // throwaway QEMU (-M none, started by qmptest.LaunchQEMU), one process at
@@ -61,7 +61,7 @@ func procMain(args []string) {
 	fs := flag.NewFlagSet("qmpsh-bench proc", flag.ExitOnError)
 	runs := fs.Int("runs", 200, "measured runs of each program")
 	warmup := fs.Int("warmup", 10, "unmeasured runs of each program first")
-	target := fs.Float64("target", 1.5, "most qmpsh/raw ratio of the median wall times that meets the target")
+	target := fs.Float64("target", 1.3, "most qmpsh/raw ratio of the median wall times that meets the target")
 	idle := fs.Duration("idle", 200*time.Millisecond, "how long the idle shell waits before its RSS is read")
 	qemuBin := fs.String("qemu", "qemu-system-x86_64", "the QEMU binary")
 	rssRuns := fs.Int("rssruns", 10, "runs of each program, traced, for the peak RSS at exit")

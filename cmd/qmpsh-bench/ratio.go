@@ -48,7 +48,12 @@ func ratioMain(args []string) {
 	fs := flag.NewFlagSet("qmpsh-bench ratio", flag.ExitOnError)
 	rounds := fs.Int("rounds", 3, "runs of the benchmarks")
 	benchtime := fs.String("benchtime", "1s", "-test.benchtime of each benchmark")
-	bench := fs.String("bench", "^Benchmark(ExecuteSequential|ExecuteParallel8|Events)$", "-test.bench: which benchmarks")
+	// The fake server's only: against QEMU, the qemu subcommand measures
+	// each program as a process of its own, as the in-process floor,
+	// sharing its process with the benchmarks, runs slower than it does
+	// alone, which flatters the ratio.
+	bench := fs.String("bench", "^Benchmark(ExecuteSequential|ExecuteParallel8|Events)$/./^fake$",
+		"-test.bench: which benchmarks (…/qemu$ for QEMU's)")
 	out := fs.String("o", "bench.out", "file for the raw output")
 	strict := fs.Bool("strict", false, "exit 1 when a ratio misses its target")
 	fs.Parse(args)

@@ -603,3 +603,52 @@ func TestTrace(t *testing.T) {
 		t.Errorf("Direction strings = %q, %q", Sent, Received)
 	}
 }
+
+// TestUnterminated: with Config.Unterminated, messages go back to back,
+// whichever way they are written: by the session hook, by SendNow
+// itself, by the writer goroutine, with files.
+func TestUnterminated(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make([]net.Conn, 2)
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "end")
+		conns[i], err = net.FileConn(f) // a dup
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ours, theirs := conns[0], conns[1]
+	defer theirs.Close()
+	p := New(Config{
+		Unterminated: true,
+		Establish:    func(_ context.Context, s *Session) error { return s.Send([]byte(`{"hook":0}`)) },
+	})
+	if err := p.ConnectConn(context.Background(), ours); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Disconnect()
+	ctx := context.Background()
+	if err := p.SendNow(ctx, []byte(`{"now":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Send(ctx, []byte(`{"queued":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := p.SendFiles(ctx, []byte(`{"files":3}`), f); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"hook":0}{"now":1}{"queued":2}{"files":3}`
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(theirs, got); err != nil || string(got) != want {
+		t.Fatalf("peer read %q, %v; want %q", got, err, want)
+	}
+}

@@ -4,9 +4,10 @@
 // and a bound on message size.
 //
 // It follows the AsyncProtocol class of QEMU's Python qemu.qmp package but
-// knows nothing of QMP: messages are opaque byte strings, one per line. The
-// layer above supplies a session hook (greeting, negotiation), a message
-// handler and, if it likes, a trace of the traffic through Config.
+// knows nothing of QMP: messages are opaque byte strings, one per line (or,
+// going out, back to back: see Config.Unterminated). The layer above
+// supplies a session hook (greeting, negotiation), a message handler and,
+// if it likes, a trace of the traffic through Config.
 //
 // # Concurrency
 //

@@ -36,6 +36,12 @@ type Config struct {
 	// MaxMessageSize bounds one incoming message, excluding its line
 	// terminator. Default: DefaultMaxMessageSize.
 	MaxMessageSize int
+	// Unterminated writes messages back to back, without the "\n" after
+	// each, for a peer that splits its input as a JSON stream rather than
+	// into lines, as QEMU, qemu-storage-daemon and qemu-ga do: to them a
+	// newline is one more token to lex for nothing. Incoming messages
+	// are lines either way.
+	Unterminated bool
 
 	// Establish runs once the transport is up and before the runstate
 	// becomes Running, with exclusive use of the connection through s.
@@ -372,10 +378,11 @@ func (p *Protocol) SendNow(ctx context.Context, msg []byte) error {
 	if err != nil {
 		return err
 	}
-	if s.writeNow(msg) {
+	done, traced := s.writeNow(msg)
+	if done {
 		return nil
 	}
-	return s.enqueue(ctx, outgoing{msg: msg})
+	return s.enqueue(ctx, outgoing{msg: msg, traced: traced})
 }
 
 // SendFiles sends msg with files attached as SCM_RIGHTS ancillary data,
@@ -507,6 +514,7 @@ func (ss *Session) Conn() net.Conn { return ss.s.conn }
 
 type outgoing struct {
 	msg    []byte
+	traced bool // logged and traced already, by writeNow
 	fds    []int
 	result chan error // for SendFiles: the write's outcome
 }
@@ -659,38 +667,42 @@ func (s *session) enqueue(ctx context.Context, m outgoing) error {
 
 // writeNow writes msg from the calling goroutine if it can do so at once
 // and in order, and reports whether it did (or the write failed, ending
-// the session). It makes one non-blocking write: what the connection
-// does not take goes to the writer goroutine, which writes it before
-// anything else.
-func (s *session) writeNow(msg []byte) bool {
+// the session), and whether it traced msg, which it does before writing,
+// so that the trace shows a request before its reply. It makes one
+// non-blocking write: what the connection does not take goes to the
+// writer goroutine, which writes it before anything else.
+func (s *session) writeNow(msg []byte) (done, traced bool) {
 	if s.raw == nil || s.queued.Load() != 0 || !s.wmu.TryLock() {
-		return false
+		return false, false
 	}
 	defer s.wmu.Unlock()
 	if s.queued.Load() != 0 || s.tail != nil {
-		return false
+		return false, false
 	}
 	select {
 	case <-s.done:
-		return false
+		return false, false
 	default:
 	}
-	s.scratch = append(append(s.scratch[:0], msg...), '\n')
+	s.scratch = append(s.scratch[:0], msg...)
+	if !s.p.cfg.Unterminated {
+		s.scratch = append(s.scratch, '\n')
+	}
 	if s.writeFn == nil {
 		s.writeFn = s.writeScratch // one closure for the session, not one per call
 	}
+	s.logOut(msg)
 	if rerr := s.raw.Write(s.writeFn); rerr != nil {
-		return false // closed under us: enqueue reports why
+		return false, true // closed under us: enqueue reports why
 	}
 	n, err := s.wn, s.werr
 	if err == syscall.EAGAIN || n == 0 && err == nil {
-		return false // the connection is full: queue it
+		return false, true // the connection is full: queue it
 	}
-	s.logOut(msg)
 	if err != nil {
 		s.end(fmt.Errorf("writing to peer: %w", &net.OpError{Op: "write", Net: s.conn.LocalAddr().Network(),
 			Source: s.conn.LocalAddr(), Addr: s.conn.RemoteAddr(), Err: os.NewSyscallError("write", err)}))
-		return true
+		return true, true
 	}
 	if n < len(s.scratch) {
 		s.tail = append([]byte(nil), s.scratch[n:]...)
@@ -702,7 +714,7 @@ func (s *session) writeNow(msg []byte) bool {
 	if cap(s.scratch) > 64<<10 {
 		s.scratch = nil // do not keep a huge message's buffer
 	}
-	return true
+	return true, true
 }
 
 // writeScratch makes one write of s.scratch, for writeNow, which holds
@@ -818,7 +830,10 @@ func (s *session) writeTail() error {
 
 func (s *session) send(m outgoing) error {
 	if m.fds == nil {
-		return s.write(m.msg)
+		if !m.traced {
+			s.logOut(m.msg)
+		}
+		return s.buffer(m.msg)
 	}
 	err := s.writeWithFiles(m)
 	m.result <- err
@@ -833,7 +848,10 @@ func (s *session) writeWithFiles(m outgoing) error {
 		return err
 	}
 	s.logOut(m.msg)
-	b := append(append(make([]byte, 0, len(m.msg)+1), m.msg...), '\n')
+	b := append(make([]byte, 0, len(m.msg)+1), m.msg...)
+	if !s.p.cfg.Unterminated {
+		b = append(b, '\n')
+	}
 	n, _, err := s.conn.(*net.UnixConn).WriteMsgUnix(b, syscall.UnixRights(m.fds...), nil)
 	if err == nil && n < len(b) {
 		_, err = s.conn.Write(b[n:])
@@ -843,7 +861,12 @@ func (s *session) writeWithFiles(m outgoing) error {
 
 func (s *session) write(msg []byte) error {
 	s.logOut(msg)
-	if _, err := s.w.Write(msg); err != nil {
+	return s.buffer(msg)
+}
+
+// buffer writes msg, and its terminator, to the buffered writer.
+func (s *session) buffer(msg []byte) error {
+	if _, err := s.w.Write(msg); err != nil || s.p.cfg.Unterminated {
 		return err
 	}
 	return s.w.WriteByte('\n')

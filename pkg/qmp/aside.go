@@ -1,7 +1,6 @@
 package qmp
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"sync"
@@ -57,36 +56,26 @@ func (a *asideCalls) remove(id uint64) {
 }
 
 // match reports whether msg is the request or reply of an Aside call; a
-// reply ends the call's entry. Only messages that hold such a call's id
-// as a string anywhere are decoded, to find their own id.
+// reply ends the call's entry. It decodes msg's id, so it is called only
+// while an Aside call is pending (the fetch of a schema, rarely).
 func (a *asideCalls) match(dir protocol.Direction, msg []byte) bool {
-	var candidate uint64
-	a.mu.Lock()
-	var quoted []byte
-	for id := range a.ids {
-		quoted = appendID(quoted[:0], id)
-		if bytes.Contains(msg, quoted) {
-			candidate = id
-			break
-		}
-	}
-	a.mu.Unlock()
-	if candidate == 0 {
-		return false
-	}
 	var m struct {
 		ID json.RawMessage `json:"id"`
 	}
 	if json.Unmarshal(msg, &m) != nil {
 		return false
 	}
-	if id, ok := parseID(m.ID); !ok || id != candidate {
+	id, ok := parseID(m.ID)
+	if !ok {
 		return false
 	}
-	if dir == protocol.Received {
-		a.remove(candidate)
+	a.mu.Lock()
+	_, mine := a.ids[id]
+	a.mu.Unlock()
+	if mine && dir == protocol.Received {
+		a.remove(id)
 	}
-	return true
+	return mine
 }
 
 // trace is the protocol's trace hook when the client has one.

@@ -39,7 +39,7 @@ func TestQEMUAsideTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The Aside call's id in a message of the user's does not mark it.
-	if _, err := c.Execute(ctx, "qom-get", map[string]any{"path": "qmpsh-1", "property": "type"}); err == nil {
+	if _, err := c.Execute(ctx, "qom-get", map[string]any{"path": "/1", "property": "type"}); err == nil {
 		t.Fatal("qom-get of a path that does not exist succeeded")
 	}
 	if _, err := c.Execute(ctx, "cont", nil); err != nil {
@@ -47,8 +47,8 @@ func TestQEMUAsideTrace(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	want := []string{`--> {"execute":"query-status","id":"qmpsh-1"}`, `<-- {"return": {"status": "running"`,
-		`--> {"execute":"no-such-command","id":"qmpsh-2"}`, `<-- {"id": "qmpsh-2", "error": `}
+	want := []string{`--> {"execute":"query-status","id":1}`, `<-- {"return": {"status": "running"`,
+		`--> {"execute":"no-such-command","id":2}`, `<-- {"id": 2, "error": `}
 	if len(marked) != len(want) {
 		t.Fatalf("marked %d messages, want %d:\n%s", len(marked), len(want), strings.Join(marked, "\n"))
 	}

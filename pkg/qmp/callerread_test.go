@@ -44,6 +44,15 @@ func echoUntil(handle func(c *qmptest.Conn, req *qmptest.Request) bool) func(*qm
 	}
 }
 
+// idMember is the id member of a reply to a request with that id, as
+// QEMU lays it out, or nothing for a request without one.
+func idMember(id json.RawMessage) string {
+	if id == nil {
+		return ""
+	}
+	return `, "id": ` + string(id)
+}
+
 func echo(t *testing.T, c *qmp.Client, ctx context.Context, n int) {
 	t.Helper()
 	for range n {
@@ -65,7 +74,7 @@ func TestCallerReadInterrupted(t *testing.T) {
 			return true
 		}
 		// The next call after the half reply: end it first.
-		c.WriteRaw([]byte(`1}, "id": ` + string(half) + "}\r\n"))
+		c.WriteRaw([]byte(`1}` + idMember(half) + "}\r\n"))
 		c.Reply(req.ID, req.Execute)
 		return true
 	}))
@@ -103,8 +112,8 @@ func TestCallerReadGarbage(t *testing.T) {
 				return false
 			}
 			c.WriteRaw([]byte("this is not json\r\n" +
-				`{"return": {}, "id": ` + string(first.ID) + "}\r\n" +
-				`{"return": {}, "id": ` + string(second.ID) + "}\r\n"))
+				`{"return": {}` + idMember(first.ID) + "}\r\n" +
+				`{"return": {}` + idMember(second.ID) + "}\r\n"))
 			<-c.Done()
 			return false
 		}))
@@ -222,7 +231,7 @@ func TestCallerReadNoDeadlines(t *testing.T) {
 // call that read it waiting for more.
 func TestCallerReadBlankLines(t *testing.T) {
 	s := fakeServer(t, echoUntil(func(c *qmptest.Conn, req *qmptest.Request) bool {
-		return c.WriteRaw([]byte(`{"return": "blank", "id": `+string(req.ID)+"}\r\n\r\n\n")) == nil
+		return c.WriteRaw([]byte(`{"return": "blank"`+idMember(req.ID)+"}\r\n\r\n\n")) == nil
 	}))
 	c := connect(t, s.Addr)
 	for i := range 20 {

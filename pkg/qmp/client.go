@@ -34,6 +34,7 @@ type config struct {
 	maxMessage   int
 	negotiate    bool
 	awaitGreet   bool
+	noOOB        bool
 	eventBacklog int
 	listening    func(addr string)
 	trace        func(dir protocol.Direction, msg []byte, aside bool)
@@ -67,6 +68,12 @@ func WithMaxMessageSize(n int) Option { return func(c *config) { c.maxMessage = 
 // itself (through Raw) or talks to a server already negotiated.
 func WithoutNegotiation() Option { return func(c *config) { c.negotiate = false } }
 
+// WithoutOOB leaves the "oob" capability off even when the server offers
+// it, for a client that sends no exec-oob (ExecuteOOB then fails with
+// ErrOOBNotNegotiated): enabling it makes QEMU answer qmp_capabilities
+// later, which a client that connects for one command feels.
+func WithoutOOB() Option { return func(c *config) { c.noOOB = true } }
+
 // WithoutGreeting skips reading the greeting, for a server that has
 // already sent it to someone else. It implies WithoutNegotiation.
 func WithoutGreeting() Option {
@@ -89,10 +96,9 @@ type Client struct {
 	proto *protocol.Protocol
 	log   *slog.Logger
 
-	nextID atomic.Uint64
-
 	mu       sync.Mutex
-	pending  map[uint64]chan result // by id; a nil channel marks a cancelled call
+	lastID   uint64                 // the id given last; see nextID
+	pending  map[uint64]chan result // by id (0: the call sent without one); nil marks a cancelled call
 	waiting  int                    // the entries of pending that are not nil
 	greeting *Greeting
 	oob      bool
@@ -148,13 +154,15 @@ func NewClient(opts ...Option) *Client {
 		Kind:           "QMPClient",
 		Logger:         cfg.logger,
 		MaxMessageSize: cfg.maxMessage,
-		Establish:      c.establish,
-		Handle:         c.handle,
-		Ended:          c.ended,
-		Drained:        c.handOn,
-		Yield:          c.yield,
-		Listening:      cfg.listening,
-		Trace:          trace,
+		// Every QMP server splits its input as a JSON stream.
+		Unterminated: true,
+		Establish:    c.establish,
+		Handle:       c.handle,
+		Ended:        c.ended,
+		Drained:      c.handOn,
+		Yield:        c.yield,
+		Listening:    cfg.listening,
+		Trace:        trace,
 	})
 	c.log = c.proto.Logger()
 	return c
@@ -254,19 +262,21 @@ func (c *Client) ExecuteWithFiles(ctx context.Context, command string, args any,
 }
 
 func (c *Client) execute(ctx context.Context, verb, command string, args any, files []*os.File) (json.RawMessage, error) {
-	id := c.nextID.Add(1)
-	msg, err := encodeRequest(verb, command, args, id)
+	msg, err := encodeRequest(verb, command, args)
 	if err != nil {
 		return nil, err
 	}
+	// An out-of-band reply may overtake in-band ones: it needs its id.
+	// So does an Aside call under a trace, which finds its messages by it.
 	aside := c.cfg.trace != nil && isAside(ctx)
+	call := c.register(verb == "execute" && !aside)
 	if aside {
-		c.aside.add(id)
+		c.aside.add(call.id)
 	}
-	r, err := c.roundTrip(ctx, id, msg, files)
+	r, err := c.roundTrip(ctx, call, appendIDEnd(msg, call.id), files)
 	if err != nil {
 		if aside && ctx.Err() == nil {
-			c.aside.remove(id) // no reply is coming
+			c.aside.remove(call.id) // no reply is coming
 		}
 		return nil, err
 	}
@@ -286,13 +296,16 @@ func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage,
 		return nil, fmt.Errorf("raw QMP message must be a JSON object: %s", truncate(msg, 80))
 	}
 	callerID, hadID := fields["id"]
-	id := c.nextID.Add(1)
-	fields["id"] = appendID(nil, id)
+	// Always an id of the client's own: the caller's may be anything, or
+	// missing, and may collide with the client's.
+	call := c.register(false)
+	fields["id"] = appendID(nil, call.id)
 	out, err := json.Marshal(fields)
 	if err != nil {
+		c.unregister(call)
 		return nil, fmt.Errorf("encoding raw QMP message: %w", err)
 	}
-	r, err := c.roundTrip(ctx, id, out, nil)
+	r, err := c.roundTrip(ctx, call, out, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -317,66 +330,111 @@ func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage,
 	return reply, nil
 }
 
-// idPrefix starts every id the client gives a request: "qmpsh-N", with
-// N counting from 1.
-const idPrefix = "qmpsh-"
+// An id the client gives a request is a small JSON number, N >= 1, the
+// least digits that keep it apart from every other call still pending
+// (see register): QEMU parses an id and writes it back in the reply, and
+// "id":7 costs it far less than a string. The negotiation's id,
+// "qmpsh-negotiate", is the only other one.
 
-// appendID appends id as a JSON string.
-func appendID(b []byte, id uint64) []byte {
-	b = append(b, `"`+idPrefix...)
-	return append(strconv.AppendUint(b, id, 10), '"')
-}
+// appendID appends id as a JSON number.
+func appendID(b []byte, id uint64) []byte { return strconv.AppendUint(b, id, 10) }
 
-// parseID returns the N of a reply's id, a JSON string "qmpsh-N", or
-// false for an id the client cannot have given.
+// parseID returns the N of a reply's id, or false for an id the client
+// cannot have given: anything but digits without a leading zero.
 func parseID(raw json.RawMessage) (uint64, bool) {
-	var s string
-	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
-		s = string(raw[1 : len(raw)-1]) // short and not kept: no allocation
-	} else {
-		var err error
-		if s, err = strconv.Unquote(string(raw)); err != nil {
-			return 0, false
-		}
-	}
-	digits, ok := strings.CutPrefix(s, idPrefix)
-	if !ok || digits == "" || digits[0] == '0' {
+	if len(raw) == 0 || len(raw) > 19 || raw[0] == '0' {
 		return 0, false
 	}
-	n, err := strconv.ParseUint(digits, 10, 64)
-	return n, err == nil
+	var n uint64
+	for _, d := range raw {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(d-'0')
+	}
+	return n, true
 }
 
-// roundTrip registers id before sending, so that a reply arriving at once
-// finds its caller, then waits for the reply, the session's end or ctx.
-// Its channel goes back to replyChans once a result has been taken from
-// it, when nothing else can be sent on it.
-func (c *Client) roundTrip(ctx context.Context, id uint64, msg []byte, files []*os.File) (reply, error) {
-	ch := replyChans.Get().(chan result)
-	c.mu.Lock()
-	c.pending[id] = ch
-	c.waiting++
-	alone := c.waiting == 1
-	c.mu.Unlock()
+// call is a request registered in pending: its id (0 for one sent
+// without an id), the channel it waits on, and whether it was the only
+// call waiting when registered.
+type call struct {
+	id    uint64
+	ch    chan result
+	alone bool
+}
 
+// register enters a call in pending before its request is sent, so that a
+// reply arriving at once finds it. The request goes without an id (id 0)
+// when idless is allowed and no other call is pending, cancelled ones
+// included: QEMU then answers it without an id, and as it answers in-band
+// requests in order and every other request carries an id, the id-less
+// reply can only be this one's. A call cancelled without its reply stays
+// pending until the reply comes, so the next call takes an id and cannot
+// take the stale reply. Sending fewer bytes matters: QEMU's parsing is
+// most of a round trip, and an id is parsed and echoed.
+func (c *Client) register(idless bool) call {
+	k := call{ch: replyChans.Get().(chan result)}
+	c.mu.Lock()
+	if !idless || len(c.pending) != 0 {
+		k.id = c.nextID()
+	}
+	c.pending[k.id] = k.ch
+	c.waiting++
+	k.alone = c.waiting == 1
+	c.mu.Unlock()
+	return k
+}
+
+// nextID returns an id that no pending call has, cancelled ones included,
+// so that no reply can be taken for another's: the next in a cycle through
+// 1..9 while fewer than 9 calls are pending (one digit), 1..99 while
+// fewer than 99, and so on. The caller holds c.mu.
+func (c *Client) nextID() uint64 {
+	limit := uint64(9)
+	for uint64(len(c.pending)) >= limit {
+		limit = limit*10 + 9
+	}
+	for {
+		c.lastID++
+		if c.lastID > limit {
+			c.lastID = 1
+		}
+		if _, busy := c.pending[c.lastID]; !busy {
+			return c.lastID
+		}
+	}
+}
+
+// unregister takes back a call whose request was not sent, so that no
+// reply is due, and reports whether other calls are waiting. (A call
+// given up after sending is cancelled instead; see cancel.)
+func (c *Client) unregister(k call) (others bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending[k.id] == k.ch {
+		delete(c.pending, k.id)
+		c.waiting--
+	}
+	return c.waiting > 0
+}
+
+// roundTrip sends the request of call k, then waits for its reply, the
+// session's end or ctx. Its channel goes back to replyChans once a result
+// has been taken from it, when nothing else can be sent on it.
+func (c *Client) roundTrip(ctx context.Context, k call, msg []byte, files []*os.File) (reply, error) {
 	var err error
 	switch {
 	case files != nil:
 		err = c.proto.SendFiles(ctx, msg, files...)
-	case alone: // nothing to batch it with
+	case k.alone: // nothing to batch it with
 		err = c.proto.SendNow(ctx, msg)
 	default:
 		err = c.proto.Send(ctx, msg)
 	}
 	if err != nil {
-		c.mu.Lock()
-		if c.pending[id] != nil {
-			delete(c.pending, id)
-			c.waiting--
-		}
-		others := c.waiting > 0
-		c.mu.Unlock()
-		if alone && others {
+		// Not sent, or the session is over: no reply is due.
+		if others := c.unregister(k); k.alone && others {
 			// A call that came after this one left reading to it.
 			c.proto.Wake()
 		}
@@ -391,7 +449,8 @@ func (c *Client) roundTrip(ctx context.Context, id uint64, msg []byte, files []*
 	// yielded the connection (see yield): that spares a hand-off to this
 	// goroutine. Concurrent calls leave reading to the reader goroutine,
 	// which hands each its reply and is at it anyway.
-	if alone {
+	ch := k.ch
+	if k.alone {
 		c.proto.Read(ctx, func() bool { return len(ch) > 0 })
 	}
 	select {
@@ -399,12 +458,7 @@ func (c *Client) roundTrip(ctx context.Context, id uint64, msg []byte, files []*
 		replyChans.Put(ch)
 		return r.reply, r.err
 	case <-ctx.Done():
-		c.mu.Lock()
-		if c.pending[id] != nil {
-			c.pending[id] = nil // the late reply is dropped quietly
-			c.waiting--
-		}
-		c.mu.Unlock()
+		c.cancel(k)
 		select {
 		case r := <-ch: // it won the race after all
 			replyChans.Put(ch)
@@ -415,7 +469,21 @@ func (c *Client) roundTrip(ctx context.Context, id uint64, msg []byte, files []*
 	}
 }
 
-func encodeRequest(verb, command string, args any, id uint64) ([]byte, error) {
+// cancel marks call k cancelled: its entry stays, nil, so that its id
+// (or the id-less slot) is not given to another call until the late
+// reply comes, which route then drops quietly.
+func (c *Client) cancel(k call) {
+	c.mu.Lock()
+	if ch := c.pending[k.id]; ch != nil && ch == k.ch {
+		c.pending[k.id] = nil
+		c.waiting--
+	}
+	c.mu.Unlock()
+}
+
+// encodeRequest encodes a request without its closing brace, which
+// appendIDEnd adds, with the id if it has one.
+func encodeRequest(verb, command string, args any) ([]byte, error) {
 	b := make([]byte, 0, 64+len(command))
 	b = append(b, `{"`...)
 	b = append(b, verb...)
@@ -442,8 +510,17 @@ func encodeRequest(verb, command string, args any, id uint64) ([]byte, error) {
 			b = append(b, a...)
 		}
 	}
-	b = append(b, `,"id":`...)
-	return append(appendID(b, id), '}'), nil
+	return b, nil
+}
+
+// appendIDEnd ends a request from encodeRequest: `,"id":N}`, or
+// `}` for id 0, a request sent without an id.
+func appendIDEnd(b []byte, id uint64) []byte {
+	if id != 0 {
+		b = append(b, `,"id":`...)
+		b = appendID(b, id)
+	}
+	return append(b, '}')
 }
 
 // jsonSafe reports whether s can stand between JSON quotes as it is:
@@ -522,16 +599,12 @@ func (c *Client) route(r *reply) error {
 		return nil
 	case r.Return == nil && r.Error == nil:
 		return protocolErrorf("server sent a message that is neither a reply nor an event: %s", truncate(msg, 120))
-	case r.ID == nil:
-		if r.Error != nil {
-			// Every request carries an id, so an id-less error is QEMU's
-			// answer to bytes it could not parse: the stream is out of
-			// step and nothing further can be trusted.
-			return protocolErrorf("server could not parse a request: %s: %s", r.Error.Class, r.Error.Desc)
-		}
-		return protocolErrorf("server sent a reply without an id: %s", truncate(msg, 120))
 	}
-	id, valid := parseID(r.ID)
+	var id uint64 // an id-less reply answers the call sent without one
+	valid := true
+	if r.ID != nil {
+		id, valid = parseID(r.ID)
+	}
 	c.mu.Lock()
 	ch, ok := c.pending[id]
 	if ok && valid {
@@ -542,6 +615,14 @@ func (c *Client) route(r *reply) error {
 	}
 	c.mu.Unlock()
 	switch {
+	case r.ID == nil && !ok:
+		if r.Error != nil {
+			// No request is out without an id, so an id-less error is
+			// QEMU's answer to bytes it could not parse: the stream is
+			// out of step and nothing further can be trusted.
+			return protocolErrorf("server could not parse a request: %s: %s", r.Error.Class, r.Error.Desc)
+		}
+		return protocolErrorf("server sent a reply without an id: %s", truncate(msg, 120))
 	case !valid || !ok:
 		// The spec: a client must ignore replies it cannot match.
 		c.log.Warn("dropping a reply with an unknown id", "id", string(r.ID))
@@ -680,7 +761,7 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 		return nil
 	}
 
-	oob := slices.Contains(g.Capabilities, "oob")
+	oob := !c.cfg.noOOB && slices.Contains(g.Capabilities, "oob")
 	req := []byte(`{"execute":"qmp_capabilities","id":"qmpsh-negotiate"}`)
 	if oob {
 		req = []byte(`{"execute":"qmp_capabilities","arguments":{"enable":["oob"]},"id":"qmpsh-negotiate"}`)

@@ -4,7 +4,9 @@
 // qemu-system-* or qemu-storage-daemon, reads the greeting, negotiates
 // capabilities, and then runs commands concurrently over the one
 // connection, routing each reply to its caller by id and each event to the
-// listeners that asked for it. It stands on pkg/protocol for the
+// listeners that asked for it. It sends QEMU only what it needs: no
+// newline after a request, and no id while a call is the only one pending
+// (its reply, id-less too, cannot be another's). It stands on pkg/protocol for the
 // connection lifecycle; it knows nothing of terminals or command lines.
 // WithTrace shows the traffic (WithAsideTrace also tells the program's
 // own calls, made with an Aside context); WaitForStateChange waits for the
@@ -25,8 +27,8 @@
 // Who may touch what:
 //
 //	lock or token                guards
-//	Client.mu                    pending (the calls awaiting replies, by id), waiting,
-//	                             greeting, oob
+//	Client.mu                    pending (the calls awaiting replies, by id; 0 for the one
+//	                             sent without an id), waiting, lastID, greeting, oob
 //	Client.listenMu              changes to the Listener list, which is copy-on-write:
 //	                             the reader loads it (Client.listeners) without a lock
 //	protocol's read token        Client.in, the inbox: events dispatched and not yet handed

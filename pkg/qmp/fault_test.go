@@ -158,7 +158,8 @@ func TestFaultIDlessError(t *testing.T) {
 	if err := c.Connect(testContext(t), s.Addr); err != nil {
 		t.Fatal(err)
 	}
-	_, err := c.Execute(testContext(t), "query-status", nil)
+	// A raw message has an id, so an id-less error cannot be its reply.
+	_, err := c.Raw(testContext(t), json.RawMessage(`{"execute":"query-status"}`))
 	lostConnection(t, err, "connection lost before the reply arrived: QMP protocol error: server could not parse a request: GenericError: JSON parse error, invalid keyword 'x'")
 	c.Disconnect()
 }
@@ -191,7 +192,7 @@ func TestFaultHalfWrittenReply(t *testing.T) {
 	s := fakeServer(t, func(c *qmptest.Conn) {
 		if negotiated(c) {
 			req, _ := c.ReadRequest()
-			c.WriteRaw([]byte(`{"return": {}, "id": ` + string(req.ID)))
+			c.WriteRaw([]byte(`{"return": {}` + idMember(req.ID)))
 			c.Close()
 		}
 	})

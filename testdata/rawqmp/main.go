@@ -1,43 +1,134 @@
-// Rawqmp is the floor of qmpsh exec's whole-process benchmark
-// (cmd/qmpsh-bench proc): the least a Go program can do to run query-status
-// over QMP. It dials the UNIX socket given as its argument, reads the
-// greeting, negotiates with qmp_capabilities, runs query-status, prints
-// the "return" value and exits. Standard library only, no JSON decoding:
-// one line per message, events skipped.
+// Rawqmp is the floor of qmpsh's benchmarks against QEMU (cmd/qmpsh-bench):
+// the least a Go program can do over QMP, sending the cheapest bytes QEMU
+// answers, {"execute":"query-status"}, with no id and no newline (QEMU
+// parses a JSON stream and needs neither). Standard library only, no JSON
+// decoding: one line read per message, events skipped.
+//
+// With a socket alone, it is the floor of `qmpsh exec query-status` as a
+// whole process: it reads the greeting, negotiates, runs query-status,
+// prints the "return" value and exits.
+//
+// With -n, it is the floor of the library's throughput: after
+// negotiating (with oob, when QEMU offers it, as the library does) and
+// -warmup calls, it runs query-status -n times and prints
+// "ops/s RATE". With -callers 1, one request at a time; with more, a
+// pipelined floor, which keeps that many requests in flight on the one
+// connection, writing as many new requests as replies have come, in one
+// write.
 //
 //	go build ./testdata/rawqmp
 //	rawqmp /tmp/qmp.sock
+//	rawqmp -n 10000 -callers 8 /tmp/qmp.sock
 package main
 
 import (
 	"bufio"
 	"bytes"
+	"flag"
 	"fmt"
 	"net"
 	"os"
+	"time"
 )
 
+const request = `{"execute":"query-status"}`
+
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: rawqmp SOCKET")
+	n := flag.Int("n", 0, "calls to time (0: run query-status once and print its value)")
+	callers := flag.Int("callers", 1, "requests in flight, with -n")
+	warmup := flag.Int("warmup", 200, "calls before the timed ones, with -n")
+	flag.Parse()
+	if flag.NArg() != 1 || *callers < 1 || *n < 0 || *warmup < 0 {
+		fmt.Fprintln(os.Stderr, "usage: rawqmp [-n N [-callers C] [-warmup W]] SOCKET")
 		os.Exit(2)
 	}
-	conn, err := net.Dial("unix", os.Args[1])
+	conn, err := net.Dial("unix", flag.Arg(0))
 	check(err)
 	defer conn.Close()
-	r := bufio.NewReader(conn)
-	_, err = r.ReadSlice('\n') // the greeting
+	r := bufio.NewReaderSize(conn, 64<<10)
+	greeting, err := r.ReadSlice('\n')
 	check(err)
-	check(send(conn, r, `{"execute":"qmp_capabilities"}`))
-	reply, err := call(conn, r, `{"execute":"query-status"}`)
-	check(err)
-	// {"return": VALUE}: print VALUE.
-	const prefix = `{"return": `
-	if !bytes.HasPrefix(reply, []byte(prefix)) {
-		check(fmt.Errorf("query-status: %s", bytes.TrimSpace(reply)))
+	negotiate := `{"execute":"qmp_capabilities"}`
+	if *n > 0 && bytes.Contains(greeting, []byte(`"oob"`)) {
+		// With oob, QEMU queues requests as they come instead of
+		// reading the next only once it has answered the last, and
+		// answers a run of calls faster, though it negotiates slower: the
+		// floor of many calls takes it, as qmp.Client does.
+		negotiate = `{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}`
 	}
-	ret := bytes.TrimSuffix(bytes.TrimRight(reply[len(prefix):], "\r\n"), []byte("}"))
-	os.Stdout.Write(append(ret, '\n'))
+	check(send(conn, r, negotiate))
+	if *n == 0 {
+		reply, err := call(conn, r, request)
+		check(err)
+		// {"return": VALUE}: print VALUE.
+		const prefix = `{"return": `
+		if !bytes.HasPrefix(reply, []byte(prefix)) {
+			check(fmt.Errorf("query-status: %s", bytes.TrimSpace(reply)))
+		}
+		ret := bytes.TrimSuffix(bytes.TrimRight(reply[len(prefix):], "\r\n"), []byte("}"))
+		os.Stdout.Write(append(ret, '\n'))
+		return
+	}
+	run := sequential
+	if *callers > 1 {
+		run = pipelined
+	}
+	check(run(conn, r, *warmup, *callers))
+	start := time.Now()
+	check(run(conn, r, *n, *callers))
+	fmt.Printf("ops/s %.1f\n", float64(*n)/time.Since(start).Seconds())
+}
+
+// sequential runs n calls, one at a time.
+func sequential(conn net.Conn, r *bufio.Reader, n, _ int) error {
+	for range n {
+		if err := send(conn, r, request); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pipelined runs n calls, keeping up to depth in flight: it writes the
+// first depth at once, then, each time it has read what replies there are,
+// as many new requests as it read, in one write.
+func pipelined(conn net.Conn, r *bufio.Reader, n, depth int) error {
+	buf := make([]byte, 0, depth*len(request))
+	sent, done := 0, 0
+	for done < n {
+		k := min(depth-(sent-done), n-sent)
+		if k > 0 {
+			buf = buf[:0]
+			for range k {
+				buf = append(buf, request...)
+			}
+			if _, err := conn.Write(buf); err != nil {
+				return err
+			}
+			sent += k
+		}
+		// Read one reply, waiting for it, then what else has come.
+		for first := true; done < sent && (first || bytes.IndexByte(peekBuffered(r), '\n') >= 0); first = false {
+			line, err := r.ReadSlice('\n')
+			if err != nil {
+				return err
+			}
+			if bytes.HasPrefix(line, []byte(`{"event"`)) || bytes.HasPrefix(line, []byte(`{"timestamp"`)) {
+				continue
+			}
+			if !bytes.HasPrefix(line, []byte(`{"return"`)) {
+				return fmt.Errorf("unexpected reply: %s", bytes.TrimSpace(line))
+			}
+			done++
+		}
+	}
+	return nil
+}
+
+// peekBuffered returns what r holds without reading the connection.
+func peekBuffered(r *bufio.Reader) []byte {
+	b, _ := r.Peek(r.Buffered())
+	return b
 }
 
 // send runs cmd and checks that it returned.
@@ -51,7 +142,7 @@ func send(conn net.Conn, r *bufio.Reader, cmd string) error {
 
 // call writes cmd and returns the next line that is not an event.
 func call(conn net.Conn, r *bufio.Reader, cmd string) ([]byte, error) {
-	if _, err := conn.Write([]byte(cmd + "\n")); err != nil {
+	if _, err := conn.Write([]byte(cmd)); err != nil {
 		return nil, err
 	}
 	for {
@@ -59,7 +150,7 @@ func call(conn net.Conn, r *bufio.Reader, cmd string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !bytes.HasPrefix(line, []byte(`{"event"`)) {
+		if !bytes.HasPrefix(line, []byte(`{"event"`)) && !bytes.HasPrefix(line, []byte(`{"timestamp"`)) {
 			return line, nil
 		}
 	}
