@@ -3,6 +3,7 @@ package qmp
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -36,6 +37,7 @@ type config struct {
 	awaitGreet   bool
 	eventBacklog int
 	listening    func(addr string)
+	tls          *tls.Config
 	trace        func(dir protocol.Direction, msg []byte, aside bool)
 }
 
@@ -154,6 +156,7 @@ func NewClient(opts ...Option) *Client {
 		Drained:        c.handOn,
 		Yield:          c.yield,
 		Listening:      cfg.listening,
+		TLS:            cfg.tls,
 		Trace:          trace,
 	})
 	c.log = c.proto.Logger()
