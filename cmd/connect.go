@@ -187,9 +187,13 @@ func acceptRun(ctx context.Context, opts *ShellOptions) error {
 		return err
 	}
 	defer ed.Close()
+	if err := opts.TLS.checkListen(addr); err != nil {
+		return err
+	}
 	announce := func(bound string) {
-		// QEMU's own spelling of the address: -qmp unix:PATH or tcp:H:P.
-		fmt.Fprintf(opts.IO.ErrOut, "qmpsh: waiting for QEMU; start it with: -qmp %s\n", bound)
+		// QEMU's own spelling of the address: -qmp unix:PATH or tcp:H:P,
+		// or for TLS a chardev with tls-creds.
+		fmt.Fprintf(opts.IO.ErrOut, "qmpsh: waiting for QEMU; start it with: %s\n", qemuDialArgs(bound, opts.TLS.Dir))
 	}
 	client, closeLog, err := opts.newClient(opts.sideWriter(ed), qmp.WithListening(announce))
 	if err != nil {

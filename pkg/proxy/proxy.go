@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +33,12 @@ type Config struct {
 	// Listen are the addresses clients connect to. A UNIX socket is
 	// created mode 0600 and removed when Run returns.
 	Listen []string
+	// TLS is for "tls:HOST:PORT" addresses: upstream, the client side
+	// (RootCAs, a client certificate); listening, the server side
+	// (Certificates, and ClientAuth: set it to
+	// tls.RequireAndVerifyClientCert with ClientCAs, or anyone who can
+	// reach the port gets the VM).
+	TLS *tls.Config
 	// Policy decides which commands reach QEMU.
 	Policy Policy
 	// Reconnect keeps the proxy listening when QEMU goes away (or is not
@@ -157,6 +164,7 @@ func New(cfg Config) (*Proxy, error) {
 		Establish: p.establish,
 		Handle:    p.handle,
 		Ended:     p.ended,
+		TLS:       cfg.TLS,
 	}
 	if cfg.Trace != nil {
 		pc.Trace = func(dir protocol.Direction, msg []byte) { cfg.Trace("qemu", dir, msg) }
@@ -171,7 +179,7 @@ func New(cfg Config) (*Proxy, error) {
 // and every goroutine it started has ended when it returns. QEMU itself
 // is left running. Run may be called once.
 func (p *Proxy) Run(ctx context.Context) error {
-	lns, addrs, err := listenAll(ctx, p.cfg.Listen)
+	lns, addrs, err := listenAll(ctx, p.cfg.Listen, p.cfg.TLS)
 	if err != nil {
 		return err
 	}
@@ -258,7 +266,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // listenAll listens on every address, or on none.
-func listenAll(ctx context.Context, addrs []string) ([]net.Listener, []string, error) {
+func listenAll(ctx context.Context, addrs []string, cfg *tls.Config) ([]net.Listener, []string, error) {
 	var lns []net.Listener
 	var bound []string
 	fail := func(err error) ([]net.Listener, []string, error) {
@@ -275,7 +283,7 @@ func listenAll(ctx context.Context, addrs []string) ([]net.Listener, []string, e
 		if err != nil {
 			return fail(err)
 		}
-		ln, err := protocol.Listen(ctx, a)
+		ln, err := protocol.ListenTLS(ctx, a, cfg)
 		if err != nil {
 			return fail(err)
 		}
