@@ -159,7 +159,7 @@ func connectFailure(addr string, err error) string {
 			}
 		}
 	}
-	return fmt.Sprintf("cannot connect to %s: %v", addr, err)
+	return fmt.Sprintf("cannot connect to %s: %v", addr, err) + tlsHint(err)
 }
 
 // wrapped is an error with a message of its own over a cause that

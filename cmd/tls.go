@@ -206,3 +206,24 @@ func isTLSAddress(addr string) bool {
 	a, err := protocol.ParseAddress(addr)
 	return err == nil && a.TLS
 }
+
+// tlsHint says what to do about a failed TLS handshake, after crypto/tls
+// has said what did not match; "" for other errors.
+func tlsHint(err error) string {
+	var te *protocol.TLSError
+	if !errors.As(err, &te) {
+		return ""
+	}
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &ua):
+		return "; give the CA that signed QEMU's certificate: --tls-ca FILE, or --tls-dir DIR with ca-cert.pem"
+	case errors.As(err, &he):
+		return "; dial a name the certificate holds, or say which one to expect with --tls-server-name"
+	case errors.As(err, &ci) && ci.Reason == x509.Expired:
+		return "; renew the certificate (or check this machine's clock)"
+	}
+	return ""
+}

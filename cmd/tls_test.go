@@ -29,7 +29,8 @@ func runEnv(t *testing.T, env map[string]string, args ...string) result {
 
 func TestExecTLS(t *testing.T) {
 	dir := qmptest.NewTLSDir(t)
-	addr := qmptest.StartQEMUTLS(t, dir)
+	second := filepath.Join(ptyShortTempDir(t), "second.sock")
+	addr := qmptest.StartQEMUTLS(t, dir, "-qmp", "unix:"+second+",server=on,wait=off")
 
 	t.Run("Flags", func(t *testing.T) {
 		run(t, "", "exec", "--tls-dir", dir, "-s", addr, "qom-get", "path=/machine", "property=type").
@@ -51,13 +52,28 @@ func TestExecTLS(t *testing.T) {
 			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
 	})
+	t.Run("Events", func(t *testing.T) {
+		n := newNegotiated()
+		var out qmptest.Buffer
+		done := n.start(t, &out, "events", "--tls-dir", dir, "-s", addr, "--name", "STOP", "--count", "1")
+		<-n.ready
+		run(t, "", "exec", "-s", second, "stop").mustExit(t, ExitOK)
+		if code := <-done; code != ExitOK || !strings.Contains(out.String(), `"event":"STOP"`) {
+			t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), n.String())
+		}
+		run(t, "", "exec", "-s", second, "cont").mustExit(t, ExitOK)
+	})
+	t.Run("ConnectPiped", func(t *testing.T) {
+		run(t, "query-status\n", "connect", "--tls-dir", dir, addr).
+			expect(t, ExitOK, `{"status":"running","singlestep":false,"running":true}`+"\n", "")
+	})
 	t.Run("WrongName", func(t *testing.T) {
 		r := run(t, "", "exec", "--tls-dir", dir, "--tls-server-name", "vm7.example.org", "-s", addr, "query-status")
-		r.mustSay(t, ExitConnection, "cannot connect to "+addr, "certificate is valid for", "not vm7.example.org")
+		r.mustSay(t, ExitConnection, "cannot connect to "+addr, "certificate is valid for", "not vm7.example.org", "--tls-server-name")
 	})
 	t.Run("UnknownAuthority", func(t *testing.T) {
 		r := run(t, "", "exec", "--tls-dir", qmptest.NewTLSDir(t), "-s", addr, "query-status")
-		r.mustSay(t, ExitConnection, "cannot connect to "+addr, "unknown authority")
+		r.mustSay(t, ExitConnection, "cannot connect to "+addr, "unknown authority", "give the CA that signed QEMU's certificate")
 	})
 	t.Run("NoClientCertificate", func(t *testing.T) {
 		// QEMU's verify-peer=on refuses it: with TLS 1.3 that shows as
@@ -101,7 +117,7 @@ func TestExecTLSExpired(t *testing.T) {
 	}()
 	addr := "tls:" + ln.Addr().String()
 	r := run(t, "", "exec", "--tls-dir", dir, "-s", addr, "query-status")
-	r.mustSay(t, ExitConnection, "cannot connect to "+addr, "expired")
+	r.mustSay(t, ExitConnection, "cannot connect to "+addr, "expired", "renew the certificate")
 	<-done
 }
 
