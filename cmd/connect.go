@@ -107,6 +107,10 @@ is created with mode 0600, whatever the umask, and removed as soon as
 QEMU has connected. The wait for QEMU has no time limit unless --timeout
 is given; Ctrl-C ends it.
 
+On tls:HOST:PORT qmpsh shows the server certificate of --tls-dir
+(server-cert.pem) and requires QEMU's client certificate from its CA;
+the line printed for QEMU is then a tls-creds-x509 chardev.
+
 ` + exitStatusHelp,
 		Example: `  qmpsh accept /tmp/qmp.sock &
   qemu-system-x86_64 -qmp unix:/tmp/qmp.sock ...`,
