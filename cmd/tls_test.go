@@ -199,7 +199,7 @@ func TestProxyTLS(t *testing.T) {
 	sigs := &fakeSignals{}
 	code := make(chan int, 1)
 	f := testFactory(strings.NewReader(""), io.Discard, stderr, map[string]string{"QMPSH_TLS_DIR": dir}, sigs)
-	go func() { code <- Execute(f, []string{"proxy", "-s", qemu, "--listen", "tls:127.0.0.1:0"}) }()
+	go func() { code <- Execute(f, []string{"proxy", "-v", "-s", qemu, "--listen", "tls:127.0.0.1:0"}) }()
 	defer func() {
 		sigs.raise(syscall.SIGTERM)
 		if c := <-code; c != 0 {
@@ -215,6 +215,11 @@ func TestProxyTLS(t *testing.T) {
 	r.mustSay(t, ExitConnection, listen)
 	if r.stdout != "" {
 		t.Errorf("a client without a certificate got %q", r.stdout)
+	}
+	// The proxy says so, and never counted it as a client.
+	stderr.waitFor(t, "qmpsh: warning: client refused from=127.0.0.1:", 1)
+	if n := strings.Count(stderr.String(), "client connected"); n != 1 {
+		t.Errorf("%d clients connected, want 1 (the one with a certificate):\n%s", n, stderr)
 	}
 	r = run(t, "", "exec", "--tls-dir", qmptest.NewTLSDir(t), "-s", listen, "query-status")
 	r.mustSay(t, ExitConnection, listen, "unknown authority")

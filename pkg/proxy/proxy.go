@@ -475,11 +475,39 @@ func (p *Proxy) acceptLoop(ctx context.Context, ln net.Listener, addr string) {
 			continue
 		}
 		delay = 5 * time.Millisecond
+		if tc, ok := conn.(*tls.Conn); ok {
+			// Handshake first, so that a client refused (no certificate,
+			// another CA) is never greeted nor counted, and aside, so
+			// that a slow one delays nobody else.
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				if !p.handshake(ctx, tc) || !p.admit(ctx, tc, addr) {
+					tc.Close()
+				}
+			}()
+			continue
+		}
 		if !p.admit(ctx, conn, addr) {
 			conn.Close()
 			return
 		}
 	}
+}
+
+// handshake runs a TLS client's handshake, within ConnectTimeout, and
+// says whether it passed; the proxy's ClientAuth decides whether a
+// client without a certificate may.
+func (p *Proxy) handshake(ctx context.Context, tc *tls.Conn) bool {
+	hctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		if ctx.Err() == nil {
+			p.log.Warn("client refused", "from", tc.RemoteAddr().String(), "err", err)
+		}
+		return false
+	}
+	return true
 }
 
 // admit serves conn once the proxy is connected to QEMU; until then the
