@@ -97,9 +97,10 @@ Without an address, $QMP_SOCKET is used.`,
 		Version:       versionText(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		PersistentPreRun: func(c *cobra.Command, args []string) {
+		PersistentPreRunE: func(c *cobra.Command, args []string) error {
 			opts.TimeoutSet = c.Flags().Changed("timeout")
 			opts.TLS.fromEnv(c.Flags(), opts.Getenv)
+			return opts.TLS.checkTLSFlags(c, args, opts.Getenv)
 		},
 	}
 	root.SetIn(ios.In)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
@@ -226,4 +227,53 @@ func tlsHint(err error) string {
 		return "; renew the certificate (or check this machine's clock)"
 	}
 	return ""
+}
+
+// checkTLSFlags refuses --tls-* flags on a command none of whose
+// addresses is tls:HOST:PORT: TLS is asked for by the address alone, and
+// "--tls-dir D -s host:4444" would otherwise dial plain TCP to a TLS
+// monitor and wait for a greeting that never comes. The QMPSH_TLS_*
+// variables are not checked: set once for a session, they serve the
+// commands that use them.
+func (o *TLSOptions) checkTLSFlags(c *cobra.Command, args []string, getenv func(string) string) error {
+	var given string
+	for _, e := range tlsEnv {
+		if fl := c.Flags().Lookup(e.flag); fl != nil && fl.Changed {
+			given = "--" + e.flag
+			break
+		}
+	}
+	if given == "" {
+		return nil
+	}
+	var addrs []string
+	for _, name := range []string{"socket", "listen"} {
+		fl := c.Flags().Lookup(name)
+		if fl == nil {
+			continue
+		}
+		if sv, ok := fl.Value.(pflag.SliceValue); ok {
+			addrs = append(addrs, sv.GetSlice()...)
+		} else if fl.Value.String() != "" {
+			addrs = append(addrs, fl.Value.String())
+		}
+	}
+	switch c.Name() {
+	case "connect", "accept":
+		addrs = append(addrs, args...)
+	}
+	if len(addrs) == 0 || (c.Name() == "proxy" && c.Flags().Lookup("socket").Value.String() == "") {
+		if env := getenv("QMP_SOCKET"); env != "" {
+			addrs = append(addrs, env)
+		}
+	}
+	for _, a := range addrs {
+		if isTLSAddress(a) {
+			return nil
+		}
+	}
+	if len(addrs) == 0 {
+		return nil // the command says that it needs an address
+	}
+	return usageErrorf("%s is for tls:HOST:PORT addresses, and %s is not one: write tls:HOST:PORT to use TLS", given, addrs[0])
 }

@@ -89,6 +89,13 @@ func TestExecTLS(t *testing.T) {
 		r.mustSayUsage(t, "--tls-cert and --tls-key")
 		r = run(t, "", "exec", "--tls-dir", filepath.Join(dir, "nothing"), "-s", addr, "query-status")
 		r.mustSayUsage(t, "--tls-dir", "not a directory")
+		// TLS is the address's to ask for: a flag beside a plain address
+		// is a mistake, said before anything is dialled.
+		plain := "tcp:" + strings.TrimPrefix(addr, "tls:")
+		r = run(t, "", "exec", "--tls-dir", dir, "-s", plain, "query-status")
+		r.mustSayUsage(t, "--tls-dir is for tls:HOST:PORT addresses, and "+plain+" is not one")
+		r = run(t, "", "connect", "--tls-ca", filepath.Join(dir, "ca-cert.pem"), plain)
+		r.mustSayUsage(t, "--tls-ca is for tls:HOST:PORT addresses")
 	})
 }
 
