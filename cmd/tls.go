@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -184,11 +185,10 @@ func qemuDialArgs(bound, dir string) string {
 	if err != nil || !a.TLS {
 		return "-qmp " + bound
 	}
-	host, port, _ := strings.Cut(a.Addr, ":")
-	if i := strings.LastIndex(a.Addr, ":"); i >= 0 {
-		host, port = a.Addr[:i], a.Addr[i+1:]
+	host, port, err := net.SplitHostPort(a.Addr)
+	if err != nil {
+		return "-qmp " + bound
 	}
-	host = strings.Trim(host, "[]")
 	if dir == "" {
 		dir = "DIR"
 	}
