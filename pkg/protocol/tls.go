@@ -68,6 +68,10 @@ func serverHandshake(ctx context.Context, conn net.Conn, cfg *tls.Config) (net.C
 // together, so the cost is bytes on the wire (about 23 per byte sent),
 // not a system call per byte. Replies and events, which QEMU sends, are
 // read as usual.
+//
+// Like *tls.Conn it has no SyscallConn, and must not get one: the
+// session writes straight to the descriptor of a connection that has
+// one, which here would put plaintext on the wire.
 type byteRecordConn struct {
 	*tls.Conn
 	raw *gatherConn
