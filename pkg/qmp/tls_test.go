@@ -1,6 +1,7 @@
 package qmp_test
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
@@ -131,4 +133,40 @@ func serverTLS(t *testing.T, dir string) *tls.Config {
 		t.Fatal(err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: cfg.RootCAs, ClientAuth: tls.RequireAndVerifyClientCert}
+}
+
+// BenchmarkExecuteTLS measures query-status over QEMU's TLS monitor,
+// whose every byte sent goes in a record of its own (see
+// protocol.byteRecordConn), against the same QEMU's UNIX monitor.
+func BenchmarkExecuteTLS(b *testing.B) {
+	dir := b.TempDir()
+	if err := qmptest.WriteTLSDir(dir, qmptest.TLSDirConfig{}); err != nil {
+		b.Fatal(err)
+	}
+	sock := filepath.Join(b.TempDir(), "u.sock")
+	addr := qmptest.StartQEMUTLS(b, dir, "-qmp", "unix:"+sock+",server=on,wait=off")
+	cfg, err := qmptest.ClientTLSConfig(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, addr string
+		opts       []qmp.Option
+	}{{"tls", addr, []qmp.Option{qmp.WithTLS(cfg)}}, {"unix", sock, nil}} {
+		b.Run(tc.name, func(b *testing.B) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			c := qmp.NewClient(tc.opts...)
+			if err := c.Connect(ctx, tc.addr); err != nil {
+				b.Fatal(err)
+			}
+			defer c.Disconnect()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.Execute(ctx, "query-status", nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
