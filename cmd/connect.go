@@ -107,6 +107,10 @@ is created with mode 0600, whatever the umask, and removed as soon as
 QEMU has connected. The wait for QEMU has no time limit unless --timeout
 is given; Ctrl-C ends it.
 
+On tls:HOST:PORT qmpsh shows the server certificate of --tls-dir
+(server-cert.pem) and requires QEMU's client certificate from its CA;
+the line printed for QEMU is then a tls-creds-x509 chardev.
+
 ` + exitStatusHelp,
 		Example: `  qmpsh accept /tmp/qmp.sock &
   qemu-system-x86_64 -qmp unix:/tmp/qmp.sock ...`,
@@ -187,9 +191,13 @@ func acceptRun(ctx context.Context, opts *ShellOptions) error {
 		return err
 	}
 	defer ed.Close()
+	if err := opts.TLS.checkListen(addr); err != nil {
+		return err
+	}
 	announce := func(bound string) {
-		// QEMU's own spelling of the address: -qmp unix:PATH or tcp:H:P.
-		fmt.Fprintf(opts.IO.ErrOut, "qmpsh: waiting for QEMU; start it with: -qmp %s\n", bound)
+		// QEMU's own spelling of the address: -qmp unix:PATH or tcp:H:P,
+		// or for TLS a chardev with tls-creds.
+		fmt.Fprintf(opts.IO.ErrOut, "qmpsh: waiting for QEMU; start it with: %s\n", qemuDialArgs(bound, opts.TLS.Dir))
 	}
 	client, closeLog, err := opts.newClient(opts.sideWriter(ed), qmp.WithListening(announce))
 	if err != nil {

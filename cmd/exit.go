@@ -113,6 +113,8 @@ func connectionError(addr string, err error) error {
 		err = &wrapped{addr + ": timed out " + waitingFor(err), err}
 	case errors.As(err, &ce):
 		err = &wrapped{connectFailure(addr, ce.Err), ce.Err}
+	case errors.As(err, &ge) && isTLSAddress(addr):
+		err = &wrapped{addr + ": " + err.Error() + "; " + tlsRefusedHint, err}
 	default:
 		err = fmt.Errorf("%s: %w", addr, err)
 	}
@@ -157,7 +159,7 @@ func connectFailure(addr string, err error) string {
 			}
 		}
 	}
-	return fmt.Sprintf("cannot connect to %s: %v", addr, err)
+	return fmt.Sprintf("cannot connect to %s: %v", addr, err) + tlsHint(err)
 }
 
 // wrapped is an error with a message of its own over a cause that

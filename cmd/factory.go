@@ -19,7 +19,7 @@ import (
 type Factory struct {
 	IO *IOStreams
 	// Getenv reads the environment: QMP_SOCKET, XDG_RUNTIME_DIR,
-	// XDG_STATE_HOME.
+	// XDG_STATE_HOME, QMPSH_TLS_*.
 	Getenv func(key string) string
 	// LookupEnv reads the environment where unset and empty differ
 	// (PAGER); nil: Getenv, with empty as unset.

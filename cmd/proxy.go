@@ -28,6 +28,9 @@ type ProxyOptions struct {
 	Deny      []string
 	Reconnect bool
 	QueueLen  int
+	// InsecureListen lets --listen take plain TCP, which anyone who
+	// can reach the port may use.
+	InsecureListen bool
 	// Listening, if set, is told the listening addresses (tests).
 	Listening func(addrs []string)
 }
@@ -39,7 +42,10 @@ func newProxyCmd(g *GlobalOptions, runF func(context.Context, *ProxyOptions) err
 		Short: "Serve many QMP clients on one QEMU monitor",
 		Long: `Connect to QEMU's QMP socket (-s, else $QMP_SOCKET) and serve any number
 of QMP clients at once on each --listen address (a UNIX socket path or
-host:port; a UNIX socket is created mode 0600 and removed on exit).
+tls:HOST:PORT; a UNIX socket is created mode 0600 and removed on exit).
+On tls:HOST:PORT clients must show a certificate from the CA of
+--tls-dir (or --tls-ca); plain TCP (host:port) takes anyone who can
+reach the port, so it needs --insecure-listen.
 
 Each client sees a QMP server: QEMU's greeting, its own capabilities
 negotiation, its own ids on its replies, and every event QEMU sends, in
@@ -84,6 +90,7 @@ traffic, labelled with the client.
 	f.StringArrayVar(&opts.Deny, "deny", nil, "refuse commands matching `GLOB` (repeatable)")
 	f.BoolVar(&opts.Reconnect, "reconnect", false, "when QEMU goes away, keep listening and reconnect")
 	f.IntVar(&opts.QueueLen, "queue", proxy.DefaultQueueLen, "disconnect a client that falls `N` messages behind")
+	f.BoolVar(&opts.InsecureListen, "insecure-listen", false, "let --listen take plain TCP, open to anyone who can reach the port")
 	return c
 }
 
@@ -102,9 +109,28 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 		return usageErrorf("proxy needs at least one --listen address")
 	}
 	for _, l := range opts.Listen {
-		if _, err := protocol.ParseAddress(l); err != nil {
+		a, err := protocol.ParseAddress(l)
+		if err != nil {
 			return usageErrorf("--listen: %v", err)
 		}
+		if err := opts.TLS.checkListen(l); err != nil {
+			return err
+		}
+		if a.Network == "tcp" && !a.TLS {
+			// A QMP monitor runs any command, migrate to a file and
+			// human-monitor-command included: on TCP only TLS with
+			// client certificates keeps strangers out.
+			if !opts.InsecureListen {
+				return usageErrorf("--listen %s: plain TCP lets anyone who can reach the port control the VM; "+
+					"listen on tls:HOST:PORT with --tls-dir (clients must show a certificate from its CA), "+
+					"or give --insecure-listen", l)
+			}
+			fmt.Fprintf(opts.IO.ErrOut, "qmpsh: warning: --insecure-listen: %s takes clients without TLS or authentication; anyone who can reach it controls the VM\n", l)
+		}
+	}
+	tlsCfg, err := opts.TLS.config()
+	if err != nil {
+		return err
 	}
 	if opts.QueueLen < 1 {
 		return usageErrorf("--queue must be at least 1, not %d", opts.QueueLen)
@@ -132,6 +158,7 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	cfg := proxy.Config{
 		Upstream:       upstream,
 		Listen:         opts.Listen,
+		TLS:            tlsCfg,
 		Policy:         policy,
 		Reconnect:      opts.Reconnect,
 		MinDelay:       shell.ReconnectMinDelay,

@@ -36,6 +36,7 @@ type GlobalOptions struct {
 	Pretty      bool
 	Compact     bool
 	NoNegotiate bool
+	TLS         TLSOptions // for tls:HOST:PORT addresses
 }
 
 // Main runs qmpsh with args (without the program name) in this process,
@@ -86,7 +87,8 @@ wrap), one-shot commands and event streams for scripts (exec, events),
 and QEMU's own description of its commands (schema).
 
 Addresses are UNIX socket paths or host:port for TCP; prefix unix: or tcp:
-to say which explicitly. Without an address, $QMP_SOCKET is used.`,
+to say which explicitly, tls:HOST:PORT for TCP with TLS (see --tls-dir).
+Without an address, $QMP_SOCKET is used.`,
 		Example: `  qmpsh connect /tmp/qmp.sock
   qmpsh exec -s /tmp/qmp.sock query-status
   qmpsh events -s /tmp/qmp.sock --name SHUTDOWN --count 1
@@ -95,8 +97,10 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 		Version:       versionText(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		PersistentPreRun: func(c *cobra.Command, args []string) {
+		PersistentPreRunE: func(c *cobra.Command, args []string) error {
 			opts.TimeoutSet = c.Flags().Changed("timeout")
+			opts.TLS.fromEnv(c.Flags(), opts.Getenv)
+			return opts.TLS.checkTLSFlags(c, args, opts.Getenv)
 		},
 	}
 	root.SetIn(ios.In)
@@ -117,6 +121,7 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 	f.BoolVar(&opts.Compact, "compact", false, "print JSON on one line (default when not on a terminal)")
 	f.BoolVar(&opts.NoNegotiate, "no-negotiate", false, "skip qmp_capabilities (send it yourself)")
 	root.MarkFlagsMutuallyExclusive("pretty", "compact")
+	opts.TLS.addFlags(f)
 
 	// Each command fills its options from the flags and hands them to its
 	// run function; tests hand their own.
@@ -192,6 +197,14 @@ func (o *GlobalOptions) newClient(verbose io.Writer, extra ...qmp.Option) (*qmp.
 	}
 	if o.NoNegotiate {
 		opts = append(opts, qmp.WithoutNegotiation())
+	}
+	tlsCfg, err := o.TLS.config()
+	if err != nil {
+		closeLog()
+		return nil, nil, err
+	}
+	if tlsCfg != nil {
+		opts = append(opts, qmp.WithTLS(tlsCfg))
 	}
 	return o.NewClient(append(opts, extra...)...), closeLog, nil
 }

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -14,11 +15,19 @@ import (
 type Address struct {
 	Network string
 	Addr    string // socket path or host:port
+	// TLS is set for "tls:HOST:PORT": TCP with TLS on top, never plain.
+	TLS bool
 }
 
-// String returns the address with its explicit prefix, "unix:PATH" or
-// "tcp:HOST:PORT", which ParseAddress reads back unchanged.
-func (a Address) String() string { return a.Network + ":" + a.Addr }
+// String returns the address with its explicit prefix, "unix:PATH",
+// "tcp:HOST:PORT" or "tls:HOST:PORT", which ParseAddress reads back
+// unchanged.
+func (a Address) String() string {
+	if a.TLS {
+		return "tls:" + a.Addr
+	}
+	return a.Network + ":" + a.Addr
+}
 
 // ParseAddress tells a UNIX socket path from a TCP address.
 //
@@ -27,29 +36,36 @@ func (a Address) String() string { return a.Network + ":" + a.Addr }
 // host:port with a numeric port ("localhost:4444", "[::1]:4444", ":4444")
 // is TCP; anything else ("qmp.sock") is a path relative to the working
 // directory. Use "unix:" for a relative path that looks like host:port.
+// "tls:HOST:PORT" is TCP with TLS: only that prefix turns TLS on.
 func ParseAddress(s string) (Address, error) {
 	switch {
+	case strings.HasPrefix(s, "tls:"):
+		hp := strings.TrimPrefix(s, "tls:")
+		if _, port, err := net.SplitHostPort(hp); err != nil || !isPort(port) {
+			return Address{}, fmt.Errorf("address %q: expected tls:HOST:PORT", s)
+		}
+		return Address{Network: "tcp", Addr: hp, TLS: true}, nil
 	case strings.HasPrefix(s, "unix:"):
 		p := strings.TrimPrefix(s, "unix:")
 		if p == "" {
 			return Address{}, fmt.Errorf("address %q: empty socket path", s)
 		}
-		return Address{"unix", p}, nil
+		return Address{Network: "unix", Addr: p}, nil
 	case strings.HasPrefix(s, "tcp:"):
 		hp := strings.TrimPrefix(s, "tcp:")
 		if _, port, err := net.SplitHostPort(hp); err != nil || !isPort(port) {
 			return Address{}, fmt.Errorf("address %q: expected tcp:HOST:PORT", s)
 		}
-		return Address{"tcp", hp}, nil
+		return Address{Network: "tcp", Addr: hp}, nil
 	case s == "":
 		return Address{}, errors.New("empty address")
 	case strings.Contains(s, "/"):
-		return Address{"unix", s}, nil
+		return Address{Network: "unix", Addr: s}, nil
 	}
 	if _, port, err := net.SplitHostPort(s); err == nil && isPort(port) {
-		return Address{"tcp", s}, nil
+		return Address{Network: "tcp", Addr: s}, nil
 	}
-	return Address{"unix", s}, nil
+	return Address{Network: "unix", Addr: s}, nil
 }
 
 func isPort(s string) bool {
@@ -67,7 +83,12 @@ func isPort(s string) bool {
 // listenOnce listens on a, accepts exactly one connection, and stops
 // listening. A UNIX socket it created is removed as soon as the peer is
 // accepted (or the attempt ends), since nobody else may connect to it.
-func listenOnce(ctx context.Context, a Address, listening func(string)) (net.Conn, error) {
+func listenOnce(ctx context.Context, a Address, cfg *tls.Config, listening func(string)) (net.Conn, error) {
+	if a.TLS {
+		if err := checkServerTLS(cfg); err != nil {
+			return nil, err
+		}
+	}
 	var ln net.Listener
 	var err error
 	if a.Network == "unix" {
@@ -96,6 +117,9 @@ func listenOnce(ctx context.Context, a Address, listening func(string)) (net.Con
 	}
 	if err != nil {
 		return nil, err
+	}
+	if a.TLS {
+		return serverHandshake(ctx, conn, cfg)
 	}
 	return conn, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -61,6 +62,9 @@ type Config struct {
 	// (a TCP port of 0 is resolved), so a caller can tell QEMU where to
 	// dial only when dialling can succeed.
 	Listening func(addr string)
+	// TLS configures the connections to and from "tls:HOST:PORT"
+	// addresses (see tls.go); other addresses never use it.
+	TLS *tls.Config
 	// Ended is called once per session, as soon as the session ends,
 	// with the cause: the first reader or writer error, or nil for a
 	// local Disconnect. It is how the layer above fails pending work at
@@ -248,7 +252,11 @@ func (p *Protocol) Connect(ctx context.Context, addr string) error {
 	}
 	return p.start(ctx, func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
-		return d.DialContext(ctx, a.Network, a.Addr)
+		conn, err := d.DialContext(ctx, a.Network, a.Addr)
+		if err != nil || !a.TLS {
+			return conn, err
+		}
+		return clientHandshake(ctx, conn, a, p.cfg.TLS)
 	})
 }
 
@@ -263,7 +271,7 @@ func (p *Protocol) Accept(ctx context.Context, addr string) error {
 		return err
 	}
 	return p.start(ctx, func(ctx context.Context) (net.Conn, error) {
-		return listenOnce(ctx, a, p.cfg.Listening)
+		return listenOnce(ctx, a, p.cfg.TLS, p.cfg.Listening)
 	})
 }
 

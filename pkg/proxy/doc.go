@@ -16,8 +16,11 @@
 //	listener                                                QEMU goes away for good); Run waits
 //	upstream reader and    protocol.Protocol, when Run      Run's Disconnect, or QEMU going away
 //	writer                 connects to QEMU
-//	client reader          the accept loop, admitting a     the connection closing: the client
-//	(client.serve)         client                           leaving, kill, or Run ending; Run waits
+//	TLS handshake, one     the accept loop, for a tls:      the handshake ending (done, refused, or
+//	per TLS client         listener's connection            ConnectTimeout or ctx); it then admits
+//	                                                        the client or closes it; Run waits
+//	client reader          the accept loop (or a TLS        the connection closing: the client
+//	(client.serve)         handshake), admitting a client   leaving, kill, or Run ending; Run waits
 //	client writer          client.serve                     kill (done closed), a write error, or the
 //	                                                        end of a draining client's queue (a nil
 //	                                                        message, after its last reply); client.serve

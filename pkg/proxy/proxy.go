@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +33,12 @@ type Config struct {
 	// Listen are the addresses clients connect to. A UNIX socket is
 	// created mode 0600 and removed when Run returns.
 	Listen []string
+	// TLS is for "tls:HOST:PORT" addresses: upstream, the client side
+	// (RootCAs, a client certificate); listening, the server side
+	// (Certificates, and ClientAuth: set it to
+	// tls.RequireAndVerifyClientCert with ClientCAs, or anyone who can
+	// reach the port gets the VM).
+	TLS *tls.Config
 	// Policy decides which commands reach QEMU.
 	Policy Policy
 	// Reconnect keeps the proxy listening when QEMU goes away (or is not
@@ -157,6 +164,7 @@ func New(cfg Config) (*Proxy, error) {
 		Establish: p.establish,
 		Handle:    p.handle,
 		Ended:     p.ended,
+		TLS:       cfg.TLS,
 	}
 	if cfg.Trace != nil {
 		pc.Trace = func(dir protocol.Direction, msg []byte) { cfg.Trace("qemu", dir, msg) }
@@ -171,7 +179,7 @@ func New(cfg Config) (*Proxy, error) {
 // and every goroutine it started has ended when it returns. QEMU itself
 // is left running. Run may be called once.
 func (p *Proxy) Run(ctx context.Context) error {
-	lns, addrs, err := listenAll(ctx, p.cfg.Listen)
+	lns, addrs, err := listenAll(ctx, p.cfg.Listen, p.cfg.TLS)
 	if err != nil {
 		return err
 	}
@@ -258,7 +266,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // listenAll listens on every address, or on none.
-func listenAll(ctx context.Context, addrs []string) ([]net.Listener, []string, error) {
+func listenAll(ctx context.Context, addrs []string, cfg *tls.Config) ([]net.Listener, []string, error) {
 	var lns []net.Listener
 	var bound []string
 	fail := func(err error) ([]net.Listener, []string, error) {
@@ -275,7 +283,7 @@ func listenAll(ctx context.Context, addrs []string) ([]net.Listener, []string, e
 		if err != nil {
 			return fail(err)
 		}
-		ln, err := protocol.Listen(ctx, a)
+		ln, err := protocol.ListenTLS(ctx, a, cfg)
 		if err != nil {
 			return fail(err)
 		}
@@ -467,11 +475,39 @@ func (p *Proxy) acceptLoop(ctx context.Context, ln net.Listener, addr string) {
 			continue
 		}
 		delay = 5 * time.Millisecond
+		if tc, ok := conn.(*tls.Conn); ok {
+			// Handshake first, so that a client refused (no certificate,
+			// another CA) is never greeted nor counted, and aside, so
+			// that a slow one delays nobody else.
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				if !p.handshake(ctx, tc) || !p.admit(ctx, tc, addr) {
+					tc.Close()
+				}
+			}()
+			continue
+		}
 		if !p.admit(ctx, conn, addr) {
 			conn.Close()
 			return
 		}
 	}
+}
+
+// handshake runs a TLS client's handshake, within ConnectTimeout, and
+// says whether it passed; the proxy's ClientAuth decides whether a
+// client without a certificate may.
+func (p *Proxy) handshake(ctx context.Context, tc *tls.Conn) bool {
+	hctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		if ctx.Err() == nil {
+			p.log.Warn("client refused", "from", tc.RemoteAddr().String(), "err", err)
+		}
+		return false
+	}
+	return true
 }
 
 // admit serves conn once the proxy is connected to QEMU; until then the

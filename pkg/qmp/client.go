@@ -3,6 +3,7 @@ package qmp
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -37,6 +38,7 @@ type config struct {
 	noOOB        bool
 	eventBacklog int
 	listening    func(addr string)
+	tls          *tls.Config
 	trace        func(dir protocol.Direction, msg []byte, aside bool)
 }
 
@@ -163,6 +165,7 @@ func NewClient(opts ...Option) *Client {
 		Yield:        c.yield,
 		Listening:    cfg.listening,
 		Trace:        trace,
+		TLS:          cfg.tls,
 	})
 	c.log = c.proto.Logger()
 	return c

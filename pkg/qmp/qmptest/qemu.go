@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -78,13 +79,17 @@ func StartStorageDaemon(t testing.TB, extraArgs ...string) string {
 // and reaped when the test ends either way.
 func StartQEMUClient(t testing.TB, addr string, extraArgs ...string) *exec.Cmd {
 	t.Helper()
+	// QEMU's option parser splits on commas; a doubled one is literal.
+	return startClient(t, append([]string{"-qmp", "unix:" + strings.ReplaceAll(addr, ",", ",,")}, extraArgs...))
+}
+
+// startClient starts a minimal qemu-system-x86_64 with args, which set
+// up a client-mode monitor, for StartQEMUClient and StartQEMUClientTLS.
+func startClient(t testing.TB, args []string) *exec.Cmd {
+	t.Helper()
 	bin := RequireQEMU(t, "qemu-system-x86_64")
-	args := []string{
-		"-M", "none", "-nodefaults", "-display", "none",
-		// QEMU's option parser splits on commas; a doubled one is literal.
-		"-qmp", "unix:" + strings.ReplaceAll(addr, ",", ",,"),
-	}
-	p, err := launch(bin, append(args, extraArgs...), nil)
+	args = append([]string{"-M", "none", "-nodefaults", "-display", "none"}, args...)
+	p, err := launch(bin, args, nil)
 	if err != nil {
 		t.Fatalf("qmptest: %v", err)
 	}
@@ -139,7 +144,7 @@ type Process struct {
 // it is replaced). It returns once QEMU has processed all its options and
 // a connection to path gets the greeting; an error carries QEMU's output.
 func LaunchQEMU(bin, path string, extraArgs ...string) (*Process, error) {
-	return launchListening(bin, path, qemuArgs(extraArgs))
+	return launchListening(bin, path, qemuArgs("", extraArgs))
 }
 
 // LaunchStorageDaemon is LaunchQEMU for qemu-storage-daemon, whose monitor
@@ -153,11 +158,12 @@ func LaunchStorageDaemon(bin, path string, extraArgs ...string) (*Process, error
 }
 
 // qemuArgs is the command line of a minimal QEMU whose QMP monitor is on
-// the listening socket passed as fd 3, then extraArgs.
-func qemuArgs(extraArgs []string) []string {
+// the listening socket passed as fd 3, its chardev with chardevOpts
+// (",tls-creds=ID") added, then extraArgs.
+func qemuArgs(chardevOpts string, extraArgs []string) []string {
 	args := []string{
 		"-M", "none", "-nodefaults", "-display", "none",
-		"-chardev", "socket,id=qmptest,fd=3,server=on,wait=on",
+		"-chardev", "socket,id=qmptest,fd=3,server=on,wait=on" + chardevOpts,
 		"-mon", "chardev=qmptest,mode=control",
 	}
 	return append(args, extraArgs...)
@@ -193,8 +199,14 @@ func launchListening(bin, path string, args []string) (*Process, error) {
 	// Closing our copy must not unlink the path, which QEMU's copy of the
 	// socket keeps serving.
 	ln.SetUnlinkOnClose(false)
+	return launchOn(bin, ln, args, func() (net.Conn, error) { return net.DialTimeout("unix", path, startTimeout) })
+}
+
+// launchOn runs QEMU with ln's socket as fd 3 (see launchListening) and
+// probes it through a connection from dial.
+func launchOn(bin string, ln syscall.Conn, args []string, dial func() (net.Conn, error)) (*Process, error) {
 	f, err := nonblockingFile(ln)
-	ln.Close()
+	ln.(io.Closer).Close()
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +219,7 @@ func launchListening(bin, path string, args []string) (*Process, error) {
 	// The probe's connection is the one that wait=on waits for, so the
 	// probe is what lets QEMU proceed. It also turns a QEMU that fails to
 	// start into an immediate failure that shows QEMU's own message.
-	if err := probe(path); err != nil {
+	if err := probe(dial); err != nil {
 		p.Stop()
 		return nil, fmt.Errorf("%s did not answer on its QMP socket: %v (%s)\n%s",
 			filepath.Base(bin), err, p.cmd.ProcessState, p.out.String())
@@ -225,7 +237,7 @@ func launchListening(bin, path string, args []string) (*Process, error) {
 // blocked in accept(2) for good; gdb showed exactly that in a hung
 // qemu-storage-daemon. A descriptor that os.NewFile finds non-blocking is
 // passed on unchanged.
-func nonblockingFile(ln *net.UnixListener) (*os.File, error) {
+func nonblockingFile(ln syscall.Conn) (*os.File, error) {
 	rc, err := ln.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -251,7 +263,7 @@ func nonblockingFile(ln *net.UnixListener) (*os.File, error) {
 		}
 		return nil, fmt.Errorf("duplicating the QMP socket: %w", err)
 	}
-	return os.NewFile(uintptr(fd), ln.Addr().String()), nil
+	return os.NewFile(uintptr(fd), "qmp-listener"), nil
 }
 
 // probe reads the greeting, negotiates and leaves. The reply to
@@ -261,8 +273,8 @@ func nonblockingFile(ln *net.UnixListener) (*os.File, error) {
 // instead, the exit closes the socket and ends the read. QEMU notices the
 // hang-up and then greets whichever client is queued next, with a fresh
 // negotiation.
-func probe(path string) error {
-	c, err := net.DialTimeout("unix", path, startTimeout)
+func probe(dial func() (net.Conn, error)) error {
+	c, err := dial()
 	if err != nil {
 		return err
 	}
