@@ -120,6 +120,7 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 	// run function; tests hand their own.
 	root.AddCommand(newExecCmd(opts, execRun), newConnectCmd(opts, connectRun), newAcceptCmd(opts, acceptRun))
 	root.AddCommand(newSchemaCmd(opts, schemaRun), newEventsCmd(opts, eventsRun), newWrapCmd(opts, wrapRun))
+	root.AddCommand(gaCommands(opts))
 	finishTree(root)
 	return root
 }

@@ -32,6 +32,8 @@ type config struct {
 	logger     *slog.Logger
 	maxMessage int
 	trace      func(dir protocol.Direction, msg []byte)
+	callBound  time.Duration
+	chunk      int
 }
 
 // WithName names the client in its String and its log records.
@@ -46,6 +48,15 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 func WithTrace(f func(dir protocol.Direction, msg []byte)) Option {
 	return func(c *config) { c.trace = f }
 }
+
+// WithCallTimeout bounds each request's wait for its reply by d, on top
+// of the caller's context: how a long copy or a long-running program
+// still notices at once an agent that stopped answering.
+func WithCallTimeout(d time.Duration) Option { return func(c *config) { c.callBound = d } }
+
+// WithChunkSize sets how many bytes ReadFile and WriteFile move per
+// request (default DefaultChunkSize).
+func WithChunkSize(n int) Option { return func(c *config) { c.chunk = n } }
 
 // WithMaxMessageSize bounds one incoming message (default
 // DefaultMaxMessageSize).
@@ -67,6 +78,9 @@ type Client struct {
 	pending map[uint64]chan reply // calls waiting, by request id
 	noReply map[string]bool       // commands that never reply on success
 
+	callBound time.Duration
+	chunk     int
+
 	syncMu sync.Mutex  // one resynchronisation at a time
 	stale  atomic.Bool // a call went unanswered: synchronise before the next
 }
@@ -84,11 +98,12 @@ type reply struct {
 
 // NewClient returns an unconnected client.
 func NewClient(opts ...Option) *Client {
-	cfg := config{maxMessage: DefaultMaxMessageSize}
+	cfg := config{maxMessage: DefaultMaxMessageSize, chunk: DefaultChunkSize}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	c := &Client{pending: make(map[uint64]chan reply), noReply: make(map[string]bool)}
+	c := &Client{pending: make(map[uint64]chan reply), noReply: make(map[string]bool),
+		callBound: cfg.callBound, chunk: cfg.chunk}
 	for _, n := range noReplyDefault {
 		c.noReply[n] = true
 	}
@@ -381,6 +396,11 @@ func (c *Client) sendError(err error) error {
 // reply may yet come, or the agent may have restarted.
 func (c *Client) roundTrip(ctx context.Context, doing string, id uint64, msg []byte) (reply, error) {
 	start := time.Now()
+	if c.callBound > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.callBound)
+		defer cancel()
+	}
 	ch := make(chan reply, 1)
 	c.mu.Lock()
 	c.pending[id] = ch

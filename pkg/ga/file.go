@@ -12,7 +12,7 @@ import (
 // DefaultChunkSize is how much ReadFile and WriteFile move per request:
 // large enough that the round trips cost little beside the base64, small
 // enough to stay far below the agent's and the client's message limits.
-const DefaultChunkSize = 4 << 20
+const DefaultChunkSize = 2 << 20
 
 // closeTimeout bounds closing a guest file after the caller's context
 // ended: the handle must not be left open in the agent.
@@ -112,7 +112,7 @@ func (c *Client) ReadFile(ctx context.Context, path string, w io.Writer, progres
 		}
 	}()
 	for {
-		b, eof, err := f.Read(ctx, DefaultChunkSize)
+		b, eof, err := f.Read(ctx, c.chunk)
 		if err != nil {
 			return n, err
 		}
@@ -144,7 +144,7 @@ func (c *Client) WriteFile(ctx context.Context, path string, r io.Reader, progre
 			err = cerr
 		}
 	}()
-	buf := make([]byte, DefaultChunkSize)
+	buf := make([]byte, c.chunk)
 	for {
 		m, rerr := io.ReadFull(r, buf)
 		if m > 0 {

@@ -1,0 +1,140 @@
+package cmd
+
+import (
+	"bytes"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/qmpsh/qmpsh/pkg/ga/gatest"
+)
+
+func TestGAExec(t *testing.T) {
+	a := gatest.StartAgent(t)
+	run(t, "", "ga", "exec", "-s", a.Path, "guest-ping").expect(t, ExitOK, "{}\n", "")
+	run(t, "", "ga", "exec", "-s", a.Path, `{"execute": "guest-ping"}`).expect(t, ExitOK, "{}\n", "")
+	run(t, "", "ga", "exec", "-s", a.Path, "no-such-command").
+		expect(t, ExitQMPError, "", "CommandNotFound: The command no-such-command has not been found\n")
+	t.Setenv("QGA_SOCKET", a.Path)
+	r := run(t, "", "ga", "exec", "guest-info")
+	if r.code != ExitOK || !strings.Contains(r.stdout, `"supported_commands"`) {
+		t.Errorf("guest-info: exit %d, stdout %.200q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestGAExecUsage(t *testing.T) {
+	r := run(t, "", "ga", "exec")
+	r.mustSayUsage(t, "ga exec needs a command")
+	r = run(t, "", "ga", "exec", "-s", "/nonexistent/qga.sock", "guest-ping", "bad")
+	if r.code != ExitUsage {
+		t.Errorf("a word without = : exit %d, stderr %q; want %d", r.code, r.stderr, ExitUsage)
+	}
+	run(t, "", "ga", "exec", "guest-ping").mustSayUsage(t, "QGA_SOCKET")
+	run(t, "", "ga", "exec", "-s", "/nonexistent/qga.sock", "guest-ping").mustSay(t, ExitConnection, "/nonexistent/qga.sock")
+}
+
+// A guest whose agent has not started: the socket takes the connection,
+// nobody answers the sync.
+func TestGASilentAgent(t *testing.T) {
+	f := gatest.StartFake(t, nil)
+	for _, args := range [][]string{
+		{"ga", "exec", "--timeout", "200ms", "-s", f.Path, "guest-ping"},
+		{"ga", "run", "--timeout", "200ms", "-s", f.Path, "--", "true"},
+		{"ga", "cp", "--timeout", "200ms", "-s", f.Path, ":/etc/hostname", "-"},
+	} {
+		run(t, "", args...).mustSay(t, ExitTimeout, f.Path, "the guest agent did not answer within 200ms", "is qemu-ga running")
+	}
+}
+
+// guest-shutdown is sent and not waited for; it goes to a fake agent,
+// never the real one, which would shut this machine down.
+func TestGANoReplyCommand(t *testing.T) {
+	f := gatest.StartFake(t, func(req gatest.Request) map[string]any {
+		if req.Execute == "guest-shutdown" {
+			return nil
+		}
+		return map[string]any{"return": map[string]any{}}
+	})
+	run(t, "", "ga", "exec", "-s", f.Path, "guest-shutdown", "mode=powerdown").expect(t, ExitOK, "", "")
+	for req := range f.Received {
+		if req.Execute == "guest-shutdown" {
+			if string(req.Arguments) != `{"mode":"powerdown"}` {
+				t.Errorf("arguments %s", req.Arguments)
+			}
+			break
+		}
+	}
+}
+
+func TestGARun(t *testing.T) {
+	a := gatest.StartAgent(t)
+	ga := func(stdin string, args ...string) result {
+		return run(t, stdin, append([]string{"ga", "run", "-s", a.Path, "--"}, args...)...)
+	}
+	ga("", "/bin/sh", "-c", "echo out; echo err >&2").expect(t, ExitOK, "out\n", "err\n")
+	ga("", "/bin/sh", "-c", "exit 42").expect(t, 42, "", "")
+	ga("line one\nline two\n", "/bin/cat").expect(t, ExitOK, "line one\nline two\n", "")
+	ga("", "/bin/sh", "-c", "kill -KILL $$").expect(t, 128+9, "", "")
+	r := run(t, "", "ga", "run", "-s", a.Path, "--env", "A=1", "--env", "B=x y", "--", "/bin/sh", "-c", `echo "$A|$B"`)
+	r.expect(t, ExitOK, "1|x y\n", "")
+	// Flags after the program are its own.
+	ga("", "/bin/echo", "-n", "--timeout").expect(t, ExitOK, "--timeout", "")
+	ga("", filepath.Join(a.Dir, "missing")).mustSay(t, ExitQMPError, "GenericError", "missing")
+	run(t, "", "ga", "run", "-s", a.Path).mustSayUsage(t, "needs a program")
+	run(t, "", "ga", "run", "-s", a.Path, "--env", "NOEQUALS", "--", "true").mustSayUsage(t, "KEY=VALUE")
+}
+
+func TestGACopy(t *testing.T) {
+	a := gatest.StartAgent(t)
+	local := t.TempDir()
+	data := make([]byte, 64<<20)
+	rand.Read(data)
+	src := filepath.Join(local, "src")
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	guest := filepath.Join(a.Dir, "copy")
+	run(t, "", "ga", "cp", "-s", a.Path, src, ":"+guest).expect(t, ExitOK, "", "")
+	if got, err := os.ReadFile(guest); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("copied in: %d bytes, %v; differs from the %d bytes sent", len(got), err, len(data))
+	}
+	back := filepath.Join(local, "back")
+	run(t, "", "ga", "cp", "-s", a.Path, ":"+guest, back).expect(t, ExitOK, "", "")
+	if got, err := os.ReadFile(back); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("copied out: %d bytes, %v; differs from the %d bytes in the guest", len(got), err, len(data))
+	}
+	if n, err := a.OpenFiles(a.Dir); err != nil || n != 0 {
+		t.Errorf("the agent has %d files open in the guest directory (%v); want 0", n, err)
+	}
+
+	// stdin and stdout.
+	small := filepath.Join(a.Dir, "small")
+	run(t, "hello\n", "ga", "cp", "-s", a.Path, "-", ":"+small).expect(t, ExitOK, "", "")
+	run(t, "", "ga", "cp", "-s", a.Path, ":"+small, "-").expect(t, ExitOK, "hello\n", "")
+
+	// A failed copy out leaves no local file behind.
+	missing := filepath.Join(local, "missing")
+	run(t, "", "ga", "cp", "-s", a.Path, ":"+filepath.Join(a.Dir, "nope"), missing).mustSay(t, ExitQMPError, "No such file")
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("a failed copy left %s: %v", missing, err)
+	}
+	for _, args := range [][]string{{src, back}, {":/a", ":/b"}, {src, ":relative"}, {filepath.Join(local, "none"), ":/tmp/x"}} {
+		run(t, "", append([]string{"ga", "cp", "-s", a.Path}, args...)...).mustSayUsage(t, "ga cp")
+	}
+}
+
+// mustSayUsage is mustSay for a usage error, which points to --help on
+// a second line.
+func (r result) mustSayUsage(t *testing.T, parts ...string) {
+	t.Helper()
+	if r.code != ExitUsage || r.stdout != "" || len(r.stderrLines) != 2 || r.stderrLines[1] != "Run 'qmpsh --help' for usage." {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want a usage error", r.code, r.stdout, r.stderr)
+	}
+	for _, p := range parts {
+		if !strings.Contains(r.stderrLines[0], p) {
+			t.Errorf("stderr %q does not say %q", r.stderr, p)
+		}
+	}
+}
