@@ -3,12 +3,14 @@ package cmd
 import (
 	"bytes"
 	"crypto/rand"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/qmpsh/qmpsh/pkg/ga/gatest"
+	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
 
 func TestGAExec(t *testing.T) {
@@ -137,4 +139,65 @@ func (r result) mustSayUsage(t *testing.T, parts ...string) {
 			t.Errorf("stderr %q does not say %q", r.stderr, p)
 		}
 	}
+}
+
+func TestGAConnectPiped(t *testing.T) {
+	a := gatest.StartAgent(t)
+	in := "guest-ping\n" +
+		`{"execute": "guest-ping", "id": "mine"}` + "\n" +
+		"no-such-command\n" +
+		"guest-exec path=/bin/true\n" +
+		"hmp info\n" // no built-in for an agent: a syntax error
+	r := run(t, in, "ga", "connect", a.Path)
+	lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+	if r.code != ExitQMPError || len(lines) != 3 || lines[0] != "{}" || lines[1] != `{"id":"mine","return":{}}` ||
+		!strings.HasPrefix(lines[2], `{"pid":`) {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if len(r.stderrLines) != 2 || !strings.Contains(r.stderrLines[0], "CommandNotFound") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	run(t, "guest-ping\n", "ga", "connect", a.Path).expect(t, ExitOK, "{}\n", "")
+}
+
+// An agent restarted mid-session: a shell on a pipe stops at the lost
+// connection with status 3.
+func TestGAConnectAgentRestarted(t *testing.T) {
+	a := gatest.StartAgent(t)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	out := &notifyBuffer{wrote: make(chan struct{}, 1)}
+	var errOut qmptest.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main([]string{"ga", "connect", a.Path}, &IOStreams{In: pr, Out: out, ErrOut: &errOut})
+	}()
+	// Once the first reply is out, the shell is connected and waiting.
+	io.WriteString(pw, "guest-ping\n")
+	for !strings.Contains(out.String(), "{}") {
+		<-out.wrote
+	}
+	if err := a.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(pw, "guest-ping\n")
+	pw.Close()
+	if code := <-done; code != ExitConnection {
+		t.Errorf("exit %d, stdout %q, stderr %q; want %d", code, out.String(), errOut.String(), ExitConnection)
+	}
+}
+
+// notifyBuffer is a qmptest.Buffer that says when it was written to.
+type notifyBuffer struct {
+	qmptest.Buffer
+	wrote chan struct{}
+}
+
+func (b *notifyBuffer) Write(p []byte) (int, error) {
+	n, err := b.Buffer.Write(p)
+	select {
+	case b.wrote <- struct{}{}:
+	default:
+	}
+	return n, err
 }

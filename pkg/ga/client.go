@@ -355,6 +355,7 @@ func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage,
 		return nil, err
 	}
 	id := c.nextID.Add(1)
+	userID, hadID := m["id"]
 	m["id"] = json.RawMessage(strconv.FormatUint(id, 10))
 	out, err := json.Marshal(m)
 	if err != nil {
@@ -366,6 +367,17 @@ func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage,
 	r, err := c.roundTrip(ctx, "to "+command, id, out)
 	if err != nil {
 		return nil, err
+	}
+	// The reply carries the caller's id, or none, not the client's.
+	var rm map[string]json.RawMessage
+	if json.Unmarshal(r.raw, &rm) == nil {
+		delete(rm, "id")
+		if hadID {
+			rm["id"] = userID
+		}
+		if b, err := json.Marshal(rm); err == nil {
+			r.raw = b
+		}
 	}
 	if r.Error != nil {
 		return r.raw, &wire.ExecuteError{Class: r.Error.Class, Desc: r.Error.Desc}

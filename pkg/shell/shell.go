@@ -39,6 +39,14 @@ func (e *ConnectionLostError) Unwrap() error { return e.Cause }
 // Config configures Run.
 type Config struct {
 	Client *qmp.Client // connected and negotiated
+	// Agent, set instead of Client, runs the shell on a guest agent,
+	// which speaks QMP's wire format without QMP's events, schema, HMP
+	// or file descriptor passing: lines are parsed and printed as for
+	// QMP, and hmp, sendfd and transaction( are not built-ins. Give it a
+	// Completer whose Fetch lists the agent's commands, and a Help.
+	Agent Agent
+	// Help, if set, replaces the built-in help text.
+	Help   string
 	Editor Editor
 	// Err receives error messages; default: Editor.Writer().
 	Err    io.Writer
@@ -70,6 +78,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if sh.Completer == nil {
 		sh.Completer = &Completer{Client: sh.Client}
+		if sh.Agent != nil {
+			sh.Completer.Fetch = func(context.Context) (*qapi.Schema, error) { return nil, nil }
+		}
 	}
 	sh.parser.Schema = sh.Completer.Schema
 	sh.setPrompt()
@@ -144,6 +155,9 @@ func (sh *shell) status() error {
 
 func (sh *shell) setPrompt() {
 	base := "(QEMU) "
+	if sh.Agent != nil {
+		base = "(QGA) "
+	}
 	switch {
 	case sh.parser.InBlock():
 		base = "transaction> "
@@ -191,6 +205,9 @@ func (sh *shell) handle(ctx context.Context, line string) bool {
 func (sh *shell) builtin(ctx context.Context, line string) bool {
 	trimmed := strings.TrimSpace(line)
 	word, rest, _ := strings.Cut(trimmed, " ")
+	if sh.Agent != nil && word != "quit" && word != "exit" && word != "help" {
+		return false
+	}
 	switch word {
 	case "quit", "exit":
 		sh.quit = true
@@ -244,6 +261,10 @@ const (
 
 // help prints the built-ins, or a command's or event's schema.
 func (sh *shell) help(name string) {
+	if name == "" && sh.Help != "" {
+		io.WriteString(sh.out, sh.Help)
+		return
+	}
 	if name == "" {
 		leave := leaveKeeps
 		if sh.QuitsQEMU {
@@ -314,7 +335,7 @@ func (sh *shell) run(ctx context.Context, in *Input) {
 	}
 	cctx, cancel := sh.callContext(ctx)
 	defer cancel()
-	ret, err := Send(cctx, sh.Client, cmd)
+	ret, err := sh.send(cctx, cmd)
 	if err != nil && cctx.Err() != nil && ctx.Err() == nil {
 		sh.flushEvents()
 		sh.notice("interrupted: stopped waiting for the reply")
@@ -372,15 +393,15 @@ func (sh *shell) report(ret json.RawMessage, err error, text bool) {
 		sh.out.Write(sh.Format.JSON(ret))
 	case errors.As(err, &ee):
 		sh.fail(err)
-	case errors.As(err, &de), errors.As(err, &se):
-		sh.lost = &ConnectionLostError{Cause: sh.Client.Err()}
+	case errors.As(err, &de), errors.As(err, &se), sh.Agent != nil && !sh.connected():
+		sh.lost = &ConnectionLostError{Cause: sh.conn().Err()}
 		sh.refuse()
 	default:
 		sh.fail(err)
 	}
 }
 
-func (sh *shell) connected() bool { return sh.Client.Runstate() == protocol.Running }
+func (sh *shell) connected() bool { return sh.conn().Runstate() == protocol.Running }
 
 func (sh *shell) refuse() {
 	fmt.Fprintln(sh.Err, sh.Format.Error(fmt.Errorf("not sent: %v", sh.lost)))
@@ -415,26 +436,34 @@ func (sh *shell) notice(s string) { fmt.Fprintln(sh.out, sh.Format.Notice(s)) }
 // changes as they arrive; the returned function stops it, after it has
 // printed what had arrived.
 func (sh *shell) startPrinter() (stop func()) {
-	l := sh.Client.Listen()
+	var l *qmp.Listener // nil for an agent, which has no events
+	var events <-chan qmp.Event
+	if sh.Client != nil {
+		l = sh.Client.Listen()
+		events = l.Events()
+	}
 	sh.flush = make(chan chan struct{})
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 
 	printQueued := func() {
+		if l == nil {
+			return
+		}
 		for ev, ok := l.Take(); ok; ev, ok = l.Take() {
 			sh.out.Write(sh.Format.Event(ev))
 		}
 	}
 	go func() {
 		defer close(stopped)
-		state, changed := sh.Client.RunstateChanged()
+		state, changed := sh.conn().RunstateChanged()
 		for {
 			select {
-			case ev := <-l.Events():
+			case ev := <-events:
 				sh.out.Write(sh.Format.Event(ev))
 			case <-changed:
 				was := state
-				state, changed = sh.Client.RunstateChanged()
+				state, changed = sh.conn().RunstateChanged()
 				if was == protocol.Running && state != protocol.Running {
 					sh.sessionEnded()
 				}
@@ -450,7 +479,9 @@ func (sh *shell) startPrinter() (stop func()) {
 	return func() {
 		close(done)
 		<-stopped
-		l.Close()
+		if l != nil {
+			l.Close()
+		}
 	}
 }
 
@@ -466,7 +497,7 @@ func (sh *shell) sessionEnded() {
 	if sh.Reconnect != nil {
 		return // the redialer reports its own changes
 	}
-	if cause := sh.Client.Err(); cause != nil {
+	if cause := sh.conn().Err(); cause != nil {
 		sh.notice("connection lost: " + cause.Error())
 	} else {
 		sh.notice("disconnected")
@@ -480,6 +511,10 @@ func (sh *shell) sessionEnded() {
 type Completer struct {
 	Client  *qmp.Client
 	Timeout time.Duration // for fetching the schema; default 5s
+	// Fetch, if set, gets the schema instead of asking Client: a guest
+	// agent's completer makes one of the agent's command names
+	// (qapi.FromCommands).
+	Fetch func(ctx context.Context) (*qapi.Schema, error)
 
 	mu      sync.Mutex
 	fetched bool
@@ -501,6 +536,11 @@ func (c *Completer) Schema() *qapi.Schema {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if c.Fetch != nil {
+		c.schema, _ = c.Fetch(ctx)
+		c.fetched = c.schema != nil
+		return c.schema
+	}
 	c.schema, _ = FetchSchema(ctx, c.Client)
 	// A lost connection leaves nothing learnt: ask again next time.
 	c.fetched = c.schema != nil || c.Client.Runstate() == protocol.Running
