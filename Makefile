@@ -76,6 +76,20 @@ uninstall: man
 		done; \
 	fi
 
+# qemu installs QEMU and its guest agent from Debian's packages when
+# missing: the integration tests and the demo talk to a real QEMU, and
+# the ga tests to a real qemu-ga, run on this host. (qemu-ga lives in
+# /usr/sbin, which is not on every user's PATH.)
+qemu:
+	@if ! command -v qemu-system-x86_64 >/dev/null 2>&1 || ! command -v qemu-storage-daemon >/dev/null 2>&1; then \
+		echo "installing QEMU from Debian packages"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq qemu-system-x86 >/dev/null; \
+	fi
+	@if ! command -v qemu-ga >/dev/null 2>&1 && ! [ -x /usr/sbin/qemu-ga ]; then \
+		echo "installing the QEMU guest agent from Debian packages"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq qemu-guest-agent >/dev/null; \
+	fi
+
 # man-tools installs man and groff from Debian's packages when missing: a
 # test renders the manual pages with them.
 man-tools:

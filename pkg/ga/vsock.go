@@ -54,7 +54,7 @@ func dialVsock(ctx context.Context, cid, port uint32) (net.Conn, error) {
 	err = unix.Connect(fd, &unix.SockaddrVM{CID: cid, Port: port})
 	if err != nil && !errors.Is(err, unix.EINPROGRESS) {
 		unix.Close(fd)
-		return nil, fmt.Errorf("connect to vsock:%d:%d: %w", cid, port, err)
+		return nil, os.NewSyscallError("connect", err)
 	}
 	f := os.NewFile(uintptr(fd), fmt.Sprintf("vsock:%d:%d", cid, port))
 	if err != nil { // in progress: wait until writable, then ask how it went
@@ -92,7 +92,7 @@ func dialVsock(ctx context.Context, cid, port uint32) (net.Conn, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, fmt.Errorf("connect to vsock:%d:%d: %w", cid, port, werr)
+			return nil, os.NewSyscallError("connect", werr)
 		}
 	}
 	c := &vsockConn{File: f, remote: vsockAddr{cid, port}}
