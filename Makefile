@@ -112,10 +112,14 @@ test: qemu man-tools
 # program (testdata/rawqmp), runs interleaved on one QEMU, and reports the
 # peak RSS of qmpsh exec and of an idle shell; BENCHPROCFLAGS passes
 # options to it, e.g. BENCHPROCFLAGS='-runs 500 -target 1.5 -strict'.
+# Its ga subcommand times qmpsh ga run and ga cp against qemu-ga on this
+# host beside testdata/rawga; BENCHGAFLAGS passes options to it, e.g.
+# BENCHGAFLAGS='-runs 200 -rounds 5 -strict'.
 # Last, BenchmarkExecFanOut200 times exec on 200 fake servers at once.
 bench: qemu
 	$(GO) run ./cmd/qmpsh-bench ratio $(BENCHFLAGS)
 	$(GO) run ./cmd/qmpsh-bench proc $(BENCHPROCFLAGS)
+	$(GO) run ./cmd/qmpsh-bench ga $(BENCHGAFLAGS)
 	$(GO) test -run '^$$' -bench FanOut -benchtime 10x ./cmd
 
 # demo opens the shell on a throwaway QEMU: a q35 machine with 128 MiB and

@@ -4,6 +4,7 @@
 //
 //	go run ./cmd/qmpsh-bench ratio [flags]  # the client's Go benchmarks, as client/floor ratios
 //	go run ./cmd/qmpsh-bench proc [flags]   # qmpsh exec as a whole process beside a raw program
+//	go run ./cmd/qmpsh-bench ga [flags]     # qmpsh ga run and cp beside a raw program, on qemu-ga
 //
 // Each subcommand takes -h for its flags. Real QEMU is started with
 // pkg/qmp/qmptest's launcher, the one the integration tests use. The exit
@@ -35,11 +36,12 @@ const module = "github.com/qmpsh/qmpsh"
 var subcommands = map[string]func(args []string){
 	"ratio": ratioMain,
 	"proc":  procMain,
+	"ga":    gaMain,
 }
 
 func main() {
 	if len(os.Args) < 2 || subcommands[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: qmpsh-bench ratio|proc [flags]; qmpsh-bench SUBCOMMAND -h lists its flags")
+		fmt.Fprintln(os.Stderr, "usage: qmpsh-bench ratio|proc|ga [flags]; qmpsh-bench SUBCOMMAND -h lists its flags")
 		os.Exit(2)
 	}
 	sigs := make(chan os.Signal, 1)

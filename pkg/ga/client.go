@@ -75,8 +75,8 @@ type Client struct {
 	nextID atomic.Uint64
 
 	mu      sync.Mutex
-	pending map[uint64]chan reply // calls waiting, by request id
-	noReply map[string]bool       // commands that never reply on success
+	pending map[uint64]*pendingCall // calls waiting, by request id
+	noReply map[string]bool         // commands that never reply on success
 
 	callBound time.Duration
 	chunk     int
@@ -102,7 +102,7 @@ func NewClient(opts ...Option) *Client {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	c := &Client{pending: make(map[uint64]chan reply), noReply: make(map[string]bool),
+	c := &Client{pending: make(map[uint64]*pendingCall), noReply: make(map[string]bool),
 		callBound: cfg.callBound, chunk: cfg.chunk}
 	for _, n := range noReplyDefault {
 		c.noReply[n] = true
@@ -239,6 +239,22 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 // handle routes a reply to its call. Anything before a 0xFF sentinel is
 // stale output and is dropped with it.
 func (c *Client) handle(msg []byte) error {
+	// The common case, {"return": VALUE, "id": N} as qemu-ga writes it,
+	// without decoding VALUE, which may be megabytes of base64 that the
+	// caller decodes anyway.
+	if ret, id, ok := fastReply(msg); ok {
+		pc := c.take(id)
+		if pc == nil {
+			c.log.Debug("dropping a reply nobody waits for", "msg", truncate(msg))
+			return nil
+		}
+		r := reply{Return: bytes.Clone(ret)}
+		if pc.wantRaw {
+			r.raw = bytes.Clone(msg)
+		}
+		pc.ch <- r
+		return nil
+	}
 	if i := bytes.LastIndexByte(msg, 0xff); i >= 0 {
 		msg = msg[i+1:]
 	}
@@ -254,17 +270,47 @@ func (c *Client) handle(msg []byte) error {
 		c.log.Debug("dropping a message without a known id", "msg", truncate(msg))
 		return nil
 	}
-	c.mu.Lock()
-	ch := c.pending[id]
-	delete(c.pending, id)
-	c.mu.Unlock()
-	if ch == nil {
+	pc := c.take(id)
+	if pc == nil {
 		c.log.Debug("dropping a reply nobody waits for", "msg", truncate(msg))
 		return nil
 	}
 	r.raw = bytes.Clone(msg)
-	ch <- r
+	pc.ch <- r
 	return nil
+}
+
+// take removes and returns the call waiting for reply id, nil if none.
+func (c *Client) take(id uint64) *pendingCall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pc := c.pending[id]
+	delete(c.pending, id)
+	return pc
+}
+
+// fastReply recognises {"return": VALUE, "id": N} and returns VALUE
+// (part of msg) and N. The id must close the message: a VALUE that ends
+// in something like an id is followed by the message's own brace.
+func fastReply(msg []byte) (ret []byte, id uint64, ok bool) {
+	const prefix, idKey = `{"return": `, `, "id": `
+	end := len(msg) - 1
+	if !bytes.HasPrefix(msg, []byte(prefix)) || end < len(prefix)+len(idKey) || msg[end] != '}' {
+		return nil, 0, false
+	}
+	i := end
+	for i > 0 && msg[i-1] >= '0' && msg[i-1] <= '9' {
+		i--
+	}
+	if i == end || !bytes.HasSuffix(msg[:i], []byte(idKey)) {
+		return nil, 0, false
+	}
+	id, err := strconv.ParseUint(string(msg[i:end]), 10, 64)
+	ret = msg[len(prefix) : i-len(idKey)]
+	if err != nil || len(ret) == 0 {
+		return nil, 0, false
+	}
+	return ret, id, true
 }
 
 func truncate(b []byte) string {
@@ -278,11 +324,15 @@ func truncate(b []byte) string {
 func (c *Client) ended(cause error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for id, ch := range c.pending {
-		ch <- reply{err: &DisconnectedError{Cause: cause}}
+	for id, pc := range c.pending {
+		pc.ch <- reply{err: &DisconnectedError{Cause: cause}}
 		delete(c.pending, id)
 	}
 }
+
+// preEncoded is arguments the client has encoded itself, a JSON object,
+// for the file copy's large requests.
+type preEncoded []byte
 
 // encodeRequest encodes {"execute": command, "arguments": args, "id": id}.
 // args, when not nil, must encode as a JSON object.
@@ -290,6 +340,13 @@ func encodeRequest(command string, args any, id uint64) ([]byte, error) {
 	name, err := json.Marshal(command)
 	if err != nil {
 		return nil, err
+	}
+	if pre, ok := args.(preEncoded); ok {
+		b := make([]byte, 0, len(name)+len(pre)+64)
+		b = append(append(append(b, `{"execute":`...), name...), `,"arguments":`...)
+		b = append(append(b, pre...), `,"id":`...)
+		b = strconv.AppendUint(b, id, 10)
+		return append(b, '}'), nil
 	}
 	b := append([]byte(`{"execute":`), name...)
 	if args != nil {
@@ -315,6 +372,26 @@ func encodeRequest(command string, args any, id uint64) ([]byte, error) {
 // NoReply) returns nil, nil once it is sent: a guest shutting down or
 // suspending answers nothing.
 func (c *Client) Exec(ctx context.Context, command string, args any) (json.RawMessage, error) {
+	if c.NoReply(command) {
+		if err := c.resync(ctx); err != nil {
+			return nil, err
+		}
+		msg, err := encodeRequest(command, args, c.nextID.Add(1))
+		if err != nil {
+			return nil, err
+		}
+		return nil, c.sendOnly(ctx, msg)
+	}
+	pc, err := c.start(ctx, command, args)
+	if err != nil {
+		return nil, err
+	}
+	return pc.result(ctx)
+}
+
+// start sends command, which must be one that replies, and returns at
+// once: several requests may be in flight, answered in order.
+func (c *Client) start(ctx context.Context, command string, args any) (*pendingCall, error) {
 	if err := c.resync(ctx); err != nil {
 		return nil, err
 	}
@@ -323,18 +400,21 @@ func (c *Client) Exec(ctx context.Context, command string, args any) (json.RawMe
 	if err != nil {
 		return nil, err
 	}
-	if c.NoReply(command) {
-		return nil, c.sendOnly(ctx, msg)
-	}
-	r, err := c.roundTrip(ctx, "to "+command, id, msg)
+	return c.begin(ctx, command, id, msg, false)
+}
+
+// result waits for pc's reply and returns its return value; an error
+// reply is a *wire.ExecuteError.
+func (pc *pendingCall) result(ctx context.Context) (json.RawMessage, error) {
+	r, err := pc.await(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if r.Error != nil {
-		return nil, &wire.ExecuteError{Command: command, Class: r.Error.Class, Desc: r.Error.Desc}
+		return nil, &wire.ExecuteError{Command: pc.command, Class: r.Error.Class, Desc: r.Error.Desc}
 	}
 	if r.Return == nil {
-		return nil, &ProtocolError{Msg: fmt.Sprintf("reply to %s has neither return nor error: %s", command, truncate(r.raw))}
+		return nil, &ProtocolError{Msg: fmt.Sprintf("reply to %s has neither return nor error: %s", pc.command, truncate(r.raw))}
 	}
 	return r.Return, nil
 }
@@ -364,7 +444,7 @@ func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage,
 	if c.NoReply(command) {
 		return nil, c.sendOnly(ctx, out)
 	}
-	r, err := c.roundTrip(ctx, "to "+command, id, out)
+	r, err := c.roundTrip(ctx, command, id, out, true)
 	if err != nil {
 		return nil, err
 	}
@@ -403,36 +483,62 @@ func (c *Client) sendError(err error) error {
 	return err
 }
 
-// roundTrip sends msg, request id, and waits for its reply. A call that
-// ctx ends leaves the client to synchronise before the next call: its
-// reply may yet come, or the agent may have restarted.
-func (c *Client) roundTrip(ctx context.Context, doing string, id uint64, msg []byte) (reply, error) {
-	start := time.Now()
+// roundTrip sends msg, request id, and waits for its reply.
+func (c *Client) roundTrip(ctx context.Context, command string, id uint64, msg []byte, wantRaw bool) (reply, error) {
+	pc, err := c.begin(ctx, command, id, msg, wantRaw)
+	if err != nil {
+		return reply{}, err
+	}
+	return pc.await(ctx)
+}
+
+// pendingCall is a request sent and not yet answered.
+type pendingCall struct {
+	c       *Client
+	id      uint64
+	command string
+	start   time.Time
+	ch      chan reply
+	wantRaw bool // the caller wants the whole message (Raw)
+}
+
+// begin registers request id, then sends msg.
+func (c *Client) begin(ctx context.Context, command string, id uint64, msg []byte, wantRaw bool) (*pendingCall, error) {
+	pc := &pendingCall{c: c, id: id, command: command, start: time.Now(), ch: make(chan reply, 1), wantRaw: wantRaw}
+	c.mu.Lock()
+	c.pending[id] = pc
+	c.mu.Unlock()
+	if err := c.proto.SendNow(ctx, msg); err != nil {
+		pc.forget()
+		return nil, c.sendError(err)
+	}
+	return pc, nil
+}
+
+// forget stops waiting for the reply, which will be dropped.
+func (pc *pendingCall) forget() {
+	pc.c.mu.Lock()
+	delete(pc.c.pending, pc.id)
+	pc.c.mu.Unlock()
+}
+
+// await waits for the reply. A call that ctx (or the client's bound on
+// each call) ends leaves the client to synchronise before the next call:
+// its reply may yet come, or the agent may have restarted.
+func (pc *pendingCall) await(ctx context.Context) (reply, error) {
+	c := pc.c
 	if c.callBound > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.callBound)
+		ctx, cancel = context.WithDeadline(ctx, pc.start.Add(c.callBound))
 		defer cancel()
 	}
-	ch := make(chan reply, 1)
-	c.mu.Lock()
-	c.pending[id] = ch
-	c.mu.Unlock()
-	forget := func() {
-		c.mu.Lock()
-		delete(c.pending, id)
-		c.mu.Unlock()
-	}
-	if err := c.proto.SendNow(ctx, msg); err != nil {
-		forget()
-		return reply{}, c.sendError(err)
-	}
 	select {
-	case r := <-ch:
+	case r := <-pc.ch:
 		return r, r.err
 	case <-ctx.Done():
-		forget()
+		pc.forget()
 		c.stale.Store(true)
-		return reply{}, c.noAnswer(ctx, start, doing, ctx.Err())
+		return reply{}, c.noAnswer(ctx, pc.start, "to "+pc.command, ctx.Err())
 	}
 }
 
@@ -449,7 +555,7 @@ func (c *Client) resync(ctx context.Context) error {
 	}
 	syncID := randomID()
 	id := c.nextID.Add(1)
-	r, err := c.roundTrip(ctx, "to guest-sync-delimited", id, syncRequest(syncID, id))
+	r, err := c.roundTrip(ctx, "guest-sync-delimited", id, syncRequest(syncID, id), false)
 	if err != nil {
 		return err
 	}

@@ -336,3 +336,44 @@ func TestVsockAddress(t *testing.T) {
 		}
 	}
 }
+
+func TestFastReply(t *testing.T) {
+	for _, tc := range []struct {
+		msg, ret string
+		id       uint64
+		ok       bool
+	}{
+		{`{"return": {}, "id": 12}`, `{}`, 12, true},
+		{`{"return": {"count": 3, "buf-b64": "YWJj", "eof": true}, "id": 7}`, `{"count": 3, "buf-b64": "YWJj", "eof": true}`, 7, true},
+		{`{"return": {"x": 1, "id": 5}}`, "", 0, false},                   // the id is VALUE's
+		{`{"return": "a, \"id\": 5}"}`, "", 0, false},                     // inside a string
+		{`{"error": {"class": "X", "desc": "y"}, "id": 3}`, "", 0, false}, // not a return
+		{"\xff{\"return\": 1, \"id\": 2}", "", 0, false},                  // after a sentinel: the slow path
+		{`{"return": , "id": 2}`, ", ", 0, false},
+	} {
+		ret, id, ok := ga.FastReply([]byte(tc.msg))
+		if ok != tc.ok || ok && (string(ret) != tc.ret || id != tc.id) {
+			t.Errorf("fastReply(%q) = %q, %d, %v; want %q, %d, %v", tc.msg, ret, id, ok, tc.ret, tc.id, tc.ok)
+		}
+	}
+}
+
+func TestDecodeRead(t *testing.T) {
+	for _, tc := range []struct {
+		ret, data string
+		eof       bool
+	}{
+		{`{"count": 3, "buf-b64": "YWJj", "eof": false}`, "abc", false},
+		{`{"count": 3, "buf-b64": "YWJj", "eof": true}`, "abc", true},
+		{`{"eof": true, "count": 0, "buf-b64": ""}`, "", true},
+		{`{"count": 3, "buf-b64": "YW\/j", "eof": false}`, "ao\xe3", false}, // an escape: decoded as JSON
+	} {
+		data, eof, err := ga.DecodeRead([]byte(tc.ret), nil)
+		if err != nil || string(data) != tc.data || eof != tc.eof {
+			t.Errorf("decodeRead(%s) = %q, %v, %v; want %q, %v", tc.ret, data, eof, err, tc.data, tc.eof)
+		}
+	}
+	if _, _, err := ga.DecodeRead([]byte(`{"buf-b64": "!!!"}`), nil); err == nil {
+		t.Error("decodeRead of bad base64: no error")
+	}
+}
