@@ -77,16 +77,17 @@ uninstall: man
 	fi
 
 # qemu installs QEMU and its guest agent from Debian's packages when
-# missing: the integration tests and the demo talk to a real QEMU, and
-# the ga tests to a real qemu-ga, run on this host. (qemu-ga lives in
-# /usr/sbin, which is not on every user's PATH.)
+# missing: the tests and the demo talk to a real QEMU, and the ga tests
+# to a real qemu-ga run on this host (it lives in /usr/sbin, which is not
+# on every user's PATH). Its messages go to stderr, so that
+# `printf ... | make demo | jq` sees only the shell's JSON.
 qemu:
 	@if ! command -v qemu-system-x86_64 >/dev/null 2>&1 || ! command -v qemu-storage-daemon >/dev/null 2>&1; then \
-		echo "installing QEMU from Debian packages"; \
+		echo "installing QEMU from Debian packages" >&2; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq qemu-system-x86 >/dev/null; \
 	fi
 	@if ! command -v qemu-ga >/dev/null 2>&1 && ! [ -x /usr/sbin/qemu-ga ]; then \
-		echo "installing the QEMU guest agent from Debian packages"; \
+		echo "installing the QEMU guest agent from Debian packages" >&2; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq qemu-guest-agent >/dev/null; \
 	fi
 
@@ -123,7 +124,8 @@ bench: qemu
 	$(GO) test -run '^$$' -bench FanOut -benchtime 10x ./cmd
 
 # demo opens the shell on a throwaway QEMU: a q35 machine with 128 MiB and
-# no disk, paused (-S), so it needs no KVM and burns no CPU. QEMU is
+# no disk, paused (-S), so it needs no KVM and burns no CPU. Everything but
+# the shell's output (the build's command line included) goes to stderr. QEMU is
 # stopped, and its directory removed, when the shell exits, however it
 # exits (Ctrl-D, quit, a lost connection, a closed terminal, make
 # interrupted).
@@ -133,7 +135,8 @@ bench: qemu
 # for it to be gone after the kill, it inherits the write end of a FIFO
 # (fd 4): reading the FIFO meets end-of-file when the last writer, QEMU,
 # has exited.
-demo: build qemu
+demo: qemu
+	@$(MAKE) --no-print-directory build >&2
 	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/qmpsh-demo.XXXXXX") || exit 1; \
 	trap 'if [ -s "$$dir/qemu.pid" ]; then kill "$$(cat "$$dir/qemu.pid")" 2>/dev/null; cat <&5; fi; rm -rf "$$dir"' EXIT; \
 	trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; \
@@ -143,7 +146,7 @@ demo: build qemu
 		-daemonize -pidfile "$$dir/qemu.pid" 4>&3 3>&- 5<&- && \
 	exec 3>&- && \
 	echo "qmpsh demo: QEMU (pid $$(cat "$$dir/qemu.pid")) paused on $$dir/qmp.sock; it stops when the shell exits" >&2 && \
-	./$(BIN) connect "$$dir/qmp.sock" 5<&-
+	$(abspath $(BIN)) connect "$$dir/qmp.sock" 5<&-
 
 clean:
 	rm -f $(BIN)

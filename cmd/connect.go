@@ -148,7 +148,7 @@ func connectRun(ctx context.Context, opts *ShellOptions) error {
 		return err
 	}
 	defer ed.Close()
-	client, closeLog, err := opts.newClient(ed.Writer())
+	client, closeLog, err := opts.newClient(opts.sideWriter(ed))
 	if err != nil {
 		return err
 	}
@@ -191,7 +191,7 @@ func acceptRun(ctx context.Context, opts *ShellOptions) error {
 		// QEMU's own spelling of the address: -qmp unix:PATH or tcp:H:P.
 		fmt.Fprintf(opts.IO.ErrOut, "qmpsh: waiting for QEMU; start it with: -qmp %s\n", bound)
 	}
-	client, closeLog, err := opts.newClient(ed.Writer(), qmp.WithListening(announce))
+	client, closeLog, err := opts.newClient(opts.sideWriter(ed), qmp.WithListening(announce))
 	if err != nil {
 		return err
 	}
@@ -253,6 +253,17 @@ func (o *ShellOptions) editor(in io.Reader) (ed shell.Editor, comp *completerRef
 	return ed, comp, nil
 }
 
+// sideWriter is where the shell's errors, notices and -v traffic go:
+// through the editor when a person reads the terminal, so that the
+// prompt is redrawn beneath them; to stderr otherwise, for standard
+// output that is not a terminal carries results only.
+func (o *ShellOptions) sideWriter(ed shell.Editor) io.Writer {
+	if ed.Interactive() && o.IO.OutTTY {
+		return ed.Writer()
+	}
+	return o.IO.ErrOut
+}
+
 // runShell runs the shell, then disconnects.
 func (o *ShellOptions) runShell(ctx context.Context, s shellSession, addr string) error {
 	defer s.client.Disconnect()
@@ -273,19 +284,13 @@ func (o *ShellOptions) shellSession(ctx context.Context, s shellSession) error {
 	if s.comp != nil {
 		s.comp.c.Store(comp)
 	}
-	// Errors go through the editor on a terminal (so the prompt is
-	// redrawn), to stderr otherwise.
-	errOut := o.IO.ErrOut
-	if s.editor.Interactive() {
-		errOut = s.editor.Writer()
-		if s.banner != "" {
-			fmt.Fprintln(s.editor.Writer(), s.banner)
-		}
+	if s.editor.Interactive() && s.banner != "" {
+		fmt.Fprintln(o.sideWriter(s.editor), s.banner)
 	}
 	return shell.Run(ctx, shell.Config{
 		Client:    s.client,
 		Editor:    s.editor,
-		Err:       errOut,
+		Err:       o.sideWriter(s.editor),
 		Format:    o.format(),
 		HMP:       o.HMP,
 		Completer: comp,

@@ -114,7 +114,9 @@ func (o *GlobalOptions) newGAClient(verbose io.Writer) (*ga.Client, func(), erro
 			if bytes.IndexByte(msg, 0xff) >= 0 {
 				msg = bytes.ReplaceAll(msg, []byte{0xff}, []byte(`\xff`))
 			}
-			t.trace(dir, msg)
+			// Long replies (file data, guest-info) are shortened on the
+			// display, as qmpsh's own calls are; the log keeps them.
+			t.trace(dir, msg, true)
 		}))
 	}
 	newClient := o.NewGAClient

@@ -98,15 +98,16 @@ func gaConnectRun(ctx context.Context, opts *GAConnectOptions) error {
 	if comp != nil {
 		comp.c.Store(completer)
 	}
-	errOut := opts.IO.ErrOut
+	// Errors and the banner go through the editor on a terminal (so the
+	// prompt is redrawn), to stderr when stdout is not one.
+	side := so.sideWriter(ed)
 	if ed.Interactive() {
-		errOut = ed.Writer()
-		fmt.Fprintf(ed.Writer(), "Connected to the guest agent at %s. Type help for help, Ctrl-D to leave.\n", addr)
+		fmt.Fprintf(side, "Connected to the guest agent at %s. Type help for help, Ctrl-D to leave.\n", addr)
 	}
 	err = shell.Run(ctx, shell.Config{
 		Agent:     client,
 		Editor:    ed,
-		Err:       errOut,
+		Err:       side,
 		Format:    opts.format(),
 		Completer: completer,
 		Help:      gaHelpText,

@@ -428,8 +428,8 @@ func TestConnectReconnect(t *testing.T) {
 	// If QEMU dies with bytes from us still unread in its socket, the
 	// kernel reports a reset ("read: connection reset by peer") rather
 	// than an end ("connection closed by peer").
-	out.waitFor(t, " by peer; reconnecting\n", 1)
-	if lost := out.String(); !strings.Contains(lost, "connection lost: connection closed by peer;") &&
+	errOut.waitFor(t, " by peer; reconnecting\n", 1)
+	if lost := errOut.String(); !strings.Contains(lost, "connection lost: connection closed by peer;") &&
 		!strings.Contains(lost, "connection reset by peer;") {
 		t.Fatalf("no loss notice:\n%s", lost)
 	}
@@ -437,7 +437,7 @@ func TestConnectReconnect(t *testing.T) {
 	errOut.waitFor(t, "not sent: disconnected, reconnecting (", 1)
 
 	qmptest.StartQEMUAt(t, path)
-	out.waitFor(t, "reconnected to QEMU ", 1)
+	errOut.waitFor(t, "reconnected to QEMU ", 1)
 	io.WriteString(in, "query-status\nstop\n")
 	out.waitFor(t, `"event":"STOP"`, 1)
 	in.Close()
@@ -447,6 +447,8 @@ func TestConnectReconnect(t *testing.T) {
 	if n := strings.Count(out.String(), `"status":"running"`); n != 2 {
 		t.Errorf("%d query-status results, want 2 (before and after):\n%s", n, out.String())
 	}
+	// The notices went to stderr: stdout is results and events only.
+	requireJSONLines(t, result{stdout: out.String(), stderr: errOut.String()})
 }
 
 func TestTargetsTCPIsNotAGlob(t *testing.T) {

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -108,7 +109,7 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 	f := root.PersistentFlags()
 	f.DurationVar(&opts.Timeout, "timeout", DefaultTimeout,
 		"bound connecting and capabilities negotiation (exec: and the command)")
-	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "show the JSON sent and received (on stderr)")
+	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "show the JSON sent and received (on stderr; qmpsh's own long replies shortened)")
 	f.StringVar(&opts.LogFile, "log", "", "append the session's traffic, with timestamps, to `FILE`")
 	f.StringVar(&opts.Color, "color", "auto", "colour output: auto (on a terminal, unless NO_COLOR is set), always, never")
 	f.BoolVar(&opts.Pretty, "pretty", false, "indent JSON output (default on a terminal)")
@@ -185,7 +186,7 @@ func (o *GlobalOptions) newClient(verbose io.Writer, extra ...qmp.Option) (*qmp.
 	}
 	opts := []qmp.Option{qmp.WithLogger(slog.New(&warnHandler{mu: &t.mu, w: o.IO.ErrOut}))}
 	if t.verbose != nil || t.log != nil {
-		opts = append(opts, qmp.WithTrace(t.trace))
+		opts = append(opts, qmp.WithAsideTrace(t.trace))
 	}
 	if o.NoNegotiate {
 		opts = append(opts, qmp.WithoutNegotiation())
@@ -195,6 +196,8 @@ func (o *GlobalOptions) newClient(verbose io.Writer, extra ...qmp.Option) (*qmp.
 
 // traffic shows the client's messages as "--> msg" and "<-- msg": on the
 // verbose display (-v) and, with timestamps, in the traffic log (--log).
+// The display shortens the long replies to qmpsh's own calls (the
+// schema it fetches for itself); the log keeps everything.
 type traffic struct {
 	mu      sync.Mutex
 	verbose io.Writer // nil unless -v
@@ -202,14 +205,18 @@ type traffic struct {
 	line    []byte    // the line being written, reused
 }
 
-func (t *traffic) trace(dir protocol.Direction, msg []byte) {
+func (t *traffic) trace(dir protocol.Direction, msg []byte, aside bool) {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.line = append(append(append(t.line[:0], dir.String()...), ' '), msg...)
 	t.line = append(t.line, '\n')
 	if t.verbose != nil {
-		t.verbose.Write(t.line)
+		if aside && dir == protocol.Received && len(msg) > shortenOver {
+			t.verbose.Write(append(append([]byte(dir.String()+" "), shorten(msg)...), '\n'))
+		} else {
+			t.verbose.Write(t.line)
+		}
 	}
 	if t.log != nil {
 		stamp := now.UTC().AppendFormat(make([]byte, 0, 64+len(t.line)), "2006-01-02T15:04:05.000000Z")
@@ -218,6 +225,51 @@ func (t *traffic) trace(dir protocol.Direction, msg []byte) {
 	if cap(t.line) > 64<<10 {
 		t.line = nil // do not keep a huge message's buffer
 	}
+}
+
+// shortenOver is the size over which -v shortens a reply to qmpsh's own
+// call.
+const shortenOver = 1024
+
+// shorten summarizes a long reply: {"return": [... 1843 entries, 207 KB],
+// "id": "qmpsh-1"}. An error reply, or one it cannot read, stays whole.
+func shorten(msg []byte) []byte {
+	var r struct {
+		Return json.RawMessage `json:"return"`
+		ID     json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(msg, &r) != nil || len(r.Return) == 0 {
+		return msg
+	}
+	var what string
+	switch r.Return[0] {
+	case '[':
+		var a []json.RawMessage
+		json.Unmarshal(r.Return, &a)
+		what = fmt.Sprintf("[... %d entries, %s]", len(a), byteSize(len(msg)))
+	case '{':
+		var m map[string]json.RawMessage
+		json.Unmarshal(r.Return, &m)
+		what = fmt.Sprintf("{... %d members, %s}", len(m), byteSize(len(msg)))
+	default:
+		what = fmt.Sprintf("... %s", byteSize(len(msg)))
+	}
+	out := `{"return": ` + what
+	if r.ID != nil {
+		out += `, "id": ` + string(r.ID)
+	}
+	return []byte(out + "}")
+}
+
+// byteSize says n in bytes, KB or MB (of 1000).
+func byteSize(n int) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprintf("%d bytes", n)
+	case n < 1000*1000:
+		return fmt.Sprintf("%d KB", (n+500)/1000)
+	}
+	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
 }
 
 // warnHandler prints the client's warnings (a listener dropping events,

@@ -112,7 +112,7 @@ func wrapRun(ctx context.Context, opts *WrapOptions) error {
 	if err != nil {
 		return err
 	}
-	client, qemu, closeLog, err := opts.acceptQEMU(ctx, ed.Writer(), filepath.Join(dir, "qmp.sock"), log)
+	client, qemu, closeLog, err := opts.acceptQEMU(ctx, opts.sideWriter(ed), filepath.Join(dir, "qmp.sock"), log)
 	if err != nil {
 		ed.Close()
 		return err

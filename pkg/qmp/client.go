@@ -36,7 +36,7 @@ type config struct {
 	awaitGreet   bool
 	eventBacklog int
 	listening    func(addr string)
-	trace        func(dir protocol.Direction, msg []byte)
+	trace        func(dir protocol.Direction, msg []byte, aside bool)
 }
 
 // WithName names the client in its String and its log records.
@@ -54,7 +54,9 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // goroutines at once and must not block for long. See
 // protocol.Config.Trace.
 func WithTrace(f func(dir protocol.Direction, msg []byte)) Option {
-	return func(c *config) { c.trace = f }
+	return func(c *config) {
+		c.trace = func(dir protocol.Direction, msg []byte, _ bool) { f(dir, msg) }
+	}
 }
 
 // WithMaxMessageSize bounds one incoming message (default 10 MiB). A
@@ -99,6 +101,8 @@ type Client struct {
 	listenMu  sync.Mutex
 
 	in inbox // only for whoever reads the connection
+
+	aside asideCalls // traced only
 }
 
 // inbox is what the goroutine reading the connection keeps from one
@@ -135,6 +139,10 @@ func NewClient(opts ...Option) *Client {
 	c := &Client{cfg: cfg, pending: make(map[uint64]chan result)}
 	c.in.names = &names{m: make(map[string]string)}
 	c.listeners.Store(new([]*Listener))
+	var trace func(protocol.Direction, []byte)
+	if cfg.trace != nil {
+		trace = c.trace
+	}
 	c.proto = protocol.New(protocol.Config{
 		Name:           cfg.name,
 		Kind:           "QMPClient",
@@ -146,7 +154,7 @@ func NewClient(opts ...Option) *Client {
 		Drained:        c.handOn,
 		Yield:          c.yield,
 		Listening:      cfg.listening,
-		Trace:          cfg.trace,
+		Trace:          trace,
 	})
 	c.log = c.proto.Logger()
 	return c
@@ -251,8 +259,15 @@ func (c *Client) execute(ctx context.Context, verb, command string, args any, fi
 	if err != nil {
 		return nil, err
 	}
+	aside := c.cfg.trace != nil && isAside(ctx)
+	if aside {
+		c.aside.add(id)
+	}
 	r, err := c.roundTrip(ctx, id, msg, files)
 	if err != nil {
+		if aside && ctx.Err() == nil {
+			c.aside.remove(id) // no reply is coming
+		}
 		return nil, err
 	}
 	if r.Error != nil {

@@ -6,7 +6,8 @@
 // connection, routing each reply to its caller by id and each event to the
 // listeners that asked for it. It stands on pkg/protocol for the
 // connection lifecycle; it knows nothing of terminals or command lines.
-// WithTrace shows the traffic; WaitForStateChange waits for the
+// WithTrace shows the traffic (WithAsideTrace also tells the program's
+// own calls, made with an Aside context); WaitForStateChange waits for the
 // connection's state to change.
 //
 // # Concurrency
@@ -37,6 +38,9 @@
 //	                             itself, deliver the rest
 //	Listener.moved, taking       no state: deliver wakes a Take under way (taking) when
 //	                             it uncounts an event it has sent
+//	asideCalls.mu (n atomic)     the ids of Aside calls whose reply is not traced yet,
+//	                             kept only with a trace: execute adds, the trace hook
+//	                             removes on the reply
 //
 // A call's reply reaches it on a channel of its own, taken from pending
 // by whoever routes the reply; a session's end fails every pending call

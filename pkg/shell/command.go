@@ -97,9 +97,10 @@ func Send(ctx context.Context, client *qmp.Client, c *Command) (json.RawMessage,
 	return client.Execute(ctx, c.Name, args)
 }
 
-// FetchSchema asks client's server for its schema (see qapi.Fetch).
+// FetchSchema asks client's server for its schema (see qapi.Fetch). The
+// calls are marked qmp.Aside: qmpsh's own, shown shortened by -v.
 func FetchSchema(ctx context.Context, client *qmp.Client) (*qapi.Schema, error) {
-	return qapi.Fetch(ctx, func(ctx context.Context, command string) (json.RawMessage, error) {
+	return qapi.Fetch(qmp.Aside(ctx), func(ctx context.Context, command string) (json.RawMessage, error) {
 		return client.Execute(ctx, command, nil)
 	})
 }

@@ -37,5 +37,13 @@
 //	                      the attempts so far, written by the redialer, read by the loop
 //	shell.flush           the loop asks the printer, over it, to print the events that
 //	                      have arrived before it prints a reply, so they come first
+//	noticeMu              inCommand and held: while a command is in flight (callContext
+//	                      to its cancel), the printer's and redialer's notices of the
+//	                      session's end wait in held, so that the reply QEMU sent before
+//	                      hanging up is printed first
 //	Completer.mu          the schema, fetched once per connection
+//
+// Results and events go to the editor's writer; errors and notices to
+// Config.Err, which the command line points at stderr unless a person
+// reads a terminal.
 package shell

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/chzyer/readline"
 )
@@ -102,21 +103,31 @@ func NewTerminalEditor(cfg TerminalConfig) (Editor, error) {
 type terminalEditor struct {
 	rl         *readline.Instance
 	interrupts InterruptSource
+	// reading is set while ReadLine runs. readline's own notion lags:
+	// it still believes it reads for a moment after returning a line.
+	reading atomic.Bool
 }
 
 func (e *terminalEditor) ReadLine() (string, error) {
+	e.reading.Store(true)
 	line, err := e.rl.Readline()
+	e.reading.Store(false)
 	if err == nil && KeepInHistory(line) {
 		e.rl.SaveHistory(line)
 	}
 	return line, err
 }
 
-// SetPrompt also redraws the line being edited, if any, for a prompt set
-// from another goroutine (the connection's state) while a line is read.
+// SetPrompt also redraws the line being edited, for a prompt set from
+// another goroutine (the connection's state) while a line is read.
+// Between lines it only sets the prompt for the next one: a prompt drawn
+// then would come before the output of the line just entered (a
+// transaction's result after a closing ")" that changed the prompt).
 func (e *terminalEditor) SetPrompt(p string) {
 	e.rl.SetPrompt(p)
-	e.rl.Refresh()
+	if e.reading.Load() {
+		e.rl.Refresh()
+	}
 }
 func (e *terminalEditor) Writer() io.Writer { return e.rl.Stdout() }
 func (e *terminalEditor) Interactive() bool { return true }

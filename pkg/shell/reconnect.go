@@ -78,7 +78,7 @@ func (sh *shell) redialOnce(ctx context.Context) bool {
 	sh.redial.mu.Unlock()
 	sh.setDown(true)
 	sh.flushEvents()
-	sh.notice(fmt.Sprintf("connection lost: %s; reconnecting", errString(cause)))
+	sh.lateNotice(fmt.Sprintf("connection lost: %s; reconnecting", errString(cause)))
 
 	delay := ReconnectMinDelay
 	for {

@@ -48,7 +48,8 @@ type Config struct {
 	// Help, if set, replaces the built-in help text.
 	Help   string
 	Editor Editor
-	// Err receives error messages; default: Editor.Writer().
+	// Err receives error messages and notices; default:
+	// Editor.Writer(). Results and events go to Editor.Writer().
 	Err    io.Writer
 	Format Format
 	// HMP sends every line that is not a built-in to the human monitor.
@@ -132,6 +133,12 @@ type shell struct {
 	interrupts <-chan os.Signal // the editor's Ctrl-C outside ReadLine
 
 	flush chan chan struct{} // asks the printer to print what has arrived
+
+	// Notices from other goroutines wait while a command is in flight;
+	// see lateNotice.
+	noticeMu  sync.Mutex
+	inCommand bool
+	held      []string
 
 	// The prompt is set by the loop (transaction, HMP) and by the
 	// redialer (connection down), under promptMu so the last one set
@@ -287,12 +294,18 @@ func (sh *shell) help(name string) {
 func (sh *shell) completer() *Completer { return sh.Completer }
 
 // callContext is the context of one command: on a terminal, Ctrl-C
-// cancels it (the wait, not the command, which QEMU may still run). The
-// returned cancel stops the goroutine that watches for Ctrl-C.
+// cancels it (the wait, not the command, which QEMU may still run). Until
+// the returned cancel is called, after the command's outcome has been
+// printed, notices of the session's end are held back (see lateNotice).
+// cancel also stops the goroutine that watches for Ctrl-C.
 func (sh *shell) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	sh.beginCommand()
 	cctx, cancel := context.WithCancel(ctx)
 	if sh.interrupts == nil {
-		return cctx, cancel
+		return cctx, func() {
+			cancel()
+			sh.endCommand()
+		}
 	}
 	// A Ctrl-C pressed before this command started was meant for no
 	// command: drop it.
@@ -312,7 +325,40 @@ func (sh *shell) callContext(ctx context.Context) (context.Context, context.Canc
 	return cctx, func() {
 		cancel()
 		<-done
+		sh.endCommand()
 	}
+}
+
+// beginCommand holds back notices of the session's end until
+// endCommand: QEMU answers a quit, then hangs up, and the answer must
+// come first.
+func (sh *shell) beginCommand() {
+	sh.noticeMu.Lock()
+	defer sh.noticeMu.Unlock()
+	sh.inCommand = true
+}
+
+// endCommand prints the notices held back since beginCommand.
+func (sh *shell) endCommand() {
+	sh.noticeMu.Lock()
+	defer sh.noticeMu.Unlock()
+	sh.inCommand = false
+	for _, n := range sh.held {
+		sh.notice(n)
+	}
+	sh.held = nil
+}
+
+// lateNotice prints a notice about the connection, which may come from
+// another goroutine: now, or after the outcome of the command in flight.
+func (sh *shell) lateNotice(s string) {
+	sh.noticeMu.Lock()
+	defer sh.noticeMu.Unlock()
+	if sh.inCommand {
+		sh.held = append(sh.held, s)
+		return
+	}
+	sh.notice(s)
 }
 
 // run types in by the server's schema (fetched on the first command
@@ -430,7 +476,10 @@ func (sh *shell) fail(err error) {
 	fmt.Fprintln(sh.Err, sh.Format.Error(err))
 }
 
-func (sh *shell) notice(s string) { fmt.Fprintln(sh.out, sh.Format.Notice(s)) }
+// notice tells the person what happened (a lost connection, an
+// interrupted wait): on the terminal, else with the errors, for standard
+// output carries results only.
+func (sh *shell) notice(s string) { fmt.Fprintln(sh.Err, sh.Format.Notice(s)) }
 
 // startPrinter starts the goroutine that prints events and connection
 // changes as they arrive; the returned function stops it, after it has
@@ -491,16 +540,17 @@ func (sh *shell) flushEvents() {
 	<-ack
 }
 
-// sessionEnded reports the end of the session, unless the redialer
-// does.
+// sessionEnded reports the end of the session to a person, unless the
+// redialer does. A script is told by the refusal of its next command and
+// the exit status, which do not depend on when the end was noticed.
 func (sh *shell) sessionEnded() {
-	if sh.Reconnect != nil {
-		return // the redialer reports its own changes
+	if sh.Reconnect != nil || !sh.Editor.Interactive() {
+		return
 	}
 	if cause := sh.conn().Err(); cause != nil {
-		sh.notice("connection lost: " + cause.Error())
+		sh.lateNotice("connection lost: " + cause.Error())
 	} else {
-		sh.notice("disconnected")
+		sh.lateNotice("disconnected")
 	}
 }
 
