@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qmpsh/qmpsh/pkg/ga/gatest"
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
@@ -78,6 +79,7 @@ func TestGARun(t *testing.T) {
 	ga("", "/bin/sh", "-c", "echo out; echo err >&2").expect(t, ExitOK, "out\n", "err\n")
 	ga("", "/bin/sh", "-c", "exit 42").expect(t, 42, "", "")
 	ga("line one\nline two\n", "/bin/cat").expect(t, ExitOK, "line one\nline two\n", "")
+	run(t, "not for cat\n", "ga", "run", "-n", "-s", a.Path, "--", "/bin/cat").expect(t, ExitOK, "", "")
 	ga("", "/bin/sh", "-c", "kill -KILL $$").expect(t, 128+9, "", "")
 	r := run(t, "", "ga", "run", "-s", a.Path, "--env", "A=1", "--env", "B=x y", "--", "/bin/sh", "-c", `echo "$A|$B"`)
 	r.expect(t, ExitOK, "1|x y\n", "")
@@ -200,4 +202,30 @@ func (b *notifyBuffer) Write(p []byte) (int, error) {
 	default:
 	}
 	return n, err
+}
+
+func TestProgressBar(t *testing.T) {
+	var out bytes.Buffer
+	b := &progressBar{w: &out, total: 64 << 20, start: time.Now()}
+	b.update(1 << 20) // below progressMin: nothing shown
+	if out.Len() != 0 {
+		t.Fatalf("a small copy showed %q", out.String())
+	}
+	b.update(64 << 20)
+	b.finish()
+	s := out.String()
+	if !strings.HasPrefix(s, "\r["+strings.Repeat("=", 30)+"] 100% 64.0/64.0 MiB ") || !strings.HasSuffix(s, "\n") ||
+		strings.Count(s, "\n") != 1 {
+		t.Errorf("bar %q", s)
+	}
+	var none bytes.Buffer
+	small := &progressBar{w: &none, total: 1 << 20, start: time.Now()}
+	small.update(1 << 20)
+	small.finish()
+	var nilBar *progressBar
+	nilBar.update(1 << 30) // no terminal: no bar
+	nilBar.finish()
+	if none.Len() != 0 {
+		t.Errorf("a small copy showed %q", none.String())
+	}
 }

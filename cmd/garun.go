@@ -14,20 +14,22 @@ import (
 // GARunOptions are the inputs of qmpsh ga run.
 type GARunOptions struct {
 	GAOptions
-	Env  []string // --env K=V, repeatable
-	Argv []string // PROGRAM ARGS...
+	Env     []string // --env K=V, repeatable
+	NoStdin bool     // -n: give the program no input, whatever stdin is
+	Argv    []string // PROGRAM ARGS...
 }
 
 func newGARunCmd(g *GlobalOptions, runF func(context.Context, *GARunOptions) error) *cobra.Command {
 	opts := &GARunOptions{GAOptions: GAOptions{GlobalOptions: g}}
 	c := &cobra.Command{
-		Use:   "run [-s ADDR] [--timeout D] [--env K=V]... -- PROGRAM [ARG...]",
+		Use:   "run [-s ADDR] [--timeout D] [--env K=V]... [-n] -- PROGRAM [ARG...]",
 		Short: "Run a program in the guest, with its output and exit status",
 		Long: `Run PROGRAM in the guest (guest-exec, its output captured), wait for it
 to exit (guest-exec-status, polled quickly at first, then less often),
 write what it wrote to stdout and stderr on qmpsh's stdout and stderr, and
 exit with its exit status: 128+N when signal N ended it. Standard input,
-when it is not a terminal, is read whole and given to the program.
+when it is not a terminal, is read whole and given to the program; -n
+gives it none (as ssh -n does, for a loop that reads its own stdin).
 
 The agent keeps at most 16 MiB of each stream; qmpsh says on stderr when
 it dropped some. --env sets the program's whole environment (the agent's
@@ -61,6 +63,7 @@ failure, 4 for a timeout.`,
 	c.Flags().SetInterspersed(false)
 	opts.addressFlag(c)
 	c.Flags().StringArrayVar(&opts.Env, "env", nil, "the program's environment, `K=V`; repeat it for more")
+	c.Flags().BoolVarP(&opts.NoStdin, "no-stdin", "n", false, "do not read standard input; the program gets none")
 	return c
 }
 
@@ -81,7 +84,7 @@ func gaRunRun(ctx context.Context, opts *GARunOptions) error {
 		}
 	}
 	p := ga.Program{Path: opts.Argv[0], Args: opts.Argv[1:], Env: opts.Env}
-	if !opts.IO.InTTY && opts.IO.In != nil {
+	if !opts.IO.InTTY && !opts.NoStdin && opts.IO.In != nil {
 		if p.Input, err = io.ReadAll(opts.IO.In); err != nil {
 			return fmt.Errorf("reading standard input: %w", err)
 		}
