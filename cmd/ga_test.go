@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"io"
 	"os"
@@ -227,5 +228,37 @@ func TestProgressBar(t *testing.T) {
 	nilBar.finish()
 	if none.Len() != 0 {
 		t.Errorf("a small copy showed %q", none.String())
+	}
+}
+
+func TestGACommandsFillOptions(t *testing.T) {
+	g := &GlobalOptions{Factory: testFactory(strings.NewReader(""), io.Discard, io.Discard, nil, &fakeSignals{})}
+	var run *GARunOptions
+	c := newGARunCmd(g, func(_ context.Context, o *GARunOptions) error { run = o; return nil })
+	c.SetArgs([]string{"-s", "vsock:3:1234", "--env", "A=1", "-n", "--", "prog", "-s", "x"})
+	if err := c.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if run == nil || run.Addr != "vsock:3:1234" || strings.Join(run.Env, ",") != "A=1" || !run.NoStdin ||
+		strings.Join(run.Argv, " ") != "prog -s x" {
+		t.Errorf("ga run options %+v", run)
+	}
+	var cp *GACpOptions
+	c = newGACpCmd(g, func(_ context.Context, o *GACpOptions) error { cp = o; return nil })
+	c.SetArgs([]string{"-s", "q.sock", "a", ":/b"})
+	if err := c.Execute(); err != nil || cp == nil || cp.Addr != "q.sock" || cp.Src != "a" || cp.Dst != ":/b" {
+		t.Errorf("ga cp options %+v, %v", cp, err)
+	}
+	var ex *GAExecOptions
+	c = newGAExecCmd(g, func(_ context.Context, o *GAExecOptions) error { ex = o; return nil })
+	c.SetArgs([]string{"-s", "q.sock", "guest-exec", "path=/bin/true"})
+	if err := c.Execute(); err != nil || ex == nil || ex.Addr != "q.sock" || strings.Join(ex.Args, " ") != "guest-exec path=/bin/true" {
+		t.Errorf("ga exec options %+v, %v", ex, err)
+	}
+	var sh *GAConnectOptions
+	c = newGAConnectCmd(g, func(_ context.Context, o *GAConnectOptions) error { sh = o; return nil })
+	c.SetArgs([]string{"q.sock"})
+	if err := c.Execute(); err != nil || sh == nil || sh.Addr != "q.sock" {
+		t.Errorf("ga connect options %+v, %v", sh, err)
 	}
 }
