@@ -262,3 +262,21 @@ func TestGACommandsFillOptions(t *testing.T) {
 		t.Errorf("ga connect options %+v, %v", sh, err)
 	}
 }
+
+// In the shell, a command without a reply prints nothing, not an empty
+// line: piped stdout is JSON lines.
+func TestGAConnectNoReplyCommand(t *testing.T) {
+	f := gatest.StartFake(t, func(req gatest.Request) map[string]any {
+		switch req.Execute {
+		case "guest-shutdown":
+			return nil
+		case "guest-info":
+			return map[string]any{"return": map[string]any{"version": "7.2", "supported_commands": []any{
+				map[string]any{"name": "guest-ping", "enabled": true, "success-response": true},
+				map[string]any{"name": "guest-shutdown", "enabled": true, "success-response": false},
+			}}}
+		}
+		return map[string]any{"return": map[string]any{}}
+	})
+	run(t, "guest-shutdown\nguest-ping\n", "ga", "connect", f.Path).expect(t, ExitOK, "{}\n", "")
+}

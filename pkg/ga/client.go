@@ -598,6 +598,9 @@ func (c *Client) Info(ctx context.Context) (*Info, error) {
 	if err := json.Unmarshal(ret, &info); err != nil {
 		return nil, &ProtocolError{Msg: "guest-info: " + err.Error()}
 	}
+	if len(info.Commands) == 0 {
+		return &info, nil // nothing learnt: keep what we knew
+	}
 	c.mu.Lock()
 	clear(c.noReply)
 	for _, cmd := range info.Commands {

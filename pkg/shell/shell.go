@@ -424,6 +424,8 @@ func (sh *shell) report(ret json.RawMessage, err error, text bool) {
 	var se *protocol.StateError
 	var ee *qmp.ExecuteError
 	switch {
+	case err == nil && ret == nil:
+		// A command that never replies (an agent's guest-shutdown).
 	case err == nil && text:
 		var s string
 		if json.Unmarshal(ret, &s) == nil {
