@@ -42,9 +42,11 @@ likes.
 
 ` + gaAddressHelp + `
 
-Exit status: the program's; or, when it did not run to its end, 1 for
-an error reply (no such program), 2 for a usage error, 3 for a connection
-failure, 4 for a timeout.`,
+When the program ran to its end, the exit status is the program's;
+otherwise it is qmpsh's own (1: the agent refused, as for no such
+program):
+
+` + exitStatusHelp,
 		Example: `  qmpsh ga run -s /tmp/qga.sock -- uname -a
   qmpsh ga run -s /tmp/qga.sock -- sh -c 'df -h / && free -m'
   tar cz ./conf | qmpsh ga run -s /tmp/qga.sock -- tar xz -C /etc/app`,
