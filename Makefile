@@ -116,11 +116,15 @@ test: qemu man-tools
 # Its ga subcommand times qmpsh ga run and ga cp against qemu-ga on this
 # host beside testdata/rawga; BENCHGAFLAGS passes options to it, e.g.
 # BENCHGAFLAGS='-runs 200 -rounds 5 -strict'.
+# Its proxy subcommand compares query-status through qmpsh proxy with a
+# direct client on the same QEMU, and reads the proxy's peak RSS with 100
+# idle clients; BENCHPROXYFLAGS passes options to it.
 # Last, BenchmarkExecFanOut200 times exec on 200 fake servers at once.
 bench: qemu
 	$(GO) run ./cmd/qmpsh-bench ratio $(BENCHFLAGS)
 	$(GO) run ./cmd/qmpsh-bench proc $(BENCHPROCFLAGS)
 	$(GO) run ./cmd/qmpsh-bench ga $(BENCHGAFLAGS)
+	$(GO) run ./cmd/qmpsh-bench proxy $(BENCHPROXYFLAGS)
 	$(GO) test -run '^$$' -bench FanOut -benchtime 10x ./cmd
 
 # demo opens the shell on a throwaway QEMU: a q35 machine with 128 MiB and

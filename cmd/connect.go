@@ -280,7 +280,7 @@ func (o *ShellOptions) runShell(ctx context.Context, s shellSession, addr string
 // shellSession runs the shell on a connected client, leaving it
 // connected.
 func (o *ShellOptions) shellSession(ctx context.Context, s shellSession) error {
-	comp := &shell.Completer{Client: s.client}
+	comp := &shell.Completer{Client: s.client, HMP: o.HMP}
 	if s.comp != nil {
 		s.comp.c.Store(comp)
 	}
@@ -296,5 +296,6 @@ func (o *ShellOptions) shellSession(ctx context.Context, s shellSession) error {
 		Completer: comp,
 		Reconnect: s.redial,
 		QuitsQEMU: s.quitsQEMU,
+		Page:      o.pager(),
 	})
 }

@@ -27,7 +27,8 @@ func newEventsCmd(g *GlobalOptions, runF func(context.Context, *EventsOptions) e
 		Short: "Print QEMU's events as JSON lines",
 		Long: `Connect and print each event as one compact JSON line, as QEMU sent it
 ("event", "data", "timestamp"), flushed line by line, for jq and log
-shippers. --name keeps only the events named (repeat it for several).
+shippers. --name keeps only the events named (repeat it for several);
+a name QEMU's schema does not know is a usage error (exit status 2).
 
 Without --count or --timeout, events are printed until the connection
 ends (exit status 3) or qmpsh is interrupted. --count N exits 0 after N
@@ -59,6 +60,8 @@ targets'.
 	f.StringArrayVar(&opts.Names, "name", nil, "print only events named `NAME` (repeatable)")
 	f.IntVar(&opts.Count, "count", 0, "exit after `N` events (per target)")
 	f.IntVar(&opts.Parallel, "parallel", DefaultParallel, "with many targets, connect to at most `N` at once")
+	c.ValidArgsFunction = cobra.NoFileCompletions
+	c.RegisterFlagCompletionFunc("name", eventNames(g, &opts.Sockets))
 	return c
 }
 
@@ -168,6 +171,13 @@ func (opts *EventsOptions) streamConnected(ctx context.Context, addr string, con
 		return connectionError(addr, err)
 	}
 	defer client.Disconnect()
+	// The stream may have no end, but asking for the schema has one.
+	sctx, scancel := context.WithTimeout(ctx, opts.Timeout)
+	_, err = checkEventNames(sctx, client, addr, opts.Names)
+	scancel()
+	if err != nil {
+		return err
+	}
 	for n := 0; opts.Count == 0 || n < opts.Count; n++ {
 		ev, err := waitEvent(ctx, client, l)
 		if err != nil {

@@ -30,15 +30,20 @@ func newExecCmd(g *GlobalOptions, runF func(context.Context, *ExecOptions) error
 		Short: "Run one QMP command and print its result as JSON",
 		Long: `Connect, negotiate, run one command, print its "return" value as JSON on
 stdout, and exit. Arguments use the shell's syntax (key=value, dotted keys,
-JSON values), typed by QEMU's schema when a value is ambiguous; a single
-argument starting with { is sent as a raw QMP message. An error reply
+JSON values), typed by QEMU's schema when a value is ambiguous: the same
+words give the same JSON as in the shell, quotes inside an argument
+included ('command-line="info kvm"' sends "info kvm"). A single argument
+with blanks is a whole line, as typed in the shell; a single argument
+starting with { is sent as a raw QMP message. An error reply
 prints "Class: description" on stderr.
 
 With --wait-event NAME, exec listens for the event before sending the
 command (so an event QEMU emits at once is not missed), prints the return
 value, then waits for the event and prints it as QEMU sent it (JSON with
 "event", "data" and "timestamp"). --wait-timeout bounds the wait (default:
---timeout); running out is exit status 4.
+--timeout); running out is exit status 4. NAME is checked against QEMU's
+schema first: an event QEMU does not know is a usage error, and nothing
+is sent.
 
 Give -s more than once, or a glob ('/run/vms/*.qmp', quoted), to run the
 command on many QMP servers at once (at most --parallel at a time). Each
@@ -69,6 +74,8 @@ UsageError. The exit status is the worst of the targets'.
 	f.StringVar(&opts.WaitEvent, "wait-event", "", "after the command, wait for event `NAME` and print it")
 	f.DurationVar(&opts.WaitTimeout, "wait-timeout", 0, "bound the wait for --wait-event (default: --timeout)")
 	f.IntVar(&opts.Parallel, "parallel", DefaultParallel, "with many targets, talk to at most `N` at once")
+	c.ValidArgsFunction = commandNames(g, &opts.Sockets)
+	c.RegisterFlagCompletionFunc("wait-event", eventNames(g, &opts.Sockets))
 	return c
 }
 
@@ -139,13 +146,20 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.
 	// QEMU hanging up is no error.
 	defer client.Disconnect()
 
+	var schema *qapi.Schema
+	if opts.WaitEvent != "" {
+		schema, err = checkEventNames(cctx, client, addr, []string{opts.WaitEvent})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
 	var l *qmp.Listener
 	if opts.WaitEvent != "" {
 		// Before sending: the event may come before the reply.
 		l = client.Listen(opts.WaitEvent)
 		defer l.Close()
 	}
-	ret, err = runInput(cctx, client, in)
+	ret, err = runInput(cctx, client, in, schema)
 	var ee *qmp.ExecuteError
 	var xe *ExitError
 	switch {
@@ -182,10 +196,9 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.
 // schema is fetched only when it is needed, to keep one-shot latency low:
 // before sending when a value's type is ambiguous (id=123 is a string or
 // an integer depending on the argument), and after an error reply, to
-// explain it.
-func runInput(ctx context.Context, client *qmp.Client, in *shell.Input) (json.RawMessage, error) {
-	var schema *qapi.Schema
-	fetched := false
+// explain it. A schema the caller fetched already is given as schema.
+func runInput(ctx context.Context, client *qmp.Client, in *shell.Input, schema *qapi.Schema) (json.RawMessage, error) {
+	fetched := schema != nil
 	fetch := func() {
 		fetched = true
 		schema, _ = shell.FetchSchema(ctx, client)

@@ -22,6 +22,9 @@ type Factory struct {
 	// Getenv reads the environment: QMP_SOCKET, XDG_RUNTIME_DIR,
 	// XDG_STATE_HOME.
 	Getenv func(key string) string
+	// LookupEnv reads the environment where unset and empty differ
+	// (PAGER); nil: Getenv, with empty as unset.
+	LookupEnv func(key string) (string, bool)
 	// Signals delivers sigs to c until stop is called: signal.Notify
 	// and signal.Stop.
 	Signals func(c chan<- os.Signal, sigs ...os.Signal) (stop func())
@@ -36,8 +39,9 @@ type Factory struct {
 // ios.
 func NewFactory(ios *IOStreams) *Factory {
 	return &Factory{
-		IO:     ios,
-		Getenv: os.Getenv,
+		IO:        ios,
+		Getenv:    os.Getenv,
+		LookupEnv: os.LookupEnv,
 		Signals: func(c chan<- os.Signal, sigs ...os.Signal) func() {
 			signal.Notify(c, sigs...)
 			return func() { signal.Stop(c) }

@@ -206,7 +206,7 @@ func TestPty(t *testing.T) {
 		}
 		s.send("status\r")
 		s.expect(`\(QEMU\) query-status\r\n` + ptyControls +
-			`(?:\{ "status": "running", [^\r\n]*\}|interrupted: stopped waiting for the reply)\r\n`)
+			`(?:\{ "status": "running", [^\r\n]*\}|\r\n` + ptyControls + `interrupted: stopped waiting for the reply)\r\n`)
 		s.expectPrompt(``, "(QEMU) ", "")
 		s.send("\x04")
 		s.expectExit(0) // not killed by the signal

@@ -112,6 +112,7 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "show the JSON sent and received (on stderr; qmpsh's own long replies shortened)")
 	f.StringVar(&opts.LogFile, "log", "", "append the session's traffic, with timestamps, to `FILE`")
 	f.StringVar(&opts.Color, "color", "auto", "colour output: auto (on a terminal, unless NO_COLOR is set), always, never")
+	root.RegisterFlagCompletionFunc("color", fixedCompletions("auto", "always", "never"))
 	f.BoolVar(&opts.Pretty, "pretty", false, "indent JSON output (default on a terminal)")
 	f.BoolVar(&opts.Compact, "compact", false, "print JSON on one line (default when not on a terminal)")
 	f.BoolVar(&opts.NoNegotiate, "no-negotiate", false, "skip qmp_capabilities (send it yourself)")
@@ -122,6 +123,7 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 	root.AddCommand(newExecCmd(opts, execRun), newConnectCmd(opts, connectRun), newAcceptCmd(opts, acceptRun))
 	root.AddCommand(newSchemaCmd(opts, schemaRun), newEventsCmd(opts, eventsRun), newWrapCmd(opts, wrapRun))
 	root.AddCommand(gaCommands(opts))
+	root.AddCommand(newProxyCmd(opts, proxyRun))
 	finishTree(root)
 	return root
 }

@@ -55,6 +55,7 @@ status 1, suggesting the closest name.
 	}
 	c.Flags().StringVarP(&opts.Socket, "socket", "s", "", "QMP server `ADDR` (default $QMP_SOCKET)")
 	c.Flags().BoolVar(&opts.JSON, "json", false, "print the schema entries as JSON")
+	c.ValidArgsFunction = schemaNames(g, &opts.Socket)
 	return c
 }
 

@@ -120,7 +120,8 @@ func wrapRun(ctx context.Context, opts *WrapOptions) error {
 	defer closeLog()
 	defer client.Disconnect()
 
-	ed = endOnExit(ctx, ed, stdin, qemu)
+	ending := endOnExit(ctx, ed, stdin, qemu, client)
+	ed = ending
 	defer ed.Close()
 	s := shellSession{client: client, editor: ed, comp: comp, quitsQEMU: true}
 	if g := client.Greeting(); g != nil {
@@ -130,6 +131,7 @@ func wrapRun(ctx context.Context, opts *WrapOptions) error {
 	// The shell leaves the client connected, so that QEMU can be asked
 	// to quit afterwards.
 	shellErr := opts.shellSession(ctx, s)
+	ending.cleanIfEnded()
 	return opts.finish(client, qemu, shellErr)
 }
 

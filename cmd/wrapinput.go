@@ -4,14 +4,20 @@ import (
 	"context"
 	"io"
 	"sync"
+	"time"
 
+	"github.com/qmpsh/qmpsh/pkg/protocol"
+	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/shell"
 )
 
 // endOnExit makes ed's input end (stdin, which ed reads, is cancelled)
 // when QEMU exits or ctx ends, rather than when the user next types a
-// line. The goroutine it starts ends with QEMU or with the input.
-func endOnExit(ctx context.Context, ed shell.Editor, stdin *cancelableReader, qemu *qemuProcess) shell.Editor {
+// line. When QEMU exits, it first waits (briefly) for client to notice the
+// hang-up, so that the shell reports the lost connection, after any reply
+// it was printing, before it ends. The goroutine it starts ends with QEMU
+// or with the input.
+func endOnExit(ctx context.Context, ed shell.Editor, stdin *cancelableReader, qemu *qemuProcess, client *qmp.Client) *endingEditor {
 	ended := make(chan struct{})
 	var once sync.Once
 	end := func() {
@@ -24,6 +30,11 @@ func endOnExit(ctx context.Context, ed shell.Editor, stdin *cancelableReader, qe
 	go func() {
 		select {
 		case <-qemu.done:
+			// QEMU's socket closed as it died: its end of file is
+			// already there for the client to read.
+			wctx, cancel := context.WithTimeout(ctx, time.Second)
+			client.WaitForStateChange(wctx, protocol.Running)
+			cancel()
 			end()
 		case <-ended:
 		}
@@ -37,6 +48,21 @@ func endOnExit(ctx context.Context, ed shell.Editor, stdin *cancelableReader, qe
 type endingEditor struct {
 	shell.Editor
 	end <-chan struct{}
+}
+
+// cleanIfEnded erases the prompt the shell left on the screen when its
+// input was ended under it, so that the message saying why (QEMU was
+// killed) starts a line of its own rather than following "(QEMU) ". It is
+// called once the shell has stopped, when nothing redraws the prompt.
+func (e *endingEditor) cleanIfEnded() {
+	select {
+	case <-e.end:
+	default:
+		return // the user ended the line, and the terminal shows it
+	}
+	if c, ok := e.Editor.(interface{ Clean() }); ok {
+		c.Clean()
+	}
 }
 
 func (e *endingEditor) ReadLine() (string, error) {

@@ -37,11 +37,12 @@ var subcommands = map[string]func(args []string){
 	"ratio": ratioMain,
 	"proc":  procMain,
 	"ga":    gaMain,
+	"proxy": proxyMain,
 }
 
 func main() {
 	if len(os.Args) < 2 || subcommands[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: qmpsh-bench ratio|proc|ga [flags]; qmpsh-bench SUBCOMMAND -h lists its flags")
+		fmt.Fprintln(os.Stderr, "usage: qmpsh-bench ratio|proc|proxy|ga [flags]; qmpsh-bench SUBCOMMAND -h lists its flags")
 		os.Exit(2)
 	}
 	sigs := make(chan os.Signal, 1)

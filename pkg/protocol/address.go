@@ -100,11 +100,26 @@ func listenOnce(ctx context.Context, a Address, listening func(string)) (net.Con
 	return conn, nil
 }
 
+// Listen listens on a for any number of peers, as a server does: a UNIX
+// socket is made as Accept makes it (mode 0600 whatever the umask, never
+// replacing a file that is not a socket or a socket something listens on)
+// but with a full backlog, and is not removed when the listener is
+// closed: the caller removes a.Addr, once, when it stops serving.
+func Listen(ctx context.Context, a Address) (net.Listener, error) {
+	if a.Network == "unix" {
+		return listenUnix(a.Addr, syscall.SOMAXCONN)
+	}
+	var lc net.ListenConfig
+	return lc.Listen(ctx, "tcp", a.Addr)
+}
+
 // listenUnixPrivate binds a UNIX socket that only the owner can connect
 // to, whatever the umask. The mode is set between bind and listen, so
 // there is no moment when another user's connect could succeed: until
 // listen, every connect is refused.
-func listenUnixPrivate(path string) (net.Listener, error) {
+func listenUnixPrivate(path string) (net.Listener, error) { return listenUnix(path, 1) }
+
+func listenUnix(path string, backlog int) (net.Listener, error) {
 	opErr := func(err error) error {
 		return &net.OpError{Op: "listen", Net: "unix", Addr: &net.UnixAddr{Name: path, Net: "unix"}, Err: err}
 	}
@@ -135,7 +150,7 @@ func listenUnixPrivate(path string) (net.Listener, error) {
 		os.Remove(path)
 		return nil, opErr(err)
 	}
-	if err := syscall.Listen(fd, 1); err != nil {
+	if err := syscall.Listen(fd, backlog); err != nil {
 		os.Remove(path)
 		return nil, opErr(os.NewSyscallError("listen", err))
 	}

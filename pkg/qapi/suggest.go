@@ -1,6 +1,7 @@
 package qapi
 
 import (
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -82,4 +83,18 @@ func editDistance(a, b string, bound int) int {
 		prev2, prev, cur = prev, cur, prev2
 	}
 	return min(prev[len(rb)], bound)
+}
+
+// CheckEvent returns a *ValidationError, with the closest event name as
+// its suggestion, when s knows the server's events and name is not one of
+// them. It returns nil for a nil schema or one of command names only
+// (a server without query-qmp-schema): there is nothing to check against.
+func (s *Schema) CheckEvent(name string) error {
+	if !s.HasTypes() {
+		return nil
+	}
+	if _, ok := s.Event(name); ok {
+		return nil
+	}
+	return &ValidationError{Msg: "unknown event " + strconv.Quote(name), Suggestion: closest(name, s.events)}
 }

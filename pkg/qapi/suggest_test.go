@@ -1,6 +1,9 @@
 package qapi
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 func TestSchemaClosest(t *testing.T) {
 	cands := []string{"node-name", "name", "driver", "id", "if", "data"}
@@ -31,5 +34,24 @@ func TestSchemaClosest(t *testing.T) {
 		if got := editDistance(tc.a, tc.b, 10); got != tc.d {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.d)
 		}
+	}
+}
+
+func TestCheckEvent(t *testing.T) {
+	s := testSchema(t)
+	if err := s.CheckEvent("STOP"); err != nil {
+		t.Errorf("CheckEvent(STOP) = %v", err)
+	}
+	err := s.CheckEvent("STPO")
+	var ve *ValidationError
+	if !errors.As(err, &ve) || err.Error() != `unknown event "STPO" (did you mean "STOP"?)` {
+		t.Errorf("CheckEvent(STPO) = %v", err)
+	}
+	if err := FromCommands([]string{"stop"}).CheckEvent("ANY"); err != nil {
+		t.Errorf("names-only CheckEvent = %v, want nil", err)
+	}
+	var none *Schema
+	if err := none.CheckEvent("ANY"); err != nil {
+		t.Errorf("nil CheckEvent = %v, want nil", err)
 	}
 }

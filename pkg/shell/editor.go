@@ -130,6 +130,13 @@ func (e *terminalEditor) SetPrompt(p string) {
 	}
 }
 func (e *terminalEditor) Writer() io.Writer { return e.rl.Stdout() }
+
+// Clean erases the prompt and the line being edited from the screen, for
+// a session that ends without the user ending the line (the program's
+// own exit, QEMU's death), so that what is printed next starts a line of
+// its own. It is for when the shell no longer reads or writes.
+func (e *terminalEditor) Clean() { e.rl.Clean() }
+
 func (e *terminalEditor) Interactive() bool { return true }
 func (e *terminalEditor) Close() error      { return e.rl.Close() }
 

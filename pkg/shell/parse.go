@@ -97,11 +97,20 @@ func (p *Parser) closed(done bool, err error) (*Input, error) {
 }
 
 // ParseArgs makes an Input of words the operating system's shell has
-// split, as in `qmpsh exec COMMAND key=value...`, with Parse's syntax
-// but without another round of quote removal, so `file={"a": 1}` in one
-// word is one JSON value: COMMAND and key=value words, or one raw JSON
-// object. There are no transaction blocks here: "transaction(" is a
-// command name like any other.
+// split, as in `qmpsh exec COMMAND key=value...`, so that the same words
+// give the same Input as Parse does for the line they make:
+//
+//   - One argument with blanks in it or around it is a line, as people
+//     paste it (`exec 'qom-get path=/machine property=type'`), and is
+//     parsed by Parse, one-line transaction blocks included.
+//   - Otherwise each argument is one word: the blanks in it are its own,
+//     but quotes and backslashes in it are removed as Parse removes them,
+//     so `command-line="info kvm"` passed through the operating system's
+//     shell in single quotes is `command-line=info kvm`, as in the shell.
+//     A value starting with '{' or '[' is kept verbatim, as in Parse.
+//   - One argument starting with '{' is a raw JSON object.
+//
+// "transaction(" as its own argument is a command name like any other.
 func ParseArgs(args []string) (*Input, error) {
 	if len(args) == 0 {
 		return nil, errors.New("expected a command name")
@@ -112,14 +121,49 @@ func ParseArgs(args []string) (*Input, error) {
 		}
 		return parseRaw(trimmed)
 	}
-	if strings.Contains(args[0], "=") || strings.TrimSpace(args[0]) == "" {
+	if len(args) == 1 && strings.ContainsFunc(args[0], unicode.IsSpace) {
+		return parseOneLine(args[0])
+	}
+	words := make([]string, len(args))
+	for i, a := range args {
+		w, err := unquoteWord(a)
+		if err != nil {
+			return nil, err
+		}
+		words[i] = w
+	}
+	if strings.Contains(words[0], "=") || words[0] == "" {
 		return nil, fmt.Errorf("expected a command name first, got %q", args[0])
 	}
-	kvs, err := splitArgs(args[1:])
+	kvs, err := splitArgs(words[1:])
 	if err != nil {
 		return nil, err
 	}
-	return &Input{Name: args[0], Args: kvs}, nil
+	return &Input{Name: words[0], Args: kvs}, nil
+}
+
+// parseOneLine parses a whole line given as one argument: it must hold
+// one command, not a comment or a block left open.
+func parseOneLine(line string) (*Input, error) {
+	var p Parser
+	in, err := p.Parse(line)
+	switch {
+	case err != nil:
+		return nil, err
+	case p.InBlock():
+		return nil, &qapi.SyntaxError{Token: strings.TrimSpace(line), Msg: `transaction block not closed: end it with ")"`}
+	case in == nil:
+		return nil, fmt.Errorf("expected a command name first, got %q", line)
+	}
+	return in, nil
+}
+
+// unquoteWord removes quotes and backslashes from one word as the lexer
+// does, blanks included in the word.
+func unquoteWord(w string) (string, error) {
+	lx := lexer{s: w, word: true}
+	tok, _, err := lx.next()
+	return tok.text, err
 }
 
 // splitArgs splits key=value words at their first '=', leaving the values
@@ -329,6 +373,9 @@ func words(toks []token) []string {
 type lexer struct {
 	s   string
 	pos int
+	// word: s is one word already split by someone else (exec's
+	// arguments), so blanks are part of it.
+	word bool
 }
 
 func (l *lexer) rest() ([]token, error) {
@@ -345,7 +392,7 @@ func (l *lexer) rest() ([]token, error) {
 // next returns the next word; ok is false at the end of the line.
 func (l *lexer) next() (tok token, ok bool, err error) {
 	s := l.s
-	for l.pos < len(s) {
+	for l.pos < len(s) && !l.word {
 		r, size := utf8.DecodeRuneInString(s[l.pos:])
 		if !unicode.IsSpace(r) {
 			break
@@ -363,7 +410,7 @@ func (l *lexer) next() (tok token, ok bool, err error) {
 	quoted := false
 	for l.pos < len(s) {
 		r, size := utf8.DecodeRuneInString(s[l.pos:])
-		if unicode.IsSpace(r) {
+		if unicode.IsSpace(r) && !l.word {
 			break
 		}
 		switch c := s[l.pos]; c {
@@ -428,7 +475,7 @@ func (l *lexer) verbatim(b *strings.Builder) error {
 	depth := 0
 	for l.pos < len(s) {
 		r, size := utf8.DecodeRuneInString(s[l.pos:])
-		if unicode.IsSpace(r) && depth <= 0 {
+		if unicode.IsSpace(r) && depth <= 0 && !l.word {
 			return nil
 		}
 		switch c := s[l.pos]; c {

@@ -277,7 +277,10 @@ func TestParseArgs(t *testing.T) {
 			want: obj{"a": int64(1), "b": true, "c": obj{"d": "x"}, "e": "a b"}},
 		{name: "json with blanks", tokens: []string{`file={"driver": "file", "filename": "a b"}`},
 			want: obj{"file": obj{"driver": "file", "filename": "a b"}}},
-		{name: "quotes are kept", tokens: []string{`id="a b"`}, want: obj{"id": `"a b"`}},
+		// Each word loses its quotes as in the shell's line.
+		{name: "quotes are removed", tokens: []string{`id="a b"`, `x='c d'`, `y=e\ f`}, want: obj{"id": "a b", "x": "c d", "y": "e f"}},
+		{name: "json keeps its quotes", tokens: []string{`j=["a b", 'c']`}, want: obj{"j": []any{"a b", "c"}}},
+		{name: "unterminated quote", tokens: []string{`id="a b`}, err: `syntax error at "id=\"a b": unterminated quote`},
 		{name: "no equals", tokens: []string{"a=1", "query-status"}, err: `syntax error at "query-status": expected key=value`},
 		{name: "empty token", tokens: []string{""}, err: `syntax error at "": expected key=value`},
 		{name: "empty key", tokens: []string{"=x"}, err: `syntax error at "=x": expected key=value, the key before "=" is empty`},
@@ -591,5 +594,28 @@ func TestTransactionCommandIsACopy(t *testing.T) {
 	c.Args["actions"].([]any)[0] = "changed"
 	if got := tr.command().Args["actions"].([]any)[0]; reflect.DeepEqual(got, "changed") {
 		t.Error("Command shares its actions slice with the Transaction")
+	}
+}
+
+// TestParseArgsOneLine: one argument with blanks is parsed as a line.
+func TestParseArgsOneLine(t *testing.T) {
+	for _, line := range []string{
+		"qom-get path=/machine property=type",
+		"query-status ",
+		` human-monitor-command command-line="info kvm"`,
+		"transaction( abort )",
+		`x file={"a": [1, 2]} id='a b'`,
+	} {
+		var p Parser
+		want, werr := p.Parse(line)
+		got, err := ParseArgs([]string{line})
+		if werr != nil || err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("ParseArgs(%q) = %+v, %v; Parse = %+v, %v", line, got, err, want, werr)
+		}
+	}
+	for _, line := range []string{" ", "# comment", "transaction( abort", "a path"} {
+		if in, err := ParseArgs([]string{line}); err == nil {
+			t.Errorf("ParseArgs(%q) = %+v, want an error", line, in)
+		}
 	}
 }

@@ -67,11 +67,17 @@ type Config struct {
 	Reconnect func(ctx context.Context) error
 	// QuitsQEMU says, for help, that leaving the shell quits QEMU.
 	QuitsQEMU bool
+	// Page, if set, shows help text through a pager when it is too long
+	// for the screen, and reports whether it did; otherwise help prints
+	// it.
+	Page func(text string) bool
 }
 
 // Run reads lines from the editor and runs them until end of input or a
 // quit. It returns nil, ErrCommandFailed, a *ConnectionLostError, or the
-// editor's own error.
+// editor's own error. ErrCommandFailed is for scripts: an interactive
+// session, where a person read each error as it came, ends with nil
+// however many commands failed.
 func Run(ctx context.Context, cfg Config) error {
 	sh := &shell{Config: cfg, out: cfg.Editor.Writer()}
 	if sh.Err == nil {
@@ -154,7 +160,7 @@ func (sh *shell) status() error {
 	// exit status; a script is told that a command was lost.
 	case sh.lost != nil && !(sh.Reconnect != nil && sh.Editor.Interactive()):
 		return sh.lost
-	case sh.failed:
+	case sh.failed && !sh.Editor.Interactive():
 		return ErrCommandFailed
 	}
 	return nil
@@ -285,6 +291,9 @@ func (sh *shell) help(name string) {
 		sh.fail(err)
 		return
 	}
+	if sh.Page != nil && sh.Page(text) {
+		return
+	}
 	io.WriteString(sh.out, text)
 	if !strings.HasSuffix(text, "\n") {
 		io.WriteString(sh.out, "\n")
@@ -383,8 +392,7 @@ func (sh *shell) run(ctx context.Context, in *Input) {
 	defer cancel()
 	ret, err := sh.send(cctx, cmd)
 	if err != nil && cctx.Err() != nil && ctx.Err() == nil {
-		sh.flushEvents()
-		sh.notice("interrupted: stopped waiting for the reply")
+		sh.interrupted()
 		return
 	}
 	if err != nil {
@@ -396,6 +404,18 @@ func (sh *shell) run(ctx context.Context, in *Input) {
 		sh.completer().Reset()
 	}
 	sh.report(ret, err, false)
+}
+
+// interrupted says that Ctrl-C stopped the wait for a reply, after the
+// events that came before. On a terminal, which is not in raw mode while
+// the shell waits, the kernel has echoed ^C where the cursor was: the
+// notice starts a line of its own.
+func (sh *shell) interrupted() {
+	if sh.Editor.Interactive() {
+		io.WriteString(sh.Err, "\n")
+	}
+	sh.flushEvents()
+	sh.notice("interrupted: stopped waiting for the reply")
 }
 
 func (sh *shell) hmp(ctx context.Context, cmdline string) {
@@ -410,7 +430,7 @@ func (sh *shell) hmp(ctx context.Context, cmdline string) {
 	defer cancel()
 	ret, err := Send(cctx, sh.Client, &Command{Name: "human-monitor-command", Args: map[string]any{"command-line": cmdline}})
 	if err != nil && cctx.Err() != nil && ctx.Err() == nil {
-		sh.notice("interrupted: stopped waiting for the reply")
+		sh.interrupted()
 		return
 	}
 	sh.report(ret, err, true)
@@ -523,6 +543,12 @@ func (sh *shell) startPrinter() (stop func()) {
 				close(ack)
 			case <-done:
 				printQueued()
+				// The session may have ended just before the loop
+				// did (under wrap, QEMU's exit ends both): the select
+				// above may have taken done first.
+				if now := sh.conn().Runstate(); state == protocol.Running && now != protocol.Running {
+					sh.sessionEnded()
+				}
 				return
 			}
 		}
@@ -567,10 +593,14 @@ type Completer struct {
 	// agent's completer makes one of the agent's command names
 	// (qapi.FromCommands).
 	Fetch func(ctx context.Context) (*qapi.Schema, error)
+	// HMP: every line is a human monitor command, so "info" completes
+	// as "hmp info" does.
+	HMP bool
 
 	mu      sync.Mutex
 	fetched bool
 	schema  *qapi.Schema // nil when the server answered neither query
+	info    hmpInfo      // "help info"'s subcommands
 }
 
 var builtins = []string{"exit", "help", "hmp", "quit", "sendfd", "transaction("}
@@ -605,6 +635,7 @@ func (c *Completer) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.fetched, c.schema = false, nil
+	c.info = hmpInfo{}
 }
 
 // Complete returns the candidates for the text before the cursor and how
@@ -612,6 +643,9 @@ func (c *Completer) Reset() {
 func (c *Completer) Complete(line string) ([]string, int) {
 	if strings.HasPrefix(strings.TrimSpace(line), "{") {
 		return nil, 0
+	}
+	if cands, n, ok := c.completeHMP(line); ok {
+		return cands, n
 	}
 	s := c.Schema()
 	if s == nil {

@@ -235,7 +235,8 @@ func TestCtrlCDuringCommand(t *testing.T) {
 	if want := "{\"a\":1}\n"; out != want {
 		t.Errorf("output %q\nwant   %q", out, want)
 	}
-	if want := "interrupted: stopped waiting for the reply\n"; errs != want {
+	// A blank line first: on a terminal the ^C echoed is on the line.
+	if want := "\ninterrupted: stopped waiting for the reply\n"; errs != want {
 		t.Errorf("errors %q, want the notice %q", errs, want)
 	}
 	if ed.unsubscribed != 0 || ed.subscribed {
@@ -330,5 +331,18 @@ func TestRunFloodBeforeReply(t *testing.T) {
 	}
 	if lines[n] != "{}" || lines[n+1] != `{"a":1}` {
 		t.Errorf("replies = %q, %q; want {} then {\"a\":1}", lines[n], lines[n+1])
+	}
+}
+
+// A person at a terminal read each error as it came: the session's
+// status does not repeat them, as a script's does.
+func TestRunInteractiveFailureIsNoStatus(t *testing.T) {
+	ed := &scriptEditor{lines: []string{"nope", "echo a"}, interactive: true}
+	_, errs, err := runShellOn(t, qmptest.Standard, Config{}, ed)
+	if err != nil {
+		t.Errorf("Run() = %v, want nil", err)
+	}
+	if !strings.Contains(errs, "CommandNotFound") || !strings.Contains(errs, "syntax error") {
+		t.Errorf("errors %q: want both failures reported", errs)
 	}
 }

@@ -1,0 +1,241 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qmpsh/qmpsh/pkg/protocol"
+	"github.com/qmpsh/qmpsh/pkg/proxy"
+	"github.com/qmpsh/qmpsh/pkg/shell"
+)
+
+// ProxyOptions are the inputs of qmpsh proxy.
+type ProxyOptions struct {
+	*GlobalOptions
+	Socket    string
+	Listen    []string
+	ReadOnly  bool
+	Allow     []string
+	Deny      []string
+	Reconnect bool
+	QueueLen  int
+	// Listening, if set, is told the listening addresses (tests).
+	Listening func(addrs []string)
+}
+
+func newProxyCmd(g *GlobalOptions, runF func(context.Context, *ProxyOptions) error) *cobra.Command {
+	opts := &ProxyOptions{GlobalOptions: g}
+	c := &cobra.Command{
+		Use:   "proxy [-s QEMU-ADDR] --listen ADDR [--listen ADDR]... [--read-only] [--allow GLOB]... [--deny GLOB]... [--reconnect]",
+		Short: "Serve many QMP clients on one QEMU monitor",
+		Long: `Connect to QEMU's QMP socket (-s, else $QMP_SOCKET) and serve any number
+of QMP clients at once on each --listen address (a UNIX socket path or
+host:port; a UNIX socket is created mode 0600 and removed on exit).
+
+Each client sees a QMP server: QEMU's greeting, its own capabilities
+negotiation, its own ids on its replies, and every event QEMU sends, in
+QEMU's order. A client that falls behind by --queue messages is
+disconnected, so that it never delays QEMU or the other clients.
+Descriptors sent with getfd or add-fd go to QEMU with the command.
+
+Policy, on command names: --deny GLOB refuses matching commands;
+when any --allow GLOB is given only matching commands pass; --read-only
+lets through only commands that read (query-*, qom-get, qom-list,
+qom-list-types, qom-list-properties, device-list-properties; not
+human-monitor-command). A refused command gets a GenericError reply and
+never reaches QEMU. A proxy is a QMP server like QEMU, so a proxy with
+another policy can serve on top of the first (see the examples).
+
+When QEMU goes away every client is disconnected and the proxy exits 3;
+with --reconnect it keeps listening, redials (after 0.1s, doubling up to
+5s) and serves clients again once QEMU is back. SIGINT and SIGTERM end
+the proxy with status 0, leaving QEMU running. -v shows every client's
+traffic, labelled with the client.
+
+` + exitStatusHelp,
+		Example: `  qmpsh proxy -s /run/vm1/qmp.sock --listen /run/vm1/proxy.sock &
+  qmpsh connect /run/vm1/proxy.sock
+  # a read-only socket for monitoring, on top of the first proxy
+  qmpsh proxy -s /run/vm1/proxy.sock --listen /run/vm1/ro.sock --read-only &`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("proxy takes no arguments, got %q (use -s for QEMU's address, --listen for the proxy's)", args[0])
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			return runF(c.Context(), opts)
+		},
+	}
+	f := c.Flags()
+	f.StringVarP(&opts.Socket, "socket", "s", "", "QEMU's QMP `ADDR` (default $QMP_SOCKET)")
+	f.StringArrayVar(&opts.Listen, "listen", nil, "serve clients on `ADDR` (repeatable)")
+	f.BoolVar(&opts.ReadOnly, "read-only", false, "let only commands that read through")
+	f.StringArrayVar(&opts.Allow, "allow", nil, "let only commands matching `GLOB` through (repeatable)")
+	f.StringArrayVar(&opts.Deny, "deny", nil, "refuse commands matching `GLOB` (repeatable)")
+	f.BoolVar(&opts.Reconnect, "reconnect", false, "when QEMU goes away, keep listening and reconnect")
+	f.IntVar(&opts.QueueLen, "queue", proxy.DefaultQueueLen, "disconnect a client that falls `N` messages behind")
+	return c
+}
+
+func proxyRun(ctx context.Context, opts *ProxyOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := opts.check(); err != nil {
+		return err
+	}
+	upstream, err := address(opts.Getenv, opts.Socket)
+	if err != nil {
+		return err
+	}
+	if len(opts.Listen) == 0 {
+		return usageErrorf("proxy needs at least one --listen address")
+	}
+	for _, l := range opts.Listen {
+		if _, err := protocol.ParseAddress(l); err != nil {
+			return usageErrorf("--listen: %v", err)
+		}
+	}
+	if opts.QueueLen < 1 {
+		return usageErrorf("--queue must be at least 1, not %d", opts.QueueLen)
+	}
+	policy := proxy.Policy{Allow: opts.Allow, Deny: opts.Deny, ReadOnly: opts.ReadOnly}
+	if err := policy.Check(); err != nil {
+		return usageErrorf("%v", err)
+	}
+
+	out := &proxyOutput{w: opts.IO.ErrOut}
+	if opts.Verbose {
+		out.verbose = opts.IO.ErrOut
+		out.level = slog.LevelInfo
+	} else {
+		out.level = slog.LevelWarn
+	}
+	if opts.LogFile != "" {
+		f, err := os.OpenFile(opts.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--log: %w", err)}
+		}
+		defer f.Close()
+		out.log = f
+	}
+	cfg := proxy.Config{
+		Upstream:       upstream,
+		Listen:         opts.Listen,
+		Policy:         policy,
+		Reconnect:      opts.Reconnect,
+		MinDelay:       shell.ReconnectMinDelay,
+		MaxDelay:       shell.ReconnectMaxDelay,
+		ConnectTimeout: opts.Timeout,
+		QueueLen:       opts.QueueLen,
+		Logger:         slog.New(out),
+		Listening: func(addrs []string) {
+			out.printf("qmpsh: proxy for %s listening on %s\n", upstream, strings.Join(addrs, ", "))
+			if opts.Listening != nil {
+				opts.Listening(addrs)
+			}
+		},
+	}
+	if out.verbose != nil || out.log != nil {
+		cfg.Trace = out.trace
+	}
+	p, err := proxy.New(cfg)
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	// Ending on a signal is the normal way to stop a proxy: clean up
+	// the sockets and exit 0.
+	sctx, stop := opts.signalContext(ctx, stopSignals...)
+	defer stop()
+	err = p.Run(sctx)
+	var ue *proxy.UpstreamError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ue) && ue.Lost:
+		return &connectionFailure{fmt.Errorf("QEMU at %s went away (the proxy's clients were disconnected)", upstream)}
+	case errors.As(err, &ue):
+		var ge *proxy.GreetingError
+		if errors.As(ue.Err, &ge) && errors.Is(err, context.DeadlineExceeded) {
+			return &ExitError{Code: ExitTimeout, Err: fmt.Errorf("%s: timed out after %v waiting for the QMP greeting; %s", upstream, opts.Timeout, busyHint)}
+		}
+		return connectionError(upstream, ue.Err)
+	}
+	var pe *protocol.SocketPathError
+	if errors.As(err, &pe) {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("cannot listen: %w", err), Syntax: true}
+	}
+	return &ExitError{Code: ExitUsage, Err: fmt.Errorf("cannot listen: %w", err)}
+}
+
+// proxyOutput is the proxy's stderr and --log: its log lines, and with
+// -v or --log the traffic of every client, each line saying whose.
+type proxyOutput struct {
+	mu      sync.Mutex
+	w       io.Writer
+	level   slog.Level
+	verbose io.Writer // nil unless -v
+	log     io.Writer // nil unless --log
+	line    []byte
+}
+
+func (o *proxyOutput) printf(format string, args ...any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	fmt.Fprintf(o.w, format, args...)
+}
+
+// trace shows "WHO --> msg" for what the proxy sent WHO, "WHO <-- msg"
+// for what it received from WHO: as qmpsh -v does, from the proxy's side.
+func (o *proxyOutput) trace(who string, dir protocol.Direction, msg []byte) {
+	now := time.Now()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.line = append(append(append(append(o.line[:0], who...), ' '), dir.String()...), ' ')
+	o.line = append(append(o.line, msg...), '\n')
+	if o.verbose != nil {
+		o.verbose.Write(o.line)
+	}
+	if o.log != nil {
+		stamp := now.UTC().AppendFormat(make([]byte, 0, 64+len(o.line)), "2006-01-02T15:04:05.000000Z")
+		o.log.Write(append(append(stamp, ' '), o.line...))
+	}
+	if cap(o.line) > 64<<10 {
+		o.line = nil
+	}
+}
+
+func (o *proxyOutput) Enabled(_ context.Context, l slog.Level) bool { return l >= o.level }
+
+func (o *proxyOutput) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString("qmpsh: ")
+	if r.Level >= slog.LevelWarn {
+		b.WriteString("warning: ")
+	}
+	b.WriteString(r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key != "logger" {
+			fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		}
+		return true
+	})
+	b.WriteByte('\n')
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	io.WriteString(o.w, b.String())
+	return nil
+}
+
+func (o *proxyOutput) WithAttrs([]slog.Attr) slog.Handler { return o }
+func (o *proxyOutput) WithGroup(string) slog.Handler      { return o }

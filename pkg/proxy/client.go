@@ -1,0 +1,236 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/qmpsh/qmpsh/pkg/protocol"
+)
+
+// client is one downstream connection.
+type client struct {
+	p     *Proxy
+	name  string
+	conn  net.Conn
+	queue chan []byte   // to the client, in order; bounded
+	done  chan struct{} // closed by kill
+	// written is closed when the writer has written everything up to
+	// the end of a draining client's queue (nil).
+	written chan struct{}
+
+	killOnce sync.Once
+	killed   atomic.Bool
+
+	// Guarded by p.mu; written only by the client's own reader goroutine.
+	negotiated, oob bool
+	// last is the client's latest in-band call QEMU has not answered
+	// (guarded by p.mu): replies the proxy makes itself wait behind it,
+	// so that a client sees its replies in the order of its requests,
+	// as from QEMU.
+	last *call
+	// inflight counts the client's calls QEMU has not answered, and
+	// draining says the client has stopped sending (guarded by p.mu):
+	// the connection then closes once the last reply is written.
+	inflight int
+	draining bool
+}
+
+func newClient(p *Proxy, conn net.Conn, name string) *client {
+	return &client{
+		p:       p,
+		name:    name,
+		conn:    conn,
+		queue:   make(chan []byte, p.cfg.QueueLen),
+		done:    make(chan struct{}),
+		written: make(chan struct{}),
+	}
+}
+
+// push queues msg for the client without blocking; a client whose queue
+// is full is closed. It is called under p.mu, so that messages from the
+// upstream reader and the client's own reader keep one order.
+func (c *client) push(msg []byte) {
+	if c.killed.Load() {
+		return
+	}
+	select {
+	case c.queue <- msg:
+	default:
+		c.kill("it does not read fast enough (its queue of messages is full)")
+	}
+}
+
+// answered counts a call answered, under p.mu; the last one a draining
+// client waited for ends its queue.
+func (c *client) answered() {
+	c.inflight--
+	if c.draining && c.inflight == 0 {
+		c.push(nil)
+	}
+}
+
+// reply queues a reply the proxy made itself, behind the client's calls
+// still in flight.
+func (c *client) reply(msg []byte) {
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	if c.last != nil {
+		c.last.after = append(c.last.after, msg)
+		return
+	}
+	c.push(msg)
+}
+
+// kill closes the connection, which ends both of the client's
+// goroutines. It never blocks, so it may be called under p.mu.
+func (c *client) kill(why string) {
+	c.killOnce.Do(func() {
+		c.killed.Store(true)
+		close(c.done)
+		c.conn.Close()
+		if why != "" {
+			c.p.log.Warn("closing " + c.name + ": " + why)
+		}
+	})
+}
+
+// serve runs the client: its reader here, its writer in a goroutine of
+// its own. It returns, with everything of the client's released, when
+// either side ends.
+func (c *client) serve() {
+	defer c.p.wg.Done()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.writer()
+	}()
+	fr := newFrameReader(c.conn, c.p.cfg.MaxMessageSize)
+	err := c.reader(fr)
+	if errors.Is(err, io.EOF) {
+		// The client has said all it will say (a script piping into
+		// socat, say): like QEMU, answer it all before closing.
+		c.p.mu.Lock()
+		c.draining = true
+		if c.inflight == 0 {
+			c.push(nil)
+		}
+		c.p.mu.Unlock()
+		<-c.written
+	}
+	c.kill("")
+	wg.Wait()
+	fr.closeFiles()
+	c.p.mu.Lock()
+	delete(c.p.clients, c)
+	c.p.mu.Unlock()
+	var tl *tooLongError
+	switch {
+	case errors.As(err, &tl):
+		c.p.log.Warn("closed " + c.name + ": " + err.Error())
+	case errors.Is(err, io.EOF) || c.killed.Load():
+		c.p.log.Info("client left", "client", c.name)
+	default:
+		c.p.log.Info("client left", "client", c.name, "err", err)
+	}
+}
+
+func (c *client) reader(fr *frameReader) error {
+	for {
+		v, err := fr.next()
+		if err != nil {
+			return err
+		}
+		if t := c.p.cfg.Trace; t != nil {
+			t(c.name, protocol.Received, v)
+		}
+		c.request(v, fr)
+	}
+}
+
+// request answers or forwards one value from the client.
+func (c *client) request(v []byte, fr *frameReader) {
+	p := c.p
+	r, e := parseRequest(v, c.oob)
+	if e != nil {
+		var id []byte
+		if r != nil {
+			id = r.id
+		}
+		c.reply(appendError(nil, id, e))
+		return
+	}
+	if !c.negotiated {
+		if r.command != "qmp_capabilities" {
+			c.reply(appendError(nil, r.id, &qmpError{"CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'"}))
+			return
+		}
+		p.mu.Lock()
+		offered := p.offered
+		p.mu.Unlock()
+		oob, e := negotiate(r.args, offered)
+		if e != nil {
+			c.reply(appendError(nil, r.id, e))
+			return
+		}
+		// Under p.mu with the reply: no event reaches the client before
+		// it, and every event QEMU sends after it does.
+		p.mu.Lock()
+		c.negotiated, c.oob = true, oob
+		c.push(appendEmptyReturn(nil, r.id))
+		p.mu.Unlock()
+		return
+	}
+	if r.command == "qmp_capabilities" {
+		c.reply(appendError(nil, r.id, &qmpError{"CommandNotFound", "Capabilities negotiation is already complete, command ignored"}))
+		return
+	}
+	if why := p.cfg.Policy.Refusal(r.command); why != "" {
+		c.reply(appendError(nil, r.id, genericError(why)))
+		return
+	}
+	var fds []int
+	if r.command == "getfd" || r.command == "add-fd" {
+		fds = fr.takeFiles()
+	}
+	p.forward(c, r, fds)
+}
+
+// writer writes the client's queue to it, batching what has piled up,
+// until the client is killed or the queue ends (a nil message).
+func (c *client) writer() {
+	defer close(c.written)
+	w := bufio.NewWriter(c.conn)
+	trace := c.p.cfg.Trace
+	end := false
+	write := func(m []byte) {
+		if m == nil {
+			end = true
+			return
+		}
+		if trace != nil {
+			trace(c.name, protocol.Sent, m)
+		}
+		w.Write(m)
+		w.WriteByte('\n')
+	}
+	for !end {
+		select {
+		case m := <-c.queue:
+			write(m)
+			for n := len(c.queue); n > 0 && !end; n-- {
+				write(<-c.queue)
+			}
+			if err := w.Flush(); err != nil {
+				c.kill("")
+				return
+			}
+		case <-c.done:
+			return
+		}
+	}
+}

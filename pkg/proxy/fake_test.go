@@ -1,0 +1,325 @@
+package proxy
+
+import (
+	"encoding/json"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/qmpsh/qmpsh/pkg/protocol"
+	"github.com/qmpsh/qmpsh/pkg/qmp"
+	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
+)
+
+// A client that never reads while QEMU floods events is closed, with a
+// log line naming it; the other clients' calls go on meanwhile.
+func TestSlowClientClosed(t *testing.T) {
+	srv := qmptest.NewServer(qmptest.Standard)
+	defer srv.Close()
+	h := startProxy(t, srv.Addr, func(c *Config) { c.QueueLen = 256 })
+	ctx := ctxT(t)
+
+	slow := dialRaw(t, h.path)
+	slow.negotiate() // then never reads again
+	fast := h.client()
+	ev := fast.Listen("FLOOD")
+	defer ev.Close()
+
+	// Each emit's reply comes after its events, so the fast client never
+	// has more than one batch queued; the slow one falls further behind
+	// with each.
+	const batch, batches = 200, 100
+	for i := 0; !h.logs.has("closing client") && i < batches; i++ {
+		args := map[string]any{"name": "FLOOD", "count": batch, "data": map[string]string{"pad": strings.Repeat("x", 200)}}
+		if _, err := fast.Execute(ctx, "emit", args); err != nil {
+			t.Fatalf("emit %d: %v", i, err)
+		}
+		for range batch {
+			select {
+			case <-ev.Events():
+			case <-ctx.Done():
+				t.Fatal("the fast client lost events")
+			}
+		}
+		if _, err := fast.Execute(ctx, "query-status", nil); err != nil {
+			t.Fatalf("query-status after batch %d: %v", i, err)
+		}
+	}
+	line := h.logs.wait(t, "closing client", 1)
+	if !strings.Contains(line, "client 1 ") {
+		t.Errorf("log line %q does not name the slow client (client 1)", line)
+	}
+	// The slow client's connection ends after what was written.
+	slow.conn.SetReadDeadline(deadline())
+	if _, err := io.Copy(io.Discard, slow.conn); err != nil {
+		t.Errorf("reading the slow client's connection to its end: %v", err)
+	}
+	if _, err := fast.Execute(ctx, "query-status", nil); err != nil {
+		t.Fatalf("the fast client after the slow one was closed: %v", err)
+	}
+}
+
+// Events QEMU sent before a reply reach the client before that reply.
+func TestEventsBeforeReply(t *testing.T) {
+	srv := qmptest.NewServer(qmptest.Standard)
+	defer srv.Close()
+	h := startProxy(t, srv.Addr, nil)
+	a, b := dialRaw(t, h.path), dialRaw(t, h.path)
+	a.negotiate()
+	b.negotiate()
+	a.send(`{"execute":"emit","arguments":{"name":"E","count":50,"data":{"n":1}},"id":"a1"}`)
+	for i := range 50 {
+		if got := a.recv(); !strings.Contains(got, `"event":"E"`) {
+			t.Fatalf("a: message %d = %s, want event E", i, got)
+		}
+	}
+	if got := a.recv(); got != `{"id":"a1","return":{}}` {
+		t.Fatalf("a: after the events %s, want the reply", got)
+	}
+	// b, which asked for nothing, got the same events and no reply.
+	for i := range 50 {
+		if got := b.recv(); !strings.Contains(got, `"event":"E"`) {
+			t.Fatalf("b: message %d = %s, want event E", i, got)
+		}
+	}
+	b.send(`{"execute":"query-status","id":"b1"}`)
+	if got := b.recv(); !strings.HasPrefix(got, `{"id":"b1","return":`) {
+		t.Fatalf("b: %s, want its own reply", got)
+	}
+}
+
+// Replies the proxy makes itself keep their place behind the client's
+// calls QEMU has not answered, as QEMU's own would.
+func TestLocalRepliesKeepOrder(t *testing.T) {
+	// QEMU holds its reply to the first command until the proxy has
+	// seen everything after it.
+	release := make(chan struct{})
+	srv := qmptest.NewServer(func(c *qmptest.Conn) {
+		if c.Greet() != nil {
+			return
+		}
+		req, err := c.ReadRequest()
+		if err != nil || c.Reply(req.ID, map[string]any{}) != nil {
+			return
+		}
+		if req, err = c.ReadRequest(); err != nil {
+			return
+		}
+		select {
+		case <-release:
+		case <-c.Done():
+			return
+		}
+		c.Reply(req.ID, map[string]string{"held": "yes"})
+		qmptest.Serve(c, true)
+	})
+	defer srv.Close()
+	sentEcho := make(chan struct{})
+	var once sync.Once
+	h := startProxy(t, srv.Addr, func(c *Config) {
+		c.Policy.Deny = []string{"quit"}
+		c.Trace = func(who string, dir protocol.Direction, msg []byte) {
+			if who == "qemu" && dir == protocol.Sent && strings.Contains(string(msg), `"echo"`) {
+				once.Do(func() { close(sentEcho) })
+			}
+		}
+	})
+	r := dialRaw(t, h.path)
+	r.negotiate()
+	r.send(`{"execute":"hold"}` + `{"execute":"quit"}` + `garbage` + `{"execute":"echo","arguments":{"n":2}}`)
+	// The last request has gone to QEMU: the proxy has handled all.
+	select {
+	case <-sentEcho:
+	case <-ctxT(t).Done():
+		t.Fatal("echo never reached QEMU")
+	}
+	close(release)
+	want := []string{
+		`{"return":{"held":"yes"}}`,
+		`{"error":{"class":"GenericError","desc":"command 'quit' is refused by the proxy: it matches --deny 'quit'"}}`,
+		`{"error":{"class":"GenericError","desc":"JSON parse error, invalid keyword 'garbage'"}}`,
+		`{"return":{"n":2}}`,
+	}
+	for _, w := range want {
+		if got := r.recv(); got != w {
+			t.Fatalf("got %s, want %s", got, w)
+		}
+	}
+}
+
+// A message past the size limit closes that client only.
+func TestTooLongMessage(t *testing.T) {
+	srv := qmptest.NewServer(qmptest.Standard)
+	defer srv.Close()
+	h := startProxy(t, srv.Addr, func(c *Config) { c.MaxMessageSize = 1000 })
+	big, ok := dialRaw(t, h.path), dialRaw(t, h.path)
+	big.negotiate()
+	ok.negotiate()
+	big.send(`{"execute":"echo","arguments":{"s":"` + strings.Repeat("x", 2000) + `"}}`)
+	h.logs.wait(t, "longer than 1000 bytes", 1)
+	big.conn.SetReadDeadline(deadline())
+	if _, err := io.Copy(io.Discard, big.conn); err != nil {
+		t.Errorf("the client with the long message: %v", err)
+	}
+	ok.send(`{"execute":"echo","arguments":{"s":"short"},"id":1}`)
+	if got := ok.recv(); got != `{"id":1,"return":{"s":"short"}}` {
+		t.Fatalf("the other client: %s", got)
+	}
+}
+
+// exec-oob goes through when the client and QEMU both negotiated oob,
+// and its reply, out of order, still finds its client.
+func TestExecOOB(t *testing.T) {
+	srv := qmptest.NewServer(qmptest.Standard)
+	defer srv.Close()
+	h := startProxy(t, srv.Addr, nil)
+	r := dialRaw(t, h.path)
+	r.recv()
+	r.send(`{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}`)
+	if got := r.recv(); got != `{"return":{}}` {
+		t.Fatal(got)
+	}
+	r.send(`{"execute":"sleep","arguments":{"ms":200},"id":"slow"}{"exec-oob":"echo","arguments":{"x":1},"id":"oob"}`)
+	got := []string{r.recv(), r.recv()}
+	if got[0] != `{"id":"oob","return":{"x":1}}` || got[1] != `{"id":"slow","return":{}}` {
+		t.Fatalf("replies %v", got)
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		p       Policy
+		command string
+		refused string // in the reason; "" passes
+	}{
+		{Policy{}, "quit", ""},
+		{Policy{ReadOnly: true}, "query-status", ""},
+		{Policy{ReadOnly: true}, "qom-list-types", ""},
+		{Policy{ReadOnly: true}, "qom-set", "--read-only"},
+		{Policy{ReadOnly: true}, "human-monitor-command", "--read-only"},
+		{Policy{ReadOnly: true}, "quit", "--read-only"},
+		{Policy{Deny: []string{"device_*", "quit"}}, "device_del", "--deny 'device_*'"},
+		{Policy{Deny: []string{"device_*"}}, "device-list-properties", ""},
+		{Policy{Allow: []string{"query-*"}}, "query-cpus-fast", ""},
+		{Policy{Allow: []string{"query-*"}}, "stop", "no --allow"},
+		{Policy{Allow: []string{"query-*"}, Deny: []string{"query-status"}}, "query-status", "--deny"},
+		{Policy{ReadOnly: true, Allow: []string{"stop"}}, "stop", "--read-only"},
+	} {
+		why := tc.p.Refusal(tc.command)
+		if (why == "") != (tc.refused == "") || !strings.Contains(why, tc.refused) {
+			t.Errorf("%+v: %s: %q, want %q", tc.p, tc.command, why, tc.refused)
+		}
+	}
+	if err := (&Policy{Deny: []string{"["}}).Check(); err == nil {
+		t.Error("a bad glob passed Check")
+	}
+}
+
+func TestValueEnd(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+	}{
+		{`{"a":1}rest`, 7},
+		{`{"a":"}"}`, 9},
+		{`{"a":"\"}"}x`, 11},
+		{`{"a":[1,{}]`, 0},
+		{`[1,2] x`, 5},
+		{`"str" `, 5},
+		{`"unfinished`, 0},
+		{`foo bar`, 3},
+		{`foo`, 0},
+		{`} x`, 1},
+		{`123{`, 3},
+	} {
+		if got := valueEnd([]byte(tc.in)); got != tc.want {
+			t.Errorf("valueEnd(%q) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestReplaceID(t *testing.T) {
+	for _, tc := range []struct {
+		in, id, want string
+	}{
+		{`{"return": {}, "id": 7}`, `"x"`, `{"return": {}, "id": "x"}`},
+		{`{"return": {}, "id": 7}`, ``, `{"return": {}}`},
+		{`{"id": 7, "error": {"class": "A", "desc": "b"}}`, ``, `{"error": {"class": "A", "desc": "b"}}`},
+		{`{"id": 7, "return": {"id": 1}}`, `{"a": [1]}`, `{"id": {"a": [1]}, "return": {"id": 1}}`},
+	} {
+		var idm member
+		found := false
+		err := members([]byte(tc.in), func(m member) bool {
+			if string(m.key) == "id" {
+				idm, found = m, true
+			}
+			return true
+		})
+		if err != nil || !found {
+			t.Fatalf("%s: %v, found %v", tc.in, err, found)
+		}
+		var id json.RawMessage
+		if tc.id != "" {
+			id = json.RawMessage(tc.id)
+		}
+		if got := string(replaceMember([]byte(tc.in), idm, id)); got != tc.want {
+			t.Errorf("%s with id %s = %s, want %s", tc.in, tc.id, got, tc.want)
+		}
+	}
+}
+
+// FuzzRequest: whatever a client sends, splitting and parsing return
+// without panicking, and a value that parses is forwarded as valid JSON.
+func FuzzRequest(f *testing.F) {
+	for _, s := range []string{`{"execute":"x","id":1}`, `{"exec-oob":"y","arguments":{}}`, `]`, `"\u0000"`, `{"a":[{"b":"}"}]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for len(b) > 0 {
+			b = b[skipSpace(b, 0):]
+			if len(b) == 0 {
+				return
+			}
+			n := valueEnd(b)
+			if n == 0 {
+				return
+			}
+			r, e := parseRequest(b[:n], true)
+			if e == nil {
+				out := appendUpstream(nil, r, 1)
+				if !json.Valid(out) {
+					t.Fatalf("%q forwarded as invalid JSON %q", b[:n], out)
+				}
+			}
+			b = b[n:]
+		}
+	})
+}
+
+// A TCP listener works as a UNIX one does, its port 0 resolved.
+func TestListenTCP(t *testing.T) {
+	srv := qmptest.NewServer(qmptest.Standard)
+	defer srv.Close()
+	addrs := make(chan []string, 1)
+	h := startProxy(t, srv.Addr, func(c *Config) {
+		c.Listen = append(c.Listen, "tcp:127.0.0.1:0")
+		c.Listening = func(a []string) { addrs <- a }
+	})
+	got := <-addrs
+	if len(got) != 2 || got[0] != "unix:"+h.path || !strings.HasPrefix(got[1], "tcp:127.0.0.1:") || strings.HasSuffix(got[1], ":0") {
+		t.Fatalf("listening on %v", got)
+	}
+	c := qmp.NewClient()
+	ctx := ctxT(t)
+	if err := c.Connect(ctx, got[1]); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	if _, err := c.Execute(ctx, "query-status", nil); err != nil {
+		t.Fatal(err)
+	}
+	if !h.logs.has("(from 127.0.0.1:") {
+		t.Errorf("the TCP client is not named by its address:\n%s", h.logs)
+	}
+}

@@ -1,0 +1,561 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/qmpsh/qmpsh/pkg/protocol"
+)
+
+// Defaults for Config.
+const (
+	DefaultQueueLen       = 1024
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultMinDelay       = 100 * time.Millisecond
+	DefaultMaxDelay       = 5 * time.Second
+)
+
+// Config configures a Proxy.
+type Config struct {
+	// Upstream is QEMU's QMP address (see protocol.ParseAddress).
+	Upstream string
+	// Listen are the addresses clients connect to. A UNIX socket is
+	// created mode 0600 and removed when Run returns.
+	Listen []string
+	// Policy decides which commands reach QEMU.
+	Policy Policy
+	// Reconnect keeps the proxy listening when QEMU goes away (or is not
+	// there yet), redialling with backoff from MinDelay to MaxDelay.
+	Reconnect          bool
+	MinDelay, MaxDelay time.Duration
+	// ConnectTimeout bounds one attempt to connect to QEMU and negotiate.
+	ConnectTimeout time.Duration
+	// QueueLen bounds the messages waiting for one client; a client that
+	// falls that far behind is disconnected. Default DefaultQueueLen.
+	QueueLen int
+	// MaxMessageSize bounds one message from a client; a client that
+	// sends a longer one is disconnected. Default
+	// protocol.DefaultMaxMessageSize, which also bounds QEMU's.
+	MaxMessageSize int
+	// Logger receives the proxy's log lines (clients coming and going at
+	// Info, a client closed for falling behind at Warn). Default
+	// slog.Default().
+	Logger *slog.Logger
+	// Trace, if set, sees every message between the proxy and its
+	// peers, labelled with who: "qemu" or a client's name. Sent is
+	// towards that peer, Received from it. msg is valid only during the
+	// call.
+	Trace func(who string, dir protocol.Direction, msg []byte)
+	// Listening, if set, is called once every listener is up, with the
+	// addresses in "unix:PATH" or "tcp:HOST:PORT" form (port 0 resolved).
+	Listening func(addrs []string)
+	// Serving, if set, is called each time the proxy has connected to
+	// QEMU and serves clients, and with false when it stops.
+	Serving func(bool)
+}
+
+// UpstreamError is why Run gave up on QEMU: it could not connect, or
+// QEMU went away (Lost).
+type UpstreamError struct {
+	Addr string
+	Lost bool
+	Err  error
+}
+
+func (e *UpstreamError) Error() string {
+	if e.Lost {
+		if e.Err == nil {
+			return "QEMU at " + e.Addr + " went away"
+		}
+		return "QEMU at " + e.Addr + " went away: " + e.Err.Error()
+	}
+	return "cannot connect to QEMU at " + e.Addr + ": " + e.Err.Error()
+}
+
+func (e *UpstreamError) Unwrap() error { return e.Err }
+
+// GreetingError is a connection to QEMU on which no greeting came: QEMU
+// closed it, or the connect's deadline passed while QEMU served another
+// client (its monitor serves one at a time).
+type GreetingError struct{ Err error }
+
+func (e *GreetingError) Error() string { return "waiting for the greeting: " + e.Err.Error() }
+
+func (e *GreetingError) Unwrap() error { return e.Err }
+
+// Proxy serves many QMP clients over one connection to QEMU.
+type Proxy struct {
+	cfg Config
+	log *slog.Logger
+	up  *protocol.Protocol
+
+	mu         sync.Mutex
+	serving    bool
+	servingCh  chan struct{}        // closed when serving starts; replaced when it stops
+	greeting   []byte               // QEMU's, as it sent it; nil until connected
+	offered    []string             // the capabilities QEMU offered
+	clients    map[*client]struct{} // admitted and not yet gone
+	pending    map[uint64]*call     // by the proxy's upstream id
+	nextID     uint64
+	nextClient int
+	lostCh     chan error // the current upstream session's end
+
+	wg sync.WaitGroup // accept loops and clients
+}
+
+// call is a command on its way to QEMU and back.
+type call struct {
+	c     *client
+	id    json.RawMessage // the client's, verbatim; nil: none
+	after [][]byte        // the client's replies the proxy made meanwhile, to follow this one
+}
+
+// New returns a proxy for cfg; Run runs it.
+func New(cfg Config) (*Proxy, error) {
+	if err := cfg.Policy.Check(); err != nil {
+		return nil, err
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = DefaultQueueLen
+	}
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = protocol.DefaultMaxMessageSize
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.MinDelay <= 0 {
+		cfg.MinDelay = DefaultMinDelay
+	}
+	if cfg.MaxDelay < cfg.MinDelay {
+		cfg.MaxDelay = max(DefaultMaxDelay, cfg.MinDelay)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	p := &Proxy{
+		cfg:       cfg,
+		log:       log,
+		servingCh: make(chan struct{}),
+		clients:   make(map[*client]struct{}),
+		pending:   make(map[uint64]*call),
+	}
+	pc := protocol.Config{
+		Name:      "upstream",
+		Logger:    log,
+		Establish: p.establish,
+		Handle:    p.handle,
+		Ended:     p.ended,
+	}
+	if cfg.Trace != nil {
+		pc.Trace = func(dir protocol.Direction, msg []byte) { cfg.Trace("qemu", dir, msg) }
+	}
+	p.up = protocol.New(pc)
+	return p, nil
+}
+
+// Run listens, connects to QEMU and serves clients until ctx ends (nil)
+// or QEMU goes away without Reconnect (an *UpstreamError). Either way,
+// every client's connection is closed, the listening sockets are removed
+// and every goroutine it started has ended when it returns. QEMU itself
+// is left running. Run may be called once.
+func (p *Proxy) Run(ctx context.Context) error {
+	lns, addrs, err := listenAll(ctx, p.cfg.Listen)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	for i, ln := range lns {
+		p.wg.Add(1)
+		go p.acceptLoop(ctx, ln, addrs[i])
+	}
+	defer func() {
+		cancel()
+		for i, ln := range lns {
+			ln.Close()
+			if a, _ := protocol.ParseAddress(addrs[i]); a.Network == "unix" {
+				os.Remove(a.Addr)
+			}
+		}
+		p.stopServing()
+		p.up.Disconnect()
+		p.wg.Wait()
+	}()
+	if p.cfg.Listening != nil {
+		p.cfg.Listening(addrs)
+	}
+
+	delay := p.cfg.MinDelay
+	for {
+		lost := make(chan error, 1)
+		p.mu.Lock()
+		p.lostCh = lost
+		p.mu.Unlock()
+		cctx, ccancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
+		err := p.up.Connect(cctx, p.cfg.Upstream)
+		ccancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			if !p.cfg.Reconnect {
+				return &UpstreamError{Addr: p.cfg.Upstream, Err: err}
+			}
+			// Said once per outage; every attempt with -v.
+			level := slog.LevelInfo
+			if delay == p.cfg.MinDelay {
+				level = slog.LevelWarn
+			}
+			p.log.Log(ctx, level, "cannot connect to QEMU; retrying", "addr", p.cfg.Upstream, "err", err, "in", delay)
+			if !sleep(ctx, delay) {
+				return nil
+			}
+			delay = min(2*delay, p.cfg.MaxDelay)
+			continue
+		}
+		delay = p.cfg.MinDelay
+		p.startServing()
+		p.log.Info("serving QEMU", "addr", p.cfg.Upstream)
+		var cause error
+		select {
+		case <-ctx.Done():
+		case cause = <-lost:
+		}
+		p.stopServing()
+		if derr := p.up.Disconnect(); cause == nil {
+			cause = derr
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !p.cfg.Reconnect {
+			return &UpstreamError{Addr: p.cfg.Upstream, Lost: true, Err: cause}
+		}
+		p.log.Warn("QEMU went away; reconnecting", "addr", p.cfg.Upstream, "err", cause)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// listenAll listens on every address, or on none.
+func listenAll(ctx context.Context, addrs []string) ([]net.Listener, []string, error) {
+	var lns []net.Listener
+	var bound []string
+	fail := func(err error) ([]net.Listener, []string, error) {
+		for i, ln := range lns {
+			ln.Close()
+			if a, _ := protocol.ParseAddress(bound[i]); a.Network == "unix" {
+				os.Remove(a.Addr)
+			}
+		}
+		return nil, nil, err
+	}
+	for _, s := range addrs {
+		a, err := protocol.ParseAddress(s)
+		if err != nil {
+			return fail(err)
+		}
+		ln, err := protocol.Listen(ctx, a)
+		if err != nil {
+			return fail(err)
+		}
+		if a.Network == "tcp" {
+			a.Addr = ln.Addr().String()
+		}
+		lns = append(lns, ln)
+		bound = append(bound, a.String())
+	}
+	return lns, bound, nil
+}
+
+// establish is the upstream session hook: QEMU's greeting, then
+// negotiation, with oob when QEMU offers it.
+func (p *Proxy) establish(ctx context.Context, s *protocol.Session) error {
+	greeting, err := s.Recv()
+	if err != nil {
+		return &GreetingError{Err: err}
+	}
+	var g struct {
+		QMP *struct {
+			Capabilities []string `json:"capabilities"`
+		} `json:"QMP"`
+	}
+	if json.Unmarshal(greeting, &g) != nil || g.QMP == nil {
+		return fmt.Errorf("not a QMP greeting: %.120s", greeting)
+	}
+	req := `{"execute":"qmp_capabilities","id":0}`
+	if slices.Contains(g.QMP.Capabilities, "oob") {
+		req = `{"execute":"qmp_capabilities","arguments":{"enable":["oob"]},"id":0}`
+	}
+	if err := s.Send([]byte(req)); err != nil {
+		return fmt.Errorf("negotiating: %w", err)
+	}
+	for {
+		msg, err := s.Recv()
+		if err != nil {
+			return fmt.Errorf("negotiating: %w", err)
+		}
+		var r struct {
+			Event  string          `json:"event"`
+			Return json.RawMessage `json:"return"`
+			Error  *struct {
+				Class, Desc string
+			} `json:"error"`
+		}
+		if json.Unmarshal(msg, &r) != nil {
+			return fmt.Errorf("negotiating: not a JSON object: %.120s", msg)
+		}
+		switch {
+		case r.Event != "":
+			continue // nobody is there to see it
+		case r.Error != nil:
+			return fmt.Errorf("qmp_capabilities: %s: %s", r.Error.Class, r.Error.Desc)
+		case r.Return == nil:
+			return fmt.Errorf("negotiating: unexpected reply %.120s", msg)
+		}
+		break
+	}
+	p.mu.Lock()
+	p.greeting, p.offered = greeting, g.QMP.Capabilities
+	p.mu.Unlock()
+	return nil
+}
+
+// ended tells Run that the upstream session is over.
+func (p *Proxy) ended(cause error) {
+	p.mu.Lock()
+	ch := p.lostCh
+	p.mu.Unlock()
+	select {
+	case ch <- cause:
+	default:
+	}
+}
+
+func (p *Proxy) startServing() {
+	p.mu.Lock()
+	p.serving = true
+	close(p.servingCh)
+	p.mu.Unlock()
+	if p.cfg.Serving != nil {
+		p.cfg.Serving(true)
+	}
+}
+
+// stopServing closes every client, as QEMU going away would, and
+// forgets every call in flight.
+func (p *Proxy) stopServing() {
+	p.mu.Lock()
+	was := p.serving
+	if p.serving {
+		p.serving = false
+		p.servingCh = make(chan struct{})
+	}
+	for c := range p.clients {
+		c.kill("")
+	}
+	clear(p.pending)
+	p.mu.Unlock()
+	if was && p.cfg.Serving != nil {
+		p.cfg.Serving(false)
+	}
+}
+
+// handle routes one message from QEMU, in QEMU's order: an event to
+// every negotiated client, a reply to the client that asked. It never
+// blocks: a client that cannot take more is closed instead.
+func (p *Proxy) handle(msg []byte) error {
+	var idm member
+	hasID, event := false, false
+	if err := members(msg, func(m member) bool {
+		switch string(m.key) {
+		case "id":
+			idm, hasID = m, true
+		case "event":
+			event = true
+		}
+		return true
+	}); err != nil {
+		p.log.Warn("dropped a message from QEMU that is not a JSON object", "msg", truncate(msg))
+		return nil
+	}
+	if event {
+		ev := bytes.Clone(msg) // shared by every client, read only
+		p.mu.Lock()
+		for c := range p.clients {
+			if c.negotiated {
+				c.push(ev)
+			}
+		}
+		p.mu.Unlock()
+		return nil
+	}
+	var id uint64
+	var err error
+	if hasID {
+		id, err = strconv.ParseUint(string(msg[idm.vstart:idm.end]), 10, 64)
+	}
+	if !hasID || err != nil {
+		p.log.Warn("dropped a reply from QEMU with no id of the proxy's", "msg", truncate(msg))
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cl := p.pending[id]
+	if cl == nil {
+		p.log.Warn("dropped a reply from QEMU to no request", "msg", truncate(msg))
+		return nil
+	}
+	delete(p.pending, id)
+	c := cl.c
+	c.push(replaceMember(msg, idm, cl.id))
+	for _, m := range cl.after {
+		c.push(m)
+	}
+	if c.last == cl {
+		c.last = nil
+	}
+	c.answered()
+	return nil
+}
+
+func truncate(msg []byte) string {
+	if len(msg) > 120 {
+		return string(msg[:120]) + "..."
+	}
+	return string(msg)
+}
+
+// acceptLoop admits the clients of one listener until the listener is
+// closed.
+func (p *Proxy) acceptLoop(ctx context.Context, ln net.Listener, addr string) {
+	defer p.wg.Done()
+	delay := 5 * time.Millisecond
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors, say: new clients wait in the backlog
+			// until some leave.
+			p.log.Warn("cannot accept a client", "addr", addr, "err", err)
+			if !sleep(ctx, delay) {
+				return
+			}
+			delay = min(2*delay, time.Second)
+			continue
+		}
+		delay = 5 * time.Millisecond
+		if !p.admit(ctx, conn, addr) {
+			conn.Close()
+			return
+		}
+	}
+}
+
+// admit serves conn once the proxy is connected to QEMU; until then the
+// client waits, as it would for a busy QEMU, with no greeting.
+func (p *Proxy) admit(ctx context.Context, conn net.Conn, addr string) bool {
+	for {
+		p.mu.Lock()
+		if p.serving {
+			p.nextClient++
+			name := "client " + strconv.Itoa(p.nextClient)
+			if ra := conn.RemoteAddr(); ra != nil && ra.String() != "" && ra.Network() != "unix" {
+				name += " (from " + ra.String() + ")"
+			} else {
+				name += " (on " + addr + ")"
+			}
+			c := newClient(p, conn, name)
+			p.clients[c] = struct{}{}
+			c.push(p.greeting)
+			p.wg.Add(1)
+			p.mu.Unlock()
+			p.log.Info("client connected", "client", name)
+			go c.serve()
+			return true
+		}
+		ch := p.servingCh
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// forward sends the client's request to QEMU under an id of the proxy's
+// and files with it.
+func (p *Proxy) forward(c *client, r *request, fds []int) {
+	files := make([]*os.File, len(fds))
+	for i, fd := range fds {
+		files[i] = os.NewFile(uintptr(fd), "client-fd")
+	}
+	defer func() {
+		for _, f := range files {
+			f.Close() // QEMU has its own copy once sent
+		}
+	}()
+	p.mu.Lock()
+	if !p.serving {
+		p.mu.Unlock()
+		c.reply(appendError(nil, r.id, genericError("QEMU is not connected to the proxy")))
+		return
+	}
+	p.nextID++
+	id := p.nextID
+	cl := &call{c: c, id: r.id}
+	p.pending[id] = cl
+	if !r.oob {
+		c.last = cl
+	}
+	c.inflight++
+	p.mu.Unlock()
+
+	msg := appendUpstream(make([]byte, 0, 64+len(r.args)), r, id)
+	var err error
+	if len(files) > 0 {
+		err = p.up.SendFiles(context.Background(), msg, files...)
+	} else {
+		err = p.up.SendNow(context.Background(), msg)
+	}
+	if err == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pending[id] != cl {
+		return // the session ended, and took the call with it
+	}
+	delete(p.pending, id)
+	if c.last == cl {
+		c.last = nil
+	}
+	c.push(appendError(nil, r.id, genericError("the proxy could not send the command to QEMU: "+err.Error())))
+	for _, m := range cl.after {
+		c.push(m)
+	}
+	c.answered()
+}

@@ -1,0 +1,327 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/qmpsh/qmpsh/pkg/protocol"
+	"github.com/qmpsh/qmpsh/pkg/qmp"
+	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
+)
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), safety)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Two clients and a third that only listens, through one proxy at once:
+// each gets its own replies, and every one sees every event.
+func TestClientsShareQEMU(t *testing.T) {
+	h := startProxy(t, qmptest.StartQEMU(t), nil)
+	ctx := ctxT(t)
+	a, b, watcher := h.client(), h.client(), h.client()
+	la, lb, lw := a.Listen("STOP", "RESUME"), b.Listen("STOP", "RESUME"), watcher.Listen("STOP", "RESUME")
+	defer la.Close()
+	defer lb.Close()
+	defer lw.Close()
+
+	if _, err := a.Execute(ctx, "stop", nil); err != nil {
+		t.Fatalf("a: stop: %v", err)
+	}
+	st, err := b.Execute(ctx, "query-status", nil)
+	if err != nil || !strings.Contains(string(st), `"paused"`) {
+		t.Fatalf("b: query-status after a's stop = %s, %v", st, err)
+	}
+	if _, err := b.Execute(ctx, "cont", nil); err != nil {
+		t.Fatalf("b: cont: %v", err)
+	}
+	st, err = a.Execute(ctx, "query-status", nil)
+	if err != nil || !strings.Contains(string(st), `"running"`) {
+		t.Fatalf("a: query-status after b's cont = %s, %v", st, err)
+	}
+	for name, l := range map[string]*qmp.Listener{"a": la, "b": lb, "watcher": lw} {
+		for _, want := range []string{"STOP", "RESUME"} {
+			select {
+			case ev := <-l.Events():
+				if ev.Name != want {
+					t.Errorf("%s: event %s, want %s", name, ev.Name, want)
+				}
+			case <-ctx.Done():
+				t.Fatalf("%s: no %s event", name, want)
+			}
+		}
+	}
+	// Many calls from both at once: each reply to its caller.
+	errs := make(chan error, 2)
+	for _, c := range []*qmp.Client{a, b} {
+		go func() {
+			for i := range 50 {
+				arg := map[string]any{"path": "/machine", "property": "type"}
+				if _, err := c.Execute(ctx, "qom-get", arg); err != nil {
+					errs <- err
+					return
+				}
+				_ = i
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A client that is not qmpsh, socat sending raw JSON, gets back each id
+// verbatim (string, number, object, none) and a malformed line does not
+// end its session.
+func TestRawClientIDs(t *testing.T) {
+	socat, err := exec.LookPath("socat")
+	if err != nil {
+		t.Skip("socat is not installed")
+	}
+	h := startProxy(t, qmptest.StartQEMU(t), nil)
+	in := strings.Join([]string{
+		`{"execute":"qmp_capabilities","id":"neg"}`,
+		`{"execute":"query-status","id":"s"}`,
+		`{"execute":"query-status","id":42}`,
+		`{"execute":"query-status","id":{"a":[1,"x"]}}`,
+		`{"execute":"query-status"}`,
+		`this is not json`,
+		`{"execute":"query-name","id":-1.5}{"execute":"query-name","id":null}`,
+	}, "\n") + "\n"
+	cmd := exec.Command(socat, "-t", "30", "-", "unix-connect:"+h.path)
+	cmd.Stdin = strings.NewReader(in)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("socat: %v\n%s", err, out)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	var got []string
+	for {
+		var m json.RawMessage
+		if err := dec.Decode(&m); err != nil {
+			break
+		}
+		got = append(got, string(compact(m)))
+	}
+	want := []string{
+		"", // the greeting
+		`{"id":"neg","return":{}}`,
+		`{"id":"s","return":{"running":true,"singlestep":false,"status":"running"}}`,
+		`{"id":42,"return":{"running":true,"singlestep":false,"status":"running"}}`,
+		`{"id":{"a":[1,"x"]},"return":{"running":true,"singlestep":false,"status":"running"}}`,
+		`{"return":{"running":true,"singlestep":false,"status":"running"}}`,
+		`{"error":{"class":"GenericError","desc":"JSON parse error, invalid keyword 'this'"}}`,
+		`{"error":{"class":"GenericError","desc":"JSON parse error, invalid keyword 'is'"}}`,
+		`{"error":{"class":"GenericError","desc":"JSON parse error, invalid keyword 'not'"}}`,
+		`{"error":{"class":"GenericError","desc":"JSON parse error, invalid keyword 'json'"}}`,
+		`{"id":-1.5,"return":{}}`,
+		`{"id":null,"return":{}}`,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d messages, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+	}
+	if !strings.HasPrefix(got[0], `{"QMP":`) {
+		t.Errorf("greeting = %s", got[0])
+	}
+	for i := 1; i < len(want); i++ {
+		if got[i] != want[i] {
+			t.Errorf("message %d = %s, want %s", i, got[i], want[i])
+		}
+	}
+}
+
+// What QEMU does before and after negotiation, the proxy does too.
+func TestNegotiationLikeQEMU(t *testing.T) {
+	h := startProxy(t, qmptest.StartQEMU(t), nil)
+	r := dialRaw(t, h.path)
+	g := r.recv()
+	var greeting struct {
+		QMP struct {
+			Version      json.RawMessage
+			Capabilities []string
+		}
+	}
+	if err := json.Unmarshal([]byte(g), &greeting); err != nil || greeting.QMP.Version == nil {
+		t.Fatalf("greeting %s: %v", g, err)
+	}
+	if len(greeting.QMP.Capabilities) != 1 || greeting.QMP.Capabilities[0] != "oob" {
+		t.Errorf("greeting offers %v, want QEMU's [oob]", greeting.QMP.Capabilities)
+	}
+	steps := []struct{ send, want string }{
+		{`{"execute":"query-status","id":1}`, `{"error":{"class":"CommandNotFound","desc":"Expecting capabilities negotiation with 'qmp_capabilities'"},"id":1}`},
+		{`{"exec-oob":"migrate-recover","arguments":{"uri":"x"},"id":2}`, `{"error":{"class":"GenericError","desc":"QMP input member 'exec-oob' is unexpected"},"id":2}`},
+		{`{"execute":"qmp_capabilities","arguments":{"enable":["oob"]},"id":3}`, `{"id":3,"return":{}}`},
+		{`{"execute":"qmp_capabilities","id":4}`, `{"error":{"class":"CommandNotFound","desc":"Capabilities negotiation is already complete, command ignored"},"id":4}`},
+		{`{"exec-oob":"query-status","id":5}`, `{"error":{"class":"GenericError","desc":"The command query-status does not support OOB"},"id":5}`},
+		{`{"execute":"no-such-thing","id":6}`, `{"error":{"class":"CommandNotFound","desc":"The command no-such-thing has not been found"},"id":6}`},
+		{`{"execute":"query-status","foo":1,"id":7}`, `{"error":{"class":"GenericError","desc":"QMP input member 'foo' is unexpected"},"id":7}`},
+		{`[1]`, `{"error":{"class":"GenericError","desc":"QMP input must be a JSON object"}}`},
+		{`}`, `{"error":{"class":"GenericError","desc":"JSON parse error, expecting value"}}`},
+	}
+	for _, s := range steps {
+		r.send(s.send)
+		if got := r.recv(); got != s.want {
+			t.Errorf("%s -> %s, want %s", s.send, got, s.want)
+		}
+	}
+}
+
+// --read-only lets query-status through and keeps quit and
+// human-monitor-command from QEMU.
+func TestReadOnly(t *testing.T) {
+	h := startProxy(t, qmptest.StartQEMU(t), func(c *Config) { c.Policy.ReadOnly = true })
+	ctx := ctxT(t)
+	c := h.client()
+	if _, err := c.Execute(ctx, "query-status", nil); err != nil {
+		t.Fatalf("query-status: %v", err)
+	}
+	for _, cmd := range []struct {
+		name string
+		args any
+	}{{"quit", nil}, {"human-monitor-command", map[string]string{"command-line": "quit"}}, {"stop", nil}} {
+		_, err := c.Execute(ctx, cmd.name, cmd.args)
+		var ee *qmp.ExecuteError
+		if !errors.As(err, &ee) || ee.Class != "GenericError" || !strings.Contains(ee.Desc, "'"+cmd.name+"'") || !strings.Contains(ee.Desc, "--read-only") {
+			t.Errorf("%s: %v, want a GenericError naming the command and --read-only", cmd.name, err)
+		}
+	}
+	st, err := c.Execute(ctx, "query-status", nil)
+	if err != nil || !strings.Contains(string(st), `"running"`) {
+		t.Fatalf("QEMU after the refusals: %s, %v", st, err)
+	}
+}
+
+// getfd's descriptor travels with it to QEMU.
+func TestSendFD(t *testing.T) {
+	h := startProxy(t, qmptest.StartQEMU(t), nil)
+	ctx := ctxT(t)
+	c := h.client()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if _, err := c.ExecuteWithFiles(ctx, "getfd", map[string]string{"fdname": "pipe"}, w); err != nil {
+		t.Fatalf("getfd with a descriptor: %v", err)
+	}
+	// QEMU has it: closefd finds it by name, and only once.
+	if _, err := c.Execute(ctx, "closefd", map[string]string{"fdname": "pipe"}); err != nil {
+		t.Fatalf("closefd: %v", err)
+	}
+	if _, err := c.Execute(ctx, "getfd", map[string]string{"fdname": "none"}); err == nil {
+		t.Fatal("getfd without a descriptor succeeded")
+	}
+}
+
+// QEMU going away closes every client and ends the proxy.
+func TestQEMUGoesAway(t *testing.T) {
+	q := qmptest.StartQEMUAt(t, filepath.Join(shortDir(t), "q.sock"))
+	h := startProxy(t, q.Path, nil)
+	r := dialRaw(t, h.path)
+	r.negotiate()
+	q.Kill()
+	err := h.wait()
+	var ue *UpstreamError
+	if !errors.As(err, &ue) || !ue.Lost {
+		t.Fatalf("Run = %v, want QEMU lost", err)
+	}
+	if _, err := r.dec.Token(); err == nil {
+		t.Error("the client's connection is still open")
+	}
+	if _, err := os.Lstat(h.path); !os.IsNotExist(err) {
+		t.Errorf("listening socket left behind: %v", err)
+	}
+}
+
+// With Reconnect, a QEMU restarted on the same socket is served again.
+func TestReconnect(t *testing.T) {
+	path := filepath.Join(shortDir(t), "q.sock")
+	q := qmptest.StartQEMUAt(t, path)
+	h := startProxy(t, q.Path, func(c *Config) { c.Reconnect = true })
+	ctx := ctxT(t)
+	c := h.client()
+	if _, err := c.Execute(ctx, "stop", nil); err != nil {
+		t.Fatal(err)
+	}
+	q.Kill()
+	h.waitServing(false)
+	if !c.WaitForStateChange(ctx, protocol.Running) {
+		t.Fatal("the client was not disconnected")
+	}
+	qmptest.StartQEMUAt(t, path)
+	c2 := h.client()
+	st, err := c2.Execute(ctx, "query-status", nil)
+	if err != nil || !strings.Contains(string(st), `"running"`) {
+		t.Fatalf("the new QEMU through the proxy: %s, %v", st, err)
+	}
+	if err := h.stop(); err != nil {
+		t.Fatalf("Run = %v after cancel", err)
+	}
+}
+
+// 100 clients connecting, running a command and leaving leave no
+// descriptor behind (and, TestMain checks, no goroutine).
+func TestClientsLeaveNothing(t *testing.T) {
+	h := startProxy(t, qmptest.StartQEMU(t), nil)
+	ctx := ctxT(t)
+	warm := h.client()
+	if _, err := warm.Execute(ctx, "query-status", nil); err != nil {
+		t.Fatal(err)
+	}
+	warm.Disconnect()
+	h.logs.wait(t, "client left", 1)
+	// A client that stays throughout notices nothing of the others.
+	other := h.client()
+	if _, err := other.Execute(ctx, "query-status", nil); err != nil {
+		t.Fatal(err)
+	}
+	before := openFDs(t)
+	for i := range 100 {
+		if i%2 == 0 {
+			c := qmp.NewClient()
+			if err := c.Connect(ctx, h.path); err != nil {
+				t.Fatalf("client %d: %v", i, err)
+			}
+			if _, err := c.Execute(ctx, "query-status", nil); err != nil {
+				t.Fatalf("client %d: %v", i, err)
+			}
+			c.Disconnect()
+			continue
+		}
+		// Leave with the command in flight: its reply is dropped.
+		r := dialRaw(t, h.path)
+		r.negotiate()
+		r.send(`{"execute":"query-status","id":1}`)
+		r.conn.Close()
+	}
+	h.logs.wait(t, "client left", 101)
+	if after := openFDs(t); after != before {
+		t.Errorf("%d descriptors open after 100 clients, %d before", after, before)
+	}
+	if _, err := other.Execute(ctx, "query-status", nil); err != nil {
+		t.Fatalf("the client that stayed: %v", err)
+	}
+	other.Disconnect()
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(ents)
+}

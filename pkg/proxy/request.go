@@ -1,0 +1,169 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// request is a client's command, checked the way QEMU checks it.
+type request struct {
+	id      json.RawMessage // verbatim; nil when the client sent none
+	command string
+	oob     bool            // exec-oob rather than execute
+	args    json.RawMessage // nil when absent
+}
+
+// qmpError is an error reply the proxy makes itself.
+type qmpError struct {
+	class, desc string
+}
+
+func genericError(desc string) *qmpError { return &qmpError{"GenericError", desc} }
+
+// parseRequest decodes one value from a client. oobOK says whether the
+// client negotiated oob. The error replies are QEMU 7.2's words, so that
+// a client cannot tell the proxy from QEMU by its mistakes; the id, when
+// one could be read, goes with the error.
+func parseRequest(v []byte, oobOK bool) (*request, *qmpError) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(v, &obj); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, genericError("QMP input must be a JSON object")
+		}
+		return nil, genericError("JSON parse error, " + parseProblem(v, err))
+	}
+	if obj == nil { // null
+		return nil, genericError("QMP input must be a JSON object")
+	}
+	r := &request{id: obj["id"]}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		val := obj[k]
+		switch k {
+		case "execute", "exec-oob":
+			if k == "exec-oob" && !oobOK {
+				return r, genericError("QMP input member 'exec-oob' is unexpected")
+			}
+			if json.Unmarshal(val, &r.command) != nil {
+				return r, genericError("QMP input member '" + k + "' must be a string")
+			}
+		case "arguments":
+			if len(val) == 0 || val[0] != '{' {
+				return r, genericError("QMP input member 'arguments' must be an object")
+			}
+			r.args = val
+		case "id", "control":
+		default:
+			return r, genericError("QMP input member '" + k + "' is unexpected")
+		}
+	}
+	_, exec := obj["execute"]
+	_, oob := obj["exec-oob"]
+	switch {
+	case exec && oob:
+		return r, genericError("QMP input member 'execute' clashes with 'exec-oob'")
+	case !exec && !oob:
+		return r, genericError("QMP input lacks member 'execute'")
+	}
+	r.oob = oob
+	return r, nil
+}
+
+// parseProblem describes what is wrong with v, which is not JSON, in
+// the manner of QEMU's parser.
+func parseProblem(v []byte, err error) string {
+	switch c := v[0]; {
+	case c == '}' || c == ']' || c == ',' || c == ':':
+		return "expecting value"
+	case c != '{' && c != '[' && c != '"' && c != '-' && (c < '0' || c > '9'):
+		return "invalid keyword '" + string(v) + "'"
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// negotiate answers qmp_capabilities in the capabilities phase: the
+// capabilities the client enables, which must be among those offered.
+func negotiate(args json.RawMessage, offered []string) (oob bool, _ *qmpError) {
+	if args == nil {
+		return false, nil
+	}
+	var a map[string]json.RawMessage
+	if err := json.Unmarshal(args, &a); err != nil {
+		return false, genericError("Invalid parameter type, expected: object")
+	}
+	for k, v := range a {
+		if k != "enable" {
+			return false, genericError("Parameter '" + k + "' is unexpected")
+		}
+		var caps []string
+		if json.Unmarshal(v, &caps) != nil {
+			return false, genericError("Invalid parameter type for 'enable', expected: array")
+		}
+		for _, c := range caps {
+			if c != "oob" {
+				return false, genericError("Parameter 'enable' does not accept value '" + c + "'")
+			}
+			found := false
+			for _, o := range offered {
+				found = found || o == c
+			}
+			if !found {
+				return false, genericError("This monitor does not support Out-Of-Band (OOB)")
+			}
+			oob = true
+		}
+	}
+	return oob, nil
+}
+
+// appendError appends an error reply, with id when not nil.
+func appendError(b []byte, id json.RawMessage, e *qmpError) []byte {
+	b = append(b, `{"error": {"class": `...)
+	b = strconv.AppendQuote(b, e.class)
+	b = append(b, `, "desc": `...)
+	cls, _ := json.Marshal(e.desc) // JSON, not Go, escapes
+	b = append(b, cls...)
+	b = append(b, '}')
+	if id != nil {
+		b = append(b, `, "id": `...)
+		b = append(b, id...)
+	}
+	return append(b, '}')
+}
+
+// appendReturn appends {"return": {}}, with id when not nil.
+func appendEmptyReturn(b []byte, id json.RawMessage) []byte {
+	b = append(b, `{"return": {}`...)
+	if id != nil {
+		b = append(b, `, "id": `...)
+		b = append(b, id...)
+	}
+	return append(b, '}')
+}
+
+// appendUpstream appends the request as the proxy sends it to QEMU,
+// under the proxy's own id.
+func appendUpstream(b []byte, r *request, id uint64) []byte {
+	if r.oob {
+		b = append(b, `{"exec-oob":`...)
+	} else {
+		b = append(b, `{"execute":`...)
+	}
+	name, _ := json.Marshal(r.command)
+	b = append(b, name...)
+	if r.args != nil {
+		b = append(b, `,"arguments":`...)
+		b = append(b, r.args...)
+	}
+	b = append(b, `,"id":`...)
+	b = strconv.AppendUint(b, id, 10)
+	return append(b, '}')
+}
