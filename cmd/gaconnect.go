@@ -92,9 +92,10 @@ func gaConnectRun(ctx context.Context, opts *GAConnectOptions) error {
 	}
 	defer client.Disconnect()
 
-	completer := &shell.Completer{Fetch: func(ctx context.Context) (*qapi.Schema, error) {
-		return gaSchema(ctx, client)
-	}}
+	completer := &shell.Completer{
+		Fetch:    func(ctx context.Context) (*qapi.Schema, error) { return gaSchema(ctx, client) },
+		Builtins: []string{"exit", "help", "quit"},
+	}
 	if comp != nil {
 		comp.c.Store(completer)
 	}

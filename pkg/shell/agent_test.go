@@ -48,7 +48,7 @@ func TestRunAgent(t *testing.T) {
 	agent := &fakeAgent{}
 	comp := &Completer{Fetch: func(context.Context) (*qapi.Schema, error) {
 		return qapi.FromCommands([]string{"guest-echo", "guest-ping", "guest-shutdown"}), nil
-	}}
+	}, Builtins: []string{"exit", "help", "quit"}}
 	var out, errs bytes.Buffer
 	lines := "guest-ping\nguest-echo a=1 b=x\nguest-shutdown\n{\"execute\": \"guest-ping\"}\nnope\nhmp info\nhelp\n"
 	err := Run(context.Background(), Config{
@@ -69,6 +69,9 @@ func TestRunAgent(t *testing.T) {
 	}
 	if c, _ := comp.Complete("guest-p"); !slices.Equal(c, []string{"guest-ping"}) {
 		t.Errorf("Complete(guest-p) = %q", c)
+	}
+	if c, _ := comp.Complete("h"); !slices.Equal(c, []string{"help"}) {
+		t.Errorf("Complete(h) = %q; want the agent shell's built-ins only", c)
 	}
 	if c, _ := comp.Complete("hmp info "); len(c) != 0 {
 		t.Errorf("Complete(hmp info ) = %q; an agent has no HMP", c)

@@ -593,6 +593,9 @@ type Completer struct {
 	// agent's completer makes one of the agent's command names
 	// (qapi.FromCommands).
 	Fetch func(ctx context.Context) (*qapi.Schema, error)
+	// Builtins, if set, are the built-in commands Tab offers instead of
+	// QMP's (an agent's shell has no hmp, sendfd or transaction).
+	Builtins []string
 	// HMP: every line is a human monitor command, so "info" completes
 	// as "hmp info" does.
 	HMP bool
@@ -604,6 +607,13 @@ type Completer struct {
 }
 
 var builtins = []string{"exit", "help", "hmp", "quit", "sendfd", "transaction("}
+
+func (c *Completer) builtins() []string {
+	if c.Builtins != nil {
+		return c.Builtins
+	}
+	return builtins
+}
 
 // Schema returns the server's schema, fetching it on the first call.
 func (c *Completer) Schema() *qapi.Schema {
@@ -653,12 +663,12 @@ func (c *Completer) Complete(line string) ([]string, int) {
 			return nil, 0
 		}
 		var out []string
-		for _, b := range builtins {
+		for _, b := range c.builtins() {
 			if strings.HasPrefix(b, line) {
 				out = append(out, b)
 			}
 		}
 		return out, len(line)
 	}
-	return complete(s, line, builtins...)
+	return complete(s, line, c.builtins()...)
 }
