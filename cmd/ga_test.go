@@ -110,8 +110,17 @@ func TestGACopy(t *testing.T) {
 	if got, err := os.ReadFile(back); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("copied out: %d bytes, %v; differs from the %d bytes in the guest", len(got), err, len(data))
 	}
-	if n, err := a.OpenFiles(a.Dir); err != nil || n != 0 {
-		t.Errorf("the agent has %d files open in the guest directory (%v); want 0", n, err)
+
+	// A directory as the destination gets the source's name.
+	run(t, "", "ga", "cp", "-s", a.Path, filepath.Join(local, "back"), ":"+a.Dir+"/").expect(t, ExitOK, "", "")
+	if fi, err := os.Stat(filepath.Join(a.Dir, "back")); err != nil || fi.Size() != int64(len(data)) {
+		t.Errorf("copied into a guest directory: %v, %v", fi, err)
+	}
+	sub := filepath.Join(local, "sub")
+	os.Mkdir(sub, 0o700)
+	run(t, "", "ga", "cp", "-s", a.Path, ":"+guest, sub).expect(t, ExitOK, "", "")
+	if fi, err := os.Stat(filepath.Join(sub, "copy")); err != nil || fi.Size() != int64(len(data)) {
+		t.Errorf("copied into a local directory: %v, %v", fi, err)
 	}
 
 	// stdin and stdout.
@@ -127,6 +136,10 @@ func TestGACopy(t *testing.T) {
 	}
 	for _, args := range [][]string{{src, back}, {":/a", ":/b"}, {src, ":relative"}, {filepath.Join(local, "none"), ":/tmp/x"}} {
 		run(t, "", append([]string{"ga", "cp", "-s", a.Path}, args...)...).mustSayUsage(t, "ga cp")
+	}
+	// Every copy, the failed one too, closed its guest file.
+	if n, err := a.OpenFiles(a.Dir); err != nil || n != 0 {
+		t.Errorf("the agent has %d files open in the guest directory (%v); want 0", n, err)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -26,7 +28,8 @@ func newGACpCmd(g *GlobalOptions, runF func(context.Context, *GACpOptions) error
 -read or -write, -close), a chunk at a time: a big file needs no big
 buffer. As with scp, :PATH names the guest's side, which must be an
 absolute path; the other side is a local path, or - for stdin or stdout.
-A guest file being written is created or truncated. The guest file is
+A guest file being written is created or truncated; DST a directory (a
+guest one ending in /) gets SRC's name, as with cp. The guest file is
 closed whatever happens; a local file left half-written by a failure is
 removed. On a terminal, a copy of more than a few MiB shows its
 progress on stderr.
@@ -75,6 +78,15 @@ func gaCpRun(ctx context.Context, opts *GACpOptions) (err error) {
 		return usageErrorf("ga cp: exactly one of SRC and DST must be a guest path (:PATH)")
 	case in && !strings.HasPrefix(guestSrc, "/"), out && !strings.HasPrefix(guestDst, "/"):
 		return usageErrorf("ga cp: a guest path must be absolute, :/PATH")
+	}
+	// As with cp and scp, a directory as DST gets SRC's name.
+	switch {
+	case out && strings.HasSuffix(guestDst, "/") && opts.Src != "-":
+		guestDst += filepath.Base(opts.Src)
+	case in && opts.Dst != "-":
+		if fi, err := os.Stat(opts.Dst); err == nil && fi.IsDir() {
+			opts.Dst = filepath.Join(opts.Dst, path.Base(guestSrc))
+		}
 	}
 
 	// Open the local side first: a local mistake sends nothing.
