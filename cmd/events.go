@@ -16,8 +16,11 @@ type EventsOptions struct {
 	*GlobalOptions
 	Sockets  []string
 	Names    []string
+	Match    []string // KEY=VALUE
 	Count    int
 	Parallel int
+
+	match qmp.Match // Match, parsed
 }
 
 func newEventsCmd(g *GlobalOptions, runF func(context.Context, *EventsOptions) error) *cobra.Command {
@@ -29,6 +32,10 @@ func newEventsCmd(g *GlobalOptions, runF func(context.Context, *EventsOptions) e
 ("event", "data", "timestamp"), flushed line by line, for jq and log
 shippers. --name keeps only the events named (repeat it for several);
 a name QEMU's schema does not know is a usage error (exit status 2).
+--match KEY=VALUE keeps only events whose data has VALUE at KEY, a dotted
+path into "data" (repeat it: all must match); VALUE is typed as in the
+shell's line syntax, and a number or boolean also matches its text as a
+string.
 
 Without --count or --timeout, events are printed until the connection
 ends (exit status 3) or qmpsh is interrupted. --count N exits 0 after N
@@ -44,6 +51,7 @@ targets'.
 ` + exitStatusHelp,
 		Example: `  qmpsh events -s /tmp/qmp.sock
   qmpsh events -s /tmp/qmp.sock --name STOP --name RESUME --count 2
+  qmpsh events -s /tmp/qmp.sock --name JOB_STATUS_CHANGE --match id=job0
   qmpsh events -s '/run/vms/*.qmp' --name SHUTDOWN | jq -r .target`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
@@ -58,6 +66,7 @@ targets'.
 	f := c.Flags()
 	f.StringArrayVarP(&opts.Sockets, "socket", "s", nil, "QMP server `ADDR` (default $QMP_SOCKET); repeat it or use a glob for many")
 	f.StringArrayVar(&opts.Names, "name", nil, "print only events named `NAME` (repeatable)")
+	f.StringArrayVar(&opts.Match, "match", nil, "print only events whose data has `KEY=VALUE` (dotted KEY, repeatable)")
 	f.IntVar(&opts.Count, "count", 0, "exit after `N` events (per target)")
 	f.IntVar(&opts.Parallel, "parallel", DefaultParallel, "with many targets, connect to at most `N` at once")
 	c.ValidArgsFunction = cobra.NoFileCompletions
@@ -78,6 +87,11 @@ func eventsRun(ctx context.Context, opts *EventsOptions) error {
 	if opts.Parallel < 1 {
 		return usageErrorf("--parallel must be at least 1, not %d", opts.Parallel)
 	}
+	match, err := parseMatch(opts.Match)
+	if err != nil {
+		return err
+	}
+	opts.match = match
 	addrs, fanout, err := targets(opts.Getenv, opts.Sockets)
 	if err != nil {
 		return err
@@ -158,7 +172,11 @@ func (opts *EventsOptions) streamConnected(ctx context.Context, addr string, con
 	defer closeLog()
 	// Listening before connecting: no event between negotiation and
 	// the first wait is missed.
-	l := client.Listen(opts.Names...)
+	l, err := client.ListenMatch(opts.match, opts.Names...)
+	if err != nil {
+		connected()
+		return err
+	}
 	defer l.Close()
 	cctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	err = client.Connect(cctx, addr)

@@ -19,8 +19,12 @@ type ExecOptions struct {
 	Sockets     []string // -s, repeatable, globs allowed
 	Args        []string // COMMAND [key=value ...], or one raw JSON message
 	WaitEvent   string
+	Match       []string // KEY=VALUE, with WaitEvent
+	WaitJob     bool
 	WaitTimeout time.Duration // 0: --timeout's
 	Parallel    int
+
+	match qmp.Match // Match, parsed
 }
 
 func newExecCmd(g *GlobalOptions, runF func(context.Context, *ExecOptions) error) *cobra.Command {
@@ -43,7 +47,18 @@ value, then waits for the event and prints it as QEMU sent it (JSON with
 "event", "data" and "timestamp"). --wait-timeout bounds the wait (default:
 --timeout); running out is exit status 4. NAME is checked against QEMU's
 schema first: an event QEMU does not know is a usage error, and nothing
-is sent.
+is sent. --match KEY=VALUE waits for an event whose data has VALUE at
+KEY, a dotted path into "data" (repeat it: all must match; VALUE typed
+as in the shell's line syntax, a number or boolean also matching its
+text as a string).
+
+With --wait-job, exec starts a job with the command (blockdev-backup,
+blockdev-mirror, blockdev-create...) and waits for it as 'qmpsh job
+wait' does, following the job named by the command's job-id (else its
+id, else its device): exit status 1 with the job's error if it fails.
+Jobs take long, so that wait has no limit unless --wait-timeout (or
+--timeout) is given; Ctrl-C stops it and leaves the job running (exit
+status 130).
 
 Give -s more than once, or a glob ('/run/vms/*.qmp', quoted), to run the
 command on many QMP servers at once (at most --parallel at a time). Each
@@ -57,6 +72,8 @@ UsageError. The exit status is the worst of the targets'.
   QMP_SOCKET=/tmp/qmp.sock qmpsh exec qom-get path=/machine property=type
   qmpsh exec -s localhost:4444 '{"execute": "query-version"}'
   qmpsh exec -s /tmp/qmp.sock --wait-event SHUTDOWN system_powerdown
+  qmpsh exec --wait-event BLOCK_JOB_COMPLETED --match device=b0 blockdev-backup job-id=b0 device=src target=dst sync=full
+  qmpsh exec --wait-job blockdev-backup job-id=b0 device=src target=dst sync=full
   qmpsh exec -s '/run/vms/*.qmp' query-status | jq -r '[.target, .return.status] | @tsv'`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -72,7 +89,9 @@ UsageError. The exit status is the worst of the targets'.
 	f := c.Flags()
 	f.StringArrayVarP(&opts.Sockets, "socket", "s", nil, "QMP server `ADDR` (default $QMP_SOCKET); repeat it or use a glob for many")
 	f.StringVar(&opts.WaitEvent, "wait-event", "", "after the command, wait for event `NAME` and print it")
-	f.DurationVar(&opts.WaitTimeout, "wait-timeout", 0, "bound the wait for --wait-event (default: --timeout)")
+	f.StringArrayVar(&opts.Match, "match", nil, "with --wait-event, wait for an event whose data has `KEY=VALUE` (dotted KEY, repeatable)")
+	f.BoolVar(&opts.WaitJob, "wait-job", false, "the command starts a job: wait for it to end, as 'qmpsh job wait'")
+	f.DurationVar(&opts.WaitTimeout, "wait-timeout", 0, "bound the wait for --wait-event or --wait-job (default: --timeout)")
 	f.IntVar(&opts.Parallel, "parallel", DefaultParallel, "with many targets, talk to at most `N` at once")
 	c.ValidArgsFunction = commandNames(g, &opts.Sockets)
 	c.RegisterFlagCompletionFunc("wait-event", eventNames(g, &opts.Sockets))
@@ -92,6 +111,13 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 	if opts.Parallel < 1 {
 		return usageErrorf("--parallel must be at least 1, not %d", opts.Parallel)
 	}
+	match, err := parseMatch(opts.Match)
+	if err != nil {
+		return err
+	}
+	if opts.match = match; match != nil && opts.WaitEvent == "" {
+		return usageErrorf("--match needs --wait-event")
+	}
 	addrs, fanout, err := targets(opts.Getenv, opts.Sockets)
 	if err != nil {
 		return err
@@ -100,6 +126,9 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 	in, err := shell.ParseArgs(opts.Args)
 	if err != nil {
 		return syntaxError(err)
+	}
+	if opts.WaitJob {
+		return execWaitJob(ctx, opts, addrs, fanout, in)
 	}
 	if fanout {
 		return fanOut(ctx, opts.IO.Out, addrs, opts.Parallel, func(ctx context.Context, addr string) outcome {
@@ -156,7 +185,9 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.
 	var l *qmp.Listener
 	if opts.WaitEvent != "" {
 		// Before sending: the event may come before the reply.
-		l = client.Listen(opts.WaitEvent)
+		if l, err = client.ListenMatch(opts.match, opts.WaitEvent); err != nil {
+			return nil, nil, err
+		}
 		defer l.Close()
 	}
 	ret, err = runInput(cctx, client, in, schema)

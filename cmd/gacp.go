@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
 
@@ -131,23 +132,24 @@ func gaCpRun(ctx context.Context, opts *GACpOptions) (err error) {
 	}
 	defer client.Disconnect()
 
-	var bar *progressBar
+	var progress func(int64)
 	if opts.IO.ErrTTY {
-		bar = &progressBar{w: opts.IO.ErrOut, total: size, start: time.Now()}
-		defer bar.finish()
+		var finish func()
+		progress, finish = copyProgress(opts.IO.ErrOut, size)
+		defer finish()
 	}
 	if in {
 		var w io.Writer = opts.IO.Out
 		if local != nil {
 			w = local
 		}
-		_, err = client.ReadFile(ctx, guestSrc, w, bar.update)
+		_, err = client.ReadFile(ctx, guestSrc, w, progress)
 	} else {
 		var r io.Reader = opts.IO.In
 		if local != nil {
 			r = local
 		}
-		_, err = client.WriteFile(ctx, guestDst, r, bar.update)
+		_, err = client.WriteFile(ctx, guestDst, r, progress)
 	}
 	if err != nil {
 		return gaError(addr, interrupted(ctx, err, "copying"))
@@ -155,51 +157,36 @@ func gaCpRun(ctx context.Context, opts *GACpOptions) (err error) {
 	return nil
 }
 
-// progressBar shows a copy's progress on a terminal, on one line
-// redrawn in place, from progressMin bytes on and at most ten times a
-// second. A nil bar shows nothing.
-type progressBar struct {
-	w     io.Writer
-	total int64 // -1 when unknown
-	start time.Time
-	last  time.Time
-	shown bool
-	n     int64
-}
-
-func (b *progressBar) update(n int64) {
-	if b == nil {
-		return
+// copyProgress shows a copy's progress on w, a terminal, with the bar
+// job wait uses (schollz/progressbar): from progressMin bytes on, of
+// total bytes (a spinner when the total is unknown, -1). update is the
+// copy's progress callback; finish ends the line, if a bar was shown.
+func copyProgress(w io.Writer, total int64) (update func(int64), finish func()) {
+	var bar *progressbar.ProgressBar
+	update = func(n int64) {
+		if n < progressMin && bar == nil {
+			return
+		}
+		if bar == nil {
+			bar = progressbar.NewOptions64(total,
+				progressbar.OptionSetWriter(w),
+				progressbar.OptionSetWidth(30),
+				progressbar.OptionShowBytes(true),
+				progressbar.OptionUseIECUnits(true),
+				progressbar.OptionShowCount(),
+				progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionUseANSICodes(true),
+				// Its spinner would start a goroutine.
+				progressbar.OptionSetSpinnerChangeInterval(0),
+			)
+		}
+		bar.Set64(n)
 	}
-	b.n = n
-	now := time.Now()
-	if n < progressMin || now.Sub(b.last) < 100*time.Millisecond {
-		return
+	finish = func() {
+		if bar != nil {
+			bar.Finish()
+			fmt.Fprintln(w)
+		}
 	}
-	b.last = now
-	b.draw(now)
-}
-
-func (b *progressBar) draw(now time.Time) {
-	b.shown = true
-	const width = 30
-	mib := float64(b.n) / (1 << 20)
-	rate := mib / max(now.Sub(b.start).Seconds(), 1e-3)
-	if b.total > 0 {
-		frac := min(float64(b.n)/float64(b.total), 1)
-		fill := int(frac * width)
-		fmt.Fprintf(b.w, "\r[%s%s] %3.0f%% %.1f/%.1f MiB %.1f MiB/s ", strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
-			frac*100, mib, float64(b.total)/(1<<20), rate)
-		return
-	}
-	fmt.Fprintf(b.w, "\r%.1f MiB %.1f MiB/s ", mib, rate)
-}
-
-// finish draws the final state and ends the line, if the bar was shown.
-func (b *progressBar) finish() {
-	if b == nil || !b.shown {
-		return
-	}
-	b.draw(time.Now())
-	fmt.Fprintln(b.w)
+	return update, finish
 }

@@ -124,6 +124,7 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 	root.AddCommand(newSchemaCmd(opts, schemaRun), newEventsCmd(opts, eventsRun), newWrapCmd(opts, wrapRun))
 	root.AddCommand(gaCommands(opts))
 	root.AddCommand(newProxyCmd(opts, proxyRun))
+	root.AddCommand(newJobCmd(opts, jobWaitRun, jobListRun), newMigrateCmd(opts, migrateRun))
 	finishTree(root)
 	return root
 }

@@ -60,6 +60,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 type Listener struct {
 	c       *Client
 	names   map[string]bool // nil: every event
+	filter  *filter         // nil: any data; see ListenMatch
 	backlog int
 
 	mu     sync.Mutex
@@ -92,9 +93,12 @@ const listenerBuffer = 1024
 
 // Listen returns a Listener for the named events, or for every event when
 // no name is given. Close it when done: it owns a goroutine.
-func (c *Client) Listen(names ...string) *Listener {
+func (c *Client) Listen(names ...string) *Listener { return c.listen(nil, names) }
+
+func (c *Client) listen(f *filter, names []string) *Listener {
 	l := &Listener{
 		c:       c,
+		filter:  f,
 		backlog: c.cfg.eventBacklog,
 		wake:    make(chan struct{}, 1),
 		moved:   make(chan struct{}, 1),
@@ -172,6 +176,9 @@ func (l *Listener) wants(name string) bool { return l.names == nil || l.names[na
 
 // wantsAll reports whether l wants every one of evs.
 func (l *Listener) wantsAll(evs []Event) bool {
+	if l.filter != nil {
+		return false
+	}
 	if l.names == nil {
 		return true
 	}
@@ -229,7 +236,7 @@ func (l *Listener) push(evs *[]Event, take bool) {
 			name, want = ev.Name, l.wants(ev.Name)
 		}
 		switch {
-		case !want:
+		case !want, !l.filter.matches(ev):
 			continue
 		case l.queued+len(l.events) >= l.backlog:
 			if n := l.dropped.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8... drops

@@ -1,0 +1,200 @@
+package qmp_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/qmpsh/qmpsh/pkg/qmp"
+	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
+)
+
+// jobQEMU starts QEMU with null-co nodes src and dst, and a node bad
+// that fails every write, and returns a client on it.
+func jobQEMU(t *testing.T) *qmp.Client {
+	t.Helper()
+	c := connect(t, qmptest.StartQEMU(t))
+	for _, name := range []string{"src", "dst", "bad0"} {
+		mustExec(t, c, "blockdev-add", map[string]any{
+			"driver": "null-co", "node-name": name, "size": 1 << 30, "read-zeroes": false})
+	}
+	mustExec(t, c, "blockdev-add", map[string]any{
+		"driver": "blkdebug", "node-name": "bad", "image": "bad0",
+		"inject-error": []any{map[string]any{"event": "pwritev", "errno": 5}}})
+	return c
+}
+
+func mustExec(t *testing.T, c *qmp.Client, cmd string, args any) json.RawMessage {
+	t.Helper()
+	ret, err := c.Execute(testContext(t), cmd, args)
+	if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	return ret
+}
+
+// statuses collects what OnUpdate saw.
+type statuses struct{ seen []qmp.JobInfo }
+
+func (s *statuses) update(info qmp.JobInfo) { s.seen = append(s.seen, info) }
+
+func (s *statuses) names() []string {
+	var n []string
+	for _, i := range s.seen {
+		n = append(n, i.Status)
+	}
+	return n
+}
+
+func TestJobWatch(t *testing.T) {
+	c := jobQEMU(t)
+	ctx := testContext(t)
+
+	t.Run("BackupWithProgress", func(t *testing.T) {
+		w := c.WatchJob("b0")
+		defer w.Close()
+		// About two seconds at this speed, polled often enough to see
+		// the job part done.
+		mustExec(t, c, "blockdev-backup", map[string]any{
+			"job-id": "b0", "device": "src", "target": "dst", "sync": "full", "speed": 512 << 20})
+		var s statuses
+		info, err := w.Wait(ctx, qmp.JobWaitOptions{Progress: 20 * time.Millisecond, OnUpdate: s.update})
+		if err != nil || info.Status != "null" || info.Error != "" || info.CurrentProgress != 1<<30 || info.TotalProgress != 1<<30 {
+			t.Fatalf("Wait = %+v, %v; saw %v", info, err, s.names())
+		}
+		partly := slices.ContainsFunc(s.seen, func(i qmp.JobInfo) bool {
+			return i.Status == "running" && i.CurrentProgress > 0 && i.CurrentProgress < i.TotalProgress
+		})
+		if !partly || !slices.Contains(s.names(), "concluded") {
+			t.Errorf("saw %+v, want a running job part done, then concluded", s.seen)
+		}
+	})
+	t.Run("ManualFinalizeAndDismiss", func(t *testing.T) {
+		w := c.WatchJob("b1")
+		defer w.Close()
+		mustExec(t, c, "blockdev-backup", map[string]any{
+			"job-id": "b1", "device": "src", "target": "dst", "sync": "full",
+			"auto-finalize": false, "auto-dismiss": false})
+		var s statuses
+		info, err := w.Wait(ctx, qmp.JobWaitOptions{OnUpdate: s.update})
+		if err != nil || info.Status != "null" {
+			t.Fatalf("Wait = %+v, %v; saw %v", info, err, s.names())
+		}
+		for _, want := range []string{"pending", "concluded", "null"} {
+			if !slices.Contains(s.names(), want) {
+				t.Errorf("saw %v, want %s among them", s.names(), want)
+			}
+		}
+		if jobs, err := c.QueryJobs(ctx); err != nil || len(jobs) != 0 {
+			t.Errorf("query-jobs after Wait = %+v, %v; want none left", jobs, err)
+		}
+	})
+	for _, dismiss := range []bool{true, false} {
+		name := map[bool]string{true: "FailureAutoDismiss", false: "FailureManualDismiss"}[dismiss]
+		t.Run(name, func(t *testing.T) {
+			w := c.WatchJob("f0")
+			defer w.Close()
+			mustExec(t, c, "blockdev-backup", map[string]any{
+				"job-id": "f0", "device": "src", "target": "bad", "sync": "full", "auto-dismiss": dismiss})
+			info, err := w.Wait(ctx, qmp.JobWaitOptions{})
+			var je *qmp.JobError
+			if !errors.As(err, &je) || je.Desc != "Input/output error" || je.ID != "f0" ||
+				err.Error() != "job f0: Input/output error" || info.Error != "Input/output error" {
+				t.Fatalf("Wait = %+v, %v; want job f0's Input/output error", info, err)
+			}
+		})
+	}
+	t.Run("MirrorCompletedWhenReady", func(t *testing.T) {
+		w := c.WatchJob("m0")
+		defer w.Close()
+		mustExec(t, c, "blockdev-mirror", map[string]any{
+			"job-id": "m0", "device": "src", "target": "dst", "sync": "full", "speed": 1 << 30})
+		var s statuses
+		info, err := w.Wait(ctx, qmp.JobWaitOptions{Complete: true, OnUpdate: s.update})
+		if err != nil || info.Status != "null" {
+			t.Fatalf("Wait = %+v, %v; saw %v", info, err, s.names())
+		}
+		if i, j := slices.Index(s.names(), "ready"), slices.Index(s.names(), "concluded"); i < 0 || j < i {
+			t.Errorf("saw %v, want ready then concluded", s.names())
+		}
+	})
+	t.Run("EndedBeforeWait", func(t *testing.T) {
+		// The job's whole life is queued by the time Wait asks.
+		gone, err := c.ListenMatch(qmp.Match{"id": "e0", "status": "null"}, "JOB_STATUS_CHANGE")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer gone.Close()
+		w := c.WatchJob("e0")
+		defer w.Close()
+		mustExec(t, c, "blockdev-backup", map[string]any{
+			"job-id": "e0", "device": "src", "target": "bad", "sync": "full"})
+		<-gone.Events()
+		_, err = w.Wait(ctx, qmp.JobWaitOptions{})
+		var je *qmp.JobError
+		if !errors.As(err, &je) || je.Desc != "Input/output error" {
+			t.Fatalf("Wait = %v, want the ended job's Input/output error", err)
+		}
+	})
+	t.Run("NoSuchJob", func(t *testing.T) {
+		w := c.WatchJob("nope")
+		defer w.Close()
+		if _, err := w.Wait(ctx, qmp.JobWaitOptions{}); !errors.Is(err, qmp.ErrNoSuchJob) || err.Error() != "job nope: no such job" {
+			t.Fatalf("Wait = %v, want ErrNoSuchJob", err)
+		}
+	})
+	t.Run("WaitAgainAfterContextEnds", func(t *testing.T) {
+		w := c.WatchJob("c0")
+		defer w.Close()
+		mustExec(t, c, "blockdev-mirror", map[string]any{
+			"job-id": "c0", "device": "src", "target": "dst", "sync": "full", "speed": 1 << 30})
+		// Without Complete, a mirror waits at ready for good.
+		ready := make(chan struct{})
+		wctx, cancel := context.WithCancel(ctx)
+		_, err := w.Wait(wctx, qmp.JobWaitOptions{OnUpdate: func(i qmp.JobInfo) {
+			if i.Status == "ready" {
+				close(ready)
+				cancel()
+			}
+		}})
+		<-ready
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Wait = %v, want context.Canceled", err)
+		}
+		mustExec(t, c, "job-cancel", map[string]any{"id": "c0"})
+		info, err := w.Wait(ctx, qmp.JobWaitOptions{})
+		var je *qmp.JobError
+		if !errors.As(err, &je) || !je.Cancelled || err.Error() != "job c0: cancelled" || info.Status != "null" {
+			t.Fatalf("second Wait = %+v, %v; want c0 cancelled", info, err)
+		}
+	})
+}
+
+// TestListenMatchTwoJobs: of two concurrent jobs, the listener gets the
+// completion of the one it matches, though the other's came first.
+func TestListenMatchTwoJobs(t *testing.T) {
+	c := jobQEMU(t)
+	mine, err := c.ListenMatch(qmp.Match{"device": "slow"}, "BLOCK_JOB_COMPLETED")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mine.Close()
+	all := c.Listen("BLOCK_JOB_COMPLETED")
+	defer all.Close()
+	mustExec(t, c, "blockdev-backup", map[string]any{
+		"job-id": "slow", "device": "src", "target": "dst", "sync": "full", "speed": 512 << 20})
+	mustExec(t, c, "blockdev-backup", map[string]any{
+		"job-id": "fast", "device": "src", "target": "bad", "sync": "full"})
+	first := <-all.Events()
+	ev := <-mine.Events()
+	if string(first.Data) == "" || !(qmp.Match{"device": "fast"}).Matches(first) {
+		t.Fatalf("first completion %s, want the fast job's (the test needs it first)", first.Data)
+	}
+	var d struct{ Device, Error string }
+	if err := json.Unmarshal(ev.Data, &d); err != nil || d.Device != "slow" || d.Error != "" {
+		t.Fatalf("matched %s %s, want the slow job's completion", ev.Name, ev.Data)
+	}
+}
