@@ -377,3 +377,20 @@ func TestDecodeRead(t *testing.T) {
 		t.Error("decodeRead of bad base64: no error")
 	}
 }
+
+// Nothing listens on vsock here (the host's CID 2, a port nobody uses):
+// the dial fails as a connection error, whether or not the machine has
+// vsock at all.
+func TestVsockConnectFails(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := ga.NewClient()
+	err := c.Connect(ctx, "vsock:2:4000000007")
+	var ce *protocol.ConnectError
+	if !errors.As(err, &ce) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Connect = %v; want a connection error", err)
+	}
+	if c.Runstate() != protocol.Idle {
+		t.Errorf("runstate %v", c.Runstate())
+	}
+}
