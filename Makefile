@@ -76,13 +76,19 @@ uninstall: man
 		done; \
 	fi
 
-# qemu installs QEMU from Debian's packages when missing: the tests and
-# the demo talk to a real one. Its message goes to stderr, so that
+# qemu installs QEMU and its guest agent from Debian's packages when
+# missing: the tests and the demo talk to a real QEMU, and the ga tests
+# to a real qemu-ga run on this host (it lives in /usr/sbin, which is not
+# on every user's PATH). Its messages go to stderr, so that
 # `printf ... | make demo | jq` sees only the shell's JSON.
 qemu:
 	@if ! command -v qemu-system-x86_64 >/dev/null 2>&1 || ! command -v qemu-storage-daemon >/dev/null 2>&1; then \
 		echo "installing QEMU from Debian packages" >&2; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq qemu-system-x86 >/dev/null; \
+	fi
+	@if ! command -v qemu-ga >/dev/null 2>&1 && ! [ -x /usr/sbin/qemu-ga ]; then \
+		echo "installing the QEMU guest agent from Debian packages" >&2; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq qemu-guest-agent >/dev/null; \
 	fi
 
 # man-tools installs man and groff from Debian's packages when missing: a
@@ -114,13 +120,18 @@ test: qemu man-tools
 # BENCHPROCFLAGS passes options to it, e.g. BENCHPROCFLAGS='-runs 500
 # -strict'. Last, BenchmarkExecFanOut200 times exec on 200 fake servers at
 # once.
+# Its ga subcommand times qmpsh ga run and ga cp against qemu-ga on this
+# host beside testdata/rawga; BENCHGAFLAGS passes options to it, e.g.
+# BENCHGAFLAGS='-runs 200 -rounds 5 -strict'.
 # Its proxy subcommand compares query-status through qmpsh proxy with a
 # direct client on the same QEMU, and reads the proxy's peak RSS with 100
 # idle clients; BENCHPROXYFLAGS passes options to it.
+# Last, BenchmarkExecFanOut200 times exec on 200 fake servers at once.
 bench: qemu
 	$(GO) run ./cmd/qmpsh-bench qemu $(BENCHQEMUFLAGS)
 	$(GO) run ./cmd/qmpsh-bench ratio $(BENCHFLAGS)
 	$(GO) run ./cmd/qmpsh-bench proc $(BENCHPROCFLAGS)
+	$(GO) run ./cmd/qmpsh-bench ga $(BENCHGAFLAGS)
 	$(GO) run ./cmd/qmpsh-bench proxy $(BENCHPROXYFLAGS)
 	$(GO) test -run '^$$' -bench FanOut -benchtime 10x ./cmd
 

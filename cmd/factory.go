@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"sync"
 
+	"github.com/qmpsh/qmpsh/pkg/ga"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/shell"
 )
@@ -29,6 +30,9 @@ type Factory struct {
 	Signals func(c chan<- os.Signal, sigs ...os.Signal) (stop func())
 	// NewClient makes an unconnected QMP client.
 	NewClient func(opts ...qmp.Option) *qmp.Client
+	// NewGAClient makes an unconnected guest agent client; nil:
+	// ga.NewClient.
+	NewGAClient func(opts ...ga.Option) *ga.Client
 }
 
 // NewFactory returns the factory of the running process, with streams
@@ -42,7 +46,8 @@ func NewFactory(ios *IOStreams) *Factory {
 			signal.Notify(c, sigs...)
 			return func() { signal.Stop(c) }
 		},
-		NewClient: qmp.NewClient,
+		NewClient:   qmp.NewClient,
+		NewGAClient: ga.NewClient,
 	}
 }
 

@@ -24,6 +24,7 @@ type IOStreams struct {
 
 	InTTY  bool // stdin is a terminal: run the interactive editor
 	OutTTY bool // stdout is a terminal: pretty output by default
+	ErrTTY bool // stderr is a terminal: progress bars (ga cp)
 	// ColorOK is fatih/color's verdict for stdout: a terminal, NO_COLOR
 	// unset, TERM not dumb. --color=auto follows it.
 	ColorOK bool
@@ -37,6 +38,7 @@ func System() *IOStreams {
 		ErrOut:  os.Stderr,
 		InTTY:   isatty.IsTerminal(os.Stdin.Fd()),
 		OutTTY:  isatty.IsTerminal(os.Stdout.Fd()),
+		ErrTTY:  isatty.IsTerminal(os.Stderr.Fd()),
 		ColorOK: !color.NoColor,
 	}
 }

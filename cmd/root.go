@@ -127,6 +127,7 @@ Without an address, $QMP_SOCKET is used.`,
 	// run function; tests hand their own.
 	root.AddCommand(newExecCmd(opts, execRun), newConnectCmd(opts, connectRun), newAcceptCmd(opts, acceptRun))
 	root.AddCommand(newSchemaCmd(opts, schemaRun), newEventsCmd(opts, eventsRun), newWrapCmd(opts, wrapRun))
+	root.AddCommand(gaCommands(opts))
 	root.AddCommand(newProxyCmd(opts, proxyRun))
 	root.AddCommand(newJobCmd(opts, jobWaitRun, jobListRun), newMigrateCmd(opts, migrateRun))
 	finishTree(root)

@@ -5,6 +5,7 @@
 //	go run ./cmd/qmpsh-bench qemu [flags]   # the library on real QEMU beside a raw floor and go-qemu, as processes
 //	go run ./cmd/qmpsh-bench ratio [flags]  # the client's Go benchmarks, as client/floor ratios
 //	go run ./cmd/qmpsh-bench proc [flags]   # qmpsh exec as a whole process beside a raw program
+//	go run ./cmd/qmpsh-bench ga [flags]     # qmpsh ga run and cp beside a raw program, on qemu-ga
 //
 // Each subcommand takes -h for its flags. Real QEMU is started with
 // pkg/qmp/qmptest's launcher, the one the integration tests use. The exit
@@ -37,12 +38,13 @@ var subcommands = map[string]func(args []string){
 	"qemu":  qemuMain,
 	"ratio": ratioMain,
 	"proc":  procMain,
+	"ga":    gaMain,
 	"proxy": proxyMain,
 }
 
 func main() {
 	if len(os.Args) < 2 || subcommands[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: qmpsh-bench qemu|ratio|proc|proxy [flags]; qmpsh-bench SUBCOMMAND -h lists its flags")
+		fmt.Fprintln(os.Stderr, "usage: qmpsh-bench qemu|ratio|proc|proxy|ga [flags]; qmpsh-bench SUBCOMMAND -h lists its flags")
 		os.Exit(2)
 	}
 	sigs := make(chan os.Signal, 1)

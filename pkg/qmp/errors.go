@@ -7,19 +7,15 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/qmpsh/qmpsh/pkg/wire"
 )
 
 // ExecuteError is a QMP error reply: the command ran (or was rejected by
 // QEMU) and the answer is an error of a class such as "CommandNotFound"
-// or "GenericError".
-type ExecuteError struct {
-	Command string // the command name, "" for a raw message
-	Class   string
-	Desc    string
-}
-
-// Error returns "Class: Desc", the form QEMU users know from qmp-shell.
-func (e *ExecuteError) Error() string { return e.Class + ": " + e.Desc }
+// or "GenericError". It is the guest agent client's error reply too
+// (pkg/ga), so that callers handle both alike.
+type ExecuteError = wire.ExecuteError
 
 // GreetingError means the server's greeting was missing or malformed.
 type GreetingError struct {

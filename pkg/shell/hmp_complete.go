@@ -24,7 +24,7 @@ type hmpInfo struct {
 // is completed as before.
 func (c *Completer) completeHMP(line string) (cands []string, n int, ok bool) {
 	words, partial, complete := completionWords(line)
-	if !complete {
+	if !complete || c.Client == nil { // a guest agent has no HMP
 		return nil, 0, false
 	}
 	if len(words) > 0 && words[0] == "hmp" {

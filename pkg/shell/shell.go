@@ -39,6 +39,14 @@ func (e *ConnectionLostError) Unwrap() error { return e.Cause }
 // Config configures Run.
 type Config struct {
 	Client *qmp.Client // connected and negotiated
+	// Agent, set instead of Client, runs the shell on a guest agent,
+	// which speaks QMP's wire format without QMP's events, schema, HMP
+	// or file descriptor passing: lines are parsed and printed as for
+	// QMP, and hmp, sendfd and transaction( are not built-ins. Give it a
+	// Completer whose Fetch lists the agent's commands, and a Help.
+	Agent Agent
+	// Help, if set, replaces the built-in help text.
+	Help   string
 	Editor Editor
 	// Err receives error messages and notices; default:
 	// Editor.Writer(). Results and events go to Editor.Writer().
@@ -77,6 +85,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if sh.Completer == nil {
 		sh.Completer = &Completer{Client: sh.Client}
+		if sh.Agent != nil {
+			sh.Completer.Fetch = func(context.Context) (*qapi.Schema, error) { return nil, nil }
+		}
 	}
 	sh.parser.Schema = sh.Completer.Schema
 	sh.setPrompt()
@@ -157,6 +168,9 @@ func (sh *shell) status() error {
 
 func (sh *shell) setPrompt() {
 	base := "(QEMU) "
+	if sh.Agent != nil {
+		base = "(QGA) "
+	}
 	switch {
 	case sh.parser.InBlock():
 		base = "transaction> "
@@ -204,6 +218,9 @@ func (sh *shell) handle(ctx context.Context, line string) bool {
 func (sh *shell) builtin(ctx context.Context, line string) bool {
 	trimmed := strings.TrimSpace(line)
 	word, rest, _ := strings.Cut(trimmed, " ")
+	if sh.Agent != nil && word != "quit" && word != "exit" && word != "help" {
+		return false
+	}
 	switch word {
 	case "quit", "exit":
 		sh.quit = true
@@ -257,6 +274,10 @@ const (
 
 // help prints the built-ins, or a command's or event's schema.
 func (sh *shell) help(name string) {
+	if name == "" && sh.Help != "" {
+		io.WriteString(sh.out, sh.Help)
+		return
+	}
 	if name == "" {
 		leave := leaveKeeps
 		if sh.QuitsQEMU {
@@ -369,7 +390,7 @@ func (sh *shell) run(ctx context.Context, in *Input) {
 	}
 	cctx, cancel := sh.callContext(ctx)
 	defer cancel()
-	ret, err := Send(cctx, sh.Client, cmd)
+	ret, err := sh.send(cctx, cmd)
 	if err != nil && cctx.Err() != nil && ctx.Err() == nil {
 		sh.interrupted()
 		return
@@ -423,6 +444,8 @@ func (sh *shell) report(ret json.RawMessage, err error, text bool) {
 	var se *protocol.StateError
 	var ee *qmp.ExecuteError
 	switch {
+	case err == nil && ret == nil:
+		// A command that never replies (an agent's guest-shutdown).
 	case err == nil && text:
 		var s string
 		if json.Unmarshal(ret, &s) == nil {
@@ -438,15 +461,15 @@ func (sh *shell) report(ret json.RawMessage, err error, text bool) {
 		sh.out.Write(sh.Format.JSON(ret))
 	case errors.As(err, &ee):
 		sh.fail(err)
-	case errors.As(err, &de), errors.As(err, &se):
-		sh.lost = &ConnectionLostError{Cause: sh.Client.Err()}
+	case errors.As(err, &de), errors.As(err, &se), sh.Agent != nil && !sh.connected():
+		sh.lost = &ConnectionLostError{Cause: sh.conn().Err()}
 		sh.refuse()
 	default:
 		sh.fail(err)
 	}
 }
 
-func (sh *shell) connected() bool { return sh.Client.Runstate() == protocol.Running }
+func (sh *shell) connected() bool { return sh.conn().Runstate() == protocol.Running }
 
 func (sh *shell) refuse() {
 	fmt.Fprintln(sh.Err, sh.Format.Error(fmt.Errorf("not sent: %v", sh.lost)))
@@ -484,26 +507,34 @@ func (sh *shell) notice(s string) { fmt.Fprintln(sh.Err, sh.Format.Notice(s)) }
 // changes as they arrive; the returned function stops it, after it has
 // printed what had arrived.
 func (sh *shell) startPrinter() (stop func()) {
-	l := sh.Client.Listen()
+	var l *qmp.Listener // nil for an agent, which has no events
+	var events <-chan qmp.Event
+	if sh.Client != nil {
+		l = sh.Client.Listen()
+		events = l.Events()
+	}
 	sh.flush = make(chan chan struct{})
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 
 	printQueued := func() {
+		if l == nil {
+			return
+		}
 		for ev, ok := l.Take(); ok; ev, ok = l.Take() {
 			sh.out.Write(sh.Format.Event(ev))
 		}
 	}
 	go func() {
 		defer close(stopped)
-		state, changed := sh.Client.RunstateChanged()
+		state, changed := sh.conn().RunstateChanged()
 		for {
 			select {
-			case ev := <-l.Events():
+			case ev := <-events:
 				sh.out.Write(sh.Format.Event(ev))
 			case <-changed:
 				was := state
-				state, changed = sh.Client.RunstateChanged()
+				state, changed = sh.conn().RunstateChanged()
 				if was == protocol.Running && state != protocol.Running {
 					sh.sessionEnded()
 				}
@@ -515,7 +546,7 @@ func (sh *shell) startPrinter() (stop func()) {
 				// The session may have ended just before the loop
 				// did (under wrap, QEMU's exit ends both): the select
 				// above may have taken done first.
-				if now := sh.Client.Runstate(); state == protocol.Running && now != protocol.Running {
+				if now := sh.conn().Runstate(); state == protocol.Running && now != protocol.Running {
 					sh.sessionEnded()
 				}
 				return
@@ -525,7 +556,9 @@ func (sh *shell) startPrinter() (stop func()) {
 	return func() {
 		close(done)
 		<-stopped
-		l.Close()
+		if l != nil {
+			l.Close()
+		}
 	}
 }
 
@@ -542,7 +575,7 @@ func (sh *shell) sessionEnded() {
 	if sh.Reconnect != nil || !sh.Editor.Interactive() {
 		return
 	}
-	if cause := sh.Client.Err(); cause != nil {
+	if cause := sh.conn().Err(); cause != nil {
 		sh.lateNotice("connection lost: " + cause.Error())
 	} else {
 		sh.lateNotice("disconnected")
@@ -556,6 +589,13 @@ func (sh *shell) sessionEnded() {
 type Completer struct {
 	Client  *qmp.Client
 	Timeout time.Duration // for fetching the schema; default 5s
+	// Fetch, if set, gets the schema instead of asking Client: a guest
+	// agent's completer makes one of the agent's command names
+	// (qapi.FromCommands).
+	Fetch func(ctx context.Context) (*qapi.Schema, error)
+	// Builtins, if set, are the built-in commands Tab offers instead of
+	// QMP's (an agent's shell has no hmp, sendfd or transaction).
+	Builtins []string
 	// HMP: every line is a human monitor command, so "info" completes
 	// as "hmp info" does.
 	HMP bool
@@ -567,6 +607,13 @@ type Completer struct {
 }
 
 var builtins = []string{"exit", "help", "hmp", "quit", "sendfd", "transaction("}
+
+func (c *Completer) builtins() []string {
+	if c.Builtins != nil {
+		return c.Builtins
+	}
+	return builtins
+}
 
 // Schema returns the server's schema, fetching it on the first call.
 func (c *Completer) Schema() *qapi.Schema {
@@ -581,6 +628,11 @@ func (c *Completer) Schema() *qapi.Schema {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if c.Fetch != nil {
+		c.schema, _ = c.Fetch(ctx)
+		c.fetched = c.schema != nil
+		return c.schema
+	}
 	c.schema, _ = FetchSchema(ctx, c.Client)
 	// A lost connection leaves nothing learnt: ask again next time.
 	c.fetched = c.schema != nil || c.Client.Runstate() == protocol.Running
@@ -611,12 +663,12 @@ func (c *Completer) Complete(line string) ([]string, int) {
 			return nil, 0
 		}
 		var out []string
-		for _, b := range builtins {
+		for _, b := range c.builtins() {
 			if strings.HasPrefix(b, line) {
 				out = append(out, b)
 			}
 		}
 		return out, len(line)
 	}
-	return complete(s, line, builtins...)
+	return complete(s, line, c.builtins()...)
 }

@@ -1,0 +1,259 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qmpsh/qmpsh/pkg/ga"
+	"github.com/qmpsh/qmpsh/pkg/protocol"
+	"github.com/qmpsh/qmpsh/pkg/qmp"
+	"github.com/qmpsh/qmpsh/pkg/shell"
+)
+
+// gaAddressHelp says what a guest agent address is, for every ga command.
+const gaAddressHelp = `The agent's address (-s ADDR, else $QGA_SOCKET) is the UNIX socket QEMU
+gives the guest's agent channel (a path or unix:PATH; see qmpsh ga --help),
+tcp:HOST:PORT, or vsock:CID:PORT for an agent listening on vsock
+(qemu-ga -m vsock-listen).`
+
+// gaTimeoutHelp says what --timeout bounds for the ga commands.
+const gaTimeoutHelp = `--timeout bounds connecting (the agent has no greeting: qmpsh
+synchronises with guest-sync-delimited) and each request's wait for its
+reply; an agent that does not answer (a guest still booting) is exit
+status 4.`
+
+// GAOptions are the inputs the ga commands share.
+type GAOptions struct {
+	*GlobalOptions
+	Addr string // -s
+}
+
+func newGACmd(g *GlobalOptions, sub ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "ga",
+		Short: "Talk to the QEMU guest agent: a shell, commands, run programs, copy files",
+		Long: `Talk to the QEMU guest agent (qemu-ga) running in a guest, over its
+virtio-serial channel's UNIX socket on the host, or vsock:
+
+  qemu-system-x86_64 ... \
+    -chardev socket,path=/tmp/qga.sock,server=on,wait=off,id=qga0 \
+    -device virtio-serial \
+    -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0
+
+` + gaAddressHelp + `
+
+` + gaTimeoutHelp,
+		Example: `  qmpsh ga connect /tmp/qga.sock
+  qmpsh ga exec -s /tmp/qga.sock guest-get-osinfo
+  qmpsh ga run -s /tmp/qga.sock -- uname -a
+  qmpsh ga cp -s /tmp/qga.sock ./backup.sh :/root/backup.sh`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error { return c.Help() },
+	}
+	c.AddCommand(sub...)
+	return c
+}
+
+// gaCommands builds ga and its subcommands on g.
+func gaCommands(g *GlobalOptions) *cobra.Command {
+	return newGACmd(g,
+		newGAExecCmd(g, gaExecRun),
+		newGARunCmd(g, gaRunRun),
+		newGACpCmd(g, gaCpRun),
+		newGAConnectCmd(g, gaConnectRun),
+	)
+}
+
+func (o *GAOptions) addressFlag(c *cobra.Command) {
+	c.Flags().StringVarP(&o.Addr, "socket", "s", "", "guest agent `ADDR` (default $QGA_SOCKET)")
+}
+
+// address is -s, else $QGA_SOCKET.
+func (o *GAOptions) address() (string, error) {
+	if o.Addr != "" {
+		return o.Addr, nil
+	}
+	if env := o.Getenv("QGA_SOCKET"); env != "" {
+		return env, nil
+	}
+	return "", usageErrorf("no guest agent address: give -s ADDR or set QGA_SOCKET")
+}
+
+// newGAClient builds a guest agent client whose traffic goes to verbose
+// and to the log file as the flags ask, each request bounded by
+// --timeout. The returned function closes the log file.
+func (o *GlobalOptions) newGAClient(verbose io.Writer) (*ga.Client, func(), error) {
+	t := &traffic{}
+	closeLog := func() {}
+	if o.Verbose {
+		t.verbose = verbose
+	}
+	if o.LogFile != "" {
+		f, err := os.OpenFile(o.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--log: %w", err)}
+		}
+		t.log = f
+		closeLog = func() { f.Close() }
+	}
+	opts := []ga.Option{
+		ga.WithLogger(slog.New(&warnHandler{mu: &t.mu, w: o.IO.ErrOut})),
+		ga.WithCallTimeout(o.Timeout),
+	}
+	if t.verbose != nil || t.log != nil {
+		opts = append(opts, ga.WithTrace(func(dir protocol.Direction, msg []byte) {
+			// The sync's 0xFF bytes are no text: show them as \xff.
+			if bytes.IndexByte(msg, 0xff) >= 0 {
+				msg = bytes.ReplaceAll(msg, []byte{0xff}, []byte(`\xff`))
+			}
+			// Long replies (file data, guest-info) are shortened on the
+			// display, as qmpsh's own calls are; the log keeps them.
+			t.trace(dir, msg, true)
+		}))
+	}
+	newClient := o.NewGAClient
+	if newClient == nil {
+		newClient = ga.NewClient
+	}
+	return newClient(opts...), closeLog, nil
+}
+
+// gaConnect connects client to addr within --timeout.
+func (o *GAOptions) gaConnect(ctx context.Context, client *ga.Client, addr string) error {
+	cctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	if err := client.Connect(cctx, addr); err != nil {
+		return gaError(addr, err)
+	}
+	return nil
+}
+
+// gaError makes a failure to reach the agent a connection error that
+// names the address; an error reply, or an error that already has its
+// exit status, is returned as it is. An agent that did not answer says so
+// in its own words (exit status 4 all the same).
+func gaError(addr string, err error) error {
+	var ee *qmp.ExecuteError
+	var xe *ExitError
+	var na *ga.NoAnswerError
+	switch {
+	case err == nil, errors.As(err, &ee), errors.As(err, &xe):
+		return err
+	case errors.As(err, &na):
+		return &connectionFailure{&wrapped{addr + ": " + na.Error(), err}}
+	}
+	return connectionError(addr, err)
+}
+
+// GAExecOptions are the inputs of qmpsh ga exec.
+type GAExecOptions struct {
+	GAOptions
+	Args []string // COMMAND [key=value ...], or one raw JSON message
+}
+
+func newGAExecCmd(g *GlobalOptions, runF func(context.Context, *GAExecOptions) error) *cobra.Command {
+	opts := &GAExecOptions{GAOptions: GAOptions{GlobalOptions: g}}
+	c := &cobra.Command{
+		Use:   "exec [-s ADDR] COMMAND [key=value ...] | exec [-s ADDR] JSON",
+		Short: "Run one guest agent command and print its result as JSON",
+		Long: `Connect to the guest agent, synchronise, run one command, print its
+"return" value as JSON on stdout, and exit. Arguments use the shell's
+syntax (key=value, dotted keys, JSON values); a single argument starting
+with { is sent as a raw message. An error reply prints "Class:
+description" on stderr (exit status 1).
+
+Commands that never reply on success (guest-shutdown, guest-suspend-*)
+print nothing and exit 0 once sent.
+
+` + gaAddressHelp + `
+
+` + gaTimeoutHelp + `
+
+` + exitStatusHelp,
+		Example: `  qmpsh ga exec -s /tmp/qga.sock guest-get-osinfo
+  qmpsh ga exec -s /tmp/qga.sock guest-get-fsinfo | jq -r '.[].mountpoint'
+  qmpsh ga exec -s /tmp/qga.sock guest-fsfreeze-freeze`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErrorf("ga exec needs a command")
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.Args = args
+			return runF(c.Context(), opts)
+		},
+	}
+	opts.addressFlag(c)
+	return c
+}
+
+func gaExecRun(ctx context.Context, opts *GAExecOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := opts.check(); err != nil {
+		return err
+	}
+	addr, err := opts.address()
+	if err != nil {
+		return err
+	}
+	// Parse everything before connecting: a syntax error sends nothing.
+	in, err := shell.ParseArgs(opts.Args)
+	if err != nil {
+		return syntaxError(err)
+	}
+	cmd, err := in.Command(nil) // the agent has no schema to type values by
+	if err != nil {
+		return syntaxError(err)
+	}
+	client, closeLog, err := opts.newGAClient(opts.IO.ErrOut)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	if err := opts.gaConnect(ctx, client, addr); err != nil {
+		return err
+	}
+	defer client.Disconnect()
+	ret, err := gaSend(ctx, client, cmd)
+	if err != nil {
+		return gaError(addr, err)
+	}
+	if ret != nil {
+		opts.IO.Out.Write(opts.format().JSON(ret))
+	}
+	return nil
+}
+
+// gaSend sends cmd and returns its "return" value (nil for a command
+// that does not reply).
+func gaSend(ctx context.Context, client *ga.Client, cmd *shell.Command) (json.RawMessage, error) {
+	if cmd.Raw == nil {
+		var args any
+		if cmd.Args != nil {
+			args = cmd.Args
+		}
+		return client.Exec(ctx, cmd.Name, args)
+	}
+	reply, err := client.Raw(ctx, cmd.Raw)
+	if err != nil || reply == nil {
+		return nil, err
+	}
+	var r struct {
+		Return json.RawMessage `json:"return"`
+	}
+	if json.Unmarshal(reply, &r) != nil || r.Return == nil {
+		return reply, nil
+	}
+	return r.Return, nil
+}

@@ -1,0 +1,277 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/qmpsh/qmpsh/pkg/ga/gatest"
+	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
+)
+
+func TestGAExec(t *testing.T) {
+	a := gatest.StartAgent(t)
+	run(t, "", "ga", "exec", "-s", a.Path, "guest-ping").expect(t, ExitOK, "{}\n", "")
+	run(t, "", "ga", "exec", "-s", a.Path, `{"execute": "guest-ping"}`).expect(t, ExitOK, "{}\n", "")
+	run(t, "", "ga", "exec", "-s", a.Path, "no-such-command").
+		expect(t, ExitQMPError, "", "CommandNotFound: The command no-such-command has not been found\n")
+	t.Setenv("QGA_SOCKET", a.Path)
+	r := run(t, "", "ga", "exec", "guest-info")
+	if r.code != ExitOK || !strings.Contains(r.stdout, `"supported_commands"`) {
+		t.Errorf("guest-info: exit %d, stdout %.200q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestGAExecUsage(t *testing.T) {
+	r := run(t, "", "ga", "exec")
+	r.mustSayUsage(t, "ga exec needs a command")
+	r = run(t, "", "ga", "exec", "-s", "/nonexistent/qga.sock", "guest-ping", "bad")
+	if r.code != ExitUsage {
+		t.Errorf("a word without = : exit %d, stderr %q; want %d", r.code, r.stderr, ExitUsage)
+	}
+	run(t, "", "ga", "exec", "guest-ping").mustSayUsage(t, "QGA_SOCKET")
+	run(t, "", "ga", "exec", "-s", "/nonexistent/qga.sock", "guest-ping").mustSay(t, ExitConnection, "/nonexistent/qga.sock")
+}
+
+// A guest whose agent has not started: the socket takes the connection,
+// nobody answers the sync.
+func TestGASilentAgent(t *testing.T) {
+	f := gatest.StartFake(t, nil)
+	for _, args := range [][]string{
+		{"ga", "exec", "--timeout", "200ms", "-s", f.Path, "guest-ping"},
+		{"ga", "run", "--timeout", "200ms", "-s", f.Path, "--", "true"},
+		{"ga", "cp", "--timeout", "200ms", "-s", f.Path, ":/etc/hostname", "-"},
+	} {
+		run(t, "", args...).mustSay(t, ExitTimeout, f.Path, "the guest agent did not answer within 200ms", "is qemu-ga running")
+	}
+}
+
+// guest-shutdown is sent and not waited for; it goes to a fake agent,
+// never the real one, which would shut this machine down.
+func TestGANoReplyCommand(t *testing.T) {
+	f := gatest.StartFake(t, func(req gatest.Request) map[string]any {
+		if req.Execute == "guest-shutdown" {
+			return nil
+		}
+		return map[string]any{"return": map[string]any{}}
+	})
+	run(t, "", "ga", "exec", "-s", f.Path, "guest-shutdown", "mode=powerdown").expect(t, ExitOK, "", "")
+	for req := range f.Received {
+		if req.Execute == "guest-shutdown" {
+			if string(req.Arguments) != `{"mode":"powerdown"}` {
+				t.Errorf("arguments %s", req.Arguments)
+			}
+			break
+		}
+	}
+}
+
+func TestGARun(t *testing.T) {
+	a := gatest.StartAgent(t)
+	ga := func(stdin string, args ...string) result {
+		return run(t, stdin, append([]string{"ga", "run", "-s", a.Path, "--"}, args...)...)
+	}
+	ga("", "/bin/sh", "-c", "echo out; echo err >&2").expect(t, ExitOK, "out\n", "err\n")
+	ga("", "/bin/sh", "-c", "exit 42").expect(t, 42, "", "")
+	ga("line one\nline two\n", "/bin/cat").expect(t, ExitOK, "line one\nline two\n", "")
+	run(t, "not for cat\n", "ga", "run", "-n", "-s", a.Path, "--", "/bin/cat").expect(t, ExitOK, "", "")
+	ga("", "/bin/sh", "-c", "kill -KILL $$").expect(t, 128+9, "", "")
+	r := run(t, "", "ga", "run", "-s", a.Path, "--env", "A=1", "--env", "B=x y", "--", "/bin/sh", "-c", `echo "$A|$B"`)
+	r.expect(t, ExitOK, "1|x y\n", "")
+	// Flags after the program are its own.
+	ga("", "/bin/echo", "-n", "--timeout").expect(t, ExitOK, "--timeout", "")
+	ga("", filepath.Join(a.Dir, "missing")).mustSay(t, ExitQMPError, "GenericError", "missing")
+	run(t, "", "ga", "run", "-s", a.Path).mustSayUsage(t, "needs a program")
+	run(t, "", "ga", "run", "-s", a.Path, "--env", "NOEQUALS", "--", "true").mustSayUsage(t, "KEY=VALUE")
+}
+
+func TestGACopy(t *testing.T) {
+	a := gatest.StartAgent(t)
+	local := t.TempDir()
+	data := make([]byte, 64<<20)
+	rand.Read(data)
+	src := filepath.Join(local, "src")
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	guest := filepath.Join(a.Dir, "copy")
+	run(t, "", "ga", "cp", "-s", a.Path, src, ":"+guest).expect(t, ExitOK, "", "")
+	if got, err := os.ReadFile(guest); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("copied in: %d bytes, %v; differs from the %d bytes sent", len(got), err, len(data))
+	}
+	back := filepath.Join(local, "back")
+	run(t, "", "ga", "cp", "-s", a.Path, ":"+guest, back).expect(t, ExitOK, "", "")
+	if got, err := os.ReadFile(back); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("copied out: %d bytes, %v; differs from the %d bytes in the guest", len(got), err, len(data))
+	}
+
+	// A directory as the destination gets the source's name.
+	run(t, "", "ga", "cp", "-s", a.Path, filepath.Join(local, "back"), ":"+a.Dir+"/").expect(t, ExitOK, "", "")
+	if fi, err := os.Stat(filepath.Join(a.Dir, "back")); err != nil || fi.Size() != int64(len(data)) {
+		t.Errorf("copied into a guest directory: %v, %v", fi, err)
+	}
+	sub := filepath.Join(local, "sub")
+	os.Mkdir(sub, 0o700)
+	run(t, "", "ga", "cp", "-s", a.Path, ":"+guest, sub).expect(t, ExitOK, "", "")
+	if fi, err := os.Stat(filepath.Join(sub, "copy")); err != nil || fi.Size() != int64(len(data)) {
+		t.Errorf("copied into a local directory: %v, %v", fi, err)
+	}
+
+	// stdin and stdout.
+	small := filepath.Join(a.Dir, "small")
+	run(t, "hello\n", "ga", "cp", "-s", a.Path, "-", ":"+small).expect(t, ExitOK, "", "")
+	run(t, "", "ga", "cp", "-s", a.Path, ":"+small, "-").expect(t, ExitOK, "hello\n", "")
+
+	// A failed copy out leaves no local file behind.
+	missing := filepath.Join(local, "missing")
+	run(t, "", "ga", "cp", "-s", a.Path, ":"+filepath.Join(a.Dir, "nope"), missing).mustSay(t, ExitQMPError, "No such file")
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("a failed copy left %s: %v", missing, err)
+	}
+	for _, args := range [][]string{{src, back}, {":/a", ":/b"}, {src, ":relative"}, {filepath.Join(local, "none"), ":/tmp/x"}} {
+		run(t, "", append([]string{"ga", "cp", "-s", a.Path}, args...)...).mustSayUsage(t, "ga cp")
+	}
+	// Every copy, the failed one too, closed its guest file.
+	if n, err := a.OpenFiles(a.Dir); err != nil || n != 0 {
+		t.Errorf("the agent has %d files open in the guest directory (%v); want 0", n, err)
+	}
+}
+
+func TestGAConnectPiped(t *testing.T) {
+	a := gatest.StartAgent(t)
+	in := "guest-ping\n" +
+		`{"execute": "guest-ping", "id": "mine"}` + "\n" +
+		"no-such-command\n" +
+		"guest-exec path=/bin/true\n" +
+		"hmp info\n" // no built-in for an agent: a syntax error
+	r := run(t, in, "ga", "connect", a.Path)
+	lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+	if r.code != ExitQMPError || len(lines) != 3 || lines[0] != "{}" || lines[1] != `{"id":"mine","return":{}}` ||
+		!strings.HasPrefix(lines[2], `{"pid":`) {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if len(r.stderrLines) != 2 || !strings.Contains(r.stderrLines[0], "CommandNotFound") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	run(t, "guest-ping\n", "ga", "connect", a.Path).expect(t, ExitOK, "{}\n", "")
+}
+
+// An agent restarted mid-session: a shell on a pipe stops at the lost
+// connection with status 3.
+func TestGAConnectAgentRestarted(t *testing.T) {
+	a := gatest.StartAgent(t)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	out := &notifyBuffer{wrote: make(chan struct{}, 1)}
+	var errOut qmptest.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main([]string{"ga", "connect", a.Path}, &IOStreams{In: pr, Out: out, ErrOut: &errOut})
+	}()
+	// Once the first reply is out, the shell is connected and waiting.
+	io.WriteString(pw, "guest-ping\n")
+	for !strings.Contains(out.String(), "{}") {
+		<-out.wrote
+	}
+	if err := a.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(pw, "guest-ping\n")
+	pw.Close()
+	if code := <-done; code != ExitConnection {
+		t.Errorf("exit %d, stdout %q, stderr %q; want %d", code, out.String(), errOut.String(), ExitConnection)
+	}
+}
+
+// notifyBuffer is a qmptest.Buffer that says when it was written to.
+type notifyBuffer struct {
+	qmptest.Buffer
+	wrote chan struct{}
+}
+
+func (b *notifyBuffer) Write(p []byte) (int, error) {
+	n, err := b.Buffer.Write(p)
+	select {
+	case b.wrote <- struct{}{}:
+	default:
+	}
+	return n, err
+}
+
+func TestCopyProgress(t *testing.T) {
+	var out bytes.Buffer
+	update, finish := copyProgress(&out, 64<<20)
+	update(1 << 20) // below progressMin: nothing shown
+	if out.Len() != 0 {
+		t.Fatalf("a small copy showed %q", out.String())
+	}
+	update(32 << 20)
+	update(64 << 20)
+	finish()
+	s := out.String()
+	if !strings.Contains(s, "100%") || !strings.Contains(s, "64/64 MiB") || !strings.HasSuffix(s, "\n") {
+		t.Errorf("bar %q", s)
+	}
+	var none bytes.Buffer
+	update, finish = copyProgress(&none, 1<<20)
+	update(1 << 20)
+	finish()
+	if none.Len() != 0 {
+		t.Errorf("a small copy showed %q", none.String())
+	}
+}
+
+func TestGACommandsFillOptions(t *testing.T) {
+	g := &GlobalOptions{Factory: testFactory(strings.NewReader(""), io.Discard, io.Discard, nil, &fakeSignals{})}
+	var run *GARunOptions
+	c := newGARunCmd(g, func(_ context.Context, o *GARunOptions) error { run = o; return nil })
+	c.SetArgs([]string{"-s", "vsock:3:1234", "--env", "A=1", "-n", "--", "prog", "-s", "x"})
+	if err := c.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if run == nil || run.Addr != "vsock:3:1234" || strings.Join(run.Env, ",") != "A=1" || !run.NoStdin ||
+		strings.Join(run.Argv, " ") != "prog -s x" {
+		t.Errorf("ga run options %+v", run)
+	}
+	var cp *GACpOptions
+	c = newGACpCmd(g, func(_ context.Context, o *GACpOptions) error { cp = o; return nil })
+	c.SetArgs([]string{"-s", "q.sock", "a", ":/b"})
+	if err := c.Execute(); err != nil || cp == nil || cp.Addr != "q.sock" || cp.Src != "a" || cp.Dst != ":/b" {
+		t.Errorf("ga cp options %+v, %v", cp, err)
+	}
+	var ex *GAExecOptions
+	c = newGAExecCmd(g, func(_ context.Context, o *GAExecOptions) error { ex = o; return nil })
+	c.SetArgs([]string{"-s", "q.sock", "guest-exec", "path=/bin/true"})
+	if err := c.Execute(); err != nil || ex == nil || ex.Addr != "q.sock" || strings.Join(ex.Args, " ") != "guest-exec path=/bin/true" {
+		t.Errorf("ga exec options %+v, %v", ex, err)
+	}
+	var sh *GAConnectOptions
+	c = newGAConnectCmd(g, func(_ context.Context, o *GAConnectOptions) error { sh = o; return nil })
+	c.SetArgs([]string{"q.sock"})
+	if err := c.Execute(); err != nil || sh == nil || sh.Addr != "q.sock" {
+		t.Errorf("ga connect options %+v, %v", sh, err)
+	}
+}
+
+// In the shell, a command without a reply prints nothing, not an empty
+// line: piped stdout is JSON lines.
+func TestGAConnectNoReplyCommand(t *testing.T) {
+	f := gatest.StartFake(t, func(req gatest.Request) map[string]any {
+		switch req.Execute {
+		case "guest-shutdown":
+			return nil
+		case "guest-info":
+			return map[string]any{"return": map[string]any{"version": "7.2", "supported_commands": []any{
+				map[string]any{"name": "guest-ping", "enabled": true, "success-response": true},
+				map[string]any{"name": "guest-shutdown", "enabled": true, "success-response": false},
+			}}}
+		}
+		return map[string]any{"return": map[string]any{}}
+	})
+	run(t, "guest-shutdown\nguest-ping\n", "ga", "connect", f.Path).expect(t, ExitOK, "{}\n", "")
+}

@@ -1,0 +1,192 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+)
+
+// GACpOptions are the inputs of qmpsh ga cp.
+type GACpOptions struct {
+	GAOptions
+	Src, Dst string
+}
+
+func newGACpCmd(g *GlobalOptions, runF func(context.Context, *GACpOptions) error) *cobra.Command {
+	opts := &GACpOptions{GAOptions: GAOptions{GlobalOptions: g}}
+	c := &cobra.Command{
+		Use:   "cp [-s ADDR] SRC DST",
+		Short: "Copy a file into or out of the guest",
+		Long: `Copy a file into or out of the guest through the agent (guest-file-open,
+-read or -write, -close), a chunk at a time: a big file needs no big
+buffer. As with scp, :PATH names the guest's side, which must be an
+absolute path; the other side is a local path, or - for stdin or stdout.
+A guest file being written is created or truncated; DST a directory (a
+guest one ending in /) gets SRC's name, as with cp. The guest file is
+closed whatever happens; a local file left half-written by a failure is
+removed. On a terminal, a copy of more than a few MiB shows its
+progress on stderr.
+
+` + gaAddressHelp + `
+
+` + gaTimeoutHelp + `
+
+` + exitStatusHelp,
+		Example: `  qmpsh ga cp -s /tmp/qga.sock ./app.conf :/etc/app.conf
+  qmpsh ga cp -s /tmp/qga.sock :/var/log/syslog ./guest-syslog
+  qmpsh ga cp -s /tmp/qga.sock :/etc/os-release -`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) != 2 {
+				return usageErrorf("ga cp takes SRC and DST, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.Src, opts.Dst = args[0], args[1]
+			return runF(c.Context(), opts)
+		},
+	}
+	opts.addressFlag(c)
+	return c
+}
+
+// progressMin is the smallest copy that shows a progress bar.
+const progressMin = 8 << 20
+
+func gaCpRun(ctx context.Context, opts *GACpOptions) (err error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := opts.check(); err != nil {
+		return err
+	}
+	addr, err := opts.address()
+	if err != nil {
+		return err
+	}
+	guestSrc, in := strings.CutPrefix(opts.Src, ":")
+	guestDst, out := strings.CutPrefix(opts.Dst, ":")
+	switch {
+	case in == out:
+		return usageErrorf("ga cp: exactly one of SRC and DST must be a guest path (:PATH)")
+	case in && !strings.HasPrefix(guestSrc, "/"), out && !strings.HasPrefix(guestDst, "/"):
+		return usageErrorf("ga cp: a guest path must be absolute, :/PATH")
+	}
+	// As with cp and scp, a directory as DST gets SRC's name.
+	switch {
+	case out && strings.HasSuffix(guestDst, "/") && opts.Src != "-":
+		guestDst += filepath.Base(opts.Src)
+	case in && opts.Dst != "-":
+		if fi, err := os.Stat(opts.Dst); err == nil && fi.IsDir() {
+			opts.Dst = filepath.Join(opts.Dst, path.Base(guestSrc))
+		}
+	}
+
+	// Open the local side first: a local mistake sends nothing.
+	var local *os.File
+	var size int64 = -1
+	removeOnFailure := ""
+	switch {
+	case in && opts.Dst == "-":
+	case in:
+		if local, err = os.Create(opts.Dst); err != nil {
+			return usageErrorf("ga cp: %v", err)
+		}
+		removeOnFailure = opts.Dst
+		defer func() {
+			if cerr := local.Close(); err == nil && cerr != nil {
+				err = cerr
+			}
+			if err != nil {
+				os.Remove(removeOnFailure)
+			}
+		}()
+	case opts.Src == "-":
+	default:
+		if local, err = os.Open(opts.Src); err != nil {
+			return usageErrorf("ga cp: %v", err)
+		}
+		defer local.Close()
+		if fi, err := local.Stat(); err == nil && fi.Mode().IsRegular() {
+			size = fi.Size()
+		}
+	}
+
+	client, closeLog, err := opts.newGAClient(opts.IO.ErrOut)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	ctx, stop := opts.signalContext(ctx, stopSignals...)
+	defer stop()
+	if err := opts.gaConnect(ctx, client, addr); err != nil {
+		return err
+	}
+	defer client.Disconnect()
+
+	var progress func(int64)
+	if opts.IO.ErrTTY {
+		var finish func()
+		progress, finish = copyProgress(opts.IO.ErrOut, size)
+		defer finish()
+	}
+	if in {
+		var w io.Writer = opts.IO.Out
+		if local != nil {
+			w = local
+		}
+		_, err = client.ReadFile(ctx, guestSrc, w, progress)
+	} else {
+		var r io.Reader = opts.IO.In
+		if local != nil {
+			r = local
+		}
+		_, err = client.WriteFile(ctx, guestDst, r, progress)
+	}
+	if err != nil {
+		return gaError(addr, interrupted(ctx, err, "copying"))
+	}
+	return nil
+}
+
+// copyProgress shows a copy's progress on w, a terminal, with the bar
+// job wait uses (schollz/progressbar): from progressMin bytes on, of
+// total bytes (a spinner when the total is unknown, -1). update is the
+// copy's progress callback; finish ends the line, if a bar was shown.
+func copyProgress(w io.Writer, total int64) (update func(int64), finish func()) {
+	var bar *progressbar.ProgressBar
+	update = func(n int64) {
+		if n < progressMin && bar == nil {
+			return
+		}
+		if bar == nil {
+			bar = progressbar.NewOptions64(total,
+				progressbar.OptionSetWriter(w),
+				progressbar.OptionSetWidth(30),
+				progressbar.OptionShowBytes(true),
+				progressbar.OptionUseIECUnits(true),
+				progressbar.OptionShowCount(),
+				progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionUseANSICodes(true),
+				// Its spinner would start a goroutine.
+				progressbar.OptionSetSpinnerChangeInterval(0),
+			)
+		}
+		bar.Set64(n)
+	}
+	finish = func() {
+		if bar != nil {
+			bar.Finish()
+			fmt.Fprintln(w)
+		}
+	}
+	return update, finish
+}

@@ -1,0 +1,126 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qmpsh/qmpsh/pkg/ga"
+)
+
+// GARunOptions are the inputs of qmpsh ga run.
+type GARunOptions struct {
+	GAOptions
+	Env     []string // --env K=V, repeatable
+	NoStdin bool     // -n: give the program no input, whatever stdin is
+	Argv    []string // PROGRAM ARGS...
+}
+
+func newGARunCmd(g *GlobalOptions, runF func(context.Context, *GARunOptions) error) *cobra.Command {
+	opts := &GARunOptions{GAOptions: GAOptions{GlobalOptions: g}}
+	c := &cobra.Command{
+		Use:   "run [-s ADDR] [--timeout D] [--env K=V]... [-n] -- PROGRAM [ARG...]",
+		Short: "Run a program in the guest, with its output and exit status",
+		Long: `Run PROGRAM in the guest (guest-exec, its output captured), wait for it
+to exit (guest-exec-status, polled quickly at first, then less often),
+write what it wrote to stdout and stderr on qmpsh's stdout and stderr, and
+exit with its exit status: 128+N when signal N ended it. Standard input,
+when it is not a terminal, is read whole and given to the program; -n
+gives it none (as ssh -n does, for a loop that reads its own stdin).
+
+The agent keeps at most 16 MiB of each stream; qmpsh says on stderr when
+it dropped some. --env sets the program's whole environment (the agent's
+otherwise). A bare PROGRAM is looked up in the guest's PATH.
+
+--timeout bounds connecting and each request; given explicitly, it also
+bounds the whole run (exit status 4 when it expires, the program left
+running in the guest). Without it, the program may run as long as it
+likes.
+
+` + gaAddressHelp + `
+
+When the program ran to its end, the exit status is the program's;
+otherwise it is qmpsh's own (1: the agent refused, as for no such
+program):
+
+` + exitStatusHelp,
+		Example: `  qmpsh ga run -s /tmp/qga.sock -- uname -a
+  qmpsh ga run -s /tmp/qga.sock -- sh -c 'df -h / && free -m'
+  tar cz ./conf | qmpsh ga run -s /tmp/qga.sock -- tar xz -C /etc/app`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErrorf("ga run needs a program: ga run -s ADDR -- PROGRAM [ARG...]")
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.Argv = args
+			return runF(c.Context(), opts)
+		},
+	}
+	// Flags after PROGRAM are the program's.
+	c.Flags().SetInterspersed(false)
+	opts.addressFlag(c)
+	c.Flags().StringArrayVar(&opts.Env, "env", nil, "the program's environment, `K=V`; repeat it for more")
+	c.Flags().BoolVarP(&opts.NoStdin, "no-stdin", "n", false, "do not read standard input; the program gets none")
+	return c
+}
+
+func gaRunRun(ctx context.Context, opts *GARunOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := opts.check(); err != nil {
+		return err
+	}
+	addr, err := opts.address()
+	if err != nil {
+		return err
+	}
+	for _, e := range opts.Env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			return usageErrorf("--env %q: want KEY=VALUE", e)
+		}
+	}
+	p := ga.Program{Path: opts.Argv[0], Args: opts.Argv[1:], Env: opts.Env}
+	if !opts.IO.InTTY && !opts.NoStdin && opts.IO.In != nil {
+		if p.Input, err = io.ReadAll(opts.IO.In); err != nil {
+			return fmt.Errorf("reading standard input: %w", err)
+		}
+	}
+	client, closeLog, err := opts.newGAClient(opts.IO.ErrOut)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	ctx, stop := opts.signalContext(ctx, stopSignals...)
+	defer stop()
+	if err := opts.gaConnect(ctx, client, addr); err != nil {
+		return err
+	}
+	defer client.Disconnect()
+	if opts.TimeoutSet {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
+		defer cancel()
+	}
+	res, err := client.Run(ctx, p)
+	if err != nil {
+		return gaError(addr, interrupted(ctx, timedOutAfter(err, opts.Timeout), "waiting for the program"))
+	}
+	opts.IO.Out.Write(res.Stdout)
+	opts.IO.ErrOut.Write(res.Stderr)
+	if res.StdoutTruncated {
+		fmt.Fprintln(opts.IO.ErrOut, "qmpsh: warning: the agent truncated the program's stdout (it keeps at most 16 MiB of it)")
+	}
+	if res.StderrTruncated {
+		fmt.Fprintln(opts.IO.ErrOut, "qmpsh: warning: the agent truncated the program's stderr (it keeps at most 16 MiB of it)")
+	}
+	if res.ExitCode != 0 {
+		return &ExitError{Code: res.ExitCode, Err: fmt.Errorf("%s exited with status %d", p.Path, res.ExitCode), quiet: true}
+	}
+	return nil
+}

@@ -1,0 +1,51 @@
+package ga
+
+import (
+	"fmt"
+	"time"
+)
+
+// NoAnswerError is a call, or the synchronisation on connect, that the
+// agent did not answer before its context's deadline: the agent may not
+// be running yet (a guest still booting), or hung. It unwraps to the
+// context's error, so errors.Is(err, context.DeadlineExceeded) holds.
+type NoAnswerError struct {
+	Doing string        // "synchronising (guest-sync-delimited)", "waiting for the reply to guest-exec"
+	After time.Duration // how long the call allowed, 0 when unknown
+	Err   error
+}
+
+func (e *NoAnswerError) Error() string {
+	s := "the guest agent did not answer"
+	if e.After > 0 {
+		s += fmt.Sprintf(" within %v", e.After)
+	}
+	return s + " " + e.Doing + "; is qemu-ga running in the guest?"
+}
+
+// Unwrap returns the context's error.
+func (e *NoAnswerError) Unwrap() error { return e.Err }
+
+// DisconnectedError fails a call whose session ended before its reply
+// arrived. Cause is why the session ended, nil when Disconnect was called.
+type DisconnectedError struct {
+	Cause error
+}
+
+func (e *DisconnectedError) Error() string {
+	if e.Cause == nil {
+		return "disconnected before the reply arrived"
+	}
+	return "connection lost before the reply arrived: " + e.Cause.Error()
+}
+
+// Unwrap returns the cause.
+func (e *DisconnectedError) Unwrap() error { return e.Cause }
+
+// ProtocolError is a reply the client cannot make sense of: not JSON, or
+// a return value of the wrong shape for the command.
+type ProtocolError struct {
+	Msg string
+}
+
+func (e *ProtocolError) Error() string { return "guest agent protocol error: " + e.Msg }

@@ -1,0 +1,396 @@
+package ga_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/qmpsh/qmpsh/pkg/ga"
+	"github.com/qmpsh/qmpsh/pkg/ga/gatest"
+	"github.com/qmpsh/qmpsh/pkg/protocol"
+	"github.com/qmpsh/qmpsh/pkg/wire"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testCtx bounds a test that would otherwise hang on a broken agent.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func connect(t *testing.T, ctx context.Context, addr string) *ga.Client {
+	t.Helper()
+	c := ga.NewClient()
+	if err := c.Connect(ctx, addr); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { c.Disconnect() })
+	return c
+}
+
+// The channel holds an earlier request's unread reply and half a request
+// when the client starts: the sync must skip the one and reset the
+// agent's parser past the other, so the first call gets its own reply.
+func TestSyncSkipsStaleBytes(t *testing.T) {
+	a := gatest.StartAgent(t)
+	ctx := testCtx(t)
+	conn, err := net.Dial("unix", a.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write([]byte(`{"execute":"guest-info"}` + "\n" + `{"execute":"guest-file-op`)); err != nil {
+		t.Fatal(err)
+	}
+	c := ga.NewClient()
+	if err := c.ConnectConn(ctx, conn); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer c.Disconnect()
+	ret, err := c.Exec(ctx, "guest-ping", nil)
+	if err != nil || string(ret) != "{}" {
+		t.Fatalf("guest-ping = %s, %v; want {}", ret, err)
+	}
+}
+
+// An earlier client left half a request in the agent's parser, which
+// outlives the connection, and hung up.
+func TestSyncAfterClientLeftHalfRequest(t *testing.T) {
+	a := gatest.StartAgent(t)
+	ctx := testCtx(t)
+	conn, err := net.Dial("unix", a.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte(`{"execute":"guest-exec","arguments":{"path":`))
+	conn.Close()
+	c := connect(t, ctx, a.Path)
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatalf("guest-info: %v", err)
+	}
+	if info.Version == "" || len(info.Commands) == 0 {
+		t.Fatalf("guest-info = %+v", info)
+	}
+	if !c.NoReply("guest-shutdown") || c.NoReply("guest-ping") {
+		t.Errorf("NoReply(guest-shutdown), NoReply(guest-ping) = %v, %v; want true, false",
+			c.NoReply("guest-shutdown"), c.NoReply("guest-ping"))
+	}
+}
+
+func TestExecErrorReply(t *testing.T) {
+	a := gatest.StartAgent(t)
+	ctx := testCtx(t)
+	c := connect(t, ctx, a.Path)
+	_, err := c.Exec(ctx, "no-such-command", nil)
+	var ee *wire.ExecuteError
+	if !errors.As(err, &ee) || ee.Class != "CommandNotFound" {
+		t.Fatalf("err = %v; want a CommandNotFound error reply", err)
+	}
+	// The session goes on.
+	if _, err := c.Exec(ctx, "guest-ping", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRunProgram(t *testing.T) {
+	a := gatest.StartAgent(t)
+	ctx := testCtx(t)
+	c := connect(t, ctx, a.Path)
+	for _, tc := range []struct {
+		name           string
+		p              ga.Program
+		code, sig      int
+		stdout, stderr string
+	}{
+		{"exit code and streams", ga.Program{Path: "/bin/sh", Args: []string{"-c", "echo out; echo err >&2; exit 7"}}, 7, 0, "out\n", "err\n"},
+		{"stdin", ga.Program{Path: "/bin/cat", Input: []byte("from stdin\n")}, 0, 0, "from stdin\n", ""},
+		{"env", ga.Program{Path: "/bin/sh", Args: []string{"-c", `printf %s "$QMPSH_T"`}, Env: []string{"QMPSH_T=v 1"}}, 0, 0, "v 1", ""},
+		{"signal", ga.Program{Path: "/bin/sh", Args: []string{"-c", "kill -TERM $$"}}, 128 + 15, 15, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := c.Run(ctx, tc.p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.ExitCode != tc.code || res.Signal != tc.sig || string(res.Stdout) != tc.stdout || string(res.Stderr) != tc.stderr {
+				t.Errorf("got code %d signal %d stdout %q stderr %q; want %d %d %q %q",
+					res.ExitCode, res.Signal, res.Stdout, res.Stderr, tc.code, tc.sig, tc.stdout, tc.stderr)
+			}
+		})
+	}
+	_, err := c.Run(ctx, ga.Program{Path: filepath.Join(a.Dir, "no-such-program")})
+	var ee *wire.ExecuteError
+	if !errors.As(err, &ee) {
+		t.Errorf("running a missing program: err = %v; want an error reply", err)
+	}
+}
+
+func TestFileRoundTrip(t *testing.T) {
+	a := gatest.StartAgent(t)
+	ctx := testCtx(t)
+	c := connect(t, ctx, a.Path)
+	data := make([]byte, ga.DefaultChunkSize*2+12345) // a partial last chunk
+	rand.Read(data)
+	path := filepath.Join(a.Dir, "f")
+	var calls int
+	n, err := c.WriteFile(ctx, path, bytes.NewReader(data), func(int64) { calls++ })
+	if err != nil || n != int64(len(data)) {
+		t.Fatalf("WriteFile = %d, %v", n, err)
+	}
+	if calls != 3 {
+		t.Errorf("progress called %d times for 3 chunks", calls)
+	}
+	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the written file differs (%d bytes, %v)", len(got), err)
+	}
+	var out bytes.Buffer
+	n, err = c.ReadFile(ctx, path, &out, nil)
+	if err != nil || n != int64(len(data)) || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("ReadFile = %d, %v; content equal: %v", n, err, bytes.Equal(out.Bytes(), data))
+	}
+	if open, err := a.OpenFiles(a.Dir); err != nil || open != 0 {
+		t.Errorf("agent has %d files open in %s (%v); want 0", open, a.Dir, err)
+	}
+	// A missing file is an error reply and leaves nothing open.
+	_, err = c.ReadFile(ctx, filepath.Join(a.Dir, "missing"), &out, nil)
+	var ee *wire.ExecuteError
+	if !errors.As(err, &ee) {
+		t.Errorf("reading a missing file: err = %v; want an error reply", err)
+	}
+}
+
+// A copy cut short by its context still closes the guest file.
+func TestFileClosedWhenCancelled(t *testing.T) {
+	a := gatest.StartAgent(t)
+	ctx := testCtx(t)
+	c := connect(t, ctx, a.Path)
+	cctx, cancel := context.WithCancel(ctx)
+	r := &cancelReader{cancel: cancel}
+	_, err := c.WriteFile(cctx, filepath.Join(a.Dir, "f"), r, nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v; want context.Canceled", err)
+	}
+	if open, err := a.OpenFiles(a.Dir); err != nil || open != 0 {
+		t.Errorf("agent has %d files open (%v); want 0", open, err)
+	}
+}
+
+// cancelReader returns one chunk, then cancels its context as it returns
+// the next.
+type cancelReader struct {
+	n      int
+	cancel func()
+}
+
+func (r *cancelReader) Read(p []byte) (int, error) {
+	r.n++
+	if r.n > 1 {
+		r.cancel()
+	}
+	return len(p), nil
+}
+
+func TestSilentAgent(t *testing.T) {
+	f := gatest.StartFake(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	c := ga.NewClient()
+	err := c.Connect(ctx, f.Path)
+	var na *ga.NoAnswerError
+	if !errors.As(err, &na) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v; want a *NoAnswerError for a deadline", err)
+	}
+	if c.Runstate() != protocol.Idle {
+		t.Errorf("runstate %v after a failed connect; want idle", c.Runstate())
+	}
+}
+
+func answer(req gatest.Request) map[string]any {
+	if req.Execute == "guest-ping" {
+		return map[string]any{"return": map[string]any{}}
+	}
+	return map[string]any{"error": map[string]any{"class": "CommandNotFound", "desc": "no " + req.Execute}}
+}
+
+// guest-shutdown replies nothing on success: Exec must not wait.
+func TestNoReplyCommand(t *testing.T) {
+	f := gatest.StartFake(t, func(req gatest.Request) map[string]any {
+		if req.Execute == "guest-shutdown" {
+			return nil
+		}
+		return answer(req)
+	})
+	ctx := testCtx(t)
+	c := connect(t, ctx, f.Path)
+	ret, err := c.Exec(ctx, "guest-shutdown", map[string]string{"mode": "powerdown"})
+	if err != nil || ret != nil {
+		t.Fatalf("guest-shutdown = %s, %v; want nothing, nil", ret, err)
+	}
+	for req := range f.Received {
+		if req.Execute == "guest-shutdown" {
+			break
+		}
+	}
+	if _, err := c.Exec(ctx, "guest-ping", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// After a call goes unanswered, the next call synchronises first.
+func TestResyncAfterTimeout(t *testing.T) {
+	pings := 0
+	f := gatest.StartFake(t, func(req gatest.Request) map[string]any {
+		if req.Execute == "guest-ping" {
+			pings++
+			if pings == 1 {
+				return nil // the first ping is lost
+			}
+		}
+		return answer(req)
+	})
+	ctx := testCtx(t)
+	c := connect(t, ctx, f.Path)
+	<-f.Received // the connect's sync
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err := c.Exec(short, "guest-ping", nil)
+	cancel()
+	var na *ga.NoAnswerError
+	if !errors.As(err, &na) {
+		t.Fatalf("unanswered ping: err = %v; want *NoAnswerError", err)
+	}
+	if _, err := c.Exec(ctx, "guest-ping", nil); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for len(seen) < 3 {
+		seen = append(seen, (<-f.Received).Execute)
+	}
+	if want := []string{"guest-ping", "guest-sync-delimited", "guest-ping"}; !equal(seen, want) {
+		t.Errorf("agent received %q; want %q", seen, want)
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// An agent restarted mid-session ends the connection; calls fail as
+// disconnected and a new connect works.
+func TestAgentRestarted(t *testing.T) {
+	a := gatest.StartAgent(t)
+	ctx := testCtx(t)
+	c := connect(t, ctx, a.Path)
+	if _, err := c.Exec(ctx, "guest-ping", nil); err != nil {
+		t.Fatal(err)
+	}
+	state, changed := c.RunstateChanged()
+	if err := a.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	for state == protocol.Running {
+		<-changed
+		state, changed = c.RunstateChanged()
+	}
+	_, err := c.Exec(ctx, "guest-ping", nil)
+	var de *ga.DisconnectedError
+	if !errors.As(err, &de) {
+		t.Fatalf("after the restart: err = %v; want *DisconnectedError", err)
+	}
+	c.Disconnect()
+	if err := c.Connect(ctx, a.Path); err != nil {
+		t.Fatal(err)
+	}
+	ret, err := c.Exec(ctx, "guest-ping", nil)
+	if err != nil || !json.Valid(ret) {
+		t.Fatalf("guest-ping after reconnecting = %s, %v", ret, err)
+	}
+}
+
+func TestVsockAddress(t *testing.T) {
+	c := ga.NewClient()
+	for _, addr := range []string{"vsock:", "vsock:3", "vsock:x:1", "vsock:3:99999999999"} {
+		err := c.Connect(context.Background(), addr)
+		if err == nil || !bytes.Contains([]byte(err.Error()), []byte("vsock:CID:PORT")) {
+			t.Errorf("Connect(%q) = %v; want a bad-address error", addr, err)
+		}
+	}
+}
+
+func TestFastReply(t *testing.T) {
+	for _, tc := range []struct {
+		msg, ret string
+		id       uint64
+		ok       bool
+	}{
+		{`{"return": {}, "id": 12}`, `{}`, 12, true},
+		{`{"return": {"count": 3, "buf-b64": "YWJj", "eof": true}, "id": 7}`, `{"count": 3, "buf-b64": "YWJj", "eof": true}`, 7, true},
+		{`{"return": {"x": 1, "id": 5}}`, "", 0, false},                   // the id is VALUE's
+		{`{"return": "a, \"id\": 5}"}`, "", 0, false},                     // inside a string
+		{`{"error": {"class": "X", "desc": "y"}, "id": 3}`, "", 0, false}, // not a return
+		{"\xff{\"return\": 1, \"id\": 2}", "", 0, false},                  // after a sentinel: the slow path
+		{`{"return": , "id": 2}`, ", ", 0, false},
+	} {
+		ret, id, ok := ga.FastReply([]byte(tc.msg))
+		if ok != tc.ok || ok && (string(ret) != tc.ret || id != tc.id) {
+			t.Errorf("fastReply(%q) = %q, %d, %v; want %q, %d, %v", tc.msg, ret, id, ok, tc.ret, tc.id, tc.ok)
+		}
+	}
+}
+
+func TestDecodeRead(t *testing.T) {
+	for _, tc := range []struct {
+		ret, data string
+		eof       bool
+	}{
+		{`{"count": 3, "buf-b64": "YWJj", "eof": false}`, "abc", false},
+		{`{"count": 3, "buf-b64": "YWJj", "eof": true}`, "abc", true},
+		{`{"eof": true, "count": 0, "buf-b64": ""}`, "", true},
+		{`{"count": 3, "buf-b64": "YW\/j", "eof": false}`, "ao\xe3", false}, // an escape: decoded as JSON
+	} {
+		data, eof, err := ga.DecodeRead([]byte(tc.ret), nil)
+		if err != nil || string(data) != tc.data || eof != tc.eof {
+			t.Errorf("decodeRead(%s) = %q, %v, %v; want %q, %v", tc.ret, data, eof, err, tc.data, tc.eof)
+		}
+	}
+	if _, _, err := ga.DecodeRead([]byte(`{"buf-b64": "!!!"}`), nil); err == nil {
+		t.Error("decodeRead of bad base64: no error")
+	}
+}
+
+// Nothing listens on vsock here (the host's CID 2, a port nobody uses):
+// the dial fails as a connection error, whether or not the machine has
+// vsock at all.
+func TestVsockConnectFails(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := ga.NewClient()
+	err := c.Connect(ctx, "vsock:2:4000000007")
+	var ce *protocol.ConnectError
+	if !errors.As(err, &ce) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Connect = %v; want a connection error", err)
+	}
+	if c.Runstate() != protocol.Idle {
+		t.Errorf("runstate %v", c.Runstate())
+	}
+}

@@ -1,0 +1,79 @@
+package shell
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/qmpsh/qmpsh/pkg/protocol"
+	"github.com/qmpsh/qmpsh/pkg/qapi"
+	"github.com/qmpsh/qmpsh/pkg/wire"
+)
+
+// fakeAgent answers guest-ping, echoes guest-echo's arguments, and says
+// CommandNotFound to the rest; its connection never ends.
+type fakeAgent struct{ sent []string }
+
+func (a *fakeAgent) Exec(_ context.Context, command string, args any) (json.RawMessage, error) {
+	a.sent = append(a.sent, command)
+	switch command {
+	case "guest-ping":
+		return json.RawMessage(`{}`), nil
+	case "guest-echo":
+		return json.Marshal(args)
+	case "guest-shutdown":
+		return nil, nil // never replies
+	}
+	return nil, &wire.ExecuteError{Command: command, Class: "CommandNotFound", Desc: "no " + command}
+}
+
+func (a *fakeAgent) Raw(_ context.Context, msg json.RawMessage) (json.RawMessage, error) {
+	a.sent = append(a.sent, "raw")
+	return json.RawMessage(`{"return":{}}`), nil
+}
+
+func (a *fakeAgent) Runstate() protocol.Runstate { return protocol.Running }
+func (a *fakeAgent) RunstateChanged() (protocol.Runstate, <-chan struct{}) {
+	return protocol.Running, nil
+}
+func (a *fakeAgent) Err() error { return nil }
+
+// The shell runs on an agent with the same line syntax, without QMP's
+// built-ins, and completes the names the agent's Fetch gives.
+func TestRunAgent(t *testing.T) {
+	agent := &fakeAgent{}
+	comp := &Completer{Fetch: func(context.Context) (*qapi.Schema, error) {
+		return qapi.FromCommands([]string{"guest-echo", "guest-ping", "guest-shutdown"}), nil
+	}, Builtins: []string{"exit", "help", "quit"}}
+	var out, errs bytes.Buffer
+	lines := "guest-ping\nguest-echo a=1 b=x\nguest-shutdown\n{\"execute\": \"guest-ping\"}\nnope\nhmp info\nhelp\n"
+	err := Run(context.Background(), Config{
+		Agent: agent, Editor: NewPipeEditor(strings.NewReader(lines), &out), Err: &errs,
+		Completer: comp, Help: "agent help\n",
+	})
+	if !errors.Is(err, ErrCommandFailed) {
+		t.Errorf("Run = %v; want ErrCommandFailed", err)
+	}
+	if want := "{}\n{\"a\":1,\"b\":\"x\"}\n{\"return\":{}}\nagent help\n"; out.String() != want {
+		t.Errorf("stdout %q; want %q", out.String(), want)
+	}
+	if want := "CommandNotFound: no nope\nsyntax error at \"info\": expected key=value\n"; errs.String() != want {
+		t.Errorf("stderr %q; want %q", errs.String(), want)
+	}
+	if want := []string{"guest-ping", "guest-echo", "guest-shutdown", "raw", "nope"}; !slices.Equal(agent.sent, want) {
+		t.Errorf("sent %q; want %q", agent.sent, want)
+	}
+	if c, _ := comp.Complete("guest-p"); !slices.Equal(c, []string{"guest-ping"}) {
+		t.Errorf("Complete(guest-p) = %q", c)
+	}
+	if c, _ := comp.Complete("h"); !slices.Equal(c, []string{"help"}) {
+		t.Errorf("Complete(h) = %q; want the agent shell's built-ins only", c)
+	}
+	if c, _ := comp.Complete("hmp info "); len(c) != 0 {
+		t.Errorf("Complete(hmp info ) = %q; an agent has no HMP", c)
+	}
+}
