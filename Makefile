@@ -90,6 +90,10 @@ qemu:
 		echo "installing the QEMU guest agent from Debian packages" >&2; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq qemu-guest-agent >/dev/null; \
 	fi
+	@if ! command -v socat >/dev/null 2>&1; then \
+		echo "installing socat from Debian packages (a proxy test's raw client)" >&2; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq socat >/dev/null; \
+	fi
 
 # man-tools installs man and groff from Debian's packages when missing: a
 # test renders the manual pages with them.

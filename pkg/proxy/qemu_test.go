@@ -84,10 +84,9 @@ func TestClientsShareQEMU(t *testing.T) {
 // verbatim (string, number, object, none) and a malformed line does not
 // end its session.
 func TestRawClientIDs(t *testing.T) {
-	socat, err := exec.LookPath("socat")
-	if err != nil {
-		t.Skip("socat is not installed")
-	}
+	// make test installs socat with QEMU; QMPSH_REQUIRE_QEMU makes its
+	// absence a failure.
+	socat := qmptest.RequireQEMU(t, "socat")
 	h := startProxy(t, qmptest.StartQEMU(t), nil)
 	in := strings.Join([]string{
 		`{"execute":"qmp_capabilities","id":"neg"}`,
