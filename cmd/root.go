@@ -186,7 +186,7 @@ func (o *GlobalOptions) newClient(verbose io.Writer, extra ...qmp.Option) (*qmp.
 		t.log = f
 		closeLog = func() { f.Close() }
 	}
-	opts := []qmp.Option{qmp.WithLogger(slog.New(&warnHandler{mu: &t.mu, w: o.IO.ErrOut}))}
+	opts := []qmp.Option{qmp.WithLogger(slog.New(&lineHandler{mu: &t.mu, w: o.IO.ErrOut, level: slog.LevelWarn}))}
 	if t.verbose != nil || t.log != nil {
 		opts = append(opts, qmp.WithAsideTrace(t.trace))
 	}
@@ -221,12 +221,18 @@ func (t *traffic) trace(dir protocol.Direction, msg []byte, aside bool) {
 		}
 	}
 	if t.log != nil {
-		stamp := now.UTC().AppendFormat(make([]byte, 0, 64+len(t.line)), "2006-01-02T15:04:05.000000Z")
-		t.log.Write(append(append(stamp, ' '), t.line...))
+		logLine(t.log, now, t.line)
 	}
 	if cap(t.line) > 64<<10 {
 		t.line = nil // do not keep a huge message's buffer
 	}
+}
+
+// logLine writes line to the traffic log w after its time, in UTC with
+// microseconds: the same stamp for the client's log and the proxy's.
+func logLine(w io.Writer, now time.Time, line []byte) {
+	stamp := now.UTC().AppendFormat(make([]byte, 0, 64+len(line)), "2006-01-02T15:04:05.000000Z")
+	w.Write(append(append(stamp, ' '), line...))
 }
 
 // shortenOver is the size over which -v shortens a reply to qmpsh's own
@@ -274,18 +280,25 @@ func byteSize(n int) string {
 	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
 }
 
-// warnHandler prints the client's warnings (a listener dropping events,
-// a reply nobody asked for) as "qmpsh: warning: ...".
-type warnHandler struct {
-	mu *sync.Mutex // traffic's: the two may share a writer
-	w  io.Writer
+// lineHandler prints log records at or above level on stderr, one line
+// each: "qmpsh: msg key=value...", "qmpsh: warning: msg..." for a warning
+// (a listener dropping events, a reply nobody asked for, a proxy's client
+// closed). The client's and the proxy's logs are both printed by it.
+type lineHandler struct {
+	mu    *sync.Mutex // the traffic's: the two may share a writer
+	w     io.Writer
+	level slog.Level
 }
 
-func (h *warnHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h *lineHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
 
-func (h *warnHandler) Handle(_ context.Context, r slog.Record) error {
+func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
-	b.WriteString("qmpsh: warning: " + r.Message)
+	b.WriteString("qmpsh: ")
+	if r.Level >= slog.LevelWarn {
+		b.WriteString("warning: ")
+	}
+	b.WriteString(r.Message)
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key != "logger" {
 			fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
@@ -299,5 +312,5 @@ func (h *warnHandler) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
-func (h *warnHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *warnHandler) WithGroup(string) slog.Handler      { return h }
+func (h *lineHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *lineHandler) WithGroup(string) slog.Handler      { return h }
