@@ -85,9 +85,10 @@ type connectionFailure struct{ error }
 
 func (e *connectionFailure) Unwrap() error { return e.error }
 
-// busyHint is what to do when a monitor serves someone else.
+// busyHint is what to do when a monitor serves someone else: a monitor
+// of its own, or qmpsh proxy, which shares one among many clients.
 const busyHint = "another client may be connected to this monitor (QEMU serves one at a time): " +
-	"give qmpsh its own -qmp (or -mon) socket, or use a proxy"
+	"give qmpsh its own -qmp (or -mon) socket, or share this one through qmpsh proxy"
 
 // connectionError names the address in a failure to connect or a lost
 // connection, so the message says which VM, and says what a person can

@@ -54,7 +54,7 @@ func TestMonitorBusy(t *testing.T) {
 	hint := "another client may be connected to this monitor"
 	t.Run("NoGreeting", func(t *testing.T) {
 		run(t, "", "exec", "--timeout", "300ms", "-s", sock, "query-status").
-			mustSay(t, ExitTimeout, sock+": timed out after 300ms waiting for the QMP greeting", hint, "its own -qmp")
+			mustSay(t, ExitTimeout, sock+": timed out after 300ms waiting for the QMP greeting", hint, "its own -qmp", "qmpsh proxy")
 	})
 	t.Run("QueueFull", func(t *testing.T) {
 		// Queue connections until the kernel refuses more: QEMU's
@@ -70,7 +70,7 @@ func TestMonitorBusy(t *testing.T) {
 			t.Cleanup(func() { c.Close() })
 		}
 		run(t, "", "exec", "-s", sock, "query-status").
-			mustSay(t, ExitConnection, "cannot connect to "+sock, hint, "its own -qmp")
+			mustSay(t, ExitConnection, "cannot connect to "+sock, hint, "its own -qmp", "qmpsh proxy")
 	})
 }
 
