@@ -8,11 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
@@ -103,7 +105,7 @@ to say which explicitly. Without an address, $QMP_SOCKET is used.`,
 	root.SetOut(ios.Out)
 	root.SetErr(ios.ErrOut)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &ExitError{Code: ExitUsage, Err: err}
+		return &ExitError{Code: ExitUsage, Err: flagValueError(err)}
 	})
 
 	f := root.PersistentFlags()
@@ -226,6 +228,30 @@ func (t *traffic) trace(dir protocol.Direction, msg []byte, aside bool) {
 	if cap(t.line) > 64<<10 {
 		t.line = nil // do not keep a huge message's buffer
 	}
+}
+
+// flagValueError says what is wrong with a flag's value in qmpsh's words:
+// pflag's message ends in Go's ("strconv.ParseInt: parsing "x": invalid
+// syntax", "time: invalid duration"). Other flag errors are as they are.
+func flagValueError(err error) error {
+	var ive *pflag.InvalidValueError
+	if !errors.As(err, &ive) {
+		return err
+	}
+	cause := ive.Unwrap()
+	why := cause.Error()
+	var ne *strconv.NumError
+	switch {
+	case errors.As(cause, &ne) && errors.Is(ne.Err, strconv.ErrRange):
+		why = "out of range"
+	case errors.As(cause, &ne) && ne.Func == "ParseBool":
+		why = "want true or false"
+	case errors.As(cause, &ne):
+		why = "want a whole number"
+	case strings.HasPrefix(why, "time: "):
+		why = "want a duration such as 500ms, 10s or 1m"
+	}
+	return fmt.Errorf("invalid value %q for --%s: %s", ive.GetValue(), ive.GetFlag().Name, why)
 }
 
 // logLine writes line to the traffic log w after its time, in UTC with
