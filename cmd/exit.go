@@ -158,7 +158,23 @@ func connectFailure(addr string, err error) string {
 			}
 		}
 	}
-	return fmt.Sprintf("cannot connect to %s: %v", addr, err)
+	return fmt.Sprintf("cannot connect to %s: %v", addr, dialCause(err))
+}
+
+// dialCause is what went wrong in a failed dial, without Go's account of
+// the call ("dial unix /x.sock: connect: "), which repeats the address
+// the message names already: "no such file or directory".
+func dialCause(err error) error {
+	var ne *net.OpError
+	if !errors.As(err, &ne) || ne.Op != "dial" {
+		return err
+	}
+	err = ne.Err
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		err = se.Err
+	}
+	return err
 }
 
 // wrapped is an error with a message of its own over a cause that
