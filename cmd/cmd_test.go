@@ -169,7 +169,7 @@ func TestExecConnection(t *testing.T) {
 	t.Run("NoSuchSocket", func(t *testing.T) {
 		sock := filepath.Join(t.TempDir(), "none.sock")
 		run(t, "", "exec", "-s", sock, "query-status").expect(t, ExitConnection, "",
-			"qmpsh: cannot connect to "+sock+": dial unix "+sock+": connect: no such file or directory\n")
+			"qmpsh: cannot connect to "+sock+": no such file or directory\n")
 	})
 	t.Run("ConnectionDropped", func(t *testing.T) {
 		s := qmptest.NewServer(func(c *qmptest.Conn) {

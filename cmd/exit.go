@@ -85,9 +85,10 @@ type connectionFailure struct{ error }
 
 func (e *connectionFailure) Unwrap() error { return e.error }
 
-// busyHint is what to do when a monitor serves someone else.
+// busyHint is what to do when a monitor serves someone else: a monitor
+// of its own, or qmpsh proxy, which shares one among many clients.
 const busyHint = "another client may be connected to this monitor (QEMU serves one at a time): " +
-	"give qmpsh its own -qmp (or -mon) socket, or use a proxy"
+	"give qmpsh its own -qmp (or -mon) socket, or share this one through qmpsh proxy"
 
 // connectionError names the address in a failure to connect or a lost
 // connection, so the message says which VM, and says what a person can
@@ -159,7 +160,23 @@ func connectFailure(addr string, err error) string {
 			}
 		}
 	}
-	return fmt.Sprintf("cannot connect to %s: %v", addr, err) + tlsHint(err)
+	return fmt.Sprintf("cannot connect to %s: %v", addr, dialCause(err)) + tlsHint(err)
+}
+
+// dialCause is what went wrong in a failed dial, without Go's account of
+// the call ("dial unix /x.sock: connect: "), which repeats the address
+// the message names already: "no such file or directory".
+func dialCause(err error) error {
+	var ne *net.OpError
+	if !errors.As(err, &ne) || ne.Op != "dial" {
+		return err
+	}
+	err = ne.Err
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		err = se.Err
+	}
+	return err
 }
 
 // wrapped is an error with a message of its own over a cause that

@@ -105,7 +105,7 @@ func (o *GlobalOptions) newGAClient(verbose io.Writer) (*ga.Client, func(), erro
 		closeLog = func() { f.Close() }
 	}
 	opts := []ga.Option{
-		ga.WithLogger(slog.New(&warnHandler{mu: &t.mu, w: o.IO.ErrOut})),
+		ga.WithLogger(slog.New(&lineHandler{mu: &t.mu, w: o.IO.ErrOut, level: slog.LevelWarn})),
 		ga.WithCallTimeout(o.Timeout),
 	}
 	if t.verbose != nil || t.log != nil {

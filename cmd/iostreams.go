@@ -1,9 +1,3 @@
-// Package cmd is the qmpsh command line: cobra commands that parse flags,
-// connect a pkg/qmp client, and hand over to pkg/shell or print one
-// result. Each command is built on a Factory (streams, environment,
-// signals, clients), fills an options struct from its flags and hands it
-// to its run function, so tests run commands against buffers and a fake
-// environment.
 package cmd
 
 import (

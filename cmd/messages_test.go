@@ -54,7 +54,7 @@ func TestMonitorBusy(t *testing.T) {
 	hint := "another client may be connected to this monitor"
 	t.Run("NoGreeting", func(t *testing.T) {
 		run(t, "", "exec", "--timeout", "300ms", "-s", sock, "query-status").
-			mustSay(t, ExitTimeout, sock+": timed out after 300ms waiting for the QMP greeting", hint, "its own -qmp")
+			mustSay(t, ExitTimeout, sock+": timed out after 300ms waiting for the QMP greeting", hint, "its own -qmp", "qmpsh proxy")
 	})
 	t.Run("QueueFull", func(t *testing.T) {
 		// Queue connections until the kernel refuses more: QEMU's
@@ -70,7 +70,7 @@ func TestMonitorBusy(t *testing.T) {
 			t.Cleanup(func() { c.Close() })
 		}
 		run(t, "", "exec", "-s", sock, "query-status").
-			mustSay(t, ExitConnection, "cannot connect to "+sock, hint, "its own -qmp")
+			mustSay(t, ExitConnection, "cannot connect to "+sock, hint, "its own -qmp", "qmpsh proxy")
 	})
 }
 
@@ -144,5 +144,25 @@ func TestAcceptReplacesStaleSocket(t *testing.T) {
 	r := run(t, "", "accept", "--timeout", "200ms", sock)
 	if r.code != ExitTimeout || r.stderrLines[0] != "qmpsh: waiting for QEMU; start it with: -qmp unix:"+sock {
 		t.Fatalf("a stale socket was not replaced: %+v", r)
+	}
+}
+
+// A flag's bad value is said in qmpsh's words, not strconv's or time's.
+func TestFlagValueInOwnWords(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"events", "-s", "x.sock", "--count", "x"}, `invalid value "x" for --count: want a whole number`},
+		{[]string{"exec", "-s", "x.sock", "--timeout", "soon", "query-status"}, `invalid value "soon" for --timeout: want a duration such as 500ms, 10s or 1m`},
+		{[]string{"exec", "-s", "x.sock", "--parallel", "99999999999999999999", "query-status"}, `invalid value "99999999999999999999" for --parallel: out of range`},
+	} {
+		r := run(t, "", tc.args...)
+		if r.code != ExitUsage || r.stderrLines[0] != "qmpsh: "+tc.want {
+			t.Errorf("%v: exit %d, stderr %q; want %d, %q first", tc.args, r.code, r.stderr, ExitUsage, tc.want)
+		}
+		if strings.Contains(r.stderr, "strconv") || strings.Contains(r.stderr, "time:") {
+			t.Errorf("%v: stderr has Go's wording: %q", tc.args, r.stderr)
+		}
 	}
 }

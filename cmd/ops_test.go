@@ -255,7 +255,7 @@ func TestExecFanOut(t *testing.T) {
 		}
 	}
 	if e := got[absent].Error; e == nil || e.Class != "ConnectionError" ||
-		e.Desc != "cannot connect to "+absent+": dial unix "+absent+": connect: no such file or directory" {
+		e.Desc != "cannot connect to "+absent+": no such file or directory" {
 		t.Errorf("absent socket's line: %+v", got[absent])
 	}
 	if r.code != ExitConnection || r.stderr != "" {

@@ -141,11 +141,10 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	}
 
 	out := &proxyOutput{w: opts.IO.ErrOut}
+	logs := &lineHandler{mu: &out.mu, w: opts.IO.ErrOut, level: slog.LevelWarn}
 	if opts.Verbose {
 		out.verbose = opts.IO.ErrOut
-		out.level = slog.LevelInfo
-	} else {
-		out.level = slog.LevelWarn
+		logs.level = slog.LevelInfo
 	}
 	if opts.LogFile != "" {
 		f, err := os.OpenFile(opts.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
@@ -165,7 +164,7 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 		MaxDelay:       shell.ReconnectMaxDelay,
 		ConnectTimeout: opts.Timeout,
 		QueueLen:       opts.QueueLen,
-		Logger:         slog.New(out),
+		Logger:         slog.New(logs),
 		Listening: func(addrs []string) {
 			out.printf("qmpsh: proxy for %s listening on %s\n", upstream, strings.Join(addrs, ", "))
 			if opts.Listening != nil {
@@ -205,12 +204,12 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	return &ExitError{Code: ExitUsage, Err: fmt.Errorf("cannot listen: %w", err)}
 }
 
-// proxyOutput is the proxy's stderr and --log: its log lines, and with
-// -v or --log the traffic of every client, each line saying whose.
+// proxyOutput is the proxy's stderr and --log: its notices, and with -v
+// or --log the traffic of every client, each line saying whose. Its log
+// lines are a lineHandler's, under the same lock.
 type proxyOutput struct {
 	mu      sync.Mutex
 	w       io.Writer
-	level   slog.Level
 	verbose io.Writer // nil unless -v
 	log     io.Writer // nil unless --log
 	line    []byte
@@ -234,35 +233,9 @@ func (o *proxyOutput) trace(who string, dir protocol.Direction, msg []byte) {
 		o.verbose.Write(o.line)
 	}
 	if o.log != nil {
-		stamp := now.UTC().AppendFormat(make([]byte, 0, 64+len(o.line)), "2006-01-02T15:04:05.000000Z")
-		o.log.Write(append(append(stamp, ' '), o.line...))
+		logLine(o.log, now, o.line)
 	}
 	if cap(o.line) > 64<<10 {
 		o.line = nil
 	}
 }
-
-func (o *proxyOutput) Enabled(_ context.Context, l slog.Level) bool { return l >= o.level }
-
-func (o *proxyOutput) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString("qmpsh: ")
-	if r.Level >= slog.LevelWarn {
-		b.WriteString("warning: ")
-	}
-	b.WriteString(r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key != "logger" {
-			fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-		}
-		return true
-	})
-	b.WriteByte('\n')
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	io.WriteString(o.w, b.String())
-	return nil
-}
-
-func (o *proxyOutput) WithAttrs([]slog.Attr) slog.Handler { return o }
-func (o *proxyOutput) WithGroup(string) slog.Handler      { return o }

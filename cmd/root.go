@@ -8,11 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
@@ -107,7 +109,7 @@ Without an address, $QMP_SOCKET is used.`,
 	root.SetOut(ios.Out)
 	root.SetErr(ios.ErrOut)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &ExitError{Code: ExitUsage, Err: err}
+		return &ExitError{Code: ExitUsage, Err: flagValueError(err)}
 	})
 
 	f := root.PersistentFlags()
@@ -192,7 +194,7 @@ func (o *GlobalOptions) newClient(verbose io.Writer, extra ...qmp.Option) (*qmp.
 		t.log = f
 		closeLog = func() { f.Close() }
 	}
-	opts := []qmp.Option{qmp.WithLogger(slog.New(&warnHandler{mu: &t.mu, w: o.IO.ErrOut}))}
+	opts := []qmp.Option{qmp.WithLogger(slog.New(&lineHandler{mu: &t.mu, w: o.IO.ErrOut, level: slog.LevelWarn}))}
 	if t.verbose != nil || t.log != nil {
 		opts = append(opts, qmp.WithAsideTrace(t.trace))
 	}
@@ -235,12 +237,42 @@ func (t *traffic) trace(dir protocol.Direction, msg []byte, aside bool) {
 		}
 	}
 	if t.log != nil {
-		stamp := now.UTC().AppendFormat(make([]byte, 0, 64+len(t.line)), "2006-01-02T15:04:05.000000Z")
-		t.log.Write(append(append(stamp, ' '), t.line...))
+		logLine(t.log, now, t.line)
 	}
 	if cap(t.line) > 64<<10 {
 		t.line = nil // do not keep a huge message's buffer
 	}
+}
+
+// flagValueError says what is wrong with a flag's value in qmpsh's words:
+// pflag's message ends in Go's ("strconv.ParseInt: parsing "x": invalid
+// syntax", "time: invalid duration"). Other flag errors are as they are.
+func flagValueError(err error) error {
+	var ive *pflag.InvalidValueError
+	if !errors.As(err, &ive) {
+		return err
+	}
+	cause := ive.Unwrap()
+	why := cause.Error()
+	var ne *strconv.NumError
+	switch {
+	case errors.As(cause, &ne) && errors.Is(ne.Err, strconv.ErrRange):
+		why = "out of range"
+	case errors.As(cause, &ne) && ne.Func == "ParseBool":
+		why = "want true or false"
+	case errors.As(cause, &ne):
+		why = "want a whole number"
+	case strings.HasPrefix(why, "time: "):
+		why = "want a duration such as 500ms, 10s or 1m"
+	}
+	return fmt.Errorf("invalid value %q for --%s: %s", ive.GetValue(), ive.GetFlag().Name, why)
+}
+
+// logLine writes line to the traffic log w after its time, in UTC with
+// microseconds: the same stamp for the client's log and the proxy's.
+func logLine(w io.Writer, now time.Time, line []byte) {
+	stamp := now.UTC().AppendFormat(make([]byte, 0, 64+len(line)), "2006-01-02T15:04:05.000000Z")
+	w.Write(append(append(stamp, ' '), line...))
 }
 
 // shortenOver is the size over which -v shortens a reply to qmpsh's own
@@ -288,18 +320,25 @@ func byteSize(n int) string {
 	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
 }
 
-// warnHandler prints the client's warnings (a listener dropping events,
-// a reply nobody asked for) as "qmpsh: warning: ...".
-type warnHandler struct {
-	mu *sync.Mutex // traffic's: the two may share a writer
-	w  io.Writer
+// lineHandler prints log records at or above level on stderr, one line
+// each: "qmpsh: msg key=value...", "qmpsh: warning: msg..." for a warning
+// (a listener dropping events, a reply nobody asked for, a proxy's client
+// closed). The client's and the proxy's logs are both printed by it.
+type lineHandler struct {
+	mu    *sync.Mutex // the traffic's: the two may share a writer
+	w     io.Writer
+	level slog.Level
 }
 
-func (h *warnHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h *lineHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
 
-func (h *warnHandler) Handle(_ context.Context, r slog.Record) error {
+func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
-	b.WriteString("qmpsh: warning: " + r.Message)
+	b.WriteString("qmpsh: ")
+	if r.Level >= slog.LevelWarn {
+		b.WriteString("warning: ")
+	}
+	b.WriteString(r.Message)
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key != "logger" {
 			fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
@@ -313,5 +352,5 @@ func (h *warnHandler) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
-func (h *warnHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *warnHandler) WithGroup(string) slog.Handler      { return h }
+func (h *lineHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *lineHandler) WithGroup(string) slog.Handler      { return h }

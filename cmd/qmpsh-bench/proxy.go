@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -111,7 +110,7 @@ func proxyMain(args []string) {
 	for _, c := range idlers {
 		callN(ctx, c, 1)
 	}
-	hwm, rssErr := statusHWM(pid)
+	hwm, rssErr := vmHWM(pid)
 	for _, c := range idlers {
 		c.Disconnect()
 	}
@@ -190,23 +189,4 @@ func callRate(n int, f func()) float64 {
 	t0 := time.Now()
 	f()
 	return float64(n) / time.Since(t0).Seconds()
-}
-
-// statusHWM reads VmHWM, the peak resident memory, of process pid.
-func statusHWM(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(v)
-			kb, err := strconv.ParseFloat(f[0], 64)
-			if err != nil {
-				return 0, err
-			}
-			return kb * 1024, nil
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }
