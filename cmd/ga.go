@@ -145,6 +145,19 @@ func (o *GAOptions) dial(ctx context.Context, verbose io.Writer, addr string) (*
 	return client, func() { client.Disconnect(); closeLog() }, nil
 }
 
+// dialStoppable is dial for a command that a stop signal (Ctrl-C) may
+// interrupt while it works: the returned context ends on one, and the
+// returned function also stops listening for them.
+func (o *GAOptions) dialStoppable(ctx context.Context, addr string) (context.Context, *ga.Client, func(), error) {
+	ctx, stop := o.signalContext(ctx, stopSignals...)
+	client, hangUp, err := o.dial(ctx, o.IO.ErrOut, addr)
+	if err != nil {
+		stop()
+		return ctx, nil, nil, err
+	}
+	return ctx, client, func() { hangUp(); stop() }, nil
+}
+
 // gaError makes a failure to reach the agent a connection error that
 // names the address; an error reply, or an error that already has its
 // exit status, is returned as it is. An agent that did not answer says so

@@ -114,9 +114,7 @@ func gaCpRun(ctx context.Context, opts *GACpOptions) (err error) {
 		}
 	}
 
-	ctx, stop := opts.signalContext(ctx, stopSignals...)
-	defer stop()
-	client, hangUp, err := opts.dial(ctx, opts.IO.ErrOut, addr)
+	ctx, client, hangUp, err := opts.dialStoppable(ctx, addr)
 	if err != nil {
 		return err
 	}

@@ -85,9 +85,7 @@ func gaRunRun(ctx context.Context, opts *GARunOptions) error {
 			return fmt.Errorf("reading standard input: %w", err)
 		}
 	}
-	ctx, stop := opts.signalContext(ctx, stopSignals...)
-	defer stop()
-	client, hangUp, err := opts.dial(ctx, opts.IO.ErrOut, addr)
+	ctx, client, hangUp, err := opts.dialStoppable(ctx, addr)
 	if err != nil {
 		return err
 	}
