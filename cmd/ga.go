@@ -5,10 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -91,24 +88,15 @@ func (o *GAOptions) address() (string, error) {
 // and to the log file as the flags ask, each request bounded by
 // --timeout. The returned function closes the log file.
 func (o *GlobalOptions) newGAClient(verbose io.Writer) (*ga.Client, func(), error) {
-	t := &traffic{}
-	closeLog := func() {}
-	if o.Verbose {
-		t.verbose = verbose
-	}
-	if o.LogFile != "" {
-		f, err := os.OpenFile(o.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--log: %w", err)}
-		}
-		t.log = f
-		closeLog = func() { f.Close() }
+	t, closeLog, err := o.openTraffic(verbose)
+	if err != nil {
+		return nil, nil, err
 	}
 	opts := []ga.Option{
-		ga.WithLogger(slog.New(&lineHandler{mu: &t.mu, w: o.IO.ErrOut, level: slog.LevelWarn})),
+		ga.WithLogger(t.logger(o.IO.ErrOut)),
 		ga.WithCallTimeout(o.Timeout),
 	}
-	if t.verbose != nil || t.log != nil {
+	if t.on() {
 		opts = append(opts, ga.WithTrace(func(dir protocol.Direction, msg []byte) {
 			// The sync's 0xFF bytes are no text: show them as \xff.
 			if bytes.IndexByte(msg, 0xff) >= 0 {
@@ -126,14 +114,48 @@ func (o *GlobalOptions) newGAClient(verbose io.Writer) (*ga.Client, func(), erro
 	return newClient(opts...), closeLog, nil
 }
 
-// gaConnect connects client to addr within --timeout.
-func (o *GAOptions) gaConnect(ctx context.Context, client *ga.Client, addr string) error {
+// start is every ga command's first step: the flags checked and the
+// agent's address found, before anything is sent. A nil ctx (a command
+// run outside cobra, in tests) is taken as context.Background.
+func (o *GAOptions) start(ctx context.Context) (context.Context, string, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := o.check(); err != nil {
+		return ctx, "", err
+	}
+	addr, err := o.address()
+	return ctx, addr, err
+}
+
+// dial builds a client (its traffic display on verbose) and connects it
+// to addr within --timeout. The returned function disconnects the client
+// and closes the traffic log; it is nil when err is not.
+func (o *GAOptions) dial(ctx context.Context, verbose io.Writer, addr string) (*ga.Client, func(), error) {
+	client, closeLog, err := o.newGAClient(verbose)
+	if err != nil {
+		return nil, nil, err
+	}
 	cctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	if err := client.Connect(cctx, addr); err != nil {
-		return gaError(addr, err)
+		closeLog()
+		return nil, nil, gaError(addr, err)
 	}
-	return nil
+	return client, func() { client.Disconnect(); closeLog() }, nil
+}
+
+// dialStoppable is dial for a command that a stop signal (Ctrl-C) may
+// interrupt while it works: the returned context ends on one, and the
+// returned function also stops listening for them.
+func (o *GAOptions) dialStoppable(ctx context.Context, addr string) (context.Context, *ga.Client, func(), error) {
+	ctx, stop := o.signalContext(ctx, stopSignals...)
+	client, hangUp, err := o.dial(ctx, o.IO.ErrOut, addr)
+	if err != nil {
+		stop()
+		return ctx, nil, nil, err
+	}
+	return ctx, client, func() { hangUp(); stop() }, nil
 }
 
 // gaError makes a failure to reach the agent a connection error that
@@ -197,13 +219,7 @@ print nothing and exit 0 once sent.
 }
 
 func gaExecRun(ctx context.Context, opts *GAExecOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	if err := opts.check(); err != nil {
-		return err
-	}
-	addr, err := opts.address()
+	ctx, addr, err := opts.start(ctx)
 	if err != nil {
 		return err
 	}
@@ -216,15 +232,11 @@ func gaExecRun(ctx context.Context, opts *GAExecOptions) error {
 	if err != nil {
 		return syntaxError(err)
 	}
-	client, closeLog, err := opts.newGAClient(opts.IO.ErrOut)
+	client, hangUp, err := opts.dial(ctx, opts.IO.ErrOut, addr)
 	if err != nil {
 		return err
 	}
-	defer closeLog()
-	if err := opts.gaConnect(ctx, client, addr); err != nil {
-		return err
-	}
-	defer client.Disconnect()
+	defer hangUp()
 	ret, err := gaSend(ctx, client, cmd)
 	if err != nil {
 		return gaError(addr, err)

@@ -66,13 +66,7 @@ Ctrl-C abandons the line being typed, or stops waiting for a reply.
 `
 
 func gaConnectRun(ctx context.Context, opts *GAConnectOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	if err := opts.check(); err != nil {
-		return err
-	}
-	addr, err := opts.address()
+	ctx, addr, err := opts.start(ctx)
 	if err != nil {
 		return err
 	}
@@ -82,15 +76,11 @@ func gaConnectRun(ctx context.Context, opts *GAConnectOptions) error {
 		return err
 	}
 	defer ed.Close()
-	client, closeLog, err := opts.newGAClient(ed.Writer())
+	client, hangUp, err := opts.dial(ctx, ed.Writer(), addr)
 	if err != nil {
 		return err
 	}
-	defer closeLog()
-	if err := opts.gaConnect(ctx, client, addr); err != nil {
-		return err
-	}
-	defer client.Disconnect()
+	defer hangUp()
 
 	completer := &shell.Completer{
 		Fetch:    func(ctx context.Context) (*qapi.Schema, error) { return gaSchema(ctx, client) },

@@ -62,13 +62,7 @@ progress on stderr.
 const progressMin = 8 << 20
 
 func gaCpRun(ctx context.Context, opts *GACpOptions) (err error) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	if err := opts.check(); err != nil {
-		return err
-	}
-	addr, err := opts.address()
+	ctx, addr, err := opts.start(ctx)
 	if err != nil {
 		return err
 	}
@@ -120,17 +114,11 @@ func gaCpRun(ctx context.Context, opts *GACpOptions) (err error) {
 		}
 	}
 
-	client, closeLog, err := opts.newGAClient(opts.IO.ErrOut)
+	ctx, client, hangUp, err := opts.dialStoppable(ctx, addr)
 	if err != nil {
 		return err
 	}
-	defer closeLog()
-	ctx, stop := opts.signalContext(ctx, stopSignals...)
-	defer stop()
-	if err := opts.gaConnect(ctx, client, addr); err != nil {
-		return err
-	}
-	defer client.Disconnect()
+	defer hangUp()
 
 	var progress func(int64)
 	if opts.IO.ErrTTY {

@@ -70,13 +70,7 @@ program):
 }
 
 func gaRunRun(ctx context.Context, opts *GARunOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	if err := opts.check(); err != nil {
-		return err
-	}
-	addr, err := opts.address()
+	ctx, addr, err := opts.start(ctx)
 	if err != nil {
 		return err
 	}
@@ -91,17 +85,11 @@ func gaRunRun(ctx context.Context, opts *GARunOptions) error {
 			return fmt.Errorf("reading standard input: %w", err)
 		}
 	}
-	client, closeLog, err := opts.newGAClient(opts.IO.ErrOut)
+	ctx, client, hangUp, err := opts.dialStoppable(ctx, addr)
 	if err != nil {
 		return err
 	}
-	defer closeLog()
-	ctx, stop := opts.signalContext(ctx, stopSignals...)
-	defer stop()
-	if err := opts.gaConnect(ctx, client, addr); err != nil {
-		return err
-	}
-	defer client.Disconnect()
+	defer hangUp()
 	if opts.TimeoutSet {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)

@@ -181,21 +181,12 @@ func address(getenv func(string) string, arg string) (string, error) {
 // newClient builds a client whose traffic goes to verbose and to the log
 // file as the flags ask. The returned function closes the log file.
 func (o *GlobalOptions) newClient(verbose io.Writer, extra ...qmp.Option) (*qmp.Client, func(), error) {
-	t := &traffic{}
-	closeLog := func() {}
-	if o.Verbose {
-		t.verbose = verbose
+	t, closeLog, err := o.openTraffic(verbose)
+	if err != nil {
+		return nil, nil, err
 	}
-	if o.LogFile != "" {
-		f, err := os.OpenFile(o.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--log: %w", err)}
-		}
-		t.log = f
-		closeLog = func() { f.Close() }
-	}
-	opts := []qmp.Option{qmp.WithLogger(slog.New(&lineHandler{mu: &t.mu, w: o.IO.ErrOut, level: slog.LevelWarn}))}
-	if t.verbose != nil || t.log != nil {
+	opts := []qmp.Option{qmp.WithLogger(t.logger(o.IO.ErrOut))}
+	if t.on() {
 		opts = append(opts, qmp.WithAsideTrace(t.trace))
 	}
 	if o.NoNegotiate {
@@ -210,6 +201,35 @@ func (o *GlobalOptions) newClient(verbose io.Writer, extra ...qmp.Option) (*qmp.
 		opts = append(opts, qmp.WithTLS(tlsCfg))
 	}
 	return o.NewClient(append(opts, extra...)...), closeLog, nil
+}
+
+// openTraffic sets up the traffic display and log as -v and --log ask,
+// for a QMP or a guest agent client alike: -v's display goes to verbose.
+// The returned function closes the log file.
+func (o *GlobalOptions) openTraffic(verbose io.Writer) (*traffic, func(), error) {
+	t := &traffic{}
+	if o.Verbose {
+		t.verbose = verbose
+	}
+	if o.LogFile == "" {
+		return t, func() {}, nil
+	}
+	f, err := os.OpenFile(o.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--log: %w", err)}
+	}
+	t.log = f
+	return t, func() { f.Close() }, nil
+}
+
+// on says whether any traffic is shown or logged, so that a client
+// without -v or --log is given no trace hook at all.
+func (t *traffic) on() bool { return t.verbose != nil || t.log != nil }
+
+// logger is the client's logger: warnings as lines on w, serialised with
+// the traffic lines so the two never interleave mid-line.
+func (t *traffic) logger(w io.Writer) *slog.Logger {
+	return slog.New(&lineHandler{mu: &t.mu, w: w, level: slog.LevelWarn})
 }
 
 // traffic shows the client's messages as "--> msg" and "<-- msg": on the

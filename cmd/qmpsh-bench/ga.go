@@ -80,19 +80,7 @@ func gaMain(args []string) {
 		{name: "raw Go: testdata/rawga run SOCK /bin/true", argv: []string{raw, "run", sock, "/bin/true"}},
 		{name: "qmpsh ga run -s SOCK -- /bin/true", argv: []string{qmpsh, "ga", "run", "-s", sock, "--", "/bin/true"}},
 	}
-	for i := range *warmup + *runs {
-		order := progs
-		if i%2 == 1 {
-			order = []*gaProg{progs[1], progs[0]}
-		}
-		for _, p := range order {
-			wall, err := p.run(env)
-			check(err)
-			if i >= *warmup {
-				p.times = append(p.times, wall)
-			}
-		}
-	}
+	alternate(progs[0], progs[1], env, *warmup, *runs, func(p *gaProg, wall float64) { p.times = append(p.times, wall) })
 
 	// ga cp.
 	local := filepath.Join(dir, "file")

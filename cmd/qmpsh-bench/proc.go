@@ -89,21 +89,7 @@ func procMain(args []string) {
 		{name: "raw Go: testdata/rawqmp SOCK", bin: raw, args: []string{sock}},
 		{name: "qmpsh exec -s SOCK query-status", bin: qmpsh, args: []string{"exec", "-s", sock, "query-status"}},
 	}
-	for i := range *warmup + *runs {
-		// Alternate which goes first, so that each follows the other
-		// as often.
-		order := progs
-		if i%2 == 1 {
-			order = []*prog{progs[1], progs[0]}
-		}
-		for _, p := range order {
-			wall, err := p.run(env)
-			check(err)
-			if i >= *warmup {
-				p.wall = append(p.wall, wall)
-			}
-		}
-	}
+	alternate(progs[0], progs[1], env, *warmup, *runs, func(p *prog, wall float64) { p.wall = append(p.wall, wall) })
 	var rssErr error
 	for i := 0; i < *rssRuns && rssErr == nil; i++ {
 		for _, p := range progs {
@@ -173,6 +159,31 @@ func procMain(args []string) {
 }
 
 // prog is one of the compared programs and its measurements.
+// runner is a program a benchmark times: run runs it once and returns
+// its wall time in seconds.
+type runner interface {
+	run(env []string) (float64, error)
+}
+
+// alternate runs a and b warmup+runs times each, alternating which goes
+// first so that each follows the other as often, and records the wall
+// time of every run after the warm-up.
+func alternate[P runner](a, b P, env []string, warmup, runs int, record func(P, float64)) {
+	for i := range warmup + runs {
+		order := [2]P{a, b}
+		if i%2 == 1 {
+			order = [2]P{b, a}
+		}
+		for _, p := range order {
+			wall, err := p.run(env)
+			check(err)
+			if i >= warmup {
+				record(p, wall)
+			}
+		}
+	}
+}
+
 type prog struct {
 	name string
 	bin  string

@@ -177,22 +177,9 @@ func (c *Client) noAnswer(ctx context.Context, start time.Time, doing string, er
 	}
 	var after time.Duration
 	if dl, ok := ctx.Deadline(); ok {
-		after = roundDuration(dl.Sub(start))
+		after = wire.RoundBound(dl.Sub(start))
 	}
 	return &NoAnswerError{Doing: doing, After: after, Err: err}
-}
-
-// roundDuration gives back the bound a caller set (10s, not 9.9997s):
-// the deadline was set a moment before the call started.
-func roundDuration(d time.Duration) time.Duration {
-	g := time.Millisecond
-	switch {
-	case d >= time.Second:
-		g = 100 * time.Millisecond
-	case d >= 100*time.Millisecond:
-		g = 10 * time.Millisecond
-	}
-	return (d + g - 1).Truncate(g)
 }
 
 // randomID is a sync id no earlier client can have used: a reply to an

@@ -3,6 +3,8 @@ package ga
 import (
 	"fmt"
 	"time"
+
+	"github.com/qmpsh/qmpsh/pkg/wire"
 )
 
 // NoAnswerError is a call, or the synchronisation on connect, that the
@@ -28,19 +30,8 @@ func (e *NoAnswerError) Unwrap() error { return e.Err }
 
 // DisconnectedError fails a call whose session ended before its reply
 // arrived. Cause is why the session ended, nil when Disconnect was called.
-type DisconnectedError struct {
-	Cause error
-}
-
-func (e *DisconnectedError) Error() string {
-	if e.Cause == nil {
-		return "disconnected before the reply arrived"
-	}
-	return "connection lost before the reply arrived: " + e.Cause.Error()
-}
-
-// Unwrap returns the cause.
-func (e *DisconnectedError) Unwrap() error { return e.Cause }
+// It is the same type for the QMP client (pkg/qmp), so that callers handle both alike.
+type DisconnectedError = wire.DisconnectedError
 
 // ProtocolError is a reply the client cannot make sense of: not JSON, or
 // a return value of the wrong shape for the command.

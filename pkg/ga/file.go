@@ -125,22 +125,33 @@ func (p *pipeline) next(ctx context.Context) (json.RawMessage, error) {
 	return pc.result(ctx)
 }
 
+// openCopy opens the guest file path in mode for ReadFile or WriteFile.
+// finish, deferred with the copy's error, abandons the requests still in
+// p and closes the file whatever happened; a failure to close becomes the
+// copy's error only when the copy itself succeeded.
+func (c *Client) openCopy(ctx context.Context, path, mode string, p *pipeline) (f *File, finish func(*error), err error) {
+	if f, err = c.OpenFile(ctx, path, mode); err != nil {
+		return nil, nil, err
+	}
+	return f, func(err *error) {
+		p.abandon()
+		if cerr := f.closeAnyway(ctx); *err == nil && cerr != nil {
+			*err = cerr
+		}
+	}, nil
+}
+
 // ReadFile copies the guest file path to w, a chunk at a time, and
 // returns how many bytes it copied. progress, if set, is called with the
 // running total after each chunk. The guest file is closed whatever
 // happens.
 func (c *Client) ReadFile(ctx context.Context, path string, w io.Writer, progress func(int64)) (n int64, err error) {
-	f, err := c.OpenFile(ctx, path, "r")
+	var p pipeline
+	f, finish, err := c.openCopy(ctx, path, "r", &p)
 	if err != nil {
 		return 0, err
 	}
-	var p pipeline
-	defer func() {
-		p.abandon()
-		if cerr := f.closeAnyway(ctx); err == nil && cerr != nil {
-			err = cerr
-		}
-	}()
+	defer finish(&err)
 	args := map[string]int64{"handle": f.handle, "count": int64(c.chunk)}
 	var data []byte // the decoded chunk, its buffer reused
 	eof := false
@@ -181,17 +192,12 @@ func (c *Client) ReadFile(ctx context.Context, path string, w io.Writer, progres
 // chunk at a time, and returns how many bytes it copied. progress is as
 // for ReadFile. The guest file is closed whatever happens.
 func (c *Client) WriteFile(ctx context.Context, path string, r io.Reader, progress func(int64)) (n int64, err error) {
-	f, err := c.OpenFile(ctx, path, "w")
+	var p pipeline
+	f, finish, err := c.openCopy(ctx, path, "w", &p)
 	if err != nil {
 		return 0, err
 	}
-	var p pipeline
-	defer func() {
-		p.abandon()
-		if cerr := f.closeAnyway(ctx); err == nil && cerr != nil {
-			err = cerr
-		}
-	}()
+	defer finish(&err)
 	buf := make([]byte, c.chunk)
 	var args []byte // a write's arguments, the buffer reused
 	var sizes []int // of the writes in flight

@@ -49,19 +49,8 @@ func (e *ProtocolError) Error() string { return "QMP protocol error: " + e.Msg }
 
 // DisconnectedError fails a call whose session ended before its reply
 // arrived. Cause is why the session ended, nil when Disconnect was called.
-type DisconnectedError struct {
-	Cause error
-}
-
-func (e *DisconnectedError) Error() string {
-	if e.Cause == nil {
-		return "disconnected before the reply arrived"
-	}
-	return "connection lost before the reply arrived: " + e.Cause.Error()
-}
-
-// Unwrap returns the cause.
-func (e *DisconnectedError) Unwrap() error { return e.Cause }
+// It is the same type for the guest agent client (pkg/ga), so that callers handle both alike.
+type DisconnectedError = wire.DisconnectedError
 
 // ErrOOBNotNegotiated is returned by ExecuteOOB when the session did not
 // enable the "oob" capability.
@@ -107,22 +96,12 @@ func connectTimeout(ctx context.Context, start time.Time, accepting bool, err er
 		doing = "waiting for a connection"
 	}
 	// The deadline, not the clock now: a late timer must not change the
-	// message. start comes a moment after the caller set the deadline,
-	// so d falls short of the caller's bound by that moment: rounding up
-	// gives the bound back (10s, not 9.9997s).
+	// message.
 	d := time.Since(start)
 	if dl, ok := ctx.Deadline(); ok {
 		d = dl.Sub(start)
 	}
-	g := time.Millisecond
-	switch {
-	case d >= time.Second:
-		g = 100 * time.Millisecond
-	case d >= 100*time.Millisecond:
-		g = 10 * time.Millisecond
-	}
-	d = (d + g - 1).Truncate(g)
-	return &TimeoutError{Doing: doing, After: d, Err: err}
+	return &TimeoutError{Doing: doing, After: wire.RoundBound(d), Err: err}
 }
 
 // truncate is what came from the peer, for a message, cut after n bytes

@@ -1,9 +1,12 @@
 // Package wire holds what the QMP client (pkg/qmp) and the guest agent
 // client (pkg/ga) share of the wire format they both speak: the error
-// reply. Each client keeps its own request encoding and reply routing,
+// reply, the error of a call whose session ended first, and how a
+// timeout's bound is said. Each client keeps its own request encoding and reply routing,
 // since QMP's greeting, events and out-of-band ids and the agent's
 // sentinel byte make them differ.
 package wire
+
+import "time"
 
 // ExecuteError is an error reply: the command ran (or was rejected) and
 // the answer is an error of a class such as "CommandNotFound" or
@@ -16,3 +19,35 @@ type ExecuteError struct {
 
 // Error returns "Class: Desc", the form QEMU users know from qmp-shell.
 func (e *ExecuteError) Error() string { return e.Class + ": " + e.Desc }
+
+// DisconnectedError fails a call whose session ended before its reply
+// arrived. Cause is why the session ended, nil when Disconnect was called.
+// pkg/qmp and pkg/ga call it qmp.DisconnectedError and ga.DisconnectedError.
+type DisconnectedError struct {
+	Cause error
+}
+
+func (e *DisconnectedError) Error() string {
+	if e.Cause == nil {
+		return "disconnected before the reply arrived"
+	}
+	return "connection lost before the reply arrived: " + e.Cause.Error()
+}
+
+// Unwrap returns the cause.
+func (e *DisconnectedError) Unwrap() error { return e.Cause }
+
+// RoundBound gives back the bound a caller set from d, the time from a
+// call's start to its deadline: the deadline was set a moment before the
+// call started, so d falls a little short, and rounding up to a grain
+// that suits its size says 10s, not 9.9997s.
+func RoundBound(d time.Duration) time.Duration {
+	g := time.Millisecond
+	switch {
+	case d >= time.Second:
+		g = 100 * time.Millisecond
+	case d >= 100*time.Millisecond:
+		g = 10 * time.Millisecond
+	}
+	return (d + g - 1).Truncate(g)
+}
