@@ -356,3 +356,35 @@ func TestWaitConnectionLost(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitConnectionLostMidQuery: QEMU going away while job wait is
+// about to ask about a status change (QEMU killed with SIGTERM cancels
+// its jobs first) says the connection was lost and why, not the client's
+// internal state.
+func TestWaitConnectionLostMidQuery(t *testing.T) {
+	s := qmptest.NewServer(func(c *qmptest.Conn) {
+		c.Greet()
+		for {
+			req, err := c.ReadRequest()
+			if err != nil {
+				return
+			}
+			switch req.Execute {
+			case "query-jobs":
+				c.Reply(req.ID, []any{map[string]any{"id": "j0", "type": "backup", "status": "running",
+					"current-progress": 1, "total-progress": 2}})
+				c.Event("JOB_STATUS_CHANGE", map[string]any{"id": "j0", "status": "aborting"})
+				c.Close()
+				return
+			default:
+				c.Reply(req.ID, map[string]any{})
+			}
+		}
+	})
+	defer s.Close()
+	r := run(t, "", "job", "wait", "-s", s.Addr, "j0")
+	if r.code != ExitConnection || !strings.Contains(r.stderr, "connection lost") ||
+		strings.Contains(r.stderr, "Disconnect()") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
