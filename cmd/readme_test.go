@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -136,5 +137,31 @@ func TestMakeDemoPiped(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "qmpsh demo: QEMU (pid ") {
 		t.Errorf("stderr %q lacks the demo's notice", r.stderr)
+	}
+}
+
+// TestREADMEExitStatusTable: the exit-status paragraph of README's
+// Commands section names every status qmpsh exits with.
+func TestREADMEExitStatusTable(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i := strings.Index(s, "\n## Commands")
+	j := strings.Index(s[i+1:], "\nExit status: ")
+	if i < 0 || j < 0 {
+		t.Fatal("README has no exit-status paragraph under ## Commands")
+	}
+	para := s[i+1+j+1:]
+	para = strings.Join(strings.Fields(para[:strings.Index(para, "\n\n")]), " ")
+	for _, code := range []int{ExitOK, ExitQMPError, ExitUsage, ExitConnection, ExitTimeout, ExitInterrupted} {
+		want := " " + strconv.Itoa(code) + " "
+		if code == ExitOK {
+			want = "Exit status: 0 "
+		}
+		if !strings.Contains(para, want) {
+			t.Errorf("README's exit-status paragraph does not name status %d: %q", code, para)
+		}
 	}
 }
