@@ -359,7 +359,7 @@ func execWaitJob(ctx context.Context, opts *ExecOptions, addrs []string, fanout 
 	if limit == 0 && opts.TimeoutSet {
 		limit = opts.Timeout
 	}
-	return opts.followJob(ctx, client, addr, w, followJob{id: id, timeout: limit})
+	return opts.followJob(ctx, client, addr, w, followJob{id: id, cancelOnInterrupt: opts.CancelOnInterrupt, timeout: limit})
 }
 
 // jobID is the ID of the job the command starts or acts on: its job-id
