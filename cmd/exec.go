@@ -16,13 +16,15 @@ import (
 // ExecOptions are the inputs of qmpsh exec.
 type ExecOptions struct {
 	*GlobalOptions
-	Sockets     []string // -s, repeatable, globs allowed
-	Args        []string // COMMAND [key=value ...], or one raw JSON message
-	WaitEvent   string
-	Match       []string // KEY=VALUE, with WaitEvent
-	WaitJob     bool
-	WaitTimeout time.Duration // 0: --timeout's
-	Parallel    int
+	Sockets   []string // -s, repeatable, globs allowed
+	Args      []string // COMMAND [key=value ...], or one raw JSON message
+	WaitEvent string
+	Match     []string // KEY=VALUE, with WaitEvent
+	WaitJob   bool
+	// CancelOnInterrupt, with WaitJob: Ctrl-C cancels the job.
+	CancelOnInterrupt bool
+	WaitTimeout       time.Duration // 0: --timeout's
+	Parallel          int
 
 	match qmp.Match // Match, parsed
 }
@@ -58,7 +60,8 @@ wait' does, following the job named by the command's job-id (else its
 id, else its device): exit status 1 with the job's error if it fails.
 Jobs take long, so that wait has no limit unless --wait-timeout (or
 --timeout) is given; Ctrl-C stops it and leaves the job running (exit
-status 130).
+status 130), unless --cancel-on-interrupt is given: then the job is
+cancelled (job-cancel) and waited for.
 
 Give -s more than once, or a glob ('/run/vms/*.qmp', quoted), to run the
 command on many QMP servers at once (at most --parallel at a time). Each
@@ -91,6 +94,7 @@ UsageError. The exit status is the worst of the targets'.
 	f.StringVar(&opts.WaitEvent, "wait-event", "", "after the command, wait for event `NAME` and print it")
 	f.StringArrayVar(&opts.Match, "match", nil, "with --wait-event, wait for an event whose data has `KEY=VALUE` (dotted KEY, repeatable)")
 	f.BoolVar(&opts.WaitJob, "wait-job", false, "the command starts a job: wait for it to end, as 'qmpsh job wait'")
+	f.BoolVar(&opts.CancelOnInterrupt, "cancel-on-interrupt", false, "with --wait-job, on Ctrl-C cancel the job (job-cancel) and wait for it to end")
 	f.DurationVar(&opts.WaitTimeout, "wait-timeout", 0, "bound the wait for --wait-event or --wait-job (default: --timeout)")
 	f.IntVar(&opts.Parallel, "parallel", DefaultParallel, "with many targets, talk to at most `N` at once")
 	c.ValidArgsFunction = commandNames(g, &opts.Sockets)
@@ -117,6 +121,9 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 	}
 	if opts.match = match; match != nil && opts.WaitEvent == "" {
 		return usageErrorf("--match needs --wait-event")
+	}
+	if opts.CancelOnInterrupt && !opts.WaitJob {
+		return usageErrorf("--cancel-on-interrupt needs --wait-job")
 	}
 	addrs, fanout, err := targets(opts.Getenv, opts.Sockets)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/shell"
 )
@@ -289,6 +290,7 @@ func (o *GlobalOptions) followJob(ctx context.Context, client *qmp.Client, addr 
 		out.Outcome = "timeout"
 		err = fmt.Errorf("job %s: timed out waiting; the job goes on: %w", f.id, err)
 	default:
+		err = lostConnection(client, err)
 		out.Outcome, out.Error = "disconnected", err.Error()
 		err = connectionError(addr, err)
 	}
@@ -298,6 +300,20 @@ func (o *GlobalOptions) followJob(ctx context.Context, client *qmp.Client, addr 
 	}
 	r.finish(err == nil, text, out)
 	return err
+}
+
+// lostConnection explains the error of a command sent after the session
+// ended (QEMU went away while a wait was about to ask it something): the
+// client's state only says it is disconnecting; the cause says why.
+func lostConnection(client *qmp.Client, err error) error {
+	var se *protocol.StateError
+	if !errors.As(err, &se) {
+		return err
+	}
+	if cause := client.Err(); cause != nil {
+		return fmt.Errorf("connection lost: %w", cause)
+	}
+	return errors.New("connection lost")
 }
 
 // execWaitJob is exec --wait-job: it watches the job the command names,
@@ -343,7 +359,7 @@ func execWaitJob(ctx context.Context, opts *ExecOptions, addrs []string, fanout 
 	if limit == 0 && opts.TimeoutSet {
 		limit = opts.Timeout
 	}
-	return opts.followJob(ctx, client, addr, w, followJob{id: id, timeout: limit})
+	return opts.followJob(ctx, client, addr, w, followJob{id: id, cancelOnInterrupt: opts.CancelOnInterrupt, timeout: limit})
 }
 
 // jobID is the ID of the job the command starts or acts on: its job-id

@@ -356,3 +356,74 @@ func TestWaitConnectionLost(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitConnectionLostMidQuery: QEMU going away while job wait is
+// about to ask about a status change (QEMU killed with SIGTERM cancels
+// its jobs first) says the connection was lost and why, not the client's
+// internal state.
+func TestWaitConnectionLostMidQuery(t *testing.T) {
+	s := qmptest.NewServer(func(c *qmptest.Conn) {
+		c.Greet()
+		for {
+			req, err := c.ReadRequest()
+			if err != nil {
+				return
+			}
+			switch req.Execute {
+			case "query-jobs":
+				c.Reply(req.ID, []any{map[string]any{"id": "j0", "type": "backup", "status": "running",
+					"current-progress": 1, "total-progress": 2}})
+				c.Event("JOB_STATUS_CHANGE", map[string]any{"id": "j0", "status": "aborting"})
+				c.Close()
+				return
+			default:
+				c.Reply(req.ID, map[string]any{})
+			}
+		}
+	})
+	defer s.Close()
+	r := run(t, "", "job", "wait", "-s", s.Addr, "j0")
+	if r.code != ExitConnection || !strings.Contains(r.stderr, "connection lost") ||
+		strings.Contains(r.stderr, "Disconnect()") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestExecWaitJobCancelOnInterrupt: exec --wait-job takes
+// --cancel-on-interrupt as job wait does (and only with --wait-job).
+func TestExecWaitJobCancelOnInterrupt(t *testing.T) {
+	sock := jobVM(t, 1)[0]
+	run(t, "", "exec", "-s", sock, "--cancel-on-interrupt", "query-status").mustExit(t, ExitUsage)
+	sigs := &fakeSignals{}
+	outR, outW := io.Pipe()
+	var errOut qmptest.Buffer
+	f := testFactory(strings.NewReader(""), outW, &errOut, map[string]string{"QMP_SOCKET": sock}, sigs)
+	done := make(chan int, 1)
+	go func() {
+		done <- Execute(f, []string{"exec", "--wait-job", "--cancel-on-interrupt", "blockdev-mirror",
+			"job-id=x0", "device=src", "target=dst", "sync=full"})
+		outW.Close()
+	}()
+	lines := bufio.NewScanner(outR)
+	var out strings.Builder
+	for lines.Scan() {
+		out.WriteString(lines.Text() + "\n")
+		if strings.Contains(lines.Text(), `"status":"ready"`) {
+			break
+		}
+	}
+	if n := sigs.raise(os.Interrupt); n != 1 {
+		t.Fatalf("Ctrl-C reached %d subscribers, want 1", n)
+	}
+	for lines.Scan() {
+		out.WriteString(lines.Text() + "\n")
+	}
+	code := <-done
+	stdout := out.String()
+	// The first line is blockdev-mirror's return value.
+	_, outcome := jobLines(t, stdout[strings.Index(stdout, "\n")+1:])
+	if code != ExitQMPError || outcome.Outcome != "cancelled" || !strings.Contains(errOut.String(), "cancelling job x0") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, errOut.String())
+	}
+	run(t, "", "job", "list", "-s", sock).expect(t, ExitOK, "", "")
+}

@@ -194,6 +194,7 @@ func (opts *MigrateOptions) followMigration(ctx context.Context, client *qmp.Cli
 		out.Outcome = "timeout"
 		err = fmt.Errorf("migration: timed out waiting; the migration goes on: %w", err)
 	default:
+		err = lostConnection(client, err)
 		out.Outcome, out.Error = "disconnected", err.Error()
 		err = connectionError(addr, err)
 	}

@@ -4,7 +4,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -136,5 +138,33 @@ func TestMakeDemoPiped(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "qmpsh demo: QEMU (pid ") {
 		t.Errorf("stderr %q lacks the demo's notice", r.stderr)
+	}
+}
+
+// TestREADMEExitStatusTable: the exit-status table of README's Commands
+// section names every status qmpsh exits with, one row each.
+func TestREADMEExitStatusTable(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i := strings.Index(s, "\n## Commands")
+	j := strings.Index(s[i+1:], "\n### Exit status\n")
+	if i < 0 || j < 0 {
+		t.Fatal("README has no ### Exit status under ## Commands")
+	}
+	table := s[i+1+j+1:]
+	if k := strings.Index(table, "\n\n|"); k >= 0 {
+		table = table[k+2:]
+	}
+	if k := strings.Index(table, "\n\n"); k >= 0 {
+		table = table[:k]
+	}
+	for _, code := range []int{ExitOK, ExitQMPError, ExitUsage, ExitConnection, ExitTimeout, ExitInterrupted} {
+		row := regexp.MustCompile(`(?m)^\| ` + strconv.Itoa(code) + ` +\| \S`)
+		if !row.MatchString(table) {
+			t.Errorf("README's exit-status table has no row for status %d:\n%s", code, table)
+		}
 	}
 }

@@ -79,6 +79,12 @@ func (c *client) reply(msg []byte) {
 	c.p.mu.Lock()
 	defer c.p.mu.Unlock()
 	if c.last != nil {
+		// Held back, they count against the client's queue like any
+		// message it has not taken.
+		if len(c.last.after)+len(c.queue) >= cap(c.queue) {
+			c.kill("it does not read fast enough (its queue of messages is full)")
+			return
+		}
 		c.last.after = append(c.last.after, msg)
 		return
 	}

@@ -323,3 +323,36 @@ func TestListenTCP(t *testing.T) {
 		t.Errorf("the TCP client is not named by its address:\n%s", h.logs)
 	}
 }
+
+// Replies the proxy makes itself while one of the client's calls is
+// held by QEMU count against the client's queue: a client that sends
+// garbage behind a slow command is closed, not buffered without bound.
+func TestHeldRepliesBounded(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv := qmptest.NewServer(func(c *qmptest.Conn) {
+		if c.Greet() != nil {
+			return
+		}
+		req, err := c.ReadRequest()
+		if err != nil || c.Reply(req.ID, map[string]any{}) != nil {
+			return
+		}
+		if _, err = c.ReadRequest(); err != nil {
+			return
+		}
+		select { // never answered
+		case <-release:
+		case <-c.Done():
+		}
+	})
+	defer srv.Close()
+	h := startProxy(t, srv.Addr, func(c *Config) { c.QueueLen = 8 })
+	r := dialRaw(t, h.path)
+	r.negotiate()
+	r.send(`{"execute":"hold"}` + strings.Repeat(" garbage", 20))
+	line := h.logs.wait(t, "closing client", 1)
+	if !strings.Contains(line, "client 1 ") {
+		t.Errorf("log line %q does not name the client", line)
+	}
+}

@@ -166,6 +166,15 @@ func TestNegotiationLikeQEMU(t *testing.T) {
 		{`{"execute":"query-status","foo":1,"id":7}`, `{"error":{"class":"GenericError","desc":"QMP input member 'foo' is unexpected"},"id":7}`},
 		{`[1]`, `{"error":{"class":"GenericError","desc":"QMP input must be a JSON object"}}`},
 		{`}`, `{"error":{"class":"GenericError","desc":"JSON parse error, expecting value"}}`},
+		// QEMU 7.2's words for values that are not JSON.
+		{`{"execute":}`, `{"error":{"class":"GenericError","desc":"JSON parse error, expecting value"}}`},
+		{`{"execute" "x"}`, `{"error":{"class":"GenericError","desc":"JSON parse error, missing : in object pair"}}`},
+		{`{"execute":"query-status",}`, `{"error":{"class":"GenericError","desc":"JSON parse error, expecting value"}}`},
+		{`{"a":1 "b":2}`, `{"error":{"class":"GenericError","desc":"JSON parse error, expected separator in dict"}}`},
+		{`{"execute":tru}`, `{"error":{"class":"GenericError","desc":"JSON parse error, invalid keyword 'tru'"}}`},
+		{`[}`, `{"error":{"class":"GenericError","desc":"JSON parse error, expecting value"}}`},
+		{`[1 2]`, `{"error":{"class":"GenericError","desc":"JSON parse error, expected separator in list"}}`},
+		{`{1:2}`, `{"error":{"class":"GenericError","desc":"JSON parse error, key is not a string in object"}}`},
 	}
 	for _, s := range steps {
 		r.send(s.send)

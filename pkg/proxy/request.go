@@ -86,6 +86,37 @@ func parseProblem(v []byte, err error) string {
 	case c != '{' && c != '[' && c != '"' && c != '-' && (c < '0' || c > '9'):
 		return "invalid keyword '" + string(v) + "'"
 	}
+	// Within a value, Go's scanner names the byte it stopped at; QEMU's
+	// parser names what it expected there.
+	var se *json.SyntaxError
+	if errors.As(err, &se) && se.Offset > 0 && int(se.Offset) <= len(v) {
+		at := int(se.Offset) - 1 // the offending byte
+		msg := se.Error()
+		switch {
+		case strings.HasSuffix(msg, "looking for beginning of value"):
+			return "expecting value"
+		case strings.HasSuffix(msg, "looking for beginning of object key string"):
+			if v[at] == '}' {
+				return "expecting value"
+			}
+			return "key is not a string in object"
+		case strings.HasSuffix(msg, "after object key"):
+			return "missing : in object pair"
+		case strings.HasSuffix(msg, "after object key:value pair"):
+			return "expected separator in dict"
+		case strings.HasSuffix(msg, "after array element"):
+			return "expected separator in list"
+		case strings.Contains(msg, " in literal "):
+			// QEMU's lexer read a keyword up to the offending byte.
+			start := at
+			for start > 0 && v[start-1] >= 'a' && v[start-1] <= 'z' {
+				start--
+			}
+			if start < at {
+				return "invalid keyword '" + string(v[start:at]) + "'"
+			}
+		}
+	}
 	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
