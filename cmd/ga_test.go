@@ -214,7 +214,7 @@ func TestCopyProgress(t *testing.T) {
 	update(64 << 20)
 	finish()
 	s := out.String()
-	if !strings.Contains(s, "100%") || !strings.Contains(s, "64/64 MiB") || !strings.HasSuffix(s, "\n") {
+	if !strings.Contains(s, "100%") || !strings.Contains(s, "64.00 MiB/64.00 MiB") || !strings.HasSuffix(s, "\n") {
 		t.Errorf("bar %q", s)
 	}
 	var none bytes.Buffer

@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"path"
@@ -10,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
+	pb "github.com/cheggaaa/pb/v3"
 	"github.com/spf13/cobra"
 )
 
@@ -146,35 +145,34 @@ func gaCpRun(ctx context.Context, opts *GACpOptions) (err error) {
 }
 
 // copyProgress shows a copy's progress on w, a terminal, with the bar
-// job wait uses (schollz/progressbar): from progressMin bytes on, of
-// total bytes (a spinner when the total is unknown, -1). update is the
-// copy's progress callback; finish ends the line, if a bar was shown.
+// job wait uses (newBar): from progressMin bytes on, of total bytes (no
+// percent or time left when the total is unknown, -1), redrawn at most
+// every copyRedraw. update is the copy's progress callback; finish ends
+// the line, if a bar was shown.
 func copyProgress(w io.Writer, total int64) (update func(int64), finish func()) {
-	var bar *progressbar.ProgressBar
+	var bar *pb.ProgressBar
+	var drawn time.Time
 	update = func(n int64) {
 		if n < progressMin && bar == nil {
 			return
 		}
 		if bar == nil {
-			bar = progressbar.NewOptions64(total,
-				progressbar.OptionSetWriter(w),
-				progressbar.OptionSetWidth(30),
-				progressbar.OptionShowBytes(true),
-				progressbar.OptionUseIECUnits(true),
-				progressbar.OptionShowCount(),
-				progressbar.OptionThrottle(100*time.Millisecond),
-				progressbar.OptionUseANSICodes(true),
-				// Its spinner would start a goroutine.
-				progressbar.OptionSetSpinnerChangeInterval(0),
-			)
+			bar = newBar(w, total, false)
 		}
-		bar.Set64(n)
+		bar.SetCurrent(n)
+		if now := time.Now(); now.Sub(drawn) >= copyRedraw {
+			drawn = now
+			bar.Write()
+		}
 	}
 	finish = func() {
 		if bar != nil {
 			bar.Finish()
-			fmt.Fprintln(w)
+			bar.Write() // the last count, and the end of its line
 		}
 	}
 	return update, finish
 }
+
+// copyRedraw spaces a copy's redraws: its callback comes for every chunk.
+const copyRedraw = 100 * time.Millisecond

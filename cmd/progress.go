@@ -4,14 +4,60 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
+	pb "github.com/cheggaaa/pb/v3"
 )
 
 // progressEvery is how often job wait and migrate --wait ask QEMU for
 // progress while drawing a bar. Piped, they ask only at status changes.
 const progressEvery = 200 * time.Millisecond
+
+// barTemplate is what a bar shows: percent, bar, current/total bytes,
+// rate, time left and the status. The bar is 30 columns wide whatever the
+// terminal (pb's own "bar" grows to fill the line, which wraps beside a
+// long status). The line ends by clearing to its end, so that a shorter
+// status drawn over a longer one leaves nothing behind.
+const barTemplate = `{{percent . "%3.0f%%"}} {{bar30 . "|" "█" "█" " " "|"}} ` +
+	`{{counters . "%s/%s"}} {{speed . "%s/s" "? B/s"}} {{rtime . "%s left" "%s" "? left"}}` + barStatus
+
+// spinTemplate is barTemplate for an unknown total: a spinner, the bytes
+// so far and the rate.
+const spinTemplate = `{{cycle . "|" "/" "-" "\\"}} {{counters . "" "%[1]s"}} {{speed . "%s/s" "? B/s"}}` + barStatus
+
+const barStatus = `{{with string . "status"}} {{.}}{{end}}` + "\x1b[0K"
+
+// registerBar adds to pb the fixed-width bar barTemplate names. pb keeps
+// its elements in a global table, so this runs once, and only when a bar
+// is drawn.
+var registerBar = sync.OnceFunc(func() { pb.RegisterElement("bar30", pb.ElementBar, false) })
+
+// newBar returns a bar of total bytes drawn on w, a terminal, only when
+// Write is called: pb's own refresh would start a goroutine and draw at
+// times that are not the program's. si chooses kB/MB over KiB/MiB.
+func newBar(w io.Writer, total int64, si bool) *pb.ProgressBar {
+	registerBar()
+	bar := pb.New64(total)
+	bar.SetWriter(w)
+	if total > 0 {
+		bar.SetTemplateString(barTemplate)
+	} else {
+		bar.SetTemplateString(spinTemplate)
+	}
+	bar.Set(pb.Static, true)
+	bar.Set(pb.Bytes, true)
+	bar.Set(pb.SIBytesPrefix, si)
+	// Each draw starts at the line's beginning; Write after Finish ends
+	// the line. Color keeps the clear-to-end sequence (the plain writer
+	// would strip it), and Terminal stays off so that pb does not pad the
+	// line to the terminal's width, which it asks /dev/tty for.
+	bar.Set(pb.ReturnSymbol, "\r")
+	bar.Set(pb.Color, true)
+	bar.Set(pb.Terminal, false)
+	bar.Start()
+	return bar
+}
 
 // reporter shows long-running work: on a terminal, a progress bar; on a
 // pipe, one JSON line per status change and a final line with the
@@ -19,7 +65,7 @@ const progressEvery = 200 * time.Millisecond
 type reporter struct {
 	out     io.Writer
 	tty     bool
-	bar     *progressbar.ProgressBar
+	bar     *pb.ProgressBar
 	current int64  // the progress shown last
 	last    string // the status shown last
 }
@@ -50,23 +96,12 @@ func (r *reporter) update(what, status string, current, total int64, extra strin
 	limit := max(total, current) + 1
 	r.current = current
 	if r.bar == nil {
-		r.bar = progressbar.NewOptions64(limit,
-			progressbar.OptionSetWriter(r.out),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionShowCount(),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionShowDescriptionAtLineEnd(),
-			progressbar.OptionUseANSICodes(true),
-			// Its spinner would start a goroutine; the length is known.
-			progressbar.OptionSetSpinnerChangeInterval(0),
-		)
+		r.bar = newBar(r.out, limit, true)
 	}
-	if r.bar.GetMax64() != limit {
-		r.bar.ChangeMax64(limit)
-	}
-	r.bar.Set64(current)
-	r.bar.Describe(desc)
+	r.bar.SetTotal(limit)
+	r.bar.SetCurrent(current)
+	r.bar.Set("status", desc)
+	r.bar.Write()
 }
 
 // finish ends the bar, if any, full if the work succeeded, and shows the
@@ -79,11 +114,13 @@ func (r *reporter) finish(succeeded bool, text string, line any) {
 	if r.bar != nil {
 		if succeeded {
 			n := max(r.current, 1)
-			r.bar.ChangeMax64(n)
-			r.bar.Set64(n)
+			r.bar.SetTotal(n)
+			r.bar.SetCurrent(n)
+			r.bar.Finish()
+			r.bar.Write() // the full bar, and the end of its line
+		} else {
+			fmt.Fprintln(r.out) // a failed job's bar stays where it was
 		}
-		r.bar.Exit() // a failed job's bar stays where it was
-		fmt.Fprintln(r.out)
 	}
 	fmt.Fprintln(r.out, text)
 }

@@ -96,7 +96,9 @@ Without an address, $QMP_SOCKET is used.`,
   qmpsh events -s /tmp/qmp.sock --name SHUTDOWN --count 1
   qmpsh schema -s /tmp/qmp.sock blockdev-add
   qmpsh wrap -- qemu-system-x86_64 -M q35 -m 2G -display none disk.qcow2`,
-		Version:       versionText(),
+		// Any text makes cobra add --version; what it prints is the
+		// template's, worked out only then (see versionTemplate).
+		Version:       "qmpsh",
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(c *cobra.Command, args []string) error {
@@ -105,6 +107,7 @@ Without an address, $QMP_SOCKET is used.`,
 			return opts.TLS.checkTLSFlags(c, args, opts.Getenv)
 		},
 	}
+	root.SetVersionTemplate(versionTemplate)
 	root.SetIn(ios.In)
 	root.SetOut(ios.Out)
 	root.SetErr(ios.ErrOut)

@@ -3,15 +3,22 @@ package shell
 import (
 	"regexp"
 	"strings"
+	"sync"
 )
 
+// The patterns are compiled when history is first written, not at
+// start-up: qmpsh exec never needs them.
 var (
 	// historyKey finds the keys of key=value words (also inside HMP's
 	// comma-separated options) and of JSON members.
-	historyKey = regexp.MustCompile(`([A-Za-z0-9_.-]+)=|"([^"\\]+)"\s*:`)
+	historyKey = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`([A-Za-z0-9_.-]+)=|"([^"\\]+)"\s*:`)
+	})
 	// historySecretType is a secret object's type, in any of the shell's,
 	// JSON's or HMP's spellings: qom-type=secret, "secret", secret,id=...
-	historySecretType = regexp.MustCompile(`(^|[^A-Za-z0-9_-])secret([^A-Za-z0-9_-]|$)`)
+	historySecretType = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(^|[^A-Za-z0-9_-])secret([^A-Za-z0-9_-]|$)`)
+	})
 )
 
 // KeepInHistory reports whether line may be written to the history file.
@@ -26,7 +33,7 @@ func KeepInHistory(line string) bool {
 		return false
 	}
 	data := false
-	for _, m := range historyKey.FindAllStringSubmatch(lower, -1) {
+	for _, m := range historyKey().FindAllStringSubmatch(lower, -1) {
 		key := m[1] + m[2]
 		key = key[strings.LastIndex(key, ".")+1:] // options.new-secret
 		switch {
@@ -36,5 +43,5 @@ func KeepInHistory(line string) bool {
 			data = true
 		}
 	}
-	return !(data && historySecretType.MatchString(lower))
+	return !(data && historySecretType().MatchString(lower))
 }
