@@ -304,6 +304,7 @@ func (o *ShellOptions) shellSession(ctx context.Context, s shellSession) error {
 		Completer: comp,
 		Reconnect: s.redial,
 		QuitsQEMU: s.quitsQEMU,
+		JSONOut:   !o.IO.OutTTY,
 		Page:      o.pager(),
 	})
 }
