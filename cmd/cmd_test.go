@@ -238,11 +238,12 @@ func TestConnectPiped(t *testing.T) {
 		r.expect(t, ExitQMPError, "\"none-machine\"\n", "syntax error at \"path\": expected key=value\n")
 	})
 	t.Run("HMP", func(t *testing.T) {
-		run(t, "info status\n", "connect", "--hmp", sock).expect(t, ExitOK, "VM status: running\n", "")
-		run(t, "hmp info status\n", "connect", sock).expect(t, ExitOK, "VM status: running\n", "")
+		// HMP's text on a terminal; TestPipedShellBuiltinsPrintJSON: on a pipe.
+		runTTY(t, "info status\n", "connect", "--hmp", sock).expect(t, ExitOK, "VM status: running\n", "")
+		runTTY(t, "hmp info status\n", "connect", sock).expect(t, ExitOK, "VM status: running\n", "")
 	})
 	t.Run("HelpFromSchema", func(t *testing.T) {
-		r := run(t, "help query-status\nhelp query-statuss\n", "connect", sock)
+		r := runTTY(t, "help query-status\nhelp query-statuss\n", "connect", sock)
 		if r.code != ExitQMPError || !strings.HasPrefix(r.stdout, "query-status (command)\n") ||
 			!strings.Contains(r.stdout, "status: enum (") {
 			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
@@ -256,7 +257,7 @@ func TestConnectPiped(t *testing.T) {
 		r.expect(t, ExitOK, "{}\n", "")
 	})
 	t.Run("HelpSaysQuitLeavesQEMURunning", func(t *testing.T) {
-		r := run(t, "help\n", "connect", sock)
+		r := runTTY(t, "help\n", "connect", sock)
 		if r.code != 0 || !strings.Contains(r.stdout, "  quit, exit, Ctrl-D    leave the shell; QEMU keeps running\n") {
 			t.Fatalf("exit %d, stdout %q", r.code, r.stdout)
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -158,19 +159,29 @@ func connectRun(ctx context.Context, opts *ShellOptions) error {
 	}
 	defer closeLog()
 
-	connect := func(ctx context.Context) error {
-		cctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-		defer cancel()
-		return client.Connect(cctx, addr)
-	}
+	connect := redialer(client, addr, opts.Timeout)
 	if err := connect(ctx); err != nil {
-		return connectionError(addr, err)
+		return err
 	}
 	s := shellSession{client: client, editor: ed, comp: comp}
 	if opts.Reconnect {
 		s.redial = connect
 	}
 	return opts.runShell(ctx, s, addr)
+}
+
+// redialer connects client to addr within timeout; its failure says why
+// in qmpsh's words (connectionError), for the first connection and for
+// the shell's notices about reconnecting.
+func redialer(client *qmp.Client, addr string, timeout time.Duration) func(context.Context) error {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if err := client.Connect(ctx, addr); err != nil {
+			return connectionError(addr, err)
+		}
+		return nil
+	}
 }
 
 func acceptRun(ctx context.Context, opts *ShellOptions) error {
@@ -304,6 +315,7 @@ func (o *ShellOptions) shellSession(ctx context.Context, s shellSession) error {
 		Completer: comp,
 		Reconnect: s.redial,
 		QuitsQEMU: s.quitsQEMU,
+		JSONOut:   !o.IO.OutTTY,
 		Page:      o.pager(),
 	})
 }

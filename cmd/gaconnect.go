@@ -102,6 +102,7 @@ func gaConnectRun(ctx context.Context, opts *GAConnectOptions) error {
 		Format:    opts.format(),
 		Completer: completer,
 		Help:      gaHelpText,
+		JSONOut:   !opts.IO.OutTTY,
 	})
 	if err != nil && !errors.Is(err, shell.ErrCommandFailed) {
 		return gaError(addr, err)

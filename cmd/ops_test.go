@@ -1,8 +1,10 @@
 package cmd
 
 import (
+	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
 
@@ -442,6 +445,11 @@ func TestConnectReconnect(t *testing.T) {
 	}
 	io.WriteString(in, "query-status\n")
 	errOut.waitFor(t, "not sent: disconnected, reconnecting (", 1)
+	// How redialling goes is said in qmpsh's words, not Go's dial error
+	// (TestRedialSaysWhy has the exact words).
+	if notice := errOut.String(); strings.Contains(notice, "failed to establish") || strings.Contains(notice, "dial unix") {
+		t.Errorf("redial notice in Go's words:\n%s", notice)
+	}
 
 	qmptest.StartQEMUAt(t, path)
 	errOut.waitFor(t, "reconnected to QEMU ", 1)
@@ -456,6 +464,25 @@ func TestConnectReconnect(t *testing.T) {
 	}
 	// The notices went to stderr: stdout is results and events only.
 	requireJSONLines(t, result{stdout: out.String(), stderr: errOut.String()})
+}
+
+// TestRedialSaysWhy: a failed reconnection attempt, which the shell
+// shows as "the last: ...", names the address and the cause in qmpsh's
+// words, as a failed first connection does.
+func TestRedialSaysWhy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gone.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close() // the socket file stays, with no one listening: refused
+	client := qmp.NewClient()
+	defer client.Disconnect()
+	err = redialer(client, path, 10*time.Second)(context.Background())
+	if want := "cannot connect to " + path + ": connection refused"; err == nil || err.Error() != want {
+		t.Fatalf("redial = %v, want %q", err, want)
+	}
 }
 
 func TestTargetsTCPIsNotAGlob(t *testing.T) {

@@ -10,13 +10,15 @@ import (
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
 
-// TestHelpPipedNoPager: on a pipe, help is printed whole, never paged.
+// TestHelpPipedNoPager: on a pipe, help is printed whole (as JSON, one
+// line), never paged.
 func TestHelpPipedNoPager(t *testing.T) {
 	record := writePagerScript(t)
 	sock := qmptest.StartQEMU(t)
 	r := run(t, "help blockdev-add\n", "connect", sock)
-	if r.code != ExitOK || !strings.HasPrefix(r.stdout, "blockdev-add (command)\n") || strings.Count(r.stdout, "\n") < 100 {
-		t.Errorf("exit %d, stdout %d lines, stderr %q", r.code, strings.Count(r.stdout, "\n"), r.stderr)
+	if r.code != ExitOK || !strings.HasPrefix(r.stdout, `[{"name":"blockdev-add","meta-type":"command"`) ||
+		strings.Count(r.stdout, "\n") != 1 || len(r.stdout) < 10000 {
+		t.Errorf("exit %d, stdout %.200q (%d lines), stderr %q", r.code, r.stdout, strings.Count(r.stdout, "\n"), r.stderr)
 	}
 	if _, err := os.Stat(record); err == nil {
 		t.Errorf("the pager ran on a pipe")

@@ -32,6 +32,8 @@ help NAME shows the same. Without NAME, list the commands and events.
 
 With --json, print the schema entries themselves: NAME's entry followed
 by every type it refers to, or {"commands": [...], "events": [...]}.
+When standard output is not a terminal, schema prints that JSON always,
+one line, so that a pipeline reads JSON lines only.
 
 A NAME that is neither a command nor an event of this QEMU exits with
 status 1, suggesting the closest name.
@@ -39,7 +41,7 @@ status 1, suggesting the closest name.
 ` + exitStatusHelp,
 		Example: `  qmpsh schema -s /tmp/qmp.sock blockdev-add
   qmpsh schema -s /tmp/qmp.sock --json query-status | jq .
-  qmpsh schema -s /tmp/qmp.sock | grep query-`,
+  qmpsh schema -s /tmp/qmp.sock | jq -r '.commands[]' | grep query-`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return usageErrorf("schema takes one NAME, got %d arguments", len(args))
@@ -91,12 +93,14 @@ func schemaRun(ctx context.Context, opts *SchemaOptions) error {
 	}
 
 	out := opts.IO.Out
+	// On a pipe, stdout carries JSON lines only: the text is for people.
+	asJSON := opts.JSON || !opts.IO.OutTTY
 	switch {
-	case opts.Name == "" && opts.JSON:
+	case opts.Name == "" && asJSON:
 		out.Write(opts.format().JSON(s.ListJSON()))
 	case opts.Name == "":
 		io.WriteString(out, s.List())
-	case opts.JSON:
+	case asJSON:
 		b, err := s.HelpJSON(opts.Name)
 		if err != nil {
 			return &ExitError{Code: ExitQMPError, Err: err}

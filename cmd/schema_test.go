@@ -13,17 +13,17 @@ func TestSchemaCommand(t *testing.T) {
 	sock := qmptest.StartQEMU(t)
 
 	t.Run("Help", func(t *testing.T) {
-		r := run(t, "", "schema", "-s", sock, "query-status")
+		r := runTTY(t, "", "schema", "-s", sock, "query-status")
 		want := "query-status (command)\n\nArguments: none\n\nReturns: object\n  running: bool\n"
 		if r.code != ExitOK || !strings.HasPrefix(r.stdout, want) || !strings.Contains(r.stdout, "  status: enum (debug, ") {
 			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
 	})
 	t.Run("HelpEvent", func(t *testing.T) {
-		run(t, "", "schema", "-s", sock, "STOP").expect(t, ExitOK, "STOP (event)\n\nData: none\n", "")
+		runTTY(t, "", "schema", "-s", sock, "STOP").expect(t, ExitOK, "STOP (event)\n\nData: none\n", "")
 	})
 	t.Run("List", func(t *testing.T) {
-		r := run(t, "", "schema", "-s", sock)
+		r := runTTY(t, "", "schema", "-s", sock)
 		for _, w := range []string{"Commands:\n", "\n  query-status\n", "\nEvents:\n", "\n  STOP\n"} {
 			if !strings.Contains(r.stdout, w) {
 				t.Errorf("list lacks %q", w)
@@ -53,6 +53,19 @@ func TestSchemaCommand(t *testing.T) {
 			t.Fatalf("exit %d, stdout %.200q", r.code, r.stdout)
 		}
 	})
+	t.Run("Piped", func(t *testing.T) {
+		// On a pipe, schema prints what --json prints: one line each.
+		for _, args := range [][]string{{"query-status"}, {}} {
+			r := run(t, "", append([]string{"schema", "-s", sock}, args...)...)
+			requireJSONLines(t, r)
+			if r.code != ExitOK || strings.Count(r.stdout, "\n") != 1 {
+				t.Fatalf("schema %v: exit %d, stdout %.200q, stderr %q", args, r.code, r.stdout, r.stderr)
+			}
+			if j := run(t, "", append([]string{"schema", "-s", sock, "--json"}, args...)...); j.stdout != r.stdout {
+				t.Errorf("schema %v on a pipe %.200q, with --json %.200q", args, r.stdout, j.stdout)
+			}
+		}
+	})
 	t.Run("UnknownName", func(t *testing.T) {
 		run(t, "", "schema", "-s", sock, "qurey-status").expect(t, ExitQMPError, "",
 			"qmpsh: unknown command or event \"qurey-status\" (did you mean \"query-status\"?)\n")
@@ -65,12 +78,22 @@ func TestSchemaCommand(t *testing.T) {
 	})
 	t.Run("StorageDaemon", func(t *testing.T) {
 		sd := qmptest.StartStorageDaemon(t)
-		r := run(t, "", "schema", "-s", sd, "blockdev-add")
+		r := runTTY(t, "", "schema", "-s", sd, "blockdev-add")
 		if r.code != ExitOK || !strings.HasPrefix(r.stdout, "blockdev-add (command") ||
 			!strings.Contains(r.stdout, "node-name") {
 			t.Fatalf("exit %d, stdout %.300q, stderr %q", r.code, r.stdout, r.stderr)
 		}
 	})
+}
+
+// runTTY runs qmpsh as run does, but with stdout a terminal, as a person
+// runs it.
+func runTTY(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	var out, errOut qmptest.Buffer
+	ios := &IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut, OutTTY: true}
+	code := Main(args, ios)
+	return result{code: code, stdout: out.String(), stderr: errOut.String()}
 }
 
 func contains(list []string, s string) bool {

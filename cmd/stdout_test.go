@@ -107,3 +107,38 @@ func TestVerboseShortensOwnTraffic(t *testing.T) {
 		}
 	})
 }
+
+// TestPipedShellBuiltinsPrintJSON: on a pipe, help, help NAME, hmp and
+// --hmp lines print JSON lines, as everything else does.
+func TestPipedShellBuiltinsPrintJSON(t *testing.T) {
+	sock := qmptest.StartQEMU(t)
+	r := run(t, "help\nhelp query-status\nhmp info status\n", "connect", sock)
+	requireJSONLines(t, r)
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if r.code != ExitOK || len(lines) != 3 {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	var builtins []struct{ Name, Summary string }
+	if err := json.Unmarshal([]byte(lines[0]), &builtins); err != nil || len(builtins) == 0 ||
+		builtins[0].Name == "" || builtins[0].Summary == "" {
+		t.Errorf("help printed %q (%v), want an array of {name, summary}", lines[0], err)
+	}
+	var entries []struct {
+		Name     string `json:"name"`
+		MetaType string `json:"meta-type"`
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &entries); err != nil || len(entries) < 2 ||
+		entries[0].Name != "query-status" || entries[0].MetaType != "command" {
+		t.Errorf("help query-status printed %q (%v), want its schema entries", lines[1], err)
+	}
+	var text string
+	if err := json.Unmarshal([]byte(lines[2]), &text); err != nil || !strings.HasPrefix(text, "VM status: running") {
+		t.Errorf("hmp info status printed %q (%v), want HMP's text as a JSON string", lines[2], err)
+	}
+
+	r = run(t, "info status\n", "connect", "--hmp", sock)
+	requireJSONLines(t, r)
+	if err := json.Unmarshal([]byte(r.stdout), &text); r.code != ExitOK || err != nil || !strings.HasPrefix(text, "VM status: running") {
+		t.Fatalf("--hmp: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}

@@ -77,3 +77,27 @@ func TestRunAgent(t *testing.T) {
 		t.Errorf("Complete(hmp info ) = %q; an agent has no HMP", c)
 	}
 }
+
+// On a pipe (JSONOut), an agent shell's help lists its own built-ins as
+// one JSON line, without QMP's hmp, sendfd and transaction(.
+func TestRunAgentHelpJSON(t *testing.T) {
+	comp := &Completer{Fetch: func(context.Context) (*qapi.Schema, error) {
+		return qapi.FromCommands([]string{"guest-ping"}), nil
+	}, Builtins: []string{"exit", "help", "quit"}}
+	var out, errs bytes.Buffer
+	err := Run(context.Background(), Config{
+		Agent: &fakeAgent{}, Editor: NewPipeEditor(strings.NewReader("help\n"), &out), Err: &errs,
+		Completer: comp, Help: "agent help\n", JSONOut: true,
+	})
+	var list []struct{ Name, Summary string }
+	if err != nil || json.Unmarshal(out.Bytes(), &list) != nil || strings.Count(out.String(), "\n") != 1 {
+		t.Fatalf("Run = %v, stdout %q, stderr %q", err, out.String(), errs.String())
+	}
+	var names []string
+	for _, b := range list {
+		names = append(names, b.Name)
+	}
+	if want := []string{"help", "quit", "exit"}; !slices.Equal(names, want) {
+		t.Errorf("help listed %q; want %q", names, want)
+	}
+}

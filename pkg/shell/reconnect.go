@@ -41,7 +41,11 @@ func (r *redialState) status() string {
 	if r.attempts == 0 {
 		return "lost: " + errString(r.lostBy)
 	}
-	return fmt.Sprintf("%d attempts so far, the last: %v", r.attempts, r.lastErr)
+	attempts := "attempts"
+	if r.attempts == 1 {
+		attempts = "attempt"
+	}
+	return fmt.Sprintf("%d %s so far, the last: %v", r.attempts, attempts, r.lastErr)
 }
 
 func errString(err error) string {

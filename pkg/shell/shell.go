@@ -67,6 +67,10 @@ type Config struct {
 	Reconnect func(ctx context.Context) error
 	// QuitsQEMU says, for help, that leaving the shell quits QEMU.
 	QuitsQEMU bool
+	// JSONOut says that results go where a program reads JSON lines
+	// (stdout is not a terminal): help and HMP's replies, text for a
+	// person otherwise, are printed as JSON, one line each.
+	JSONOut bool
 	// Page, if set, shows help text through a pager when it is too long
 	// for the screen, and reports whether it did; otherwise help prints
 	// it.
@@ -274,6 +278,10 @@ const (
 
 // help prints the built-ins, or a command's or event's schema.
 func (sh *shell) help(name string) {
+	if sh.JSONOut {
+		sh.helpJSON(name)
+		return
+	}
 	if name == "" && sh.Help != "" {
 		io.WriteString(sh.out, sh.Help)
 		return
@@ -298,6 +306,42 @@ func (sh *shell) help(name string) {
 	if !strings.HasSuffix(text, "\n") {
 		io.WriteString(sh.out, "\n")
 	}
+}
+
+// builtinSummary is a built-in command and what it does, for help on a
+// pipe.
+type builtinSummary struct {
+	Name    string `json:"name"`
+	Summary string `json:"summary"`
+}
+
+// helpJSON is help for a program reading JSON lines: the built-ins as an
+// array of {"name", "summary"}, or NAME's schema entries as --json
+// prints them.
+func (sh *shell) helpJSON(name string) {
+	if name != "" {
+		b, err := sh.completer().Schema().HelpJSON(name)
+		if err != nil {
+			sh.fail(err)
+			return
+		}
+		sh.out.Write(sh.Format.JSON(b))
+		return
+	}
+	leave := "leave the shell; QEMU keeps running"
+	if sh.QuitsQEMU {
+		leave = "leave the shell and quit QEMU"
+	}
+	list := []builtinSummary{{"help", "list the built-ins, or show a command's or event's schema (help NAME)"}}
+	if sh.Agent == nil {
+		list = append(list,
+			builtinSummary{"hmp", "run a human monitor command (human-monitor-command)"},
+			builtinSummary{"sendfd", "open a local file and pass it to QEMU with getfd or add-fd"},
+			builtinSummary{"transaction(", "start a transaction: one action per line, then ) to send it"})
+	}
+	list = append(list, builtinSummary{"quit", leave}, builtinSummary{"exit", leave})
+	b, _ := json.Marshal(list) // strings always encode
+	sh.out.Write(sh.Format.JSON(b))
 }
 
 func (sh *shell) completer() *Completer { return sh.Completer }
@@ -450,6 +494,13 @@ func (sh *shell) report(ret json.RawMessage, err error, text bool) {
 		var s string
 		if json.Unmarshal(ret, &s) == nil {
 			s = strings.ReplaceAll(s, "\r\n", "\n") // HMP's line ends
+			if sh.JSONOut {
+				// One JSON string, which jq -r turns back into the text.
+				enc := json.NewEncoder(sh.out)
+				enc.SetEscapeHTML(false)
+				enc.Encode(s)
+				return
+			}
 			io.WriteString(sh.out, s)
 			if s != "" && !strings.HasSuffix(s, "\n") {
 				io.WriteString(sh.out, "\n")
