@@ -40,13 +40,15 @@ func (e *DisconnectedError) Unwrap() error { return e.Cause }
 // RoundBound gives back the bound a caller set from d, the time from a
 // call's start to its deadline: the deadline was set a moment before the
 // call started, so d falls a little short, and rounding up to a grain
-// that suits its size says 10s, not 9.9997s.
+// that suits its size says 10s, not 9.9997s. The grains change a tenth
+// below 100 ms and 1 s, so that a bound of 100 ms reached a few
+// milliseconds late (a loaded machine) still reads 100ms, not 98ms.
 func RoundBound(d time.Duration) time.Duration {
 	g := time.Millisecond
 	switch {
-	case d >= time.Second:
+	case d >= 900*time.Millisecond:
 		g = 100 * time.Millisecond
-	case d >= 100*time.Millisecond:
+	case d >= 90*time.Millisecond:
 		g = 10 * time.Millisecond
 	}
 	return (d + g - 1).Truncate(g)
