@@ -203,31 +203,8 @@ func TestJobWaitInterrupt(t *testing.T) {
 	sock := jobVM(t, 1)[0]
 	wait := func(t *testing.T, id string, flags ...string) (code int, stdout, stderr string) {
 		t.Helper()
-		sigs := &fakeSignals{}
-		outR, outW := io.Pipe()
-		var errOut qmptest.Buffer
-		f := testFactory(strings.NewReader(""), outW, &errOut, map[string]string{"QMP_SOCKET": sock}, sigs)
-		done := make(chan int, 1)
-		go func() {
-			done <- Execute(f, append([]string{"job", "wait", id}, flags...))
-			outW.Close()
-		}()
-		lines := bufio.NewScanner(outR)
-		var out strings.Builder
 		// The first status is reported once the wait listens for Ctrl-C.
-		for lines.Scan() {
-			out.WriteString(lines.Text() + "\n")
-			if strings.Contains(lines.Text(), `"status":"ready"`) {
-				break
-			}
-		}
-		if n := sigs.raise(os.Interrupt); n != 1 {
-			t.Fatalf("Ctrl-C reached %d subscribers, want 1", n)
-		}
-		for lines.Scan() {
-			out.WriteString(lines.Text() + "\n")
-		}
-		return <-done, out.String(), errOut.String()
+		return runInterrupted(t, sock, `"status":"ready"`, append([]string{"job", "wait", id}, flags...)...)
 	}
 	run(t, "", "exec", "-s", sock, "blockdev-mirror", "job-id=i0", "device=src", "target=dst",
 		"sync=full").mustExit(t, ExitOK)
@@ -394,21 +371,36 @@ func TestWaitConnectionLostMidQuery(t *testing.T) {
 func TestExecWaitJobCancelOnInterrupt(t *testing.T) {
 	sock := jobVM(t, 1)[0]
 	run(t, "", "exec", "-s", sock, "--cancel-on-interrupt", "query-status").mustExit(t, ExitUsage)
+	code, stdout, stderr := runInterrupted(t, sock, `"status":"ready"`, "exec", "--wait-job", "--cancel-on-interrupt",
+		"blockdev-mirror", "job-id=x0", "device=src", "target=dst", "sync=full")
+	// The first line is blockdev-mirror's return value.
+	_, outcome := jobLines(t, stdout[strings.Index(stdout, "\n")+1:])
+	if code != ExitQMPError || outcome.Outcome != "cancelled" || !strings.Contains(stderr, "cancelling job x0") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	run(t, "", "job", "list", "-s", sock).expect(t, ExitOK, "", "")
+}
+
+// runInterrupted runs qmpsh with args on sock, reading its stdout line by
+// line, and raises Ctrl-C once a line contains mark (a status the wait
+// reports once it listens for Ctrl-C). It returns the exit status and
+// the whole output.
+func runInterrupted(t *testing.T, sock, mark string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	sigs := &fakeSignals{}
 	outR, outW := io.Pipe()
 	var errOut qmptest.Buffer
 	f := testFactory(strings.NewReader(""), outW, &errOut, map[string]string{"QMP_SOCKET": sock}, sigs)
 	done := make(chan int, 1)
 	go func() {
-		done <- Execute(f, []string{"exec", "--wait-job", "--cancel-on-interrupt", "blockdev-mirror",
-			"job-id=x0", "device=src", "target=dst", "sync=full"})
+		done <- Execute(f, args)
 		outW.Close()
 	}()
 	lines := bufio.NewScanner(outR)
 	var out strings.Builder
 	for lines.Scan() {
 		out.WriteString(lines.Text() + "\n")
-		if strings.Contains(lines.Text(), `"status":"ready"`) {
+		if strings.Contains(lines.Text(), mark) {
 			break
 		}
 	}
@@ -418,12 +410,5 @@ func TestExecWaitJobCancelOnInterrupt(t *testing.T) {
 	for lines.Scan() {
 		out.WriteString(lines.Text() + "\n")
 	}
-	code := <-done
-	stdout := out.String()
-	// The first line is blockdev-mirror's return value.
-	_, outcome := jobLines(t, stdout[strings.Index(stdout, "\n")+1:])
-	if code != ExitQMPError || outcome.Outcome != "cancelled" || !strings.Contains(errOut.String(), "cancelling job x0") {
-		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, errOut.String())
-	}
-	run(t, "", "job", "list", "-s", sock).expect(t, ExitOK, "", "")
+	return <-done, out.String(), errOut.String()
 }

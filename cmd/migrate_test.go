@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -128,31 +127,8 @@ func TestMigrateInterrupt(t *testing.T) {
 	run(t, "", "exec", "-s", sock, "migrate-set-parameters", "max-bandwidth=1000").mustExit(t, ExitOK)
 	wait := func(t *testing.T, args ...string) (code int, stdout, stderr string) {
 		t.Helper()
-		sigs := &fakeSignals{}
-		outR, outW := io.Pipe()
-		var errOut qmptest.Buffer
-		f := testFactory(strings.NewReader(""), outW, &errOut, map[string]string{"QMP_SOCKET": sock}, sigs)
-		done := make(chan int, 1)
-		go func() {
-			done <- Execute(f, args)
-			outW.Close()
-		}()
-		lines := bufio.NewScanner(outR)
-		var out strings.Builder
 		// Statuses are reported once the wait listens for Ctrl-C.
-		for lines.Scan() {
-			out.WriteString(lines.Text() + "\n")
-			if strings.Contains(lines.Text(), `"status":"active"`) {
-				break
-			}
-		}
-		if n := sigs.raise(os.Interrupt); n != 1 {
-			t.Fatalf("Ctrl-C reached %d subscribers, want 1", n)
-		}
-		for lines.Scan() {
-			out.WriteString(lines.Text() + "\n")
-		}
-		return <-done, out.String(), errOut.String()
+		return runInterrupted(t, sock, `"status":"active"`, args...)
 	}
 
 	code, stdout, stderr := wait(t, "migrate", "exec:cat > /dev/null", "--wait")
