@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -13,54 +12,10 @@ import (
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
 
-// watchedBuffer is a buffer a test can wait on.
-type watchedBuffer struct {
-	mu      sync.Mutex
-	b       strings.Builder
-	changed chan struct{}
-}
-
-func newWatchedBuffer() *watchedBuffer { return &watchedBuffer{changed: make(chan struct{})} }
-
-func (w *watchedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.b.Write(p)
-	close(w.changed)
-	w.changed = make(chan struct{})
-	return len(p), nil
-}
-
-func (w *watchedBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
-// waitFor waits until the buffer holds n times substr.
-func (w *watchedBuffer) waitFor(t *testing.T, substr string, n int) {
-	t.Helper()
-	deadline := time.After(time.Minute) // a bug's bound, not a timing
-	for {
-		w.mu.Lock()
-		got := strings.Count(w.b.String(), substr)
-		ch := w.changed
-		w.mu.Unlock()
-		if got >= n {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("no %d× %q in:\n%s", n, substr, w.String())
-		}
-	}
-}
-
 // proxyRun is a qmpsh proxy running in this process.
 type runningProxy struct {
 	path   string
-	stderr *watchedBuffer
+	stderr *watched
 	sigs   *fakeSignals
 	code   chan int
 }
@@ -74,7 +29,7 @@ func startProxyCmd(t *testing.T, qemu string, extra ...string) *runningProxy {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	p := &runningProxy{
 		path:   filepath.Join(dir, "p.sock"),
-		stderr: newWatchedBuffer(),
+		stderr: newWatched(),
 		sigs:   &fakeSignals{},
 		code:   make(chan int, 1),
 	}
@@ -117,12 +72,12 @@ func TestProxyShellsAndEvents(t *testing.T) {
 
 	type shell struct {
 		in   *io.PipeWriter
-		out  *watchedBuffer
+		out  *watched
 		code chan int
 	}
 	open := func() *shell {
 		r, w := io.Pipe()
-		s := &shell{in: w, out: newWatchedBuffer(), code: make(chan int, 1)}
+		s := &shell{in: w, out: newWatched(), code: make(chan int, 1)}
 		go func() {
 			s.code <- Main([]string{"connect", p.path}, &IOStreams{In: r, Out: s.out, ErrOut: io.Discard})
 		}()
@@ -286,7 +241,7 @@ func TestProxyReconnect(t *testing.T) {
 	q := qmptest.StartQEMUAt(t, qpath)
 	p := startProxyCmd(t, q.Path, "--reconnect")
 	r, w := io.Pipe()
-	out := newWatchedBuffer() // stdout and stderr: notices go to one or the other
+	out := newWatched() // stdout and stderr: notices go to one or the other
 	errOut := out
 	code := make(chan int, 1)
 	go func() {

@@ -202,7 +202,7 @@ func TestProxyTLS(t *testing.T) {
 	dir := qmptest.NewTLSDir(t)
 	qemu := qmptest.StartQEMUTLS(t, dir)
 
-	stderr := newWatchedBuffer()
+	stderr := newWatched()
 	sigs := &fakeSignals{}
 	code := make(chan int, 1)
 	f := testFactory(strings.NewReader(""), io.Discard, stderr, map[string]string{"QMPSH_TLS_DIR": dir}, sigs)
@@ -242,7 +242,7 @@ func TestProxyPlainTCPNeedsInsecureListen(t *testing.T) {
 	r = run(t, "", "proxy", "-s", sock, "--tls-dir", dir, "--listen", "tls:127.0.0.1:0")
 	r.mustSayUsage(t, "needs a server certificate")
 
-	stderr := newWatchedBuffer()
+	stderr := newWatched()
 	sigs := &fakeSignals{}
 	code := make(chan int, 1)
 	f := testFactory(strings.NewReader(""), io.Discard, stderr, nil, sigs)
