@@ -373,50 +373,6 @@ func TestShellSendfd(t *testing.T) {
 	})
 }
 
-// watched is output that a test can wait on.
-type watched struct {
-	mu      sync.Mutex
-	buf     strings.Builder
-	changed chan struct{} // closed and replaced on every write
-}
-
-func newWatched() *watched { return &watched{changed: make(chan struct{})} }
-
-func (w *watched) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	close(w.changed)
-	w.changed = make(chan struct{})
-	return len(p), nil
-}
-
-func (w *watched) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
-
-// waitFor waits until the output holds n occurrences of s. The bound is
-// only for a broken shell; each wait ends on the write it waits for.
-func (w *watched) waitFor(t *testing.T, s string, n int) {
-	t.Helper()
-	deadline := time.After(ptyTimeout)
-	for {
-		w.mu.Lock()
-		got, ch := strings.Count(w.buf.String(), s), w.changed
-		w.mu.Unlock()
-		if got >= n {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("after %v, no %d× %q in output:\n%s", ptyTimeout, n, s, w.String())
-		}
-	}
-}
-
 // TestConnectReconnect kills QEMU under a piped shell with --reconnect,
 // types a command while it is gone, and starts QEMU again on the same
 // socket.
@@ -424,7 +380,7 @@ func TestConnectReconnect(t *testing.T) {
 	path := filepath.Join(ptyShortTempDir(t), "qmp.sock")
 	q := qmptest.StartQEMUAt(t, path)
 	stdin, in := io.Pipe()
-	out, errOut := newWatched(), newWatched()
+	out, errOut := new(qmptest.Buffer), new(qmptest.Buffer)
 	done := make(chan int, 1)
 	go func() {
 		done <- Main([]string{"connect", "--reconnect", path}, &IOStreams{In: stdin, Out: out, ErrOut: errOut})
@@ -432,19 +388,19 @@ func TestConnectReconnect(t *testing.T) {
 	t.Cleanup(func() { in.Close() })
 
 	io.WriteString(in, "query-status\n")
-	out.waitFor(t, `"status":"running"`, 1)
+	out.WaitFor(t, `"status":"running"`, 1)
 
 	q.Kill()
 	// If QEMU dies with bytes from us still unread in its socket, the
 	// kernel reports a reset ("read: connection reset by peer") rather
 	// than an end ("connection closed by peer").
-	errOut.waitFor(t, " by peer; reconnecting\n", 1)
+	errOut.WaitFor(t, " by peer; reconnecting\n", 1)
 	if lost := errOut.String(); !strings.Contains(lost, "connection lost: connection closed by peer;") &&
 		!strings.Contains(lost, "connection reset by peer;") {
 		t.Fatalf("no loss notice:\n%s", lost)
 	}
 	io.WriteString(in, "query-status\n")
-	errOut.waitFor(t, "not sent: disconnected, reconnecting (", 1)
+	errOut.WaitFor(t, "not sent: disconnected, reconnecting (", 1)
 	// How redialling goes is said in qmpsh's words, not Go's dial error
 	// (TestRedialSaysWhy has the exact words).
 	if notice := errOut.String(); strings.Contains(notice, "failed to establish") || strings.Contains(notice, "dial unix") {
@@ -452,9 +408,9 @@ func TestConnectReconnect(t *testing.T) {
 	}
 
 	qmptest.StartQEMUAt(t, path)
-	errOut.waitFor(t, "reconnected to QEMU ", 1)
+	errOut.WaitFor(t, "reconnected to QEMU ", 1)
 	io.WriteString(in, "query-status\nstop\n")
-	out.waitFor(t, `"event":"STOP"`, 1)
+	out.WaitFor(t, `"event":"STOP"`, 1)
 	in.Close()
 	if code := <-done; code != ExitConnection {
 		t.Fatalf("exit %d, want 3 (a command was refused); stdout %q, stderr %q", code, out.String(), errOut.String())

@@ -15,7 +15,7 @@ import (
 // proxyRun is a qmpsh proxy running in this process.
 type runningProxy struct {
 	path   string
-	stderr *watched
+	stderr *qmptest.Buffer
 	sigs   *fakeSignals
 	code   chan int
 }
@@ -29,7 +29,7 @@ func startProxyCmd(t *testing.T, qemu string, extra ...string) *runningProxy {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	p := &runningProxy{
 		path:   filepath.Join(dir, "p.sock"),
-		stderr: newWatched(),
+		stderr: new(qmptest.Buffer),
 		sigs:   &fakeSignals{},
 		code:   make(chan int, 1),
 	}
@@ -40,7 +40,7 @@ func startProxyCmd(t *testing.T, qemu string, extra ...string) *runningProxy {
 		p.sigs.raise(syscall.SIGTERM)
 		<-p.code
 	})
-	p.stderr.waitFor(t, "listening on unix:"+p.path, 1)
+	p.stderr.WaitFor(t, "listening on unix:"+p.path, 1)
 	return p
 }
 
@@ -68,16 +68,16 @@ func TestProxyShellsAndEvents(t *testing.T) {
 	}()
 	// The events client is in once the proxy has answered its
 	// negotiation (-v shows the proxy's traffic).
-	p.stderr.waitFor(t, `(on unix:`+p.path+`) --> {"return": {}`, 1)
+	p.stderr.WaitFor(t, `(on unix:`+p.path+`) --> {"return": {}`, 1)
 
 	type shell struct {
 		in   *io.PipeWriter
-		out  *watched
+		out  *qmptest.Buffer
 		code chan int
 	}
 	open := func() *shell {
 		r, w := io.Pipe()
-		s := &shell{in: w, out: newWatched(), code: make(chan int, 1)}
+		s := &shell{in: w, out: new(qmptest.Buffer), code: make(chan int, 1)}
 		go func() {
 			s.code <- Main([]string{"connect", p.path}, &IOStreams{In: r, Out: s.out, ErrOut: io.Discard})
 		}()
@@ -85,13 +85,13 @@ func TestProxyShellsAndEvents(t *testing.T) {
 	}
 	a, b := open(), open()
 	io.WriteString(a.in, "stop\n")
-	a.out.waitFor(t, "{}\n", 1)
+	a.out.WaitFor(t, "{}\n", 1)
 	io.WriteString(b.in, "query-status\n")
-	b.out.waitFor(t, `"status":"paused"`, 1)
+	b.out.WaitFor(t, `"status":"paused"`, 1)
 	io.WriteString(b.in, "cont\n")
-	b.out.waitFor(t, "{}\n", 1)
+	b.out.WaitFor(t, "{}\n", 1)
 	io.WriteString(a.in, "query-status\n")
-	a.out.waitFor(t, `"status":"running"`, 1)
+	a.out.WaitFor(t, `"status":"running"`, 1)
 	a.in.Close()
 	b.in.Close()
 	for name, s := range map[string]*shell{"a": a, "b": b} {
@@ -241,21 +241,21 @@ func TestProxyReconnect(t *testing.T) {
 	q := qmptest.StartQEMUAt(t, qpath)
 	p := startProxyCmd(t, q.Path, "--reconnect")
 	r, w := io.Pipe()
-	out := newWatched() // stdout and stderr: notices go to one or the other
+	out := new(qmptest.Buffer) // stdout and stderr: notices go to one or the other
 	errOut := out
 	code := make(chan int, 1)
 	go func() {
 		code <- Main([]string{"connect", "--reconnect", p.path}, &IOStreams{In: r, Out: out, ErrOut: out})
 	}()
 	io.WriteString(w, "stop\n")
-	out.waitFor(t, "{}\n", 1)
+	out.WaitFor(t, "{}\n", 1)
 	q.Kill()
-	p.stderr.waitFor(t, "QEMU went away; reconnecting", 1)
-	errOut.waitFor(t, "connection lost", 1)
+	p.stderr.WaitFor(t, "QEMU went away; reconnecting", 1)
+	errOut.WaitFor(t, "connection lost", 1)
 	qmptest.StartQEMUAt(t, qpath)
-	errOut.waitFor(t, "reconnected", 1)
+	errOut.WaitFor(t, "reconnected", 1)
 	io.WriteString(w, "query-status\n")
-	out.waitFor(t, `"status":"running"`, 1) // a new QEMU, running
+	out.WaitFor(t, `"status":"running"`, 1) // a new QEMU, running
 	w.Close()
 	if c := <-code; c != ExitOK {
 		t.Errorf("shell: exit %d; stderr:\n%s", c, errOut)

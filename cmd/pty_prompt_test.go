@@ -56,7 +56,7 @@ func TestPtyStdoutPiped(t *testing.T) {
 	defer master.Close()
 	cmd := exec.Command(bin, "connect", sock)
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_STATE_HOME="+t.TempDir())
-	out := newWatched()
+	out := new(qmptest.Buffer)
 	var errOut qmptest.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, out, &errOut
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
@@ -84,7 +84,7 @@ func TestPtyStdoutPiped(t *testing.T) {
 	}
 	waitRaw()
 	master.Write([]byte("query-status\r"))
-	out.waitFor(t, `"status":"running"`, 1)
+	out.WaitFor(t, `"status":"running"`, 1)
 	waitRaw()
 	master.Write([]byte("\x04"))
 	if err := cmd.Wait(); err != nil {

@@ -202,7 +202,7 @@ func TestProxyTLS(t *testing.T) {
 	dir := qmptest.NewTLSDir(t)
 	qemu := qmptest.StartQEMUTLS(t, dir)
 
-	stderr := newWatched()
+	stderr := new(qmptest.Buffer)
 	sigs := &fakeSignals{}
 	code := make(chan int, 1)
 	f := testFactory(strings.NewReader(""), io.Discard, stderr, map[string]string{"QMPSH_TLS_DIR": dir}, sigs)
@@ -213,7 +213,7 @@ func TestProxyTLS(t *testing.T) {
 			t.Errorf("proxy exit %d; stderr:\n%s", c, stderr)
 		}
 	}()
-	stderr.waitFor(t, "listening on tls:127.0.0.1:", 1)
+	stderr.WaitFor(t, "listening on tls:127.0.0.1:", 1)
 	listen := regexp.MustCompile(`listening on (tls:127\.0\.0\.1:\d+)`).FindStringSubmatch(stderr.String())[1]
 
 	run(t, "", "exec", "--tls-dir", dir, "-s", listen, "qom-get", "path=/machine", "property=type").
@@ -224,7 +224,7 @@ func TestProxyTLS(t *testing.T) {
 		t.Errorf("a client without a certificate got %q", r.stdout)
 	}
 	// The proxy says so, and never counted it as a client.
-	stderr.waitFor(t, "qmpsh: warning: client refused from=127.0.0.1:", 1)
+	stderr.WaitFor(t, "qmpsh: warning: client refused from=127.0.0.1:", 1)
 	if n := strings.Count(stderr.String(), "client connected"); n != 1 {
 		t.Errorf("%d clients connected, want 1 (the one with a certificate):\n%s", n, stderr)
 	}
@@ -242,14 +242,14 @@ func TestProxyPlainTCPNeedsInsecureListen(t *testing.T) {
 	r = run(t, "", "proxy", "-s", sock, "--tls-dir", dir, "--listen", "tls:127.0.0.1:0")
 	r.mustSayUsage(t, "needs a server certificate")
 
-	stderr := newWatched()
+	stderr := new(qmptest.Buffer)
 	sigs := &fakeSignals{}
 	code := make(chan int, 1)
 	f := testFactory(strings.NewReader(""), io.Discard, stderr, nil, sigs)
 	go func() {
 		code <- Execute(f, []string{"proxy", "-s", sock, "--insecure-listen", "--listen", "127.0.0.1:0"})
 	}()
-	stderr.waitFor(t, "listening on tcp:127.0.0.1:", 1)
+	stderr.WaitFor(t, "listening on tcp:127.0.0.1:", 1)
 	if !strings.Contains(stderr.String(), "qmpsh: warning: --insecure-listen: 127.0.0.1:0 takes clients without TLS") {
 		t.Errorf("no warning on stderr:\n%s", stderr)
 	}

@@ -340,15 +340,45 @@ func (p *Process) Output() string { return p.out.String() }
 // one goroutine (QEMU's output copied by os/exec, a client's log records,
 // a shell's results) while a test reads it. The zero value is ready.
 type Buffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // made by a waiter, closed by the next Write
 }
 
 // Write appends p.
 func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
 	return b.buf.Write(p)
+}
+
+// WaitFor waits until what was written holds n occurrences of s, waking
+// on each write. The minute it allows is a bound for a broken program,
+// not a timing: a test fails then, showing what was written.
+func (b *Buffer) WaitFor(t testing.TB, s string, n int) {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	for {
+		b.mu.Lock()
+		got := strings.Count(b.buf.String(), s)
+		if b.changed == nil {
+			b.changed = make(chan struct{})
+		}
+		ch := b.changed
+		b.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("no %d× %q in:\n%s", n, s, b.String())
+		}
+	}
 }
 
 // String returns what was written so far.
