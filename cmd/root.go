@@ -51,8 +51,12 @@ func Main(args []string, ios *IOStreams) int {
 // Execute runs qmpsh with args and the dependencies f, and returns the
 // exit status.
 func Execute(f *Factory, args []string) int {
+	return execute(f, newRootCmd(f, lazyCommand(args)), args)
+}
+
+// execute runs root, built on f, with args.
+func execute(f *Factory, root *cobra.Command, args []string) int {
 	ios := f.IO
-	root := NewRootCmd(f)
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
@@ -78,7 +82,57 @@ func Execute(f *Factory, args []string) int {
 }
 
 // NewRootCmd builds the command tree on f.
-func NewRootCmd(fac *Factory) *cobra.Command {
+func NewRootCmd(fac *Factory) *cobra.Command { return newRootCmd(fac, "") }
+
+// topCommands are root's subcommands in the order they are added, each
+// with the function that builds it.
+var topCommands = []struct {
+	name  string
+	build func(*GlobalOptions) *cobra.Command
+}{
+	{"exec", func(o *GlobalOptions) *cobra.Command { return newExecCmd(o, execRun) }},
+	{"connect", func(o *GlobalOptions) *cobra.Command { return newConnectCmd(o, connectRun) }},
+	{"accept", func(o *GlobalOptions) *cobra.Command { return newAcceptCmd(o, acceptRun) }},
+	{"schema", func(o *GlobalOptions) *cobra.Command { return newSchemaCmd(o, schemaRun) }},
+	{"events", func(o *GlobalOptions) *cobra.Command { return newEventsCmd(o, eventsRun) }},
+	{"wrap", func(o *GlobalOptions) *cobra.Command { return newWrapCmd(o, wrapRun) }},
+	{"ga", gaCommands},
+	{"proxy", func(o *GlobalOptions) *cobra.Command { return newProxyCmd(o, proxyRun) }},
+	{"job", func(o *GlobalOptions) *cobra.Command { return newJobCmd(o, jobWaitRun, jobListRun) }},
+	{"migrate", func(o *GlobalOptions) *cobra.Command { return newMigrateCmd(o, migrateRun) }},
+}
+
+// lazyCommand names the one top-level command that args run, when
+// building only it (and root) behaves as the whole tree would: args
+// start with its name and ask for no help or version, whose output and
+// suggestions need the whole tree. Otherwise it returns "". Building
+// the whole tree costs a short command such as exec a noticeable share
+// of its run.
+func lazyCommand(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	for _, a := range args[1:] {
+		switch {
+		case a == "--help" || a == "--version",
+			strings.HasPrefix(a, "--help=") || strings.HasPrefix(a, "--version="),
+			// -h alone or among other shorthands (-vh); a value that
+			// merely looks so only costs the whole tree.
+			len(a) > 1 && a[0] == '-' && a[1] != '-' && strings.ContainsRune(a, 'h'):
+			return ""
+		}
+	}
+	for _, t := range topCommands {
+		if t.name == args[0] {
+			return t.name
+		}
+	}
+	return ""
+}
+
+// newRootCmd builds root with every command, or with only the command
+// named only (see lazyCommand).
+func newRootCmd(fac *Factory, only string) *cobra.Command {
 	ios := fac.IO
 	opts := &GlobalOptions{Factory: fac}
 	root := &cobra.Command{
@@ -130,11 +184,16 @@ Without an address, $QMP_SOCKET is used.`,
 
 	// Each command fills its options from the flags and hands them to its
 	// run function; tests hand their own.
-	root.AddCommand(newExecCmd(opts, execRun), newConnectCmd(opts, connectRun), newAcceptCmd(opts, acceptRun))
-	root.AddCommand(newSchemaCmd(opts, schemaRun), newEventsCmd(opts, eventsRun), newWrapCmd(opts, wrapRun))
-	root.AddCommand(gaCommands(opts))
-	root.AddCommand(newProxyCmd(opts, proxyRun))
-	root.AddCommand(newJobCmd(opts, jobWaitRun, jobListRun), newMigrateCmd(opts, migrateRun))
+	for _, t := range topCommands {
+		if only == "" || t.name == only {
+			root.AddCommand(t.build(opts))
+		}
+	}
+	if only != "" {
+		// Only help and completion use cobra's completion command,
+		// and they build the whole tree.
+		root.CompletionOptions.DisableDefaultCmd = true
+	}
 	finishTree(root)
 	return root
 }
