@@ -103,11 +103,11 @@ func TestExecTLS(t *testing.T) {
 // shows it.
 func TestExecTLSExpired(t *testing.T) {
 	dir := qmptest.NewTLSDirWith(t, qmptest.TLSDirConfig{Expired: true})
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "server-cert.pem"), filepath.Join(dir, "server-key.pem"))
+	cfg, err := qmptest.ServerTLSConfig(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

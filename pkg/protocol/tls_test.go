@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -34,11 +33,11 @@ func TestParseAddressTLS(t *testing.T) {
 // at most: so the server reads one byte per Read.
 func TestTLSOneBytePerRecord(t *testing.T) {
 	dir := qmptest.NewTLSDir(t)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "server-cert.pem"), filepath.Join(dir, "server-key.pem"))
+	scfg, err := qmptest.ServerTLSConfig(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,11 +99,11 @@ func TestTLSOneBytePerRecord(t *testing.T) {
 // TLSError naming it; no byte of QMP is sent.
 func TestTLSUnknownAuthority(t *testing.T) {
 	dir := qmptest.NewTLSDir(t)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "server-cert.pem"), filepath.Join(dir, "server-key.pem"))
+	scfg, err := qmptest.ServerTLSConfig(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", scfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,12 +127,12 @@ func TestQEMUAcceptTLS(t *testing.T) {
 
 func serverTLS(t *testing.T, dir string) *tls.Config {
 	t.Helper()
-	cfg := clientTLS(t, dir)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "server-cert.pem"), filepath.Join(dir, "server-key.pem"))
+	cfg, err := qmptest.ServerTLSConfig(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: cfg.RootCAs, ClientAuth: tls.RequireAndVerifyClientCert}
+	cfg.ClientCAs, cfg.ClientAuth = clientTLS(t, dir).RootCAs, tls.RequireAndVerifyClientCert
+	return cfg
 }
 
 // BenchmarkExecuteTLS measures query-status over QEMU's TLS monitor,

@@ -221,6 +221,17 @@ func ClientTLSConfig(dir string) (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}, nil
 }
 
+// ServerTLSConfig is a server's TLS configuration from dir in QEMU's
+// layout: its server certificate, asking nothing of clients (add ClientCAs
+// and ClientAuth to verify theirs).
+func ServerTLSConfig(dir string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "server-cert.pem"), filepath.Join(dir, "server-key.pem"))
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}}, nil
+}
+
 // qemuOpt doubles the commas in an option value, which QEMU's option
 // parser would take for separators.
 func qemuOpt(s string) string { return strings.ReplaceAll(s, ",", ",,") }
