@@ -32,7 +32,8 @@ func startQEMUTwoMonitors(t *testing.T) (first, second string) {
 
 // negotiated is a writer for -v output that sends on ready each time a
 // connection of qmpsh's has finished capabilities negotiation, and so
-// listens for events.
+// listens for events. It counts empty returns: the commands it watches
+// (events, which sends nothing but qmp_capabilities) get no other.
 type negotiated struct {
 	mu    sync.Mutex
 	buf   strings.Builder
@@ -46,7 +47,7 @@ func (n *negotiated) Write(p []byte) (int, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.buf.Write(p)
-	for c := strings.Count(n.buf.String(), `"id": "qmpsh-negotiate"}`); n.seen < c; n.seen++ {
+	for c := strings.Count(n.buf.String(), "<-- {\"return\": {}}\n"); n.seen < c; n.seen++ {
 		n.ready <- struct{}{}
 	}
 	return len(p), nil

@@ -230,7 +230,9 @@ func (p *Protocol) Watch() *Watcher {
 // setState records a transition and queues it for every watcher. The
 // caller holds p.mu, which orders transitions.
 func (p *Protocol) setState(s Runstate) {
-	p.log.Debug(fmt.Sprintf("Transitioning from '%s' to '%s'.", p.state, s))
+	if p.log.Enabled(context.Background(), slog.LevelDebug) {
+		p.log.Debug("Transitioning from '" + p.state.String() + "' to '" + s.String() + "'.")
+	}
 	p.state = s
 	close(p.changed)
 	p.changed = make(chan struct{})

@@ -129,9 +129,9 @@ func dialRaw(b *testing.B, addr string) *rawConn {
 	b.Cleanup(func() { c.Close() })
 	rc := &rawConn{c: c, r: bufio.NewReaderSize(c, 64<<10)}
 	greeting := rc.line(b)
-	req := `{"execute":"qmp_capabilities","id":"qmpsh-negotiate"}`
+	req := `{"execute":"qmp_capabilities"}`
 	if bytes.Contains(greeting, []byte(`"oob"`)) {
-		req = `{"execute":"qmp_capabilities","arguments":{"enable":["oob"]},"id":"qmpsh-negotiate"}`
+		req = `{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}`
 	}
 	if _, err := c.Write([]byte(req)); err != nil {
 		b.Fatal(err)

@@ -336,8 +336,8 @@ func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage,
 // An id the client gives a request is a small JSON number, N >= 1, the
 // least digits that keep it apart from every other call still pending
 // (see register): QEMU parses an id and writes it back in the reply, and
-// "id":7 costs it far less than a string. The negotiation's id,
-// "qmpsh-negotiate", is the only other one.
+// "id":7 costs it far less than a string. The negotiation goes without
+// one (see establish).
 
 // appendID appends id as a JSON number.
 func appendID(b []byte, id uint64) []byte { return strconv.AppendUint(b, id, 10) }
@@ -706,6 +706,14 @@ func (v Version) String() string {
 }
 
 func parseGreeting(msg []byte) (*Greeting, error) {
+	if g, ok := decodeGreeting(msg); ok {
+		return g, nil
+	}
+	return unmarshalGreeting(msg)
+}
+
+// unmarshalGreeting is parseGreeting for any greeting, with json.Unmarshal.
+func unmarshalGreeting(msg []byte) (*Greeting, error) {
 	var g struct {
 		QMP *struct {
 			Version *struct {
@@ -736,6 +744,62 @@ func parseGreeting(msg []byte) (*Greeting, error) {
 	return out, nil
 }
 
+// decodeGreeting is parseGreeting for a greeting laid out as QEMU writes
+// it, {"QMP": {"version": {"qemu": {"micro": U, "minor": N, "major": J},
+// "package": "P"}, "capabilities": ["C", ...]}}, matched as fixed text as
+// decodeEvent matches events: a one-shot command decodes one greeting,
+// and decoding it with reflection costs such a process more than the
+// rest of its decoding. It returns false for anything else, which
+// parseGreeting then decodes with json.Unmarshal; as the layout has each
+// key once and in lower case, json.Unmarshal cannot read it differently.
+func decodeGreeting(msg []byte) (*Greeting, bool) {
+	const head, minor, major, pkg, caps = `{"QMP": {"version": {"qemu": {"micro": `, `, "minor": `, `, "major": `, `}, "package": `, `}, "capabilities": [`
+	var g Greeting
+	v := &g.Version.QEMU
+	i := 0
+	for _, f := range [...]struct {
+		lit string
+		n   *int
+	}{{head, &v.Micro}, {minor, &v.Minor}, {major, &v.Major}} {
+		if i = scanLiteral(msg, i, f.lit); i < 0 {
+			return nil, false
+		}
+		var n int64
+		if n, i = scanInt64(msg, i); i < 0 || int64(int(n)) != n {
+			return nil, false
+		}
+		*f.n = int(n)
+	}
+	if i = scanLiteral(msg, i, pkg); i < 0 {
+		return nil, false
+	}
+	start := i
+	if i = scanPlainString(msg, i); i < 0 {
+		return nil, false
+	}
+	g.Version.Package = string(msg[start+1 : i-1])
+	if i = scanLiteral(msg, i, caps); i < 0 {
+		return nil, false
+	}
+	g.Capabilities = []string{}
+	for first := true; i < len(msg) && msg[i] != ']'; first = false {
+		if !first {
+			if i = scanLiteral(msg, i, ", "); i < 0 {
+				return nil, false
+			}
+		}
+		start := i
+		if i = scanPlainString(msg, i); i < 0 {
+			return nil, false
+		}
+		g.Capabilities = append(g.Capabilities, string(msg[start+1:i-1]))
+	}
+	if i = scanLiteral(msg, i, "]}}"); i < 0 || skipSpace(msg, i) != len(msg) {
+		return nil, false
+	}
+	return &g, true
+}
+
 // establish is the session hook: greeting, then negotiation, before the
 // reader starts.
 func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
@@ -764,10 +828,14 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 		return nil
 	}
 
+	// The request goes without an id: nothing else is in flight, and a
+	// server in negotiation mode sends no events, so the next reply is
+	// this one's. QEMU reads its monitor a byte at a time, and an id it
+	// would parse and echo costs it more than the rest of the exchange.
 	oob := !c.cfg.noOOB && slices.Contains(g.Capabilities, "oob")
-	req := []byte(`{"execute":"qmp_capabilities","id":"qmpsh-negotiate"}`)
+	req := []byte(`{"execute":"qmp_capabilities"}`)
 	if oob {
-		req = []byte(`{"execute":"qmp_capabilities","arguments":{"enable":["oob"]},"id":"qmpsh-negotiate"}`)
+		req = []byte(`{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}`)
 	}
 	if err := s.Send(req); err != nil {
 		return &NegotiationError{Err: err}
@@ -780,18 +848,21 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 			}
 			return &NegotiationError{Err: err}
 		}
-		var r reply
-		if err := json.Unmarshal(msg, &r); err != nil {
-			return &NegotiationError{Err: fmt.Errorf("server sent something that is not a JSON object: %s", truncate(msg, 120))}
+		r := reply{raw: msg}
+		if !r.decodeFast(msg, nil) {
+			r = reply{raw: msg}
+			if err := json.Unmarshal(msg, &r); err != nil {
+				return &NegotiationError{Err: fmt.Errorf("server sent something that is not a JSON object: %s", truncate(msg, 120))}
+			}
 		}
 		if r.Event != "" {
-			c.dispatch(&reply{Event: r.Event, Data: r.Data, Timestamp: r.Timestamp, raw: msg}, false)
+			c.dispatch(&r, false)
 			continue
 		}
 		if r.Error != nil {
 			return &NegotiationError{Err: &ExecuteError{Command: "qmp_capabilities", Class: r.Error.Class, Desc: r.Error.Desc}}
 		}
-		if r.Return == nil || string(r.ID) != `"qmpsh-negotiate"` {
+		if r.Return == nil || r.ID != nil {
 			return &NegotiationError{Err: fmt.Errorf("unexpected reply to qmp_capabilities: %s", truncate(msg, 120))}
 		}
 		break

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -313,4 +314,60 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		})
 	}
+}
+
+// greetingCases are greetings decodeGreeting takes (ok) or leaves to
+// json.Unmarshal.
+var greetingCases = []struct {
+	msg string
+	ok  bool
+}{
+	{`{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7+deb12u18+b3"}, "capabilities": ["oob"]}}`, true},
+	{`{"QMP": {"version": {"qemu": {"micro": 0, "minor": 0, "major": 9}, "package": ""}, "capabilities": []}}` + "\r\n", true},
+	{`{"QMP": {"version": {"qemu": {"micro": 1, "minor": 2, "major": 3}, "package": "x"}, "capabilities": ["oob", "x-new"]}}`, true},
+	{`{"QMP": {"version": {"qemu": {"micro": -1, "minor": 2, "major": 3}, "package": "x"}, "capabilities": ["oob"]}}`, true},
+	// Escapes, another order, other spacing, extra members: json.Unmarshal's.
+	{`{"QMP": {"version": {"qemu": {"micro": 1, "minor": 2, "major": 3}, "package": "\u0078"}, "capabilities": ["oob"]}}`, false},
+	{`{"QMP": {"version": {"qemu": {"major": 3, "minor": 2, "micro": 1}, "package": "x"}, "capabilities": ["oob"]}}`, false},
+	{`{"QMP":{"version":{"qemu":{"micro":1,"minor":2,"major":3},"package":"x"},"capabilities":["oob"]}}`, false},
+	{`{"QMP": {"version": {"qemu": {"micro": 1, "minor": 2, "major": 3}, "package": "x"}, "capabilities": ["oob"], "more": 1}}`, false},
+	{`{"QMP": {"version": {"qemu": {"micro": 1.5, "minor": 2, "major": 3}, "package": "x"}, "capabilities": ["oob"]}}`, false},
+	{`{"QMP": {"version": {"qemu": {"micro": 1, "minor": 2, "major": 3}, "package": "x"}, "capabilities": ["oob",]}}`, false},
+	{`{"QMP": {"version": {"qemu": {"micro": 1, "minor": 2, "major": 3}, "package": "x"}, "capabilities": ["oob"]}} x`, false},
+	{`{"QMP": {"version": {"qemu": {"micro": 1, "minor": 2, "major": 3}, "package": "x"}, "capabilities": ["oob"]`, false},
+}
+
+// TestDecodeGreeting checks that decodeGreeting takes QEMU's layout and
+// reads it as json.Unmarshal does, and leaves everything else alone.
+func TestDecodeGreeting(t *testing.T) {
+	for _, tc := range greetingCases {
+		if got := checkDecodeGreeting(t, []byte(tc.msg)); got != tc.ok {
+			t.Errorf("decodeGreeting(%q) took it: %v, want %v", tc.msg, got, tc.ok)
+		}
+	}
+}
+
+func FuzzDecodeGreeting(f *testing.F) {
+	for _, tc := range greetingCases {
+		f.Add([]byte(tc.msg))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) { checkDecodeGreeting(t, msg) })
+}
+
+// checkDecodeGreeting reports whether decodeGreeting decoded msg itself,
+// failing t if it did so differently from unmarshalGreeting.
+func checkDecodeGreeting(t *testing.T, msg []byte) bool {
+	t.Helper()
+	fast, ok := decodeGreeting(msg)
+	if !ok {
+		return false
+	}
+	slow, err := unmarshalGreeting(msg)
+	if err != nil {
+		t.Fatalf("decodeGreeting took %q, which json.Unmarshal rejects: %v", msg, err)
+	}
+	if !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("decodeGreeting(%q) = %+v\njson.Unmarshal gives %+v", msg, fast, slow)
+	}
+	return true
 }

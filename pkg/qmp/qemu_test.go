@@ -267,7 +267,7 @@ func TestQEMUTrace(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	want := []string{`<-- {"QMP": `, `--> {"execute":"qmp_capabilities"`, `<-- {"return": {}, "id": "qmpsh-negotiate"}`,
+	want := []string{`<-- {"QMP": `, `--> {"execute":"qmp_capabilities"`, `<-- {"return": {}}`,
 		`--> {"execute":"query-status"}`, `<-- {"return": {"status": `}
 	if len(lines) != len(want) {
 		t.Fatalf("traced %d messages, want %d:\n%s", len(lines), len(want), strings.Join(lines, "\n"))
