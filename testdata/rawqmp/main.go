@@ -14,7 +14,10 @@
 // "ops/s RATE". With -callers 1, one request at a time; with more, a
 // pipelined floor, which keeps that many requests in flight on the one
 // connection, writing as many new requests as replies have come, in one
-// write.
+// write. With -ids as well, each pipelined request carries a one-digit id
+// ({"execute":"query-status","id":N}), as a client that keeps an id on
+// every request while several are in flight must send at the least: the
+// floor of such a client.
 //
 //	go build ./testdata/rawqmp
 //	rawqmp /tmp/qmp.sock
@@ -37,6 +40,7 @@ func main() {
 	n := flag.Int("n", 0, "calls to time (0: run query-status once and print its value)")
 	callers := flag.Int("callers", 1, "requests in flight, with -n")
 	warmup := flag.Int("warmup", 200, "calls before the timed ones, with -n")
+	ids := flag.Bool("ids", false, "give each pipelined request an id, with -callers above 1")
 	flag.Parse()
 	if flag.NArg() != 1 || *callers < 1 || *n < 0 || *warmup < 0 {
 		fmt.Fprintln(os.Stderr, "usage: rawqmp [-n N [-callers C] [-warmup W]] SOCKET")
@@ -73,14 +77,14 @@ func main() {
 	if *callers > 1 {
 		run = pipelined
 	}
-	check(run(conn, r, *warmup, *callers))
+	check(run(conn, r, *warmup, *callers, *ids))
 	start := time.Now()
-	check(run(conn, r, *n, *callers))
+	check(run(conn, r, *n, *callers, *ids))
 	fmt.Printf("ops/s %.1f\n", float64(*n)/time.Since(start).Seconds())
 }
 
 // sequential runs n calls, one at a time.
-func sequential(conn net.Conn, r *bufio.Reader, n, _ int) error {
+func sequential(conn net.Conn, r *bufio.Reader, n, _ int, _ bool) error {
 	for range n {
 		if err := send(conn, r, request); err != nil {
 			return err
@@ -91,16 +95,23 @@ func sequential(conn net.Conn, r *bufio.Reader, n, _ int) error {
 
 // pipelined runs n calls, keeping up to depth in flight: it writes the
 // first depth at once, then, each time it has read what replies there are,
-// as many new requests as it read, in one write.
-func pipelined(conn net.Conn, r *bufio.Reader, n, depth int) error {
-	buf := make([]byte, 0, depth*len(request))
+// as many new requests as it read, in one write. With ids, request i
+// carries the id i%9+1: no two of up to 9 in flight share one.
+func pipelined(conn net.Conn, r *bufio.Reader, n, depth int, ids bool) error {
+	buf := make([]byte, 0, depth*(len(request)+7))
 	sent, done := 0, 0
 	for done < n {
 		k := min(depth-(sent-done), n-sent)
 		if k > 0 {
 			buf = buf[:0]
-			for range k {
-				buf = append(buf, request...)
+			for j := range k {
+				if ids {
+					buf = append(buf, request[:len(request)-1]...)
+					buf = append(buf, `,"id":`...)
+					buf = append(buf, byte('1'+(sent+j)%9), '}')
+				} else {
+					buf = append(buf, request...)
+				}
 			}
 			if _, err := conn.Write(buf); err != nil {
 				return err
