@@ -123,6 +123,30 @@ func TestReadBufferSize(t *testing.T) {
 	}
 }
 
+// TestReadBufferKeepsLongLines checks that lines longer than the buffer
+// that arrive a little at a time, as qemu-ga writes a file's data, do not
+// count as small reads: the grown buffer stays, instead of shrinking at
+// every line's end and growing again, copying, for the next.
+func TestReadBufferKeepsLongLines(t *testing.T) {
+	line := strings.Repeat("b", 300_000) + "\n"
+	var chunks []string
+	for range 6 {
+		for i := 0; i < len(line); i += 10_000 {
+			chunks = append(chunks, line[i:min(i+10_000, len(line))])
+		}
+	}
+	s := scripted(t, 1<<20, 0, chunks...)
+	for i := range 6 {
+		msg, err := s.read()
+		if err != nil || len(msg) != len(line)-1 {
+			t.Fatalf("line %d: %d bytes, %v", i, len(msg), err)
+		}
+		if i > 0 && len(s.rd.in.buf) < len(line) {
+			t.Fatalf("after line %d the buffer is %d bytes, shorter than the lines", i, len(s.rd.in.buf))
+		}
+	}
+}
+
 // TestReadLimitEarly checks that a line over the limit fails before the
 // buffer takes more than the limit and one read of it.
 func TestReadLimitEarly(t *testing.T) {

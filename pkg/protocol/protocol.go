@@ -958,14 +958,15 @@ func (s *session) read() ([]byte, error) {
 // doubles, up to maxInput, each time a read fills it: under a flood a
 // read then takes all the socket holds, so that the peer can write again
 // at once while the reader works through it, instead of the two taking
-// turns at a small buffer. After a run of small reads it shrinks back.
+// turns at a small buffer. After a run of reads that leave it mostly
+// empty it shrinks back.
 type input struct {
 	conn    net.Conn
 	drained func() // Config.Drained
 	buf     []byte // buf[r:w] is read and not yet consumed
 	r, w    int
 	grow    bool  // the last read filled buf
-	small   int   // reads in a row that used little of buf
+	small   int   // reads in a row that left buf mostly empty
 	err     error // from a read that also returned data
 }
 
@@ -1032,7 +1033,9 @@ func (in *input) fill() error {
 	for range 100 { // as bufio.Reader, give up on a reader stuck at 0, nil
 		m, err := in.conn.Read(in.buf[in.w:])
 		in.grow = in.w+m == len(in.buf)
-		if m < len(in.buf)/8 {
+		// Small is what leaves the buffer mostly empty: a long line that
+		// comes a little at a time needs the buffer it grew.
+		if in.w+m < len(in.buf)/8 {
 			in.small++
 		} else {
 			in.small = 0
