@@ -235,7 +235,13 @@ func (c *Client) handle(msg []byte) error {
 			c.log.Debug("dropping a reply nobody waits for", "msg", truncate(msg))
 			return nil
 		}
-		r := reply{Return: bytes.Clone(ret)}
+		var r reply
+		if pc.decode != nil {
+			pc.decode(ret)
+			r.Return = decoded
+		} else {
+			r.Return = bytes.Clone(ret)
+		}
 		if pc.wantRaw {
 			r.raw = bytes.Clone(msg)
 		}
@@ -379,6 +385,12 @@ func (c *Client) Exec(ctx context.Context, command string, args any) (json.RawMe
 // start sends command, which must be one that replies, and returns at
 // once: several requests may be in flight, answered in order.
 func (c *Client) start(ctx context.Context, command string, args any) (*pendingCall, error) {
+	return c.startDecoded(ctx, command, args, nil)
+}
+
+// startDecoded is start with a decode hook for the return value (see
+// pendingCall.decode).
+func (c *Client) startDecoded(ctx context.Context, command string, args any, decode func([]byte)) (*pendingCall, error) {
 	if err := c.resync(ctx); err != nil {
 		return nil, err
 	}
@@ -387,7 +399,7 @@ func (c *Client) start(ctx context.Context, command string, args any) (*pendingC
 	if err != nil {
 		return nil, err
 	}
-	return c.begin(ctx, command, id, msg, false)
+	return c.begin(ctx, &pendingCall{command: command, id: id, decode: decode}, msg)
 }
 
 // result waits for pc's reply and returns its return value; an error
@@ -472,7 +484,7 @@ func (c *Client) sendError(err error) error {
 
 // roundTrip sends msg, request id, and waits for its reply.
 func (c *Client) roundTrip(ctx context.Context, command string, id uint64, msg []byte, wantRaw bool) (reply, error) {
-	pc, err := c.begin(ctx, command, id, msg, wantRaw)
+	pc, err := c.begin(ctx, &pendingCall{command: command, id: id, wantRaw: wantRaw}, msg)
 	if err != nil {
 		return reply{}, err
 	}
@@ -487,13 +499,24 @@ type pendingCall struct {
 	start   time.Time
 	ch      chan reply
 	wantRaw bool // the caller wants the whole message (Raw)
+	// decode, if set, is given the return value of a reply in the
+	// agent's usual layout on the reader goroutine, straight from the
+	// read buffer, which it must not keep; the caller then gets the reply
+	// without the value (Return is decoded). It spares copying what may be
+	// megabytes of base64 that the caller would only decode. A reply in
+	// another layout comes with its value as usual.
+	decode func(ret []byte)
 }
 
-// begin registers request id, then sends msg.
-func (c *Client) begin(ctx context.Context, command string, id uint64, msg []byte, wantRaw bool) (*pendingCall, error) {
-	pc := &pendingCall{c: c, id: id, command: command, start: time.Now(), ch: make(chan reply, 1), wantRaw: wantRaw}
+// decoded stands for a return value that pendingCall.decode took.
+var decoded = json.RawMessage(`"decoded"`)
+
+// begin registers pc, the call of request msg, then sends msg. pc has
+// its command and id set, and what else the caller wants of it.
+func (c *Client) begin(ctx context.Context, pc *pendingCall, msg []byte) (*pendingCall, error) {
+	pc.c, pc.start, pc.ch = c, time.Now(), make(chan reply, 1)
 	c.mu.Lock()
-	c.pending[id] = pc
+	c.pending[pc.id] = pc
 	c.mu.Unlock()
 	if err := c.proto.SendNow(ctx, msg); err != nil {
 		pc.forget()

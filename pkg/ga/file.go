@@ -153,25 +153,39 @@ func (c *Client) ReadFile(ctx context.Context, path string, w io.Writer, progres
 	}
 	defer finish(&err)
 	args := map[string]int64{"handle": f.handle, "count": int64(c.chunk)}
-	var data []byte // the decoded chunk, its buffer reused
+	// The reader goroutine decodes each chunk from its read buffer into a
+	// readChunk of the request's (see pendingCall.decode); chunks written
+	// out are reused, their buffers with them.
+	var chunks, spare []*readChunk // chunks: p's, oldest first
 	eof := false
 	for !eof || len(p) > 0 {
 		// The reads after the end of the file come back empty.
 		for !eof && len(p) < inFlight {
-			pc, err := c.start(ctx, "guest-file-read", args)
+			ck := new(readChunk)
+			if k := len(spare); k > 0 {
+				ck, spare = spare[k-1], spare[:k-1]
+				*ck = readChunk{data: ck.data[:0]}
+			}
+			pc, err := c.startDecoded(ctx, "guest-file-read", args, ck.decode)
 			if err != nil {
 				return n, err
 			}
-			p = append(p, pc)
+			p, chunks = append(p, pc), append(chunks, ck)
 		}
 		ret, err := p.next(ctx)
+		ck := chunks[0]
+		chunks = chunks[1:]
 		if err != nil {
 			return n, err
 		}
-		var last bool
-		if data, last, err = decodeRead(ret, data); err != nil {
-			return n, err
+		if !ck.done { // a reply in another layout: its value came whole
+			ck.decode(ret)
 		}
+		data, last := ck.data, ck.eof
+		if ck.err != nil {
+			return n, ck.err
+		}
+		spare = append(spare, ck)
 		if len(data) > 0 {
 			if _, err := w.Write(data); err != nil {
 				return n, err
@@ -186,6 +200,20 @@ func (c *Client) ReadFile(ctx context.Context, path string, w io.Writer, progres
 		}
 	}
 	return n, nil
+}
+
+// readChunk is one guest-file-read reply's decoded data.
+type readChunk struct {
+	data []byte
+	eof  bool
+	err  error
+	done bool // decode ran
+}
+
+// decode decodes ret, a guest-file-read return value, into ck.
+func (ck *readChunk) decode(ret []byte) {
+	ck.data, ck.eof, ck.err = decodeRead(ret, ck.data)
+	ck.done = true
 }
 
 // WriteFile copies r into the guest file path, created or truncated, a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net"
@@ -169,6 +170,49 @@ func TestFileRoundTrip(t *testing.T) {
 	var ee *wire.ExecuteError
 	if !errors.As(err, &ee) {
 		t.Errorf("reading a missing file: err = %v; want an error reply", err)
+	}
+}
+
+// TestReadFileOtherLayout reads a file from an agent whose replies are
+// not laid out as qemu-ga's ({"id": N, "return": ...}, members in another
+// order): the reader goroutine leaves their values whole, and ReadFile
+// decodes them itself, chunk after chunk, in order.
+func TestReadFileOtherLayout(t *testing.T) {
+	data := make([]byte, 5000)
+	rand.Read(data)
+	const chunk = 1024
+	var off int
+	closed := make(chan struct{}, 1)
+	f := gatest.StartFake(t, func(req gatest.Request) map[string]any {
+		switch req.Execute {
+		case "guest-file-open":
+			return map[string]any{"return": 7}
+		case "guest-file-read": // one at a time, in order: the fake answers in turn
+			end := min(off+chunk, len(data))
+			r := map[string]any{"count": end - off, "buf-b64": base64.StdEncoding.EncodeToString(data[off:end]), "eof": end == len(data)}
+			off = end
+			return map[string]any{"return": r}
+		case "guest-file-close":
+			closed <- struct{}{}
+			return map[string]any{"return": map[string]any{}}
+		}
+		return map[string]any{"error": map[string]any{"class": "CommandNotFound", "desc": req.Execute}}
+	})
+	ctx := testCtx(t)
+	c := ga.NewClient(ga.WithChunkSize(chunk))
+	if err := c.Connect(ctx, f.Path); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	var out bytes.Buffer
+	n, err := c.ReadFile(ctx, "/f", &out, nil)
+	if err != nil || n != int64(len(data)) || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("ReadFile = %d, %v; content equal: %v", n, err, bytes.Equal(out.Bytes(), data))
+	}
+	select {
+	case <-closed:
+	default:
+		t.Error("the file was not closed")
 	}
 }
 
