@@ -921,6 +921,7 @@ func (s *session) read() ([]byte, error) {
 			if len(msg) > limit {
 				return nil, &MessageTooLongError{Limit: limit}
 			}
+			s.rd.in.long = len(msg) >= len(s.rd.in.buf)/8
 			// Traced and logged here, not in a function of its own:
 			// read is the hot path, and this spares a call per message.
 			if trace := s.p.cfg.Trace; trace != nil {
@@ -959,7 +960,7 @@ func (s *session) read() ([]byte, error) {
 // read then takes all the socket holds, so that the peer can write again
 // at once while the reader works through it, instead of the two taking
 // turns at a small buffer. After a run of reads that leave it mostly
-// empty it shrinks back.
+// empty it shrinks back, unless the last message was a long one.
 type input struct {
 	conn    net.Conn
 	drained func() // Config.Drained
@@ -967,6 +968,10 @@ type input struct {
 	r, w    int
 	grow    bool  // the last read filled buf
 	small   int   // reads in a row that left buf mostly empty
+	// long: the last message was at least an eighth of buf, so the next
+	// may be long too, and is not cut short by shrinking buf under it
+	// (it may come in pieces too small to keep small at 0).
+	long bool
 	err     error // from a read that also returned data
 }
 
@@ -1016,7 +1021,7 @@ func (in *input) fill() error {
 		size = minInput
 	case in.grow && size < maxInput:
 		size *= 2
-	case in.small >= 16 && size > minInput && n <= minInput/2:
+	case in.small >= 16 && size > minInput && n <= minInput/2 && !in.long:
 		size = minInput
 	}
 	if size != len(in.buf) {
