@@ -409,6 +409,12 @@ func (pc *pendingCall) result(ctx context.Context) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
+	return pc.value(r)
+}
+
+// value returns reply r's return value; an error reply is a
+// *wire.ExecuteError.
+func (pc *pendingCall) value(r reply) (json.RawMessage, error) {
 	if r.Error != nil {
 		return nil, &wire.ExecuteError{Command: pc.command, Class: r.Error.Class, Desc: r.Error.Desc}
 	}
@@ -549,6 +555,37 @@ func (pc *pendingCall) await(ctx context.Context) (reply, error) {
 		pc.forget()
 		c.stale.Store(true)
 		return reply{}, c.noAnswer(ctx, pc.start, "to "+pc.command, ctx.Err())
+	}
+}
+
+// awaitGrace is await for a call that makes something in the guest the
+// caller must undo if it gives up (an open file's handle): when ctx, or
+// the call's bound, ends before the reply, it waits up to grace longer
+// for the reply. err is then what await would have returned; got says
+// whether a reply came all the same, for the caller to undo.
+func (pc *pendingCall) awaitGrace(ctx context.Context, grace time.Duration) (r reply, got bool, err error) {
+	c := pc.c
+	wctx := ctx
+	if c.callBound > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithDeadline(ctx, pc.start.Add(c.callBound))
+		defer cancel()
+	}
+	select {
+	case r := <-pc.ch:
+		return r, r.err == nil, r.err
+	case <-wctx.Done():
+	}
+	err = c.noAnswer(wctx, pc.start, "to "+pc.command, wctx.Err())
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case r = <-pc.ch:
+		return r, r.err == nil, err
+	case <-t.C:
+		pc.forget()
+		c.stale.Store(true)
+		return reply{}, false, err
 	}
 }
 

@@ -31,8 +31,25 @@ type File struct {
 
 // OpenFile opens path in the guest with guest-file-open; mode is fopen's
 // ("r", "w", "a", "r+", ...). Close it when done.
+// If ctx ends while the agent opens the file, the agent still opens it:
+// OpenFile then waits up to closeTimeout more for the handle, closes it,
+// and returns ctx's error, so that no handle is left open in the guest.
 func (c *Client) OpenFile(ctx context.Context, path, mode string) (*File, error) {
-	ret, err := c.Exec(ctx, "guest-file-open", map[string]string{"path": path, "mode": mode})
+	pc, err := c.start(ctx, "guest-file-open", map[string]string{"path": path, "mode": mode})
+	if err != nil {
+		return nil, err
+	}
+	r, got, err := pc.awaitGrace(ctx, closeTimeout)
+	if err != nil {
+		if ret, verr := pc.value(r); got && verr == nil {
+			var h int64
+			if json.Unmarshal(ret, &h) == nil {
+				(&File{c: c, handle: h, path: path}).closeAnyway(ctx)
+			}
+		}
+		return nil, err
+	}
+	ret, err := pc.value(r)
 	if err != nil {
 		return nil, err
 	}

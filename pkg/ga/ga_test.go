@@ -216,6 +216,52 @@ func TestReadFileOtherLayout(t *testing.T) {
 	}
 }
 
+// TestOpenFileCancelledClosesHandle cancels OpenFile while the agent is
+// opening the file: the agent opens it all the same, and the handle it
+// answers with late must be closed, not left open in the guest.
+func TestOpenFileCancelledClosesHandle(t *testing.T) {
+	opening, release := make(chan struct{}), make(chan struct{})
+	f := gatest.StartFake(t, func(req gatest.Request) map[string]any {
+		switch req.Execute {
+		case "guest-file-open":
+			opening <- struct{}{}
+			<-release
+			return map[string]any{"return": 42}
+		case "guest-file-close":
+			return map[string]any{"return": map[string]any{}}
+		}
+		return map[string]any{"error": map[string]any{"class": "CommandNotFound", "desc": req.Execute}}
+	})
+	c := connect(t, testCtx(t), f.Path)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.OpenFile(ctx, "/f", "r")
+		errc <- err
+	}()
+	<-opening
+	cancel()
+	close(release)
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("OpenFile = %v; want context.Canceled", err)
+	}
+	// Received has each request once it is answered: OpenFile has
+	// returned, so the close is there if it was sent.
+	for {
+		select {
+		case req := <-f.Received:
+			if req.Execute == "guest-file-close" {
+				if string(req.Arguments) != `{"handle":42}` {
+					t.Errorf("closed %s; want handle 42", req.Arguments)
+				}
+				return
+			}
+		default:
+			t.Fatal("the handle the agent gave late was not closed")
+		}
+	}
+}
+
 // A copy cut short by its context still closes the guest file.
 func TestFileClosedWhenCancelled(t *testing.T) {
 	a := gatest.StartAgent(t)
