@@ -40,10 +40,10 @@ func main() {
 	n := flag.Int("n", 0, "calls to time (0: run query-status once and print its value)")
 	callers := flag.Int("callers", 1, "requests in flight, with -n")
 	warmup := flag.Int("warmup", 200, "calls before the timed ones, with -n")
-	ids := flag.Bool("ids", false, "give each pipelined request an id, with -callers above 1")
+	ids := flag.Bool("ids", false, "give each pipelined request an id (with -callers above 1; a lone caller's requests have none)")
 	flag.Parse()
 	if flag.NArg() != 1 || *callers < 1 || *n < 0 || *warmup < 0 {
-		fmt.Fprintln(os.Stderr, "usage: rawqmp [-n N [-callers C] [-warmup W]] SOCKET")
+		fmt.Fprintln(os.Stderr, "usage: rawqmp [-n N [-callers C [-ids]] [-warmup W]] SOCKET")
 		os.Exit(2)
 	}
 	conn, err := net.Dial("unix", flag.Arg(0))
@@ -96,7 +96,8 @@ func sequential(conn net.Conn, r *bufio.Reader, n, _ int, _ bool) error {
 // pipelined runs n calls, keeping up to depth in flight: it writes the
 // first depth at once, then, each time it has read what replies there are,
 // as many new requests as it read, in one write. With ids, request i
-// carries the id i%9+1: no two of up to 9 in flight share one.
+// carries the id i%9+1 (the replies are counted, not matched, so ids
+// repeating with more than 9 in flight would do no harm).
 func pipelined(conn net.Conn, r *bufio.Reader, n, depth int, ids bool) error {
 	buf := make([]byte, 0, depth*(len(request)+7))
 	sent, done := 0, 0
