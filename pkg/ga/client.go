@@ -542,6 +542,16 @@ func (pc *pendingCall) forget() {
 // each call) ends leaves the client to synchronise before the next call:
 // its reply may yet come, or the agent may have restarted.
 func (pc *pendingCall) await(ctx context.Context) (reply, error) {
+	r, _, err := pc.awaitGrace(ctx, 0)
+	return r, err
+}
+
+// awaitGrace is await for a call that makes something in the guest the
+// caller must undo if it gives up (an open file's handle): when ctx, or
+// the call's bound, ends before the reply, it waits up to grace longer
+// for the reply. err is then what await returns; got says whether a
+// reply came all the same, for the caller to undo.
+func (pc *pendingCall) awaitGrace(ctx context.Context, grace time.Duration) (r reply, got bool, err error) {
 	c := pc.c
 	if c.callBound > 0 {
 		var cancel context.CancelFunc
@@ -550,43 +560,22 @@ func (pc *pendingCall) await(ctx context.Context) (reply, error) {
 	}
 	select {
 	case r := <-pc.ch:
-		return r, r.err
-	case <-ctx.Done():
-		pc.forget()
-		c.stale.Store(true)
-		return reply{}, c.noAnswer(ctx, pc.start, "to "+pc.command, ctx.Err())
-	}
-}
-
-// awaitGrace is await for a call that makes something in the guest the
-// caller must undo if it gives up (an open file's handle): when ctx, or
-// the call's bound, ends before the reply, it waits up to grace longer
-// for the reply. err is then what await would have returned; got says
-// whether a reply came all the same, for the caller to undo.
-func (pc *pendingCall) awaitGrace(ctx context.Context, grace time.Duration) (r reply, got bool, err error) {
-	c := pc.c
-	wctx := ctx
-	if c.callBound > 0 {
-		var cancel context.CancelFunc
-		wctx, cancel = context.WithDeadline(ctx, pc.start.Add(c.callBound))
-		defer cancel()
-	}
-	select {
-	case r := <-pc.ch:
 		return r, r.err == nil, r.err
-	case <-wctx.Done():
+	case <-ctx.Done():
 	}
-	err = c.noAnswer(wctx, pc.start, "to "+pc.command, wctx.Err())
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case r = <-pc.ch:
-		return r, r.err == nil, err
-	case <-t.C:
-		pc.forget()
-		c.stale.Store(true)
-		return reply{}, false, err
+	err = c.noAnswer(ctx, pc.start, "to "+pc.command, ctx.Err())
+	if grace > 0 {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case r = <-pc.ch:
+			return r, r.err == nil, err
+		case <-t.C:
+		}
 	}
+	pc.forget()
+	c.stale.Store(true)
+	return reply{}, false, err
 }
 
 // resync synchronises again if a call went unanswered: the channel may
