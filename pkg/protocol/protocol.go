@@ -960,7 +960,9 @@ func (s *session) read() ([]byte, error) {
 // read then takes all the socket holds, so that the peer can write again
 // at once while the reader works through it, instead of the two taking
 // turns at a small buffer. After a run of reads that leave it mostly
-// empty it shrinks back, unless the last message was a long one.
+// empty it shrinks back, unless the last message was a long one: long
+// messages tend to follow long ones, and may come in pieces too small to
+// stop the run.
 type input struct {
 	conn    net.Conn
 	drained func() // Config.Drained
@@ -968,10 +970,7 @@ type input struct {
 	r, w    int
 	grow    bool  // the last read filled buf
 	small   int   // reads in a row that left buf mostly empty
-	// long: the last message was at least an eighth of buf, so the next
-	// may be long too, and is not cut short by shrinking buf under it
-	// (it may come in pieces too small to keep small at 0).
-	long bool
+	long    bool  // the last message took an eighth of buf: keep buf for the next
 	err     error // from a read that also returned data
 }
 
