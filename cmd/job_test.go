@@ -297,10 +297,9 @@ func TestMatchPicksItsJob(t *testing.T) {
 	}
 }
 
-// TestWaitConnectionLost: a QEMU that goes away mid-wait is exit status
-// 3 for job wait and migrate --wait, with the outcome line. QEMU cannot
-// be made to drop one monitor, so a fake server does.
-func TestWaitConnectionLost(t *testing.T) {
+// hangUpServer is a fake QEMU that answers every command with {} but
+// query-jobs and query-migrate, which it hands to last and then hangs up.
+func hangUpServer(t *testing.T, last func(*qmptest.Conn, *qmptest.Request)) *qmptest.Server {
 	s := qmptest.NewServer(func(c *qmptest.Conn) {
 		c.Greet()
 		for {
@@ -308,22 +307,35 @@ func TestWaitConnectionLost(t *testing.T) {
 			if err != nil {
 				return
 			}
-			switch req.Execute {
-			case "query-jobs":
-				c.Reply(req.ID, []any{map[string]any{"id": "j0", "type": "backup", "status": "running",
-					"current-progress": 1, "total-progress": 2}})
+			if req.Execute == "query-jobs" || req.Execute == "query-migrate" {
+				last(c, req)
 				c.Close()
 				return
-			case "query-migrate":
-				c.Reply(req.ID, map[string]any{"status": "active"})
-				c.Close()
-				return
-			default:
-				c.Reply(req.ID, map[string]any{})
 			}
+			c.Reply(req.ID, map[string]any{})
 		}
 	})
-	defer s.Close()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// replyJobRunning answers req with one running job, j0.
+func replyJobRunning(c *qmptest.Conn, req *qmptest.Request) {
+	c.Reply(req.ID, []any{map[string]any{"id": "j0", "type": "backup", "status": "running",
+		"current-progress": 1, "total-progress": 2}})
+}
+
+// TestWaitConnectionLost: a QEMU that goes away mid-wait is exit status
+// 3 for job wait and migrate --wait, with the outcome line. QEMU cannot
+// be made to drop one monitor, so a fake server does.
+func TestWaitConnectionLost(t *testing.T) {
+	s := hangUpServer(t, func(c *qmptest.Conn, req *qmptest.Request) {
+		if req.Execute == "query-migrate" {
+			c.Reply(req.ID, map[string]any{"status": "active"})
+		} else {
+			replyJobRunning(c, req)
+		}
+	})
 	for _, args := range [][]string{{"job", "wait", "-s", s.Addr, "j0"}, {"migrate", "-s", s.Addr, "exec:x", "--wait"}} {
 		r := run(t, "", args...)
 		want := "qmpsh: " + s.Addr + ": connection lost while waiting for events: connection closed by peer\n"
@@ -339,26 +351,10 @@ func TestWaitConnectionLost(t *testing.T) {
 // its jobs first) says the connection was lost and why, not the client's
 // internal state.
 func TestWaitConnectionLostMidQuery(t *testing.T) {
-	s := qmptest.NewServer(func(c *qmptest.Conn) {
-		c.Greet()
-		for {
-			req, err := c.ReadRequest()
-			if err != nil {
-				return
-			}
-			switch req.Execute {
-			case "query-jobs":
-				c.Reply(req.ID, []any{map[string]any{"id": "j0", "type": "backup", "status": "running",
-					"current-progress": 1, "total-progress": 2}})
-				c.Event("JOB_STATUS_CHANGE", map[string]any{"id": "j0", "status": "aborting"})
-				c.Close()
-				return
-			default:
-				c.Reply(req.ID, map[string]any{})
-			}
-		}
+	s := hangUpServer(t, func(c *qmptest.Conn, req *qmptest.Request) {
+		replyJobRunning(c, req)
+		c.Event("JOB_STATUS_CHANGE", map[string]any{"id": "j0", "status": "aborting"})
 	})
-	defer s.Close()
 	r := run(t, "", "job", "wait", "-s", s.Addr, "j0")
 	if r.code != ExitConnection || !strings.Contains(r.stderr, "connection lost") ||
 		strings.Contains(r.stderr, "Disconnect()") || strings.Count(r.stderr, "\n") != 1 {
