@@ -103,15 +103,7 @@ func TestExecTLS(t *testing.T) {
 // shows it.
 func TestExecTLSExpired(t *testing.T) {
 	dir := qmptest.NewTLSDirWith(t, qmptest.TLSDirConfig{Expired: true})
-	cfg, err := qmptest.ServerTLSConfig(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := qmptest.ListenTLS(t, dir)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

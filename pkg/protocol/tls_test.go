@@ -33,15 +33,7 @@ func TestParseAddressTLS(t *testing.T) {
 // at most: so the server reads one byte per Read.
 func TestTLSOneBytePerRecord(t *testing.T) {
 	dir := qmptest.NewTLSDir(t)
-	scfg, err := qmptest.ServerTLSConfig(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := qmptest.ListenTLS(t, dir)
 	const msg = `{"execute": "qmp_capabilities"}` + "\n"
 	reads := make(chan []string, 1)
 	go func() {
@@ -99,15 +91,7 @@ func TestTLSOneBytePerRecord(t *testing.T) {
 // TLSError naming it; no byte of QMP is sent.
 func TestTLSUnknownAuthority(t *testing.T) {
 	dir := qmptest.NewTLSDir(t)
-	scfg, err := qmptest.ServerTLSConfig(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := qmptest.ListenTLS(t, dir)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -232,6 +232,23 @@ func ServerTLSConfig(dir string) (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}}, nil
 }
 
+// ListenTLS listens on a free loopback TCP port with ServerTLSConfig(dir),
+// for a Go server in place of QEMU where a test needs what QEMU will not
+// do; the listener is closed when the test ends.
+func ListenTLS(t testing.TB, dir string) net.Listener {
+	t.Helper()
+	cfg, err := ServerTLSConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
 // qemuOpt doubles the commas in an option value, which QEMU's option
 // parser would take for separators.
 func qemuOpt(s string) string { return strings.ReplaceAll(s, ",", ",,") }
