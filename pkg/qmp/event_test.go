@@ -36,12 +36,11 @@ func TestEventMarshalJSON(t *testing.T) {
 	}
 }
 
-// TestEventsKeepTheirData: each event's data is its own, not a view of a
-// read buffer that later messages overwrite. A flood of distinct events
-// is read whole before the listener looks at any.
-func TestEventsKeepTheirData(t *testing.T) {
-	const n = 5000
-	s := fakeServer(t, func(c *qmptest.Conn) {
+// floodServer is a fake QEMU that answers the first command after
+// negotiation with n events named E, the i-th with data(i), and then its
+// reply.
+func floodServer(t *testing.T, n int, data func(i int) map[string]any) *qmptest.Server {
+	return fakeServer(t, func(c *qmptest.Conn) {
 		if !negotiated(c) {
 			return
 		}
@@ -50,10 +49,20 @@ func TestEventsKeepTheirData(t *testing.T) {
 			return
 		}
 		for i := range n {
-			c.Event("E", map[string]any{"i": i, "pad": bytes.Repeat([]byte("x"), i%300)})
+			c.Event("E", data(i))
 		}
 		c.Reply(req.ID, nil)
 		<-c.Done()
+	})
+}
+
+// TestEventsKeepTheirData: each event's data is its own, not a view of a
+// read buffer that later messages overwrite. A flood of distinct events
+// is read whole before the listener looks at any.
+func TestEventsKeepTheirData(t *testing.T) {
+	const n = 5000
+	s := floodServer(t, n, func(i int) map[string]any {
+		return map[string]any{"i": i, "pad": bytes.Repeat([]byte("x"), i%300)}
 	})
 	c := connect(t, s.Addr)
 	l := c.Listen("E")
@@ -84,20 +93,7 @@ func TestEventsKeepTheirData(t *testing.T) {
 // Take runs.
 func TestListenerTake(t *testing.T) {
 	const n = 5000
-	s := fakeServer(t, func(c *qmptest.Conn) {
-		if !negotiated(c) {
-			return
-		}
-		req, err := c.ReadRequest()
-		if err != nil {
-			return
-		}
-		for i := range n {
-			c.Event("E", map[string]any{"i": i})
-		}
-		c.Reply(req.ID, nil)
-		<-c.Done()
-	})
+	s := floodServer(t, n, func(i int) map[string]any { return map[string]any{"i": i} })
 	c := connect(t, s.Addr)
 	l := c.Listen("E")
 	defer l.Close()
