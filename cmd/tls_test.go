@@ -12,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
@@ -169,16 +168,7 @@ func TestAcceptTLS(t *testing.T) {
 	}
 	go io.Copy(io.Discard, errR)
 	qmptest.StartQEMUClientTLS(t, net.JoinHostPort("127.0.0.1", m[2]), dir)
-	io.WriteString(stdinW, "qom-get path=/machine property=type\n")
-	stdinW.Close()
-	select {
-	case code := <-done:
-		if code != 0 || out.String() != "\"none-machine\"\n" {
-			t.Fatalf("exit %d, stdout %q", code, out.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("accept did not finish")
-	}
+	acceptedAsksType(t, stdinW, done, &out)
 }
 
 func TestAcceptTLSNeedsCredentials(t *testing.T) {
