@@ -652,3 +652,37 @@ func TestUnterminated(t *testing.T) {
 		t.Fatalf("peer read %q, %v; want %q", got, err, want)
 	}
 }
+
+// TestPeerReset: a peer that closes the connection with bytes of ours
+// unread (QEMU quitting with a request pending) ends the session with a
+// reset said plainly, not with Go's socket addresses.
+func TestPeerReset(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.Read(make([]byte, 1)) // one byte of the request; the rest stays unread
+		c.Close()
+	}()
+	ended := make(chan error, 1)
+	p := New(Config{Kind: "NullProtocol", Ended: func(err error) { ended <- err }})
+	ctx := context.Background()
+	if err := p.Connect(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Disconnect()
+	if err := p.Send(ctx, []byte(`{"execute": "query-status"}`)); err != nil {
+		t.Fatal(err)
+	}
+	cause := waitEnded(t, ended)
+	if cause.Error() != "connection reset by peer" || !errors.Is(cause, syscall.ECONNRESET) {
+		t.Errorf("cause %q (%#v); want %q, a syscall.ECONNRESET", cause, cause, "connection reset by peer")
+	}
+}

@@ -12,6 +12,16 @@ var ErrWatcherClosed = errors.New("runstate watcher closed")
 // connection cleanly between messages.
 var ErrClosedByPeer = errors.New("connection closed by peer")
 
+// resetError is a read's ECONNRESET said in the peer's terms, without
+// the socket addresses of Go's wording ("read unix @->/path: read: ..."):
+// the peer closed the connection with bytes of ours unread, as QEMU does
+// when it quits with a request pending. errors.Is still finds
+// syscall.ECONNRESET in it.
+type resetError struct{ err error }
+
+func (e *resetError) Error() string { return "connection reset by peer" }
+func (e *resetError) Unwrap() error { return e.err }
+
 // SessionEndedError is returned by a send that the end of its session
 // overtook. Cause is why the session ended, nil for Disconnect.
 type SessionEndedError struct {

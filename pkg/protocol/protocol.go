@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -949,6 +950,9 @@ func (s *session) read() ([]byte, error) {
 				// message for the next read (the input buffer keeps the
 				// rest).
 				s.rd.partial = buf
+			}
+			if errors.Is(err, syscall.ECONNRESET) {
+				return nil, &resetError{err}
 			}
 			return nil, err
 		}
