@@ -68,7 +68,8 @@ such a job is waited for until someone else completes or cancels it.
 On a terminal, a progress bar shows the job's progress, rate and time
 left. Otherwise stdout gets one JSON line per status change, the job as
 query-jobs shows it ({"id", "type", "status", "current-progress",
-"total-progress"}), and a last line with the outcome: {"id", "outcome"}
+"total-progress"}; no "type" for a job that ended before qmpsh could ask
+about it), and a last line with the outcome: {"id", "outcome"}
 where outcome is completed, failed, cancelled, timeout, interrupted or
 disconnected, with "error" when there is one.
 

@@ -297,9 +297,10 @@ func TestMatchPicksItsJob(t *testing.T) {
 	}
 }
 
-// hangUpServer is a fake QEMU that answers every command with {} but
-// query-jobs and query-migrate, which it hands to last and then hangs up.
-func hangUpServer(t *testing.T, last func(*qmptest.Conn, *qmptest.Request)) *qmptest.Server {
+// queryServer is a fake QEMU that answers every command with {} but
+// query-jobs and query-migrate, which it hands to answer; it hangs up
+// after an answer that says so.
+func queryServer(t *testing.T, answer func(*qmptest.Conn, *qmptest.Request) (hangUp bool)) *qmptest.Server {
 	s := qmptest.NewServer(func(c *qmptest.Conn) {
 		c.Greet()
 		for {
@@ -307,12 +308,12 @@ func hangUpServer(t *testing.T, last func(*qmptest.Conn, *qmptest.Request)) *qmp
 			if err != nil {
 				return
 			}
-			if req.Execute == "query-jobs" || req.Execute == "query-migrate" {
-				last(c, req)
+			if req.Execute != "query-jobs" && req.Execute != "query-migrate" {
+				c.Reply(req.ID, map[string]any{})
+			} else if answer(c, req) {
 				c.Close()
 				return
 			}
-			c.Reply(req.ID, map[string]any{})
 		}
 	})
 	t.Cleanup(s.Close)
@@ -329,12 +330,13 @@ func replyJobRunning(c *qmptest.Conn, req *qmptest.Request) {
 // 3 for job wait and migrate --wait, with the outcome line. QEMU cannot
 // be made to drop one monitor, so a fake server does.
 func TestWaitConnectionLost(t *testing.T) {
-	s := hangUpServer(t, func(c *qmptest.Conn, req *qmptest.Request) {
+	s := queryServer(t, func(c *qmptest.Conn, req *qmptest.Request) bool {
 		if req.Execute == "query-migrate" {
 			c.Reply(req.ID, map[string]any{"status": "active"})
 		} else {
 			replyJobRunning(c, req)
 		}
+		return true
 	})
 	for _, args := range [][]string{{"job", "wait", "-s", s.Addr, "j0"}, {"migrate", "-s", s.Addr, "exec:x", "--wait"}} {
 		r := run(t, "", args...)
@@ -346,14 +348,34 @@ func TestWaitConnectionLost(t *testing.T) {
 	}
 }
 
+// TestJobWaitGoneBeforeQuery: a job that ended before job wait's first
+// query (its events came before query-jobs' reply, which no longer lists
+// it) is followed through those events; its lines leave out the type,
+// which nothing showed, rather than print it empty.
+func TestJobWaitGoneBeforeQuery(t *testing.T) {
+	s := queryServer(t, func(c *qmptest.Conn, req *qmptest.Request) bool {
+		for _, status := range []string{"concluded", "null"} {
+			c.Event("JOB_STATUS_CHANGE", map[string]any{"id": "j0", "status": status})
+		}
+		c.Reply(req.ID, []any{})
+		return false
+	})
+	r := run(t, "", "job", "wait", "-s", s.Addr, "j0")
+	if r.code != ExitOK || strings.Contains(r.stdout, `"type"`) || !strings.Contains(r.stdout, `"status":"concluded"`) ||
+		!strings.Contains(r.stdout, `"outcome":"completed"`) {
+		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
 // TestWaitConnectionLostMidQuery: QEMU going away while job wait is
 // about to ask about a status change (QEMU killed with SIGTERM cancels
 // its jobs first) says the connection was lost and why, not the client's
 // internal state.
 func TestWaitConnectionLostMidQuery(t *testing.T) {
-	s := hangUpServer(t, func(c *qmptest.Conn, req *qmptest.Request) {
+	s := queryServer(t, func(c *qmptest.Conn, req *qmptest.Request) bool {
 		replyJobRunning(c, req)
 		c.Event("JOB_STATUS_CHANGE", map[string]any{"id": "j0", "status": "aborting"})
+		return true
 	})
 	r := run(t, "", "job", "wait", "-s", s.Addr, "j0")
 	if r.code != ExitConnection || !strings.Contains(r.stderr, "connection lost") ||

@@ -13,7 +13,7 @@ import (
 // JobInfo is one job as query-jobs describes it.
 type JobInfo struct {
 	ID              string `json:"id"`
-	Type            string `json:"type"`
+	Type            string `json:"type,omitempty"` // empty for a job gone before any query showed it
 	Status          string `json:"status"`
 	CurrentProgress int64  `json:"current-progress"`
 	TotalProgress   int64  `json:"total-progress"`
