@@ -205,10 +205,14 @@ func acceptRun(ctx context.Context, opts *ShellOptions) error {
 	if err := opts.TLS.checkListen(addr); err != nil {
 		return err
 	}
+	tlsCfg, err := opts.TLS.config()
+	if err != nil {
+		return err
+	}
 	announce := func(bound string) {
 		// QEMU's own spelling of the address: -qmp unix:PATH or tcp:H:P,
 		// or for TLS a chardev with tls-creds.
-		fmt.Fprintf(opts.IO.ErrOut, "qmpsh: waiting for QEMU; start it with: %s\n", qemuDialArgs(bound, opts.TLS.Dir))
+		fmt.Fprintf(opts.IO.ErrOut, "qmpsh: waiting for QEMU; start it with: %s\n", qemuDialArgs(bound, opts.TLS.Dir, tlsCfg))
 	}
 	client, closeLog, err := opts.newClient(opts.sideWriter(ed), qmp.WithListening(announce))
 	if err != nil {

@@ -179,8 +179,11 @@ func (o *TLSOptions) checkListen(addr string) error {
 
 // qemuDialArgs is the QEMU command line that dials bound, a listening
 // address: -qmp for UNIX and TCP; for TLS a client-mode chardev with
-// tls-creds from dir (the --tls-dir given, else a placeholder).
-func qemuDialArgs(bound, dir string) string {
+// tls-creds from dir (the --tls-dir given, else a placeholder). QEMU
+// checks our certificate against the host it dials, so for a TLS listener
+// on every address (0.0.0.0, ::) the host is a name the certificate cfg
+// shows carries, else HOST for the user to fill in.
+func qemuDialArgs(bound, dir string, cfg *tls.Config) string {
 	a, err := protocol.ParseAddress(bound)
 	if err != nil || !a.TLS {
 		return "-qmp " + bound
@@ -189,11 +192,38 @@ func qemuDialArgs(bound, dir string) string {
 	if err != nil {
 		return "-qmp " + bound
 	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if host = certHost(cfg); host == "" {
+			host = "HOST"
+		}
+	}
 	if dir == "" {
 		dir = "DIR"
 	}
 	return fmt.Sprintf("-object tls-creds-x509,id=tls0,dir=%s,endpoint=client -chardev socket,id=mon,host=%s,port=%s,tls-creds=tls0 -mon chardev=mon,mode=control",
 		strings.ReplaceAll(dir, ",", ",,"), host, port)
+}
+
+// certHost is a name the certificate cfg shows carries: its first DNS
+// name, else its first IP address; "" if there is none.
+func certHost(cfg *tls.Config) string {
+	if cfg == nil || len(cfg.Certificates) == 0 || len(cfg.Certificates[0].Certificate) == 0 {
+		return ""
+	}
+	leaf := cfg.Certificates[0].Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(cfg.Certificates[0].Certificate[0]); err != nil {
+			return ""
+		}
+	}
+	switch {
+	case len(leaf.DNSNames) > 0:
+		return leaf.DNSNames[0]
+	case len(leaf.IPAddresses) > 0:
+		return leaf.IPAddresses[0].String()
+	}
+	return ""
 }
 
 // tlsRefusedHint is why a TLS server may hang up before greeting: with

@@ -251,3 +251,30 @@ func (r result) mustSayUsage(t *testing.T, parts ...string) {
 	r.stderrLines = r.stderrLines[:1]
 	r.mustSay(t, ExitUsage, parts...)
 }
+
+// TestQEMUDialArgsHost: the command line accept suggests has QEMU dial a
+// host it can check our certificate against: for a listener on every
+// address, the certificate's first name (HOST without one); otherwise the
+// address listened on.
+func TestQEMUDialArgsHost(t *testing.T) {
+	dir := qmptest.NewTLSDir(t) // names: 127.0.0.1, ::1, localhost
+	cfg, err := (&TLSOptions{Dir: dir}).config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		bound string
+		cfg   *tls.Config
+		want  string
+	}{
+		{"tls:0.0.0.0:4444", cfg, "host=localhost,port=4444,"},
+		{"tls:[::]:4444", cfg, "host=localhost,port=4444,"},
+		{"tls:0.0.0.0:4444", nil, "host=HOST,port=4444,"},
+		{"tls:127.0.0.1:4444", cfg, "host=127.0.0.1,port=4444,"},
+		{"tcp:0.0.0.0:4444", cfg, "-qmp tcp:0.0.0.0:4444"},
+	} {
+		if got := qemuDialArgs(tc.bound, dir, tc.cfg); !strings.Contains(got, tc.want) {
+			t.Errorf("qemuDialArgs(%s) = %s; want it to contain %s", tc.bound, got, tc.want)
+		}
+	}
+}
