@@ -169,8 +169,8 @@ func TestWriterError(t *testing.T) {
 	}
 	waitEnded(t, ended)
 	err := p.Disconnect()
-	if !errors.Is(err, syscall.EPIPE) || err.Error() != "writing to peer: broken pipe" {
-		t.Fatalf("Disconnect() = %v, want writing to peer: broken pipe", err)
+	if want := "writing to peer: connection closed by peer (broken pipe)"; !errors.Is(err, syscall.EPIPE) || err.Error() != want {
+		t.Fatalf("Disconnect() = %v, want %s", err, want)
 	}
 }
 

@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // ErrWatcherClosed is returned by Watcher.Next after Watcher.Close.
@@ -12,15 +13,31 @@ var ErrWatcherClosed = errors.New("runstate watcher closed")
 // connection cleanly between messages.
 var ErrClosedByPeer = errors.New("connection closed by peer")
 
-// resetError is a read's ECONNRESET said in the peer's terms, without
-// the socket addresses of Go's wording ("read unix @->/path: read: ..."):
-// the peer closed the connection with bytes of ours unread, as QEMU does
-// when it quits with a request pending. errors.Is still finds
-// syscall.ECONNRESET in it.
-type resetError struct{ err error }
+// peerError is a read's or a write's failure because the peer closed
+// the connection, said in the peer's terms, without the socket addresses
+// of Go's wording ("read unix @->/path: read: ..."): a reset (the peer
+// closed with bytes of ours unread, as QEMU does when it quits with a
+// request pending) or a broken pipe (we wrote after it closed). errors.Is
+// still finds syscall.ECONNRESET or syscall.EPIPE in it.
+type peerError struct {
+	msg string
+	err error
+}
 
-func (e *resetError) Error() string { return "connection reset by peer" }
-func (e *resetError) Unwrap() error { return e.err }
+func (e *peerError) Error() string { return e.msg }
+func (e *peerError) Unwrap() error { return e.err }
+
+// plainPeerError returns err as a *peerError when the peer reset or
+// closed the connection, else err itself.
+func plainPeerError(err error) error {
+	switch {
+	case errors.Is(err, syscall.ECONNRESET):
+		return &peerError{"connection reset by peer", err}
+	case errors.Is(err, syscall.EPIPE):
+		return &peerError{"connection closed by peer (broken pipe)", err}
+	}
+	return err
+}
 
 // SessionEndedError is returned by a send that the end of its session
 // overtook. Cause is why the session ended, nil for Disconnect.

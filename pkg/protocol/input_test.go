@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -172,5 +174,29 @@ func TestReadLimitEarly(t *testing.T) {
 	if _, err := readAll(scripted(t, 1000, 0, "x\nhalf")); !errors.Is(err, io.ErrUnexpectedEOF) ||
 		!bytes.Contains([]byte(err.Error()), []byte("(4 bytes of it read)")) {
 		t.Errorf("a half line at EOF: %v", err)
+	}
+}
+
+// TestPlainPeerError: a reset or a broken pipe, as Go reports them with
+// both sockets' addresses, become the peer's doing in plain words, and
+// errors.Is still finds the system's error; other errors pass through.
+func TestPlainPeerError(t *testing.T) {
+	op := func(op string, errno syscall.Errno) error {
+		return &net.OpError{Op: op, Net: "unix", Addr: &net.UnixAddr{Name: "/tmp/q.sock", Net: "unix"},
+			Err: os.NewSyscallError(op, errno)}
+	}
+	for _, tc := range []struct {
+		err   error
+		want  string
+		errno syscall.Errno
+	}{
+		{op("read", syscall.ECONNRESET), "connection reset by peer", syscall.ECONNRESET},
+		{op("write", syscall.EPIPE), "connection closed by peer (broken pipe)", syscall.EPIPE},
+		{op("read", syscall.EBADF), "read unix /tmp/q.sock: read: bad file descriptor", syscall.EBADF},
+	} {
+		got := plainPeerError(tc.err)
+		if got.Error() != tc.want || !errors.Is(got, tc.errno) {
+			t.Errorf("plainPeerError(%v) = %q; want %q, a %v", tc.err, got, tc.want, tc.errno)
+		}
 	}
 }

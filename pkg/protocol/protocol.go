@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -713,8 +712,8 @@ func (s *session) writeNow(msg []byte) (done, traced bool) {
 		return false, true // the connection is full: queue it
 	}
 	if err != nil {
-		s.end(fmt.Errorf("writing to peer: %w", &net.OpError{Op: "write", Net: s.conn.LocalAddr().Network(),
-			Source: s.conn.LocalAddr(), Addr: s.conn.RemoteAddr(), Err: os.NewSyscallError("write", err)}))
+		s.end(fmt.Errorf("writing to peer: %w", plainPeerError(&net.OpError{Op: "write", Net: s.conn.LocalAddr().Network(),
+			Source: s.conn.LocalAddr(), Addr: s.conn.RemoteAddr(), Err: os.NewSyscallError("write", err)})))
 		return true, true
 	}
 	if n < len(s.scratch) {
@@ -825,7 +824,7 @@ func (s *session) writer() {
 		}
 		s.wmu.Unlock()
 		if err != nil {
-			s.end(fmt.Errorf("writing to peer: %w", err))
+			s.end(fmt.Errorf("writing to peer: %w", plainPeerError(err)))
 			return
 		}
 	}
@@ -953,10 +952,7 @@ func (s *session) read() ([]byte, error) {
 				// rest).
 				s.rd.partial = buf
 			}
-			if errors.Is(err, syscall.ECONNRESET) {
-				return nil, &resetError{err}
-			}
-			return nil, err
+			return nil, plainPeerError(err)
 		}
 	}
 }
