@@ -31,6 +31,7 @@ type File struct {
 
 // OpenFile opens path in the guest with guest-file-open; mode is fopen's
 // ("r", "w", "a", "r+", ...). Close it when done.
+//
 // If ctx ends while the agent opens the file, the agent still opens it:
 // OpenFile then waits up to closeTimeout more for the handle, closes it,
 // and returns ctx's error, so that no handle is left open in the guest.
