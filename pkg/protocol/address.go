@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // Address is a parsed endpoint: Network is "unix" or "tcp".
@@ -84,7 +83,7 @@ func isPort(s string) bool {
 // listenOnce listens on a, accepts exactly one connection, and stops
 // listening. A UNIX socket it created is removed as soon as the peer is
 // accepted (or the attempt ends), since nobody else may connect to it.
-func listenOnce(ctx context.Context, a Address, cfg *tls.Config, listening func(string), refused func(error)) (net.Conn, error) {
+func listenOnce(ctx context.Context, a Address, cfg *tls.Config, listening func(string)) (net.Conn, error) {
 	if a.TLS {
 		if err := checkServerTLS(cfg); err != nil {
 			return nil, err
@@ -110,36 +109,20 @@ func listenOnce(ctx context.Context, a Address, cfg *tls.Config, listening func(
 	}
 	// Closing the listener is how a blocked Accept is interrupted.
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer func() {
-		stop()
-		ln.Close()
-		if a.Network == "unix" {
-			os.Remove(a.Addr)
-		}
-	}()
-	for {
-		conn, err := ln.Accept()
-		if err != nil || !a.TLS {
-			return conn, err
-		}
-		hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
-		tc, err := serverHandshake(hctx, conn, cfg)
-		cancel()
-		if err == nil || ctx.Err() != nil {
-			return tc, err
-		}
-		// A peer that fails the handshake, or sends nothing for it, is
-		// not the one awaited (a port scan, a QEMU given the wrong
-		// certificate): say why and wait on, as QEMU's TLS server does.
-		if refused != nil {
-			refused(err)
-		}
+	conn, err := ln.Accept()
+	stop()
+	ln.Close()
+	if a.Network == "unix" {
+		os.Remove(a.Addr)
 	}
+	if err != nil {
+		return nil, err
+	}
+	if a.TLS {
+		return serverHandshake(ctx, conn, cfg)
+	}
+	return conn, nil
 }
-
-// handshakeTimeout bounds each TLS handshake Accept waits for, so that a
-// peer that connects and says nothing cannot hold up the one awaited.
-var handshakeTimeout = 10 * time.Second
 
 // Listen listens on a for any number of peers, as a server does: a UNIX
 // socket is made as Accept makes it (mode 0600 whatever the umask, never

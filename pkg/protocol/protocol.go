@@ -275,9 +275,7 @@ func (p *Protocol) Accept(ctx context.Context, addr string) error {
 		return err
 	}
 	return p.start(ctx, func(ctx context.Context) (net.Conn, error) {
-		return listenOnce(ctx, a, p.cfg.TLS, p.cfg.Listening, func(err error) {
-			p.log.Warn(err.Error() + "; still waiting")
-		})
+		return listenOnce(ctx, a, p.cfg.TLS, p.cfg.Listening)
 	})
 }
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -127,55 +125,4 @@ func TestTLSAcceptNeedsCertificate(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "needs a server certificate") {
 		t.Fatalf("Accept = %v", err)
 	}
-}
-
-// Accept on a tls: address waits on past peers that are not the one it
-// waits for: one that is not TLS, one that says nothing for the length of
-// a handshake's bound, each with a warning naming it; then a TLS client
-// is accepted.
-func TestTLSAcceptOutlastsStrayPeers(t *testing.T) {
-	defer protocol.SetHandshakeTimeout(200 * time.Millisecond)()
-	dir := qmptest.NewTLSDir(t)
-	scfg, err := qmptest.ServerTLSConfig(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ccfg, err := qmptest.ClientTLSConfig(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	scfg.ClientCAs, scfg.ClientAuth = ccfg.RootCAs, tls.RequireAndVerifyClientCert
-	var warnings qmptest.Buffer
-	addrs := make(chan string, 1)
-	p := protocol.New(protocol.Config{TLS: scfg, Handle: func([]byte) error { return nil },
-		Logger:    slog.New(slog.NewTextHandler(&warnings, nil)),
-		Listening: func(addr string) { addrs <- addr }})
-	accepted := make(chan error, 1)
-	go func() { accepted <- p.Accept(context.Background(), "tls:127.0.0.1:0") }()
-	addr := strings.TrimPrefix(<-addrs, "tls:")
-
-	plain, err := net.Dial("tcp", addr) // not TLS at all
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain.Write([]byte("{\"execute\": \"qmp_capabilities\"}\n"))
-	warnings.WaitFor(t, "first record does not look like a TLS handshake; still waiting", 1)
-	plain.Close()
-	silent, err := net.Dial("tcp", addr) // connects and says nothing
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	warnings.WaitFor(t, "still waiting", 2)
-
-	ccfg.ServerName = "127.0.0.1"
-	c, err := tls.Dial("tcp", addr, ccfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := <-accepted; err != nil {
-		t.Fatalf("Accept = %v after the stray peers", err)
-	}
-	p.Disconnect()
 }
