@@ -205,7 +205,7 @@ func qemuDialArgs(bound, dir string, cfg *tls.Config) string {
 }
 
 // certHost is a name the certificate cfg shows carries: its first DNS
-// name, else its first IP address; "" if there is none.
+// name that is not a wildcard, else its first IP address; "" if none.
 func certHost(cfg *tls.Config) string {
 	if cfg == nil || len(cfg.Certificates) == 0 || len(cfg.Certificates[0].Certificate) == 0 {
 		return ""
@@ -217,10 +217,12 @@ func certHost(cfg *tls.Config) string {
 			return ""
 		}
 	}
-	switch {
-	case len(leaf.DNSNames) > 0:
-		return leaf.DNSNames[0]
-	case len(leaf.IPAddresses) > 0:
+	for _, name := range leaf.DNSNames {
+		if !strings.Contains(name, "*") { // a wildcard is no host to dial
+			return name
+		}
+	}
+	if len(leaf.IPAddresses) > 0 {
 		return leaf.IPAddresses[0].String()
 	}
 	return ""

@@ -262,12 +262,21 @@ func TestQEMUDialArgsHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	named := func(hosts ...string) *tls.Config {
+		c, err := (&TLSOptions{Dir: qmptest.NewTLSDirWith(t, qmptest.TLSDirConfig{Hosts: hosts})}).config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
 	for _, tc := range []struct {
 		bound string
 		cfg   *tls.Config
 		want  string
 	}{
 		{"tls:0.0.0.0:4444", cfg, "host=localhost,port=4444,"},
+		{"tls:0.0.0.0:4444", named("*.example.com", "vm1.example.com", "192.0.2.1"), "host=vm1.example.com,port=4444,"},
+		{"tls:0.0.0.0:4444", named("*.example.com", "192.0.2.1"), "host=192.0.2.1,port=4444,"},
 		{"tls:[::]:4444", cfg, "host=localhost,port=4444,"},
 		{"tls:0.0.0.0:4444", nil, "host=HOST,port=4444,"},
 		{"tls:127.0.0.1:4444", cfg, "host=127.0.0.1,port=4444,"},

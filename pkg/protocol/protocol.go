@@ -265,10 +265,8 @@ func (p *Protocol) Connect(ctx context.Context, addr string) error {
 // Accept listens on addr, waits for exactly one peer, stops listening,
 // and runs the session hook. A UNIX socket it creates is mode 0600 from
 // the moment it can accept, and is removed once the peer is accepted; an
-// existing file there that is not a socket is never replaced. On a tls:
-// address the peer must also complete the TLS handshake, within 10
-// seconds: one that does not is logged as a warning, and Accept waits on
-// for another. Errors and runstates are as for Connect.
+// existing file there that is not a socket is never replaced. Errors and
+// runstates are as for Connect.
 func (p *Protocol) Accept(ctx context.Context, addr string) error {
 	a, err := ParseAddress(addr)
 	if err != nil {
