@@ -343,8 +343,10 @@ func TestAcceptQEMU(t *testing.T) {
 // machine type and exited 0.
 func acceptedAsksType(t *testing.T, stdin io.WriteCloser, done <-chan int, out interface{ String() string }) {
 	t.Helper()
-	io.WriteString(stdin, "qom-get path=/machine property=type\n")
-	stdin.Close()
+	go func() { // a qmpsh that failed reads no more: do not block on it
+		io.WriteString(stdin, "qom-get path=/machine property=type\n")
+		stdin.Close()
+	}()
 	select {
 	case code := <-done:
 		if code != 0 || out.String() != "\"none-machine\"\n" {

@@ -214,7 +214,11 @@ func acceptRun(ctx context.Context, opts *ShellOptions) error {
 		// or for TLS a chardev with tls-creds.
 		fmt.Fprintf(opts.IO.ErrOut, "qmpsh: waiting for QEMU; start it with: %s\n", qemuDialArgs(bound, opts.TLS.Dir, tlsCfg))
 	}
-	client, closeLog, err := opts.newClient(opts.sideWriter(ed), qmp.WithListening(announce))
+	extra := []qmp.Option{qmp.WithListening(announce)}
+	if tlsCfg != nil {
+		extra = append(extra, qmp.WithTLS(acceptTLS(tlsCfg)))
+	}
+	client, closeLog, err := opts.newClient(opts.sideWriter(ed), extra...)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,11 @@
 package qmptest
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -26,6 +28,9 @@ type TLSDirConfig struct {
 	Hosts []string
 	// Expired makes the server certificate one that expired yesterday.
 	Expired bool
+	// RSA makes every key RSA (2048 bits), as QEMU's documentation makes
+	// them with certtool, instead of ECDSA P-256.
+	RSA bool
 }
 
 // NewTLSDir makes a throwaway CA, a server and a client certificate
@@ -58,7 +63,13 @@ func WriteTLSDir(dir string, c TLSDirConfig) error {
 		hosts = []string{"127.0.0.1", "::1", "localhost"}
 	}
 	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	newKey := func() (crypto.Signer, error) {
+		if c.RSA {
+			return rsa.GenerateKey(rand.Reader, 2048)
+		}
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	}
+	caKey, err := newKey()
 	if err != nil {
 		return err
 	}
@@ -71,7 +82,7 @@ func WriteTLSDir(dir string, c TLSDirConfig) error {
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, caKey.Public(), caKey)
 	if err != nil {
 		return fmt.Errorf("making the CA: %w", err)
 	}
@@ -83,7 +94,7 @@ func WriteTLSDir(dir string, c TLSDirConfig) error {
 	}
 
 	leaf := func(serial int64, name string, usage x509.ExtKeyUsage, certFile, keyFile string, expired bool) error {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		key, err := newKey()
 		if err != nil {
 			return err
 		}
@@ -109,7 +120,7 @@ func WriteTLSDir(dir string, c TLSDirConfig) error {
 				}
 			}
 		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
 		if err != nil {
 			return fmt.Errorf("making %s: %w", certFile, err)
 		}
