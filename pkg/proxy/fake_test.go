@@ -89,12 +89,11 @@ func TestEventsBeforeReply(t *testing.T) {
 	}
 }
 
-// Replies the proxy makes itself keep their place behind the client's
-// calls QEMU has not answered, as QEMU's own would.
-func TestLocalRepliesKeepOrder(t *testing.T) {
-	// QEMU holds its reply to the first command until the proxy has
-	// seen everything after it.
-	release := make(chan struct{})
+// holdingQEMU is a fake QEMU that answers qmp_capabilities, then holds
+// the next command until release is closed. With answer, it then replies
+// {"held": "yes"} to it and serves on as qmptest.Standard does; without,
+// it never replies.
+func holdingQEMU(t *testing.T, release <-chan struct{}, answer bool) *qmptest.Server {
 	srv := qmptest.NewServer(func(c *qmptest.Conn) {
 		if c.Greet() != nil {
 			return
@@ -111,10 +110,22 @@ func TestLocalRepliesKeepOrder(t *testing.T) {
 		case <-c.Done():
 			return
 		}
-		c.Reply(req.ID, map[string]string{"held": "yes"})
-		qmptest.Serve(c, true)
+		if answer {
+			c.Reply(req.ID, map[string]string{"held": "yes"})
+			qmptest.Serve(c, true)
+		}
 	})
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// Replies the proxy makes itself keep their place behind the client's
+// calls QEMU has not answered, as QEMU's own would.
+func TestLocalRepliesKeepOrder(t *testing.T) {
+	// QEMU holds its reply to the first command until the proxy has
+	// seen everything after it.
+	release := make(chan struct{})
+	srv := holdingQEMU(t, release, true)
 	sentEcho := make(chan struct{})
 	var once sync.Once
 	h := startProxy(t, srv.Addr, func(c *Config) {
@@ -330,23 +341,7 @@ func TestListenTCP(t *testing.T) {
 func TestHeldRepliesBounded(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	srv := qmptest.NewServer(func(c *qmptest.Conn) {
-		if c.Greet() != nil {
-			return
-		}
-		req, err := c.ReadRequest()
-		if err != nil || c.Reply(req.ID, map[string]any{}) != nil {
-			return
-		}
-		if _, err = c.ReadRequest(); err != nil {
-			return
-		}
-		select { // never answered
-		case <-release:
-		case <-c.Done():
-		}
-	})
-	defer srv.Close()
+	srv := holdingQEMU(t, release, false) // never answers the held command
 	h := startProxy(t, srv.Addr, func(c *Config) { c.QueueLen = 8 })
 	r := dialRaw(t, h.path)
 	r.negotiate()
