@@ -169,7 +169,7 @@ func TestWriterError(t *testing.T) {
 	}
 	waitEnded(t, ended)
 	err := p.Disconnect()
-	if want := "writing to peer: connection closed by peer (broken pipe)"; !errors.Is(err, syscall.EPIPE) || err.Error() != want {
+	if want := "writing to peer: connection closed by peer: broken pipe"; !errors.Is(err, syscall.EPIPE) || err.Error() != want {
 		t.Fatalf("Disconnect() = %v, want %s", err, want)
 	}
 }

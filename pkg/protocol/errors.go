@@ -34,7 +34,7 @@ func plainPeerError(err error) error {
 	case errors.Is(err, syscall.ECONNRESET):
 		return &peerError{"connection reset by peer", err}
 	case errors.Is(err, syscall.EPIPE):
-		return &peerError{"connection closed by peer (broken pipe)", err}
+		return &peerError{"connection closed by peer: broken pipe", err}
 	}
 	return err
 }

@@ -191,7 +191,7 @@ func TestPlainPeerError(t *testing.T) {
 		errno syscall.Errno
 	}{
 		{op("read", syscall.ECONNRESET), "connection reset by peer", syscall.ECONNRESET},
-		{op("write", syscall.EPIPE), "connection closed by peer (broken pipe)", syscall.EPIPE},
+		{op("write", syscall.EPIPE), "connection closed by peer: broken pipe", syscall.EPIPE},
 		{op("read", syscall.EBADF), "read unix /tmp/q.sock: read: bad file descriptor", syscall.EBADF},
 	} {
 		got := plainPeerError(tc.err)
