@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	pb "github.com/cheggaaa/pb/v3"
 	"github.com/spf13/cobra"
 )
 
@@ -150,25 +149,25 @@ func gaCpRun(ctx context.Context, opts *GACpOptions) (err error) {
 // every copyRedraw. update is the copy's progress callback; finish ends
 // the line, if a bar was shown.
 func copyProgress(w io.Writer, total int64) (update func(int64), finish func()) {
-	var bar *pb.ProgressBar
+	var b *bar
 	var drawn time.Time
+	var last int64
 	update = func(n int64) {
-		if n < progressMin && bar == nil {
+		if n < progressMin && b == nil {
 			return
 		}
-		if bar == nil {
-			bar = newBar(w, total, false)
+		last = n
+		if b == nil {
+			b = newBar(w, total, false)
 		}
-		bar.SetCurrent(n)
 		if now := time.Now(); now.Sub(drawn) >= copyRedraw {
 			drawn = now
-			bar.Write()
+			b.draw(n, "", false)
 		}
 	}
 	finish = func() {
-		if bar != nil {
-			bar.Finish()
-			bar.Write() // the last count, and the end of its line
+		if b != nil {
+			b.draw(last, "", true) // the last count, and the end of its line
 		}
 	}
 	return update, finish
