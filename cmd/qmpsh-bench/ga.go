@@ -80,7 +80,7 @@ func gaMain(args []string) {
 		{name: "raw Go: testdata/rawga run SOCK /bin/true", argv: []string{raw, "run", sock, "/bin/true"}},
 		{name: "qmpsh ga run -s SOCK -- /bin/true", argv: []string{qmpsh, "ga", "run", "-s", sock, "--", "/bin/true"}},
 	}
-	alternate(progs[0], progs[1], env, *warmup, *runs, func(p *gaProg, wall float64) { p.times = append(p.times, wall) })
+	rotate(progs, env, *warmup, *runs, func(p *gaProg, wall float64) { p.times = append(p.times, wall) })
 
 	// ga cp.
 	local := filepath.Join(dir, "file")

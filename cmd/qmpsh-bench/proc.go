@@ -28,12 +28,18 @@ import (
 //
 //	go run ./cmd/qmpsh-bench proc [-runs 200] [-warmup 10] [-rssruns 10] [-target 1.3] [-idle 200ms] [-qemu BIN] [-strict]
 //
-// Both programs are built into a temporary directory and run against one
+// A third program shows how much of the difference is paid before any
+// code of qmpsh's runs: rawqmp built with -tags qmpshdeps, which links
+// and initialises every package the qmpsh binary does and makes the
+// same exchange as rawqmp.
+//
+// The programs are built into a temporary directory and run against one
 // throwaway QEMU (-M none, started by qmptest.LaunchQEMU), one process at
-// a time, since a QMP monitor serves one client at a time. The runs are interleaved, in pairs whose
-// order alternates (raw, qmpsh, qmpsh, raw, ...), so that both programs
-// see the same machine and each follows the other as often. The wall time
-// of a run is from starting the process to having reaped it.
+// a time, since a QMP monitor serves one client at a time. The runs are
+// interleaved, in rounds of one run of each whose order rotates (raw,
+// qmpsh, deps; qmpsh, deps, raw; ...), so that all see the same machine
+// and each runs first as often. The wall time of a run is from starting
+// the process to having reaped it.
 //
 // Peak RSS is VmHWM, the high-water mark of the process's memory, as
 // /proc/PID/status shows it. For qmpsh exec and the raw program it is
@@ -72,10 +78,10 @@ func procMain(args []string) {
 	}
 
 	root, dir := workspace()
-	qmpsh, raw := filepath.Join(dir, "qmpsh"), filepath.Join(dir, "rawqmp")
-	for _, b := range [][2]string{{qmpsh, "."}, {raw, "./testdata/rawqmp"}} {
-		check(goRun(root, "build", "-o", b[0], b[1]))
-	}
+	qmpsh, raw, rawDeps := filepath.Join(dir, "qmpsh"), filepath.Join(dir, "rawqmp"), filepath.Join(dir, "rawqmp-deps")
+	check(goRun(root, "build", "-o", qmpsh, "."))
+	check(goRun(root, "build", "-o", raw, "./testdata/rawqmp"))
+	check(goRun(root, "build", "-tags", "qmpshdeps", "-o", rawDeps, "./testdata/rawqmp"))
 
 	sock := filepath.Join(dir, "qmp.sock")
 	qemu, err := qmptest.LaunchQEMU(*qemuBin, sock)
@@ -88,8 +94,9 @@ func procMain(args []string) {
 	progs := []*prog{
 		{name: "raw Go: testdata/rawqmp SOCK", bin: raw, args: []string{sock}},
 		{name: "qmpsh exec -s SOCK query-status", bin: qmpsh, args: []string{"exec", "-s", sock, "query-status"}},
+		{name: "the raw program, qmpsh's packages linked", bin: rawDeps, args: []string{sock}},
 	}
-	alternate(progs[0], progs[1], env, *warmup, *runs, func(p *prog, wall float64) { p.wall = append(p.wall, wall) })
+	rotate(progs, env, *warmup, *runs, func(p *prog, wall float64) { p.wall = append(p.wall, wall) })
 	var rssErr error
 	for i := 0; i < *rssRuns && rssErr == nil; i++ {
 		for _, p := range progs {
@@ -147,6 +154,10 @@ func procMain(args []string) {
 	if rssErr == nil {
 		t.add("exec query-status, peak RSS", fmt.Sprintf("%.2f×", median(qP.rss)/median(rawP.rss)), "-", "-")
 	}
+	// How much of the gap is starting a program with qmpsh's packages.
+	depsP := progs[2]
+	t.add("raw, qmpsh's packages linked, wall", fmt.Sprintf("%.2f× [p90 %.2f×]", median(depsP.wall)/median(rawP.wall),
+		percentile(depsP.wall, 90)/percentile(rawP.wall, 90)), "-", "-")
 	t.write(w)
 	if ok {
 		fmt.Fprintln(w, "\nqmpsh exec meets its target.")
@@ -165,16 +176,13 @@ type runner interface {
 	run(env []string) (float64, error)
 }
 
-// alternate runs a and b warmup+runs times each, alternating which goes
-// first so that each follows the other as often, and records the wall
-// time of every run after the warm-up.
-func alternate[P runner](a, b P, env []string, warmup, runs int, record func(P, float64)) {
+// rotate runs each of progs warmup+runs times, in rounds of one run of
+// each whose order rotates, so that each program runs first as often,
+// and records the wall time of every run after the warm-up.
+func rotate[P runner](progs []P, env []string, warmup, runs int, record func(P, float64)) {
 	for i := range warmup + runs {
-		order := [2]P{a, b}
-		if i%2 == 1 {
-			order = [2]P{b, a}
-		}
-		for _, p := range order {
+		for k := range progs {
+			p := progs[(i+k)%len(progs)]
 			wall, err := p.run(env)
 			check(err)
 			if i >= warmup {

@@ -19,6 +19,9 @@
 // every request while several are in flight must send at the least: the
 // floor of such a client.
 //
+// Built with -tags qmpshdeps (deps.go), it also links every package the
+// qmpsh binary does: see cmd/qmpsh-bench proc.
+//
 //	go build ./testdata/rawqmp
 //	rawqmp /tmp/qmp.sock
 //	rawqmp -n 10000 -callers 8 /tmp/qmp.sock
