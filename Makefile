@@ -122,8 +122,8 @@ test: qemu man-tools
 # beside a minimal raw Go program (testdata/rawqmp), runs interleaved on
 # one QEMU, and reports the peak RSS of qmpsh exec and of an idle shell;
 # BENCHPROCFLAGS passes options to it, e.g. BENCHPROCFLAGS='-runs 500
-# -strict'. Last, BenchmarkExecFanOut200 times exec on 200 fake servers at
-# once.
+# -strict'; it also times rawqmp built with qmpsh's packages linked, to
+# show how much of exec's time they cost before any qmpsh code runs.
 # Its ga subcommand times qmpsh ga run and ga cp against qemu-ga on this
 # host beside testdata/rawga; BENCHGAFLAGS passes options to it, e.g.
 # BENCHGAFLAGS='-runs 200 -rounds 5 -strict'.
