@@ -4,10 +4,10 @@ package cmd
 
 import "testing"
 
-// ptyBarBytes is an amount as the bar shows it (pb, SI units).
+// ptyBarBytes is an amount as the bar shows it (formatBytes, SI units).
 const ptyBarBytes = `\d+(\.\d+)? [kMG]?B`
 
-// ptyBarPart is a bar part done, as barTemplate draws it: a percentage
+// ptyBarPart is a bar part done, as bar.draw draws it: a percentage
 // below 100, the bar, the bytes done of the total, a rate and the time
 // left, then the status.
 const ptyBarPart = `\r +([1-9]|[1-9][0-9])% \|█+ *\| ` + ptyBarBytes + `/` + ptyBarBytes + ` ` +

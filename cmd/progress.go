@@ -73,8 +73,8 @@ func (b *bar) draw(done int64, status string, final bool) {
 		switch {
 		case final:
 			s.WriteString(elapsed.Round(100 * time.Millisecond).String())
-		case rate > 0:
-			left := time.Duration(float64(b.total-done)/rate) * time.Second
+		case rate > 0 && float64(b.total-done)/rate < maxLeft.Seconds():
+			left := time.Duration(max(float64(b.total-done)/rate, 0)) * time.Second
 			s.WriteString(left.String() + " left")
 		default:
 			s.WriteString("? left")
@@ -94,6 +94,10 @@ func (b *bar) draw(done int64, status string, final bool) {
 	}
 	io.WriteString(b.w, s.String())
 }
+
+// maxLeft is the longest time left a bar shows; beyond it, "? left": at a
+// rate that slow the estimate means nothing (and would overflow).
+const maxLeft = 1000 * time.Hour
 
 // formatBytes writes n bytes with two decimals in the largest unit it
 // reaches: 64.00 MiB, or with si, 67.11 MB.
@@ -151,9 +155,9 @@ func (r *reporter) update(what, status string, current, total int64, extra strin
 	if r.bar == nil {
 		r.bar = newBar(r.out, 1, true)
 	}
-	// A full bar is drawn only when the work has succeeded, though a
-	// mirror's total can grow after it has caught up: the bar's total
-	// stays one above the progress until finish fills it.
+	// The bar's total stays one above the progress until finish fills
+	// it, as a mirror's total can grow after it has caught up: 100% and
+	// a full bar only ever show done (or all but a byte of it).
 	r.bar.total = max(total, current) + 1
 	r.current = current
 	r.bar.draw(current, r.desc, false)

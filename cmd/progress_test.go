@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 )
@@ -72,5 +73,31 @@ func TestBarUnknownTotal(t *testing.T) {
 	want := "\r| 1.00 MiB ? B/s\x1b[0K" + "\r/ 3.00 MiB 2.00 MiB/s\x1b[0K" + "\r- 3.00 MiB 2.00 MiB/s\x1b[0K\n"
 	if got := out.String(); got != want {
 		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+}
+
+// A rate too slow for a meaningful estimate shows "? left", not an
+// overflowed duration.
+func TestBarSlowRate(t *testing.T) {
+	var out bytes.Buffer
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	b := newBar(&out, 1<<40, false)
+	b.now = clock.now
+	b.draw(0, "", false)
+	clock.t = clock.t.Add(time.Second)
+	out.Reset()
+	b.draw(100, "", false)
+	if got := out.String(); !strings.Contains(got, " 100 B/s ? left") {
+		t.Errorf("got %q, want the rate and ? left", got)
+	}
+	// Overshooting the total leaves no time, not a negative one.
+	b = newBar(&out, 1000, true)
+	b.now = clock.now
+	b.draw(0, "", false)
+	clock.t = clock.t.Add(time.Second)
+	out.Reset()
+	b.draw(2000, "", false)
+	if got := out.String(); !strings.Contains(got, " 0s left") {
+		t.Errorf("got %q, want 0s left", got)
 	}
 }
