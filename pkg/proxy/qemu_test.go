@@ -209,6 +209,69 @@ func TestReadOnly(t *testing.T) {
 	}
 }
 
+// A request that QEMU's parser would split, running a command hidden in
+// it, never reaches QEMU: an invalid UTF-8 byte (it resets QEMU's
+// lexer), nesting or a token count beyond QEMU's limits (its parser
+// starts over mid-message). Nor does one QEMU would answer without its
+// id (a lone surrogate, a key twice), which would leave the client
+// waiting. Each gets an error with its id.
+func TestNothingSmuggledPastPolicy(t *testing.T) {
+	h := startProxy(t, qmptest.StartQEMU(t), func(c *Config) { c.Policy.ReadOnly = true })
+	r := dialRaw(t, h.path)
+	r.negotiate()
+	stop := `{'execute':'stop'}`
+	deep := strings.Repeat("[", maxNesting+1) + strings.Repeat("]", maxNesting+1)
+	many := strings.TrimSuffix(strings.Repeat("0,", maxTokens/2+1), ",")
+	for _, c := range []struct{ args, want string }{
+		{`{"a":"` + "\xff" + stop + `"}`, "invalid UTF-8"},
+		{`{"a":` + deep + `,"b":{"execute":"stop"}}`, "nesting depth limit"},
+		{`{"a":[` + many + `],"b":{"execute":"stop"}}`, "token count limit"},
+		{`{"a":"\udc00"}`, `is not a valid Unicode character`},
+		{`{"a":1,"\u0061":2}`, "duplicate key"},
+	} {
+		r.send(`{"execute":"query-status","arguments":` + c.args + `,"id":5}`)
+		got := r.recv()
+		if !strings.Contains(got, `"id":5`) || !strings.Contains(got, c.want) {
+			t.Errorf("reply %.200s, want an error with id 5 saying %q", got, c.want)
+		}
+	}
+	r.send(`{"execute":"query-status","id":6}`)
+	if got := r.recv(); !strings.Contains(got, `"id":6`) || !strings.Contains(got, `"status":"running"`) {
+		t.Fatalf("query-status after the refusals: %s", got)
+	}
+}
+
+func TestBeyondQEMU(t *testing.T) {
+	for _, c := range []struct {
+		v    string
+		want string
+	}{
+		{`{"a":"ok","b":[1,2.5e3,true,null,{"c":"\"}["}]}`, ""},
+		{strings.Repeat("[", maxNesting) + strings.Repeat("]", maxNesting), ""},
+		{strings.Repeat("{\"a\":", maxNesting+1) + "1" + strings.Repeat("}", maxNesting+1), "nesting"},
+		// brackets inside strings are no nesting
+		{`["` + strings.Repeat("[", 2*maxNesting) + `"]`, ""},
+		{"[" + strings.TrimSuffix(strings.Repeat("12345,", maxTokens/2-1), ",") + "]", ""},
+		{"[" + strings.TrimSuffix(strings.Repeat("1,", maxTokens/2+1), ",") + "]", "token count"},
+		{"[\"\xc3\x28\"]", "UTF-8"},
+		{`["\ud83d\ude00 \u0000 \u00e9 é"]`, ""},
+		{`["\ud83d"]`, `\ud83d is not a valid Unicode character`},
+		{`["\ude00\ud83d"]`, `\ude00 is not`},
+		{`["\uFFFE"]`, "not a valid Unicode character"},
+		{"[\"\uFDD0\"]", "invalid UTF-8"}, // raw noncharacter
+		{"[\"\U0010FFFF\"]", "invalid UTF-8"},
+		{`{"a":1,"b":{"a":1},"c":[{"a":1},{"a":2}]}`, ""},
+		{`{"a":1,"b":2,"a":3}`, "duplicate key"},
+		{`{"x":[{"a":1,"a":2}]}`, "duplicate key"},
+		{`{"a\"b":1,"a\u0022b":2}`, "duplicate key"},
+	} {
+		got := beyondQEMU([]byte(c.v))
+		if c.want == "" && got != "" || c.want != "" && !strings.Contains(got, c.want) {
+			t.Errorf("beyondQEMU(%.40q) = %q, want %q", c.v, got, c.want)
+		}
+	}
+}
+
 // getfd's descriptor travels with it to QEMU.
 func TestSendFD(t *testing.T) {
 	h := startProxy(t, qmptest.StartQEMU(t), nil)

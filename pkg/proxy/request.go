@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // request is a client's command, checked the way QEMU checks it.
@@ -40,6 +41,9 @@ func parseRequest(v []byte, oobOK bool) (*request, *qmpError) {
 		return nil, genericError("QMP input must be a JSON object")
 	}
 	r := &request{id: obj["id"]}
+	if why := beyondQEMU(v); why != "" {
+		return r, genericError(why)
+	}
 	keys := make([]string, 0, len(obj))
 	for k := range obj {
 		keys = append(keys, k)
@@ -75,6 +79,141 @@ func parseRequest(v []byte, oobOK bool) (*request, *qmpError) {
 	}
 	r.oob = oob
 	return r, nil
+}
+
+// QEMU's JSON streamer takes a message of at most maxTokens tokens,
+// nested at most maxNesting deep (braces and brackets together); see
+// MAX_TOKEN_COUNT and MAX_NESTING in QEMU's qobject/json-streamer.c. A
+// message's size is bounded by Config.MaxMessageSize, well below QEMU's
+// 64 MiB.
+const (
+	maxTokens  = 2 << 20
+	maxNesting = 1 << 10
+)
+
+// beyondQEMU says why QEMU would not take v, valid JSON to Go, as the
+// one request it is, or "" if it would. QEMU answers such a request with
+// an error that has no id, which the proxy could not route (the client
+// would wait for ever); worse, past a limit or an invalid byte QEMU's
+// parser starts over in the middle of the message, so that what follows
+// runs as requests of their own: through a --read-only proxy, any
+// command hidden there. What QEMU 7.2 refuses that Go's parser takes: an
+// invalid UTF-8 byte (it resets QEMU's lexer), a code point that is a
+// surrogate or a noncharacter, raw or escaped, a key twice in one
+// object, and nesting or a token count beyond its streamer's limits.
+func beyondQEMU(v []byte) string {
+	if !utf8.Valid(v) {
+		return "JSON parse error, invalid UTF-8 sequence in string"
+	}
+	type container struct {
+		keys    map[string]bool // nil in an array
+		wantKey bool            // the next string is a key
+	}
+	var stack []container
+	tokens := 0
+	inScalar := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '"' {
+			end, why := endOfString(v, i)
+			if why != "" {
+				return why
+			}
+			if n := len(stack); n > 0 && stack[n-1].wantKey {
+				var key string
+				json.Unmarshal(v[i:end], &key) // valid: Go has parsed v
+				if stack[n-1].keys[key] {
+					return "JSON parse error, duplicate key"
+				}
+				stack[n-1].keys[key], stack[n-1].wantKey = true, false
+			}
+			tokens++
+			inScalar = false
+			i = end - 1
+		} else {
+			switch c {
+			case '{', '[':
+				if len(stack) == maxNesting {
+					return "JSON nesting depth limit exceeded"
+				}
+				if c == '{' {
+					stack = append(stack, container{keys: map[string]bool{}, wantKey: true})
+				} else {
+					stack = append(stack, container{})
+				}
+			case '}', ']':
+				stack = stack[:len(stack)-1]
+			case ',':
+				if n := len(stack); n > 0 && stack[n-1].keys != nil {
+					stack[n-1].wantKey = true
+				}
+			}
+			switch c {
+			case '{', '[', '}', ']', ',', ':':
+				tokens++
+				inScalar = false
+			case ' ', '\t', '\n', '\r':
+				inScalar = false
+			default: // a number or a keyword, one token however long
+				if !inScalar {
+					tokens++
+					inScalar = true
+				}
+			}
+		}
+		if tokens > maxTokens {
+			return "JSON token count limit exceeded"
+		}
+	}
+	return ""
+}
+
+// endOfString returns the index just past the string that starts at
+// v[i], or why QEMU would refuse a code point in it.
+func endOfString(v []byte, i int) (int, string) {
+	for i++; i < len(v); {
+		switch c := v[i]; {
+		case c == '"':
+			return i + 1, ""
+		case c == '\\' && v[i+1] == 'u':
+			cp, n := hex4(v[i+2:]), 6
+			if 0xD800 <= cp && cp < 0xDC00 && i+11 < len(v) && v[i+6] == '\\' && v[i+7] == 'u' {
+				if lo := hex4(v[i+8:]); 0xDC00 <= lo && lo < 0xE000 {
+					cp, n = 0x10000+(cp-0xD800)<<10+(lo-0xDC00), 12
+				}
+			}
+			if !qemuCodePoint(cp) {
+				return 0, "JSON parse error, " + string(v[i:i+6]) + " is not a valid Unicode character"
+			}
+			i += n
+		case c == '\\':
+			i += 2
+		case c >= utf8.RuneSelf:
+			r, n := utf8.DecodeRune(v[i:])
+			if !qemuCodePoint(r) {
+				return 0, "JSON parse error, invalid UTF-8 sequence in string"
+			}
+			i += n
+		default:
+			i++
+		}
+	}
+	return len(v), ""
+}
+
+func hex4(b []byte) rune {
+	n, _ := strconv.ParseUint(string(b[:4]), 16, 32)
+	return rune(n)
+}
+
+// qemuCodePoint reports whether QEMU takes code point r in a string: not
+// a surrogate (one alone, escaped) nor a noncharacter.
+func qemuCodePoint(r rune) bool {
+	switch {
+	case 0xD800 <= r && r < 0xE000, 0xFDD0 <= r && r <= 0xFDEF, r&0xFFFE == 0xFFFE:
+		return false
+	}
+	return true
 }
 
 // parseProblem describes what is wrong with v, which is not JSON, in
