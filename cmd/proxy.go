@@ -189,7 +189,7 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &ue) && ue.Lost:
-		return &connectionFailure{fmt.Errorf("QEMU at %s went away (the proxy's clients were disconnected)", upstream)}
+		return upstreamLost(upstream, ue.Err)
 	case errors.As(err, &ue):
 		var ge *proxy.GreetingError
 		if errors.As(ue.Err, &ge) && errors.Is(err, context.DeadlineExceeded) {
@@ -238,4 +238,14 @@ func (o *proxyOutput) trace(who string, dir protocol.Direction, msg []byte) {
 	if cap(o.line) > 64<<10 {
 		o.line = nil
 	}
+}
+
+// upstreamLost is the error of a proxy whose connection to QEMU ended
+// for cause.
+func upstreamLost(upstream string, cause error) error {
+	var tl *protocol.MessageTooLongError
+	if errors.As(cause, &tl) {
+		return &connectionFailure{fmt.Errorf("QEMU at %s sent a message over the proxy's %d MiB limit; the proxy dropped the connection and its clients", upstream, tl.Limit>>20)}
+	}
+	return &connectionFailure{fmt.Errorf("QEMU at %s went away (the proxy's clients were disconnected)", upstream)}
 }

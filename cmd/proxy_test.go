@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
 
@@ -264,5 +266,16 @@ func TestProxyReconnect(t *testing.T) {
 	case c := <-p.code:
 		t.Fatalf("the proxy exited (%d); stderr:\n%s", c, p.stderr)
 	default:
+	}
+}
+
+func TestUpstreamLost(t *testing.T) {
+	err := upstreamLost("/tmp/q.sock", fmt.Errorf("reading: %w", &protocol.MessageTooLongError{Limit: 256 << 20}))
+	if exitCode(err) != ExitConnection || !strings.Contains(err.Error(), "over the proxy's 256 MiB limit") {
+		t.Errorf("too long: %v (exit %d)", err, exitCode(err))
+	}
+	err = upstreamLost("/tmp/q.sock", protocol.ErrClosedByPeer)
+	if exitCode(err) != ExitConnection || !strings.Contains(err.Error(), "went away") {
+		t.Errorf("closed: %v (exit %d)", err, exitCode(err))
 	}
 }

@@ -351,3 +351,40 @@ func TestHeldRepliesBounded(t *testing.T) {
 		t.Errorf("log line %q does not name the client", line)
 	}
 }
+
+// A reply longer than a client's bound, as human-monitor-command's can
+// be, reaches the client that asked; the proxy and its other clients go
+// on.
+func TestLongReply(t *testing.T) {
+	long := strings.Repeat("x", protocol.DefaultMaxMessageSize+1)
+	srv := qmptest.NewServer(func(c *qmptest.Conn) {
+		if c.Greet() != nil {
+			return
+		}
+		for {
+			req, err := c.ReadRequest()
+			if err != nil {
+				return
+			}
+			switch req.Command() {
+			case "qmp_capabilities", "query-status":
+				c.Reply(req.ID, map[string]any{})
+			case "long":
+				c.Reply(req.ID, long)
+			}
+		}
+	})
+	defer srv.Close()
+	h := startProxy(t, srv.Addr, nil)
+	asker, other := dialRaw(t, h.path), dialRaw(t, h.path)
+	asker.negotiate()
+	other.negotiate()
+	asker.send(`{"execute":"long","id":1}`)
+	if got := asker.recv(); len(got) < len(long) || !strings.Contains(got, `"id":1`) {
+		t.Fatalf("the long reply: %.100s... (%d bytes)", got, len(got))
+	}
+	other.send(`{"execute":"query-status","id":2}`)
+	if got := other.recv(); got != `{"id":2,"return":{}}` {
+		t.Fatalf("the other client after the long reply: %s", got)
+	}
+}

@@ -52,7 +52,8 @@ type Config struct {
 	QueueLen int
 	// MaxMessageSize bounds one message from a client; a client that
 	// sends a longer one is disconnected. Default
-	// protocol.DefaultMaxMessageSize, which also bounds QEMU's.
+	// protocol.DefaultMaxMessageSize. QEMU's are bounded by
+	// MaxUpstreamMessageSize.
 	MaxMessageSize int
 	// Logger receives the proxy's log lines (clients coming and going at
 	// Info, a client closed for falling behind at Warn). Default
@@ -127,6 +128,13 @@ type call struct {
 	after [][]byte        // the client's replies the proxy made meanwhile, to follow this one
 }
 
+// MaxUpstreamMessageSize bounds one message from QEMU. A message past it
+// ends the connection to QEMU, and with it every client's session, so it
+// is far above a client's bound (Config.MaxMessageSize): a client asking
+// for a reply longer than its own bound (human-monitor-command's output
+// can be tens of MiB) should cost that client alone.
+const MaxUpstreamMessageSize = 256 << 20
+
 // New returns a proxy for cfg; Run runs it.
 func New(cfg Config) (*Proxy, error) {
 	if err := cfg.Policy.Check(); err != nil {
@@ -159,12 +167,13 @@ func New(cfg Config) (*Proxy, error) {
 		pending:   make(map[uint64]*call),
 	}
 	pc := protocol.Config{
-		Name:      "upstream",
-		Logger:    log,
-		Establish: p.establish,
-		Handle:    p.handle,
-		Ended:     p.ended,
-		TLS:       cfg.TLS,
+		Name:           "upstream",
+		MaxMessageSize: MaxUpstreamMessageSize,
+		Logger:         log,
+		Establish:      p.establish,
+		Handle:         p.handle,
+		Ended:          p.ended,
+		TLS:            cfg.TLS,
 	}
 	if cfg.Trace != nil {
 		pc.Trace = func(dir protocol.Direction, msg []byte) { cfg.Trace("qemu", dir, msg) }
