@@ -388,3 +388,11 @@ func TestLongReply(t *testing.T) {
 		t.Fatalf("the other client after the long reply: %s", got)
 	}
 }
+
+// "control" is refused, as QEMU 7.2 refuses it, with the request's id.
+func TestControlMemberRefused(t *testing.T) {
+	r, e := parseRequest([]byte(`{"execute":"query-status","control":{"run-oob":true},"id":7}`), true)
+	if e == nil || e.desc != "QMP input member 'control' is unexpected" || r == nil || string(r.id) != "7" {
+		t.Errorf("parseRequest with control = %+v, %+v", r, e)
+	}
+}

@@ -64,7 +64,7 @@ func parseRequest(v []byte, oobOK bool) (*request, *qmpError) {
 				return r, genericError("QMP input member 'arguments' must be an object")
 			}
 			r.args = val
-		case "id", "control":
+		case "id":
 		default:
 			return r, genericError("QMP input member '" + k + "' is unexpected")
 		}
