@@ -150,3 +150,25 @@ func FuzzBuild(f *testing.F) {
 		}
 	})
 }
+
+// A dotted key deeper than QEMU takes is refused, at once: such a key
+// used to cost time and memory growing with the square of its length.
+func TestDottedKeyDepth(t *testing.T) {
+	var none *Schema
+	key := strings.Repeat("a.", maxKeyDepth-1) + "a"
+	args, err := none.CommandArgs("x", []KeyValue{{Key: key, Value: "v"}})
+	if err != nil {
+		t.Fatalf("a key %d deep: %v", maxKeyDepth, err)
+	}
+	for range maxKeyDepth - 1 {
+		args = args["a"].(map[string]any)
+	}
+	if args["a"] != "v" {
+		t.Fatalf("a key %d deep built %v", maxKeyDepth, args)
+	}
+	_, err = none.CommandArgs("x", []KeyValue{{Key: strings.Repeat("a.", 40000) + "a", Value: "v"}})
+	var se *SyntaxError
+	if !errors.As(err, &se) || !strings.Contains(se.Msg, "at most 1024 levels") {
+		t.Fatalf("a key 40001 deep: %v", err)
+	}
+}

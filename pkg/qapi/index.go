@@ -28,6 +28,9 @@ type Schema struct {
 	events   []string               // sorted
 	order    map[string]int         // entry name → position in the input
 	typed    bool                   // from introspection, not names only
+	// branchMembers holds, for each union, the names of the members of
+	// all its branches, theirs included (see flat.maybe).
+	branchMembers map[string]map[string]bool
 }
 
 // SchemaInfo is one entry of query-qmp-schema's reply (QAPI's SchemaInfo).
@@ -133,7 +136,66 @@ func Load(raw []byte) (*Schema, error) {
 	}
 	sort.Strings(s.commands)
 	sort.Strings(s.events)
+	s.untangle()
 	return s, nil
+}
+
+// untangle drops what introspection never sends but a broken or hostile
+// server could, and would send the type checks round for ever: an
+// alternate among an alternate's members, a union among its own
+// branches (at any remove). Then it works out each union's branch
+// members once, so that checking a union without its discriminator costs
+// no walk over every branch of every branch (see flatten).
+func (s *Schema) untangle() {
+	for _, si := range s.types {
+		if si.MetaType == "alternate" {
+			si.Members = slices.DeleteFunc(slices.Clone(si.Members), func(m SchemaMember) bool {
+				b := s.types[m.Type]
+				return b != nil && b.MetaType == "alternate"
+			})
+		}
+	}
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := map[string]int{}
+	s.branchMembers = map[string]map[string]bool{}
+	var visit func(si *SchemaInfo) map[string]bool
+	visit = func(si *SchemaInfo) map[string]bool {
+		state[si.Name] = onPath
+		names := map[string]bool{}
+		si.Variants = slices.DeleteFunc(slices.Clone(si.Variants), func(v SchemaVariant) bool {
+			b := s.types[v.Type]
+			if b == nil {
+				return false
+			}
+			switch state[b.Name] {
+			case onPath:
+				return true // a branch that leads back: a cycle
+			case unseen:
+				visit(b)
+			}
+			for _, m := range b.Members {
+				names[m.Name] = true
+			}
+			for n := range s.branchMembers[b.Name] {
+				names[n] = true
+			}
+			return false
+		})
+		state[si.Name] = done
+		if len(si.Variants) > 0 {
+			s.branchMembers[si.Name] = names
+		}
+		return names
+	}
+	for _, si := range s.types {
+		if si.MetaType == "object" && state[si.Name] == unseen {
+			visit(si)
+		}
+	}
 }
 
 // FromCommands returns a schema that knows only command names, such
@@ -336,17 +398,8 @@ func (s *Schema) flatten(si *SchemaInfo, tagValue func(tag string, typ string) (
 	if fl.maybe == nil {
 		fl.maybe = map[string]bool{}
 	}
-	for _, v := range si.Variants {
-		if b := s.types[v.Type]; b != nil {
-			var sub flat
-			s.flatten(b, func(string, string) (string, bool) { return "", false }, &sub, depth+1)
-			for _, m := range sub.members {
-				fl.maybe[m.Name] = true
-			}
-			for name := range sub.maybe {
-				fl.maybe[name] = true
-			}
-		}
+	for name := range s.branchMembers[si.Name] {
+		fl.maybe[name] = true
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -275,4 +276,49 @@ func splitWords(line string) (string, []KeyValue) {
 		kvs = append(kvs, KeyValue{k, v})
 	}
 	return words[0], kvs
+}
+
+// A schema no QEMU sends, with an alternate among its own members or a
+// union among its own branches, is checked, completed and explained in
+// bounded time: the offending member or branch is dropped at Load.
+func TestLoadUntangles(t *testing.T) {
+	union := `{"name": "20", "meta-type": "object", "members": [{"name": "t", "type": "21"}], "tag": "t", "variants": [`
+	var cases []string
+	for i := range 10 {
+		cases = append(cases, `{"case": "v`+strconv.Itoa(i)+`", "type": "20"}`)
+	}
+	union += strings.Join(cases, ", ") + `]}`
+	raw := `[{"name": "int", "meta-type": "builtin", "json-type": "int"},
+	{"name": "0", "meta-type": "object", "members": []},
+	{"name": "cmd-alt", "meta-type": "command", "arg-type": "10", "ret-type": "0"},
+	{"name": "10", "meta-type": "object", "members": [{"name": "x", "type": "11"}]},
+	{"name": "11", "meta-type": "alternate", "members": [{"type": "11"}, {"type": "int"}]},
+	{"name": "cmd-union", "meta-type": "command", "arg-type": "20", "ret-type": "0"},
+	{"name": "21", "meta-type": "enum", "values": ["v0","v1","v2","v3","v4","v5","v6","v7","v8","v9"]},
+	` + union + `]`
+	s, err := Load([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if args, err := s.CommandArgs("cmd-alt", []KeyValue{{"x", "12"}}); err != nil || args["x"] != int64(12) {
+			t.Errorf("cmd-alt x=12: %v, %v", args, err)
+		}
+		if _, err := s.CommandArgs("cmd-alt", []KeyValue{{"x", "1.5"}}); err == nil || !strings.Contains(err.Error(), "integer") {
+			t.Errorf("cmd-alt x=1.5: %v, want an error asking for an integer", err)
+		}
+		if _, err := s.CommandArgs("cmd-union", []KeyValue{{"x", "1"}}); err == nil {
+			t.Errorf("cmd-union x=1: no error")
+		}
+		s.CompleteArgs("cmd-union", nil, "")
+		s.Help("cmd-union")
+		s.Help("cmd-alt")
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("checking against a tangled schema did not finish in 10s")
+	}
 }

@@ -1,6 +1,7 @@
 package qapi
 
 import (
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,20 +63,29 @@ func buildTree(args []KeyValue, lenient bool) (*node, error) {
 	return root, nil
 }
 
+// maxKeyDepth bounds a dotted key's segments: QEMU's parser takes no
+// deeper nesting, and a longer key would only cost time and memory.
+const maxKeyDepth = 1024
+
 func (root *node) add(kv KeyValue) error {
 	segs := strings.Split(kv.Key, ".")
+	if len(segs) > maxKeyDepth {
+		return &SyntaxError{Token: kv.Key[:40] + "…", Msg: fmt.Sprintf("dotted key nests %d deep: QEMU takes at most %d levels", len(segs), maxKeyDepth)}
+	}
 	for _, s := range segs {
 		if s == "" {
 			return &SyntaxError{Token: kv.Key, Msg: "empty segment in dotted key"}
 		}
 	}
 	n := root
+	end := -1 // where the key up to this segment ends
 	for i, s := range segs {
+		end += 1 + len(s)
 		k := n.kids[s]
 		last := i == len(segs)-1
 		switch {
 		case k == nil:
-			k = &node{key: strings.Join(segs[:i+1], ".")}
+			k = &node{key: kv.Key[:end]}
 			if n.kids == nil {
 				n.kids = map[string]*node{}
 			}
