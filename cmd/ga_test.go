@@ -159,6 +159,7 @@ func TestGAConnectPiped(t *testing.T) {
 		t.Errorf("stderr %q", r.stderr)
 	}
 	run(t, "guest-ping\n", "ga", "connect", a.Path).expect(t, ExitOK, "{}\n", "")
+	run(t, "guest-ping\n", "ga", "connect", "-s", a.Path).expect(t, ExitOK, "{}\n", "")
 }
 
 // An agent restarted mid-session: a shell on a pipe stops at the lost
@@ -255,6 +256,18 @@ func TestGACommandsFillOptions(t *testing.T) {
 	c.SetArgs([]string{"q.sock"})
 	if err := c.Execute(); err != nil || sh == nil || sh.Addr != "q.sock" {
 		t.Errorf("ga connect options %+v, %v", sh, err)
+	}
+	// -s, as on the other ga commands and as its help says.
+	sh = nil
+	c = newGAConnectCmd(g, func(_ context.Context, o *GAConnectOptions) error { sh = o; return nil })
+	c.SetArgs([]string{"-s", "q.sock"})
+	if err := c.Execute(); err != nil || sh == nil || sh.Addr != "q.sock" {
+		t.Errorf("ga connect -s: options %+v, %v", sh, err)
+	}
+	c = newGAConnectCmd(g, func(_ context.Context, o *GAConnectOptions) error { return nil })
+	c.SetArgs([]string{"-s", "q.sock", "other.sock"})
+	if err := c.Execute(); exitCode(err) != ExitUsage {
+		t.Errorf("ga connect -s A B: %v; want a usage error", err)
 	}
 }
 
