@@ -90,6 +90,40 @@ func TestGARun(t *testing.T) {
 	run(t, "", "ga", "run", "-s", a.Path, "--env", "NOEQUALS", "--", "true").mustSayUsage(t, "KEY=VALUE")
 }
 
+// An exit code no exit status can carry (a Windows guest's are 32 bits)
+// must not become another status: 256 is not 0 (success), it is 1, the
+// code said on stderr.
+func TestGARunExitCodeOutOfRange(t *testing.T) {
+	for _, tc := range []struct {
+		status     map[string]any
+		code       int
+		stderrHint string
+	}{
+		{map[string]any{"exited": true, "exitcode": 256}, ExitQMPError, "exited with code 256"},
+		{map[string]any{"exited": true, "exitcode": 512}, ExitQMPError, "exited with code 512"},
+		{map[string]any{"exited": true, "exitcode": int64(1) << 40}, ExitQMPError, "exited with code 1099511627776"},
+		{map[string]any{"exited": true, "exitcode": -1073741819}, ExitQMPError, "exited with code -1073741819"},
+		{map[string]any{"exited": true, "signal": 200}, ExitQMPError, "ended by signal 200"},
+		{map[string]any{"exited": true, "exitcode": 255}, 255, ""},
+	} {
+		f := gatest.StartFake(t, func(req gatest.Request) map[string]any {
+			switch req.Execute {
+			case "guest-exec":
+				return map[string]any{"return": map[string]any{"pid": 7}}
+			case "guest-exec-status":
+				return map[string]any{"return": tc.status}
+			}
+			return map[string]any{"error": map[string]any{"class": "CommandNotFound", "desc": req.Execute}}
+		})
+		r := run(t, "", "ga", "run", "-s", f.Path, "--", "cmd", "/c", "exit")
+		if tc.stderrHint == "" {
+			r.expect(t, tc.code, "", "")
+			continue
+		}
+		r.mustSay(t, tc.code, "cmd", tc.stderrHint, "qmpsh exits 1")
+	}
+}
+
 func TestGACopy(t *testing.T) {
 	a := gatest.StartAgent(t)
 	local := t.TempDir()

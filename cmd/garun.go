@@ -42,9 +42,10 @@ likes.
 
 ` + gaAddressHelp + `
 
-When the program ran to its end, the exit status is the program's;
-otherwise it is qmpsh's own (1: the agent refused, as for no such
-program):
+When the program ran to its end, the exit status is the program's (1,
+with the code on stderr, for a code no exit status can carry, such as a
+Windows guest's 256); otherwise it is qmpsh's own (1: the agent refused,
+as for no such program):
 
 ` + exitStatusHelp,
 		Example: `  qmpsh ga run -s /tmp/qga.sock -- uname -a
@@ -107,8 +108,24 @@ func gaRunRun(ctx context.Context, opts *GARunOptions) error {
 	if res.StderrTruncated {
 		fmt.Fprintln(opts.IO.ErrOut, "qmpsh: warning: the agent truncated the program's stderr (it keeps at most 16 MiB of it)")
 	}
-	if res.ExitCode != 0 {
-		return &ExitError{Code: res.ExitCode, Err: fmt.Errorf("%s exited with status %d", p.Path, res.ExitCode), quiet: true}
+	return programExit(p.Path, res)
+}
+
+// programExit is qmpsh's exit for a program that ran to its end: the
+// program's status when an exit status can carry it (0 to 255). Any
+// other code (a Windows guest's are 32 bits: 256, or 0xC0000005 for a
+// crash) must not become another status, 256 as 0 most of all: it is 1,
+// with the code on stderr.
+func programExit(path string, res *ga.Result) error {
+	switch {
+	case res.ExitCode == 0:
+		return nil
+	case res.ExitCode >= 1 && res.ExitCode <= 255:
+		return &ExitError{Code: res.ExitCode, Err: fmt.Errorf("%s exited with status %d", path, res.ExitCode), quiet: true}
+	case res.Signal != 0:
+		return &ExitError{Code: ExitQMPError, Err: fmt.Errorf(
+			"%s was ended by signal %d, which no exit status (128+N, at most 255) can carry: qmpsh exits 1", path, res.Signal)}
 	}
-	return nil
+	return &ExitError{Code: ExitQMPError, Err: fmt.Errorf(
+		"%s exited with code %d, which no exit status (1 to 255) can carry: qmpsh exits 1", path, res.ExitCode)}
 }
