@@ -166,9 +166,12 @@ func gaError(addr string, err error) error {
 	var ee *qmp.ExecuteError
 	var xe *ExitError
 	var na *ga.NoAnswerError
+	var tl *ga.RequestTooLargeError
 	switch {
 	case err == nil, errors.As(err, &ee), errors.As(err, &xe):
 		return err
+	case errors.As(err, &tl): // not sent: no connection problem
+		return &ExitError{Code: ExitQMPError, Err: err}
 	case errors.As(err, &na):
 		return &connectionFailure{&wrapped{addr + ": " + na.Error(), err}}
 	}

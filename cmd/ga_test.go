@@ -124,6 +124,24 @@ func TestGARunExitCodeOutOfRange(t *testing.T) {
 	}
 }
 
+// Standard input too big for one guest-exec request (its base64 is 64 MiB
+// or more) is refused before anything is sent: qemu-ga would answer with
+// an error without id, and ga run waited out its timeout for a reply.
+func TestGARunStdinTooBig(t *testing.T) {
+	f := gatest.StartFake(t, func(req gatest.Request) map[string]any {
+		return map[string]any{"error": map[string]any{"class": "GenericError", "desc": "not expected"}}
+	})
+	for _, n := range []int{maxInput, maxInput + 1, 64 << 20} {
+		r := run(t, strings.Repeat("x", n), "ga", "run", "-s", f.Path, "--", "/usr/bin/wc", "-c")
+		r.mustSay(t, ExitQMPError, "standard input is too big", "48 MiB", "ga cp")
+	}
+	select {
+	case req := <-f.Received:
+		t.Errorf("the agent received %s", req.Execute)
+	default:
+	}
+}
+
 func TestGACopy(t *testing.T) {
 	a := gatest.StartAgent(t)
 	local := t.TempDir()

@@ -28,8 +28,11 @@ func newGARunCmd(g *GlobalOptions, runF func(context.Context, *GARunOptions) err
 to exit (guest-exec-status, polled quickly at first, then less often),
 write what it wrote to stdout and stderr on qmpsh's stdout and stderr, and
 exit with its exit status: 128+N when signal N ended it. Standard input,
-when it is not a terminal, is read whole and given to the program; -n
-gives it none (as ssh -n does, for a loop that reads its own stdin).
+when it is not a terminal, is read whole and given to the program (at
+most about 48 MiB: it goes base64-encoded in one request, and the agent
+takes less than 64 MiB; more is refused before anything is sent, exit
+status 1); -n gives it none (as ssh -n does, for a loop that reads its
+own stdin).
 
 The agent keeps at most 16 MiB of each stream; qmpsh says on stderr when
 it dropped some. --env sets the program's whole environment (the agent's
@@ -82,9 +85,21 @@ func gaRunRun(ctx context.Context, opts *GARunOptions) error {
 	}
 	p := ga.Program{Path: opts.Argv[0], Args: opts.Argv[1:], Env: opts.Env}
 	if !opts.IO.InTTY && !opts.NoStdin && opts.IO.In != nil {
-		if p.Input, err = io.ReadAll(opts.IO.In); err != nil {
+		// More than maxInput never fits: read no further.
+		if p.Input, err = io.ReadAll(io.LimitReader(opts.IO.In, maxInput+1)); err != nil {
 			return fmt.Errorf("reading standard input: %w", err)
 		}
+	}
+	// Refused before anything is sent: qemu-ga answers a request too
+	// long with an error that has no id, after reading all of it.
+	if n := p.RequestSize(); n > ga.MaxRequestSize {
+		size := fmt.Sprintf("%d bytes", len(p.Input))
+		if len(p.Input) > maxInput {
+			size = fmt.Sprintf("more than %d bytes", maxInput)
+		}
+		return &ExitError{Code: ExitQMPError, Err: fmt.Errorf("ga run: standard input is too big (%s): "+
+			"the agent takes a program's input in one request of less than 64 MiB, base64-encoded, so about 48 MiB at most; "+
+			"copy it into the guest with ga cp and have the program read the file", size)}
 	}
 	ctx, client, hangUp, err := opts.dialStoppable(ctx, addr)
 	if err != nil {
@@ -110,6 +125,10 @@ func gaRunRun(ctx context.Context, opts *GARunOptions) error {
 	}
 	return programExit(p.Path, res)
 }
+
+// maxInput is more input than a program can be given: its base64 alone
+// fills the longest request the agent takes.
+const maxInput = ga.MaxRequestSize / 4 * 3
 
 // programExit is qmpsh's exit for a program that ran to its end: the
 // program's status when an exit status can carry it (0 to 255). Any
