@@ -113,7 +113,7 @@ func gaRunRun(ctx context.Context, opts *GARunOptions) error {
 	}
 	res, err := client.Run(ctx, p)
 	if err != nil {
-		return gaError(addr, interrupted(ctx, timedOutAfter(err, opts.Timeout), "waiting for the program"))
+		return gaError(addr, interruptedExit(ctx, timedOutAfter(err, opts.Timeout), "waiting for the program, which goes on running in the guest"))
 	}
 	opts.IO.Out.Write(res.Stdout)
 	opts.IO.ErrOut.Write(res.Stderr)
