@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"sync"
@@ -64,7 +63,7 @@ func (f *Factory) signalContext(ctx context.Context, sigs ...os.Signal) (_ conte
 		select {
 		case sig := <-c:
 			// The signal is the cause, so that interrupted can name it.
-			cancel(fmt.Errorf("%v signal received", sig))
+			cancel(&signalReceived{sig})
 		case <-ctx.Done():
 		}
 	}()

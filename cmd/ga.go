@@ -146,12 +146,14 @@ func (o *GAOptions) dial(ctx context.Context, verbose io.Writer, addr string) (*
 }
 
 // dialStoppable is dial for a command that a stop signal (Ctrl-C) may
-// interrupt while it works: the returned context ends on one, and the
-// returned function also stops listening for them.
+// interrupt while it works: the returned context ends on one (see
+// interruptedExit), and the returned function also stops listening for
+// them.
 func (o *GAOptions) dialStoppable(ctx context.Context, addr string) (context.Context, *ga.Client, func(), error) {
 	ctx, stop := o.signalContext(ctx, stopSignals...)
 	client, hangUp, err := o.dial(ctx, o.IO.ErrOut, addr)
 	if err != nil {
+		err = interruptedExit(ctx, err, "connecting")
 		stop()
 		return ctx, nil, nil, err
 	}
@@ -166,9 +168,12 @@ func gaError(addr string, err error) error {
 	var ee *qmp.ExecuteError
 	var xe *ExitError
 	var na *ga.NoAnswerError
+	var tl *ga.RequestTooLargeError
 	switch {
 	case err == nil, errors.As(err, &ee), errors.As(err, &xe):
 		return err
+	case errors.As(err, &tl): // not sent: no connection problem
+		return &ExitError{Code: ExitQMPError, Err: err}
 	case errors.As(err, &na):
 		return &connectionFailure{&wrapped{addr + ": " + na.Error(), err}}
 	}

@@ -90,6 +90,58 @@ func TestGARun(t *testing.T) {
 	run(t, "", "ga", "run", "-s", a.Path, "--env", "NOEQUALS", "--", "true").mustSayUsage(t, "KEY=VALUE")
 }
 
+// An exit code no exit status can carry (a Windows guest's are 32 bits)
+// must not become another status: 256 is not 0 (success), it is 1, the
+// code said on stderr.
+func TestGARunExitCodeOutOfRange(t *testing.T) {
+	for _, tc := range []struct {
+		status     map[string]any
+		code       int
+		stderrHint string
+	}{
+		{map[string]any{"exited": true, "exitcode": 256}, ExitQMPError, "exited with code 256"},
+		{map[string]any{"exited": true, "exitcode": 512}, ExitQMPError, "exited with code 512"},
+		{map[string]any{"exited": true, "exitcode": int64(1) << 40}, ExitQMPError, "exited with code 1099511627776"},
+		{map[string]any{"exited": true, "exitcode": -1073741819}, ExitQMPError, "exited with code -1073741819"},
+		{map[string]any{"exited": true, "signal": 200}, ExitQMPError, "ended by signal 200"},
+		{map[string]any{"exited": true, "exitcode": 255}, 255, ""},
+	} {
+		f := gatest.StartFake(t, func(req gatest.Request) map[string]any {
+			switch req.Execute {
+			case "guest-exec":
+				return map[string]any{"return": map[string]any{"pid": 7}}
+			case "guest-exec-status":
+				return map[string]any{"return": tc.status}
+			}
+			return map[string]any{"error": map[string]any{"class": "CommandNotFound", "desc": req.Execute}}
+		})
+		r := run(t, "", "ga", "run", "-s", f.Path, "--", "cmd", "/c", "exit")
+		if tc.stderrHint == "" {
+			r.expect(t, tc.code, "", "")
+			continue
+		}
+		r.mustSay(t, tc.code, "cmd", tc.stderrHint, "qmpsh exits 1")
+	}
+}
+
+// Standard input too big for one guest-exec request (its base64 is 64 MiB
+// or more) is refused before anything is sent: qemu-ga would answer with
+// an error without id, and ga run waited out its timeout for a reply.
+func TestGARunStdinTooBig(t *testing.T) {
+	f := gatest.StartFake(t, func(req gatest.Request) map[string]any {
+		return map[string]any{"error": map[string]any{"class": "GenericError", "desc": "not expected"}}
+	})
+	for _, n := range []int{maxInput, maxInput + 1, 64 << 20} {
+		r := run(t, strings.Repeat("x", n), "ga", "run", "-s", f.Path, "--", "/usr/bin/wc", "-c")
+		r.mustSay(t, ExitQMPError, "standard input is too big", "48 MiB", "ga cp")
+	}
+	select {
+	case req := <-f.Received:
+		t.Errorf("the agent received %s", req.Execute)
+	default:
+	}
+}
+
 func TestGACopy(t *testing.T) {
 	a := gatest.StartAgent(t)
 	local := t.TempDir()
@@ -133,7 +185,7 @@ func TestGACopy(t *testing.T) {
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
 		t.Errorf("a failed copy left %s: %v", missing, err)
 	}
-	for _, args := range [][]string{{src, back}, {":/a", ":/b"}, {src, ":relative"}, {filepath.Join(local, "none"), ":/tmp/x"}} {
+	for _, args := range [][]string{{src, back}, {":/a", ":/b"}, {src, ":relative"}} {
 		run(t, "", append([]string{"ga", "cp", "-s", a.Path}, args...)...).mustSayUsage(t, "ga cp")
 	}
 	// Every copy, the failed one too, closed its guest file.
@@ -159,6 +211,7 @@ func TestGAConnectPiped(t *testing.T) {
 		t.Errorf("stderr %q", r.stderr)
 	}
 	run(t, "guest-ping\n", "ga", "connect", a.Path).expect(t, ExitOK, "{}\n", "")
+	run(t, "guest-ping\n", "ga", "connect", "-s", a.Path).expect(t, ExitOK, "{}\n", "")
 }
 
 // An agent restarted mid-session: a shell on a pipe stops at the lost
@@ -255,6 +308,18 @@ func TestGACommandsFillOptions(t *testing.T) {
 	c.SetArgs([]string{"q.sock"})
 	if err := c.Execute(); err != nil || sh == nil || sh.Addr != "q.sock" {
 		t.Errorf("ga connect options %+v, %v", sh, err)
+	}
+	// -s, as on the other ga commands and as its help says.
+	sh = nil
+	c = newGAConnectCmd(g, func(_ context.Context, o *GAConnectOptions) error { sh = o; return nil })
+	c.SetArgs([]string{"-s", "q.sock"})
+	if err := c.Execute(); err != nil || sh == nil || sh.Addr != "q.sock" {
+		t.Errorf("ga connect -s: options %+v, %v", sh, err)
+	}
+	c = newGAConnectCmd(g, func(_ context.Context, o *GAConnectOptions) error { return nil })
+	c.SetArgs([]string{"-s", "q.sock", "other.sock"})
+	if err := c.Execute(); exitCode(err) != ExitUsage {
+		t.Errorf("ga connect -s A B: %v; want a usage error", err)
 	}
 }
 

@@ -23,12 +23,12 @@ type GAConnectOptions struct {
 func newGAConnectCmd(g *GlobalOptions, runF func(context.Context, *GAConnectOptions) error) *cobra.Command {
 	opts := &GAConnectOptions{GAOptions: GAOptions{GlobalOptions: g}}
 	c := &cobra.Command{
-		Use:   "connect [ADDR]",
+		Use:   "connect [-s ADDR | ADDR]",
 		Short: "Open the shell on a guest agent",
-		Long: `Connect to the guest agent (ADDR, else $QGA_SOCKET), synchronise, and
-open the shell: qmp-shell's line syntax (command key=value ...), a line
-starting with { sent as raw JSON, Tab completing the commands the agent
-has enabled (from guest-info).
+		Long: `Connect to the guest agent (-s ADDR or ADDR, else $QGA_SOCKET),
+synchronise, and open the shell: qmp-shell's line syntax (command
+key=value ...), a line starting with { sent as raw JSON, Tab completing
+the commands the agent has enabled (from guest-info).
 
 On a terminal: line editing, history, Tab completion. With standard input
 not a terminal, each line is run in order, results are printed, and the
@@ -44,11 +44,15 @@ exit status is 1 if any command failed, 3 if the connection was lost.
 		Args: maxOneAddress,
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) == 1 {
+				if opts.Addr != "" && opts.Addr != args[0] {
+					return usageErrorf("ga connect: give the address once, as -s ADDR or as ADDR, not both")
+				}
 				opts.Addr = args[0]
 			}
 			return runF(c.Context(), opts)
 		},
 	}
+	opts.addressFlag(c)
 	return c
 }
 

@@ -8,6 +8,27 @@ import (
 	"syscall"
 )
 
+// signalReceived is the cause of a signalContext's end: sig arrived.
+type signalReceived struct{ sig os.Signal }
+
+func (e *signalReceived) Error() string { return fmt.Sprintf("%v signal received", e.sig) }
+
+// interruptedExit is interrupted for a command whose interruption is an
+// exit status of its own, as a shell reports a command a signal killed:
+// 128+N for signal N (130 for Ctrl-C). Other errors are returned as they
+// are.
+func interruptedExit(ctx context.Context, err error, doing string) error {
+	var sr *signalReceived
+	if !errors.Is(err, context.Canceled) || !errors.As(context.Cause(ctx), &sr) {
+		return err
+	}
+	code := ExitInterrupted
+	if n, ok := sr.sig.(syscall.Signal); ok {
+		code = 128 + int(n)
+	}
+	return &ExitError{Code: code, Err: interrupted(ctx, err, doing)}
+}
+
 // stopSignals end a wait that has no natural bound (accept waiting for
 // QEMU): Ctrl-C from a person, SIGTERM from a service manager or kill,
 // SIGHUP from a closed terminal. Caught, they let the wait clean up its

@@ -24,6 +24,12 @@ import (
 // may carry 16 MiB of stdout and as much stderr, base64-encoded.
 const DefaultMaxMessageSize = 64 << 20
 
+// MaxRequestSize is the longest request qemu-ga takes: its JSON parser
+// refuses a message of 64 MiB or more ("JSON token size limit
+// exceeded"), answering with an error that has no id. The client refuses
+// a longer request before sending it, with a *RequestTooLargeError.
+const MaxRequestSize = 64<<20 - 1
+
 // Option configures a Client.
 type Option func(*config)
 
@@ -259,7 +265,20 @@ func (c *Client) handle(msg []byte) error {
 	id, err := strconv.ParseUint(string(r.ID), 10, 64)
 	if err != nil {
 		// The agent's answer to a 0xFF, or to a request it could not
-		// parse, has no id.
+		// parse, has no id. An error while one request waits (other than
+		// a sync, whose own 0xFF provokes one) is that request's: the
+		// agent refused it unparsed ("JSON token size limit exceeded"),
+		// and no reply with its id will come.
+		if pc := c.takeOnly(); r.Error != nil && pc != nil {
+			c.log.Debug("taking an error without id as the reply to the one request waiting",
+				"command", pc.command, "msg", truncate(msg))
+			// What the agent read after the point it gave up on is
+			// unknown: synchronise before the next request.
+			c.stale.Store(true)
+			r.raw = bytes.Clone(msg)
+			pc.ch <- r
+			return nil
+		}
 		c.log.Debug("dropping a message without a known id", "msg", truncate(msg))
 		return nil
 	}
@@ -270,6 +289,24 @@ func (c *Client) handle(msg []byte) error {
 	}
 	r.raw = bytes.Clone(msg)
 	pc.ch <- r
+	return nil
+}
+
+// takeOnly removes and returns the one call waiting, if exactly one is
+// and it is not a synchronisation; otherwise it returns nil.
+func (c *Client) takeOnly() *pendingCall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pending) != 1 {
+		return nil
+	}
+	for id, pc := range c.pending {
+		if pc.command == "guest-sync-delimited" {
+			return nil
+		}
+		delete(c.pending, id)
+		return pc
+	}
 	return nil
 }
 
@@ -359,6 +396,14 @@ func encodeRequest(command string, args any, id uint64) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// checkSize refuses msg, a request for command, if the agent would.
+func checkSize(command string, msg []byte) error {
+	if len(msg) > MaxRequestSize {
+		return &RequestTooLargeError{Command: command, Size: len(msg)}
+	}
+	return nil
+}
+
 // Exec runs command with args (nil, or a value encoding/json encodes as
 // an object) and returns its return value. An error reply is a
 // *wire.ExecuteError. A command that never replies on success (see
@@ -371,6 +416,9 @@ func (c *Client) Exec(ctx context.Context, command string, args any) (json.RawMe
 		}
 		msg, err := encodeRequest(command, args, c.nextID.Add(1))
 		if err != nil {
+			return nil, err
+		}
+		if err := checkSize(command, msg); err != nil {
 			return nil, err
 		}
 		return nil, c.sendOnly(ctx, msg)
@@ -397,6 +445,9 @@ func (c *Client) startDecoded(ctx context.Context, command string, args any, dec
 	id := c.nextID.Add(1)
 	msg, err := encodeRequest(command, args, id)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkSize(command, msg); err != nil {
 		return nil, err
 	}
 	return c.begin(ctx, &pendingCall{command: command, id: id, decode: decode}, msg)
@@ -444,6 +495,9 @@ func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage,
 	m["id"] = json.RawMessage(strconv.FormatUint(id, 10))
 	out, err := json.Marshal(m)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkSize(command, out); err != nil {
 		return nil, err
 	}
 	if c.NoReply(command) {

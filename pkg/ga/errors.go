@@ -40,3 +40,15 @@ type ProtocolError struct {
 }
 
 func (e *ProtocolError) Error() string { return "guest agent protocol error: " + e.Msg }
+
+// RequestTooLargeError is a request longer than the agent takes
+// (MaxRequestSize): the client did not send it.
+type RequestTooLargeError struct {
+	Command string
+	Size    int // the request's length, encoded
+}
+
+func (e *RequestTooLargeError) Error() string {
+	return fmt.Sprintf("a %s request of %d bytes is longer than the guest agent takes (%d bytes); it was not sent",
+		e.Command, e.Size, MaxRequestSize)
+}

@@ -4,4 +4,5 @@ package ga
 var (
 	FastReply  = fastReply
 	DecodeRead = decodeRead
+	CheckSize  = checkSize
 )

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -482,5 +483,96 @@ func TestVsockConnectFails(t *testing.T) {
 	}
 	if c.Runstate() != protocol.Idle {
 		t.Errorf("runstate %v", c.Runstate())
+	}
+}
+
+// qemu-ga refuses a request of 64 MiB or more unparsed, with an error
+// without id: the client must not send one (a ga run with big stdin
+// waited out its timeout for a reply that never came).
+func TestRequestTooLargeNotSent(t *testing.T) {
+	f := gatest.StartFake(t, answer)
+	ctx := testCtx(t)
+	var mu sync.Mutex
+	var sent [][]byte
+	c := ga.NewClient(ga.WithTrace(func(dir protocol.Direction, msg []byte) {
+		if dir == protocol.Sent && bytes.Contains(msg, []byte(`"guest-exec"`)) {
+			mu.Lock()
+			sent = append(sent, bytes.Clone(msg))
+			mu.Unlock()
+		}
+	}))
+	if err := c.Connect(ctx, f.Path); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+
+	// RequestSize is the request's length, its id at the longest.
+	p := ga.Program{Path: "/bin/cat", Args: []string{"-"}, Env: []string{"A=1"}, Input: []byte("hello, world")}
+	c.Start(ctx, p) // the fake has no guest-exec: an error reply
+	mu.Lock()
+	if len(sent) != 1 || p.RequestSize() < len(bytes.TrimSpace(sent[0])) || p.RequestSize() > len(bytes.TrimSpace(sent[0]))+20 {
+		t.Errorf("RequestSize() = %d for the request %q", p.RequestSize(), sent)
+	}
+	sent = nil
+	mu.Unlock()
+
+	p.Input = nil
+	base := p.RequestSize() + len(`,"input-data":""`)
+	p.Input = make([]byte, (ga.MaxRequestSize-base)/4*3+3) // one base64 quantum too many
+	if n := p.RequestSize(); n <= ga.MaxRequestSize {
+		t.Fatalf("RequestSize() = %d; the test wants one over %d", n, ga.MaxRequestSize)
+	}
+	_, err := c.Start(ctx, p)
+	var tl *ga.RequestTooLargeError
+	if !errors.As(err, &tl) || tl.Command != "guest-exec" || tl.Size != p.RequestSize() {
+		t.Fatalf("Start = %v; want a *RequestTooLargeError of %d bytes", err, p.RequestSize())
+	}
+	// Nor is any other request so long sent (Exec, Raw and the copies
+	// check each encoded request).
+	if err := ga.CheckSize("guest-ping", make([]byte, ga.MaxRequestSize)); err != nil {
+		t.Errorf("checkSize of the longest request = %v", err)
+	}
+	if err := ga.CheckSize("guest-ping", make([]byte, ga.MaxRequestSize+1)); !errors.As(err, &tl) {
+		t.Errorf("checkSize of a request too long = %v; want a *RequestTooLargeError", err)
+	}
+	if _, err := c.Exec(ctx, "guest-ping", nil); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sent) != 0 {
+		t.Errorf("%d guest-exec requests were sent", len(sent))
+	}
+}
+
+// An error without id while one request waits is that request's answer
+// (qemu-ga's "JSON token size limit exceeded" for a request it refused
+// unparsed), not dropped to leave the call waiting for a reply that never
+// comes; the next request synchronises first. The 0xFF of a sync provokes
+// such an error too: the sync must go on waiting for its own reply.
+func TestIDLessErrorFailsTheRequestWaiting(t *testing.T) {
+	f := gatest.StartFake(t, func(req gatest.Request) map[string]any {
+		if req.Execute == "guest-exec" {
+			return map[string]any{"error": map[string]any{"class": "GenericError", "desc": "JSON token size limit exceeded"}, "id": nil}
+		}
+		return answer(req)
+	})
+	ctx := testCtx(t)
+	c := connect(t, ctx, f.Path)
+	<-f.Received // the connect's sync
+	_, err := c.Exec(ctx, "guest-exec", map[string]string{"path": "/bin/true"})
+	var ee *wire.ExecuteError
+	if !errors.As(err, &ee) || ee.Desc != "JSON token size limit exceeded" || ee.Command != "guest-exec" {
+		t.Fatalf("Exec = %v; want the agent's error without id", err)
+	}
+	if _, err := c.Exec(ctx, "guest-ping", nil); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for len(seen) < 3 {
+		seen = append(seen, (<-f.Received).Execute)
+	}
+	if want := []string{"guest-exec", "guest-sync-delimited", "guest-ping"}; !equal(seen, want) {
+		t.Errorf("agent received %q; want %q", seen, want)
 	}
 }

@@ -2,8 +2,10 @@ package ga
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -34,17 +36,38 @@ const (
 	pollMax = 200 * time.Millisecond
 )
 
+// execArgs are guest-exec's arguments.
+type execArgs struct {
+	Path          string   `json:"path"`
+	Arg           []string `json:"arg,omitempty"`
+	Env           []string `json:"env,omitempty"`
+	InputData     []byte   `json:"input-data,omitempty"` // encoding/json writes base64
+	CaptureOutput bool     `json:"capture-output"`
+}
+
+// RequestSize returns the length of the guest-exec request that starts
+// p, its id at its longest. Start refuses a request longer than
+// MaxRequestSize: the input goes in it base64-encoded, so it may be about
+// 48 MiB at most.
+func (p Program) RequestSize() int {
+	msg, err := encodeRequest("guest-exec", execArgs{p.Path, p.Args, p.Env, nil, true}, math.MaxUint64)
+	if err != nil {
+		return 0 // Start reports the error
+	}
+	if len(p.Input) == 0 {
+		return len(msg)
+	}
+	return len(msg) + len(`,"input-data":""`) + base64.StdEncoding.EncodedLen(len(p.Input))
+}
+
 // Start starts p with its output captured and returns its guest pid, for
-// Wait.
+// Wait. A program whose request would be longer than MaxRequestSize (see
+// RequestSize) is not started: the error is a *RequestTooLargeError.
 func (c *Client) Start(ctx context.Context, p Program) (int64, error) {
-	args := struct {
-		Path          string   `json:"path"`
-		Arg           []string `json:"arg,omitempty"`
-		Env           []string `json:"env,omitempty"`
-		InputData     []byte   `json:"input-data,omitempty"` // encoding/json writes base64
-		CaptureOutput bool     `json:"capture-output"`
-	}{p.Path, p.Args, p.Env, p.Input, true}
-	ret, err := c.Exec(ctx, "guest-exec", args)
+	if n := p.RequestSize(); n > MaxRequestSize {
+		return 0, &RequestTooLargeError{Command: "guest-exec", Size: n}
+	}
+	ret, err := c.Exec(ctx, "guest-exec", execArgs{p.Path, p.Args, p.Env, p.Input, true})
 	if err != nil {
 		return 0, err
 	}

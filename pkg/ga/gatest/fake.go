@@ -20,7 +20,8 @@ type Request struct {
 
 // Handler answers one request other than guest-sync-delimited: the reply
 // object to send ({"return": ...} or {"error": ...}; the request's id is
-// added), or nil to send nothing.
+// added, unless the object has "id": nil, which sends it without an id, as
+// qemu-ga answers a request it could not parse), or nil to send nothing.
 type Handler func(req Request) map[string]any
 
 // FakeAgent is a scripted guest agent on a UNIX socket. It resets on a
@@ -124,7 +125,9 @@ func (f *FakeAgent) handle(c net.Conn) {
 			reply = f.h(req)
 		}
 		if reply != nil {
-			if req.ID != nil {
+			if id, set := reply["id"]; set && id == nil {
+				delete(reply, "id")
+			} else if req.ID != nil {
 				reply["id"] = req.ID
 			}
 			b, _ := json.Marshal(reply)
