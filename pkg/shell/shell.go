@@ -576,9 +576,12 @@ func (sh *shell) startPrinter() (stop func()) {
 			sh.out.Write(sh.Format.Event(ev))
 		}
 	}
+	// The state the session starts in, read before Run goes on, so that
+	// a connection lost before the goroutine first runs is still seen
+	// to change from Running.
+	state, changed := sh.conn().RunstateChanged()
 	go func() {
 		defer close(stopped)
-		state, changed := sh.conn().RunstateChanged()
 		for {
 			select {
 			case ev := <-events:
