@@ -119,6 +119,12 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			continue
 		case errors.Is(err, io.EOF):
+			if sh.parser.InBlock() {
+				// Never a silent end: a script that lost its ")"
+				// would think the transaction ran.
+				sh.parser.Abandon()
+				sh.fail(ErrUnclosedTransaction)
+			}
 			return sh.status()
 		case err != nil:
 			return err
