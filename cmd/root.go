@@ -157,6 +157,9 @@ Without an address, $QMP_SOCKET is used.`,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(c *cobra.Command, args []string) error {
 			opts.TimeoutSet = c.Flags().Changed("timeout")
+			if err := checkAddressFlags(c, args); err != nil {
+				return err
+			}
 			opts.TLS.fromEnv(c.Flags(), opts.Getenv)
 			return opts.TLS.checkTLSFlags(c, args, opts.Getenv)
 		},
@@ -235,7 +238,7 @@ func address(getenv func(string) string, arg string) (string, error) {
 		return arg, nil
 	}
 	if env := getenv("QMP_SOCKET"); env != "" {
-		return env, nil
+		return env, checkAddress("QMP_SOCKET=", env)
 	}
 	return "", usageErrorf("no address: give one or set QMP_SOCKET")
 }
