@@ -209,3 +209,28 @@ func TestErrorReplyWithoutClass(t *testing.T) {
 		}
 	}
 }
+
+// With many targets, a client's warning names the target it came from.
+func TestFanOutWarningNamesTarget(t *testing.T) {
+	stray := qmptest.NewServer(func(c *qmptest.Conn) {
+		c.Greet()
+		if req, err := c.ReadRequest(); err == nil {
+			c.Reply(req.ID, nil)
+			if req, err := c.ReadRequest(); err == nil {
+				c.WriteRaw([]byte(`{"return": {}, "id": 12345}` + "\r\n"))
+				c.Reply(req.ID, map[string]int{"ok": 1})
+				qmptest.Serve(c, true)
+			}
+		}
+	})
+	t.Cleanup(stray.Close)
+	good := qmptest.NewServer(qmptest.Standard)
+	t.Cleanup(good.Close)
+	r := run(t, "", "exec", "-s", stray.Addr, "-s", good.Addr, "query-status")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if want := "qmpsh: warning: " + stray.Addr + ": dropping a reply with an unknown id id=12345\n"; r.stderr != want {
+		t.Errorf("stderr %q\nwant   %q", r.stderr, want)
+	}
+}
