@@ -164,7 +164,7 @@ func (opts *EventsOptions) stream(ctx context.Context, addr string, emit func(qm
 // is up or has failed, and emits events until --count, the context's end
 // or the connection's.
 func (opts *EventsOptions) streamConnected(ctx context.Context, addr string, connected func(), emit func(qmp.Event)) error {
-	client, closeLog, err := opts.newClient(opts.IO.ErrOut)
+	client, closeLog, err := opts.newTargetClient(opts.IO.ErrOut, addr)
 	if err != nil {
 		connected()
 		return err

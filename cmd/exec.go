@@ -174,7 +174,7 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.
 		// QEMU answer later.
 		extra = append(extra, qmp.WithoutOOB())
 	}
-	client, closeLog, err := opts.newClient(opts.IO.ErrOut, extra...)
+	client, closeLog, err := opts.newTargetClient(opts.IO.ErrOut, addr, extra...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -24,6 +24,13 @@ func TestLineHandler(t *testing.T) {
 		t.Errorf("lineHandler wrote %q, want %q", buf.String(), want)
 	}
 
+	// A client of one target among many names it.
+	buf.Reset()
+	slog.New(&lineHandler{mu: &mu, w: &buf, level: slog.LevelWarn, target: "/run/vm/a.qmp"}).Warn("dropped events", "n", 3)
+	if want := "qmpsh: warning: /run/vm/a.qmp: dropped events n=3\n"; buf.String() != want {
+		t.Errorf("lineHandler with a target wrote %q, want %q", buf.String(), want)
+	}
+
 	buf.Reset()
 	h.level = slog.LevelWarn
 	l.Info("not shown")

@@ -166,3 +166,71 @@ func TestFlagValueInOwnWords(t *testing.T) {
 		}
 	}
 }
+
+// An error reply without a class or a description (QEMU always gives
+// both) says so and shows what the server sent, not ": "; in fan-out
+// too, where the desc says it.
+func TestErrorReplyWithoutClass(t *testing.T) {
+	server := func(errMember string) *qmptest.Server {
+		s := qmptest.NewServer(func(c *qmptest.Conn) {
+			c.Greet()
+			if req, err := c.ReadRequest(); err == nil {
+				c.Reply(req.ID, nil)
+				if req, err := c.ReadRequest(); err == nil {
+					id := "" // qmp.Client sends a lone call without one
+					if req.ID != nil {
+						id = `, "id": ` + string(req.ID)
+					}
+					c.WriteRaw([]byte(`{"error": ` + errMember + id + "}\r\n"))
+					qmptest.Serve(c, true) // what exec asks to explain the error
+				}
+			}
+		})
+		t.Cleanup(s.Close)
+		return s
+	}
+	empty := server(`{}`)
+	run(t, "", "exec", "-s", empty.Addr, "query-status").expect(t, ExitQMPError, "",
+		"the server answered query-status with an error without a class or a description (not QMP as QEMU speaks it): {}\n")
+	descOnly := server(`{ "desc": "went wrong", "x": [1, 2] }`)
+	run(t, "", "exec", "-s", descOnly.Addr, "query-status").expect(t, ExitQMPError, "",
+		`the server answered query-status with an error without a class (not QMP as QEMU speaks it): {"desc":"went wrong","x":[1,2]}`+"\n")
+
+	r := run(t, "", "exec", "-s", empty.Addr, "-s", descOnly.Addr, "query-status")
+	if r.code != ExitQMPError || r.stderr != "" {
+		t.Fatalf("fan-out: exit %d, stderr %q; want exit 1 and the errors on stdout", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		`{"target":"` + empty.Addr + `","error":{"class":"","desc":"the server answered query-status with an error without a class or a description (not QMP as QEMU speaks it): {}"}}`,
+		`{"target":"` + descOnly.Addr + `","error":{"class":"","desc":"the server answered query-status with an error without a class (not QMP as QEMU speaks it): {\"desc\":\"went wrong\",\"x\":[1,2]}"}}`,
+	} {
+		if !strings.Contains(r.stdout, want+"\n") {
+			t.Errorf("fan-out stdout %q\nlacks %s", r.stdout, want)
+		}
+	}
+}
+
+// With many targets, a client's warning names the target it came from.
+func TestFanOutWarningNamesTarget(t *testing.T) {
+	stray := qmptest.NewServer(func(c *qmptest.Conn) {
+		c.Greet()
+		if req, err := c.ReadRequest(); err == nil {
+			c.Reply(req.ID, nil)
+			if req, err := c.ReadRequest(); err == nil {
+				c.WriteRaw([]byte(`{"return": {}, "id": 12345}` + "\r\n"))
+				c.Reply(req.ID, map[string]int{"ok": 1})
+				qmptest.Serve(c, true)
+			}
+		}
+	})
+	t.Cleanup(stray.Close)
+	good := qmptest.NewServer(qmptest.Standard)
+	t.Cleanup(good.Close)
+	r := run(t, "", "exec", "-s", stray.Addr, "-s", good.Addr, "query-status")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if want := "qmpsh: warning: " + stray.Addr + ": dropping a reply with an unknown id id=12345\n"; r.stderr != want {
+		t.Errorf("stderr %q\nwant   %q", r.stderr, want)
+	}
+}

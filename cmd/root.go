@@ -157,6 +157,9 @@ Without an address, $QMP_SOCKET is used.`,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(c *cobra.Command, args []string) error {
 			opts.TimeoutSet = c.Flags().Changed("timeout")
+			if err := checkAddressFlags(c, args); err != nil {
+				return err
+			}
 			opts.TLS.fromEnv(c.Flags(), opts.Getenv)
 			return opts.TLS.checkTLSFlags(c, args, opts.Getenv)
 		},
@@ -235,7 +238,7 @@ func address(getenv func(string) string, arg string) (string, error) {
 		return arg, nil
 	}
 	if env := getenv("QMP_SOCKET"); env != "" {
-		return env, nil
+		return env, checkAddress("QMP_SOCKET=", env)
 	}
 	return "", usageErrorf("no address: give one or set QMP_SOCKET")
 }
@@ -243,11 +246,17 @@ func address(getenv func(string) string, arg string) (string, error) {
 // newClient builds a client whose traffic goes to verbose and to the log
 // file as the flags ask. The returned function closes the log file.
 func (o *GlobalOptions) newClient(verbose io.Writer, extra ...qmp.Option) (*qmp.Client, func(), error) {
+	return o.newTargetClient(verbose, "", extra...)
+}
+
+// newTargetClient is newClient for a client of target (an address, or ""
+// for none), which the client's warnings on stderr name.
+func (o *GlobalOptions) newTargetClient(verbose io.Writer, target string, extra ...qmp.Option) (*qmp.Client, func(), error) {
 	t, closeLog, err := o.openTraffic(verbose)
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := []qmp.Option{qmp.WithLogger(t.logger(o.IO.ErrOut))}
+	opts := []qmp.Option{qmp.WithLogger(t.targetLogger(o.IO.ErrOut, target))}
 	if t.on() {
 		opts = append(opts, qmp.WithAsideTrace(t.trace))
 	}
@@ -290,8 +299,12 @@ func (t *traffic) on() bool { return t.verbose != nil || t.log != nil }
 
 // logger is the client's logger: warnings as lines on w, serialised with
 // the traffic lines so the two never interleave mid-line.
-func (t *traffic) logger(w io.Writer) *slog.Logger {
-	return slog.New(&lineHandler{mu: &t.mu, w: w, level: slog.LevelWarn})
+func (t *traffic) logger(w io.Writer) *slog.Logger { return t.targetLogger(w, "") }
+
+// targetLogger is logger for a client of target, whose address each line
+// names, so that of many targets' warnings each says whose it is.
+func (t *traffic) targetLogger(w io.Writer, target string) *slog.Logger {
+	return slog.New(&lineHandler{mu: &t.mu, w: w, level: slog.LevelWarn, target: target})
 }
 
 // traffic shows the client's messages as "--> msg" and "<-- msg": on the
@@ -405,11 +418,13 @@ func byteSize(n int) string {
 // lineHandler prints log records at or above level on stderr, one line
 // each: "qmpsh: msg key=value...", "qmpsh: warning: msg..." for a warning
 // (a listener dropping events, a reply nobody asked for, a proxy's client
-// closed). The client's and the proxy's logs are both printed by it.
+// closed), "qmpsh: warning: TARGET: msg..." when target is set. The
+// client's and the proxy's logs are both printed by it.
 type lineHandler struct {
-	mu    *sync.Mutex // the traffic's: the two may share a writer
-	w     io.Writer
-	level slog.Level
+	mu     *sync.Mutex // the traffic's: the two may share a writer
+	w      io.Writer
+	level  slog.Level
+	target string // the address the client talks to, or ""
 }
 
 func (h *lineHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
@@ -419,6 +434,9 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 	b.WriteString("qmpsh: ")
 	if r.Level >= slog.LevelWarn {
 		b.WriteString("warning: ")
+	}
+	if h.target != "" {
+		b.WriteString(h.target + ": ")
 	}
 	b.WriteString(r.Message)
 	r.Attrs(func(a slog.Attr) bool {

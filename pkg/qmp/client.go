@@ -284,7 +284,7 @@ func (c *Client) execute(ctx context.Context, verb, command string, args any, fi
 		return nil, err
 	}
 	if r.Error != nil {
-		return nil, &ExecuteError{Command: command, Class: r.Error.Class, Desc: r.Error.Desc}
+		return nil, executeError(command, &r)
 	}
 	return r.Return, nil
 }
@@ -328,7 +328,7 @@ func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage,
 	if r.Error != nil {
 		var name string
 		json.Unmarshal(fields["execute"], &name)
-		return reply, &ExecuteError{Command: name, Class: r.Error.Class, Desc: r.Error.Desc}
+		return reply, executeError(name, &r)
 	}
 	return reply, nil
 }
@@ -560,6 +560,22 @@ func (r *reply) stamp() (timestamp, bool) {
 	return r.ts, r.tsSet
 }
 
+// executeError is the error reply r to command. An error without a class
+// or a description keeps what the server sent, for the message to show.
+func executeError(command string, r *reply) *ExecuteError {
+	e := &ExecuteError{Command: command, Class: r.Error.Class, Desc: r.Error.Desc}
+	if e.Class == "" || e.Desc == "" {
+		var m struct {
+			Error json.RawMessage `json:"error"`
+		}
+		var b bytes.Buffer
+		if json.Unmarshal(r.raw, &m) == nil && json.Compact(&b, m.Error) == nil {
+			e.Sent = truncate(b.Bytes(), 200)
+		}
+	}
+	return e
+}
+
 type errorBody struct {
 	Class string `json:"class"`
 	Desc  string `json:"desc"`
@@ -623,7 +639,7 @@ func (c *Client) route(r *reply) error {
 			// No request is out without an id, so an id-less error is
 			// QEMU's answer to bytes it could not parse: the stream is
 			// out of step and nothing further can be trusted.
-			return protocolErrorf("server could not parse a request: %s: %s", r.Error.Class, r.Error.Desc)
+			return protocolErrorf("server could not parse a request: %v", executeError("", r))
 		}
 		return protocolErrorf("server sent a reply without an id: %s", truncate(msg, 120))
 	case !valid || !ok:
@@ -860,7 +876,7 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 			continue
 		}
 		if r.Error != nil {
-			return &NegotiationError{Err: &ExecuteError{Command: "qmp_capabilities", Class: r.Error.Class, Desc: r.Error.Desc}}
+			return &NegotiationError{Err: executeError("qmp_capabilities", &r)}
 		}
 		if r.Return == nil || r.ID != nil {
 			return &NegotiationError{Err: fmt.Errorf("unexpected reply to qmp_capabilities: %s", truncate(msg, 120))}

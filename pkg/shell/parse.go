@@ -74,6 +74,7 @@ func (p *Parser) Parse(line string) (*Input, error) {
 	p.block = new(transaction)
 	rest, err := lx.rest()
 	if err != nil {
+		p.block.opened = true
 		return nil, err
 	}
 	return p.closed(p.block.addWords(append([]token{first}, rest...), p.schema()))
@@ -243,12 +244,13 @@ const (
 type transaction struct {
 	actions []any
 	done    bool
+	opened  bool // a line has been read: "transaction(" now would nest
 }
 
 // add adds one more line of the block, its action's data typed by s
 // (nil: guessed). It follows qmp-shell: a leading "transaction(" word
-// opens the block (again, dropping earlier actions, if it reappears);
-// words after it on the same line are the first action; a line whose
+// on the first line opens the block; words after it on the same line are
+// the first action; a line whose
 // first word is ")" closes the block; otherwise the line is one action,
 // `type key=value ...`, and a last word ")" closes the block after it.
 // done is true once the block is closed, and command then returns the
@@ -256,7 +258,9 @@ type transaction struct {
 //
 // A line in error is rejected as a whole and the block stays open, so the
 // user can type it again. qmp-shell does the same, except that it abandons
-// the block on `) extra words`; here that line is rejected like any other.
+// the block on `) extra words`, and that a "transaction(" inside the block
+// silently starts it again, dropping the actions so far; here both lines
+// are rejected like any other (blocks do not nest).
 // Empty lines and comments are skipped; raw JSON is not allowed. Adding
 // to a closed block is an error and leaves done true.
 func (t *transaction) add(line string, s *qapi.Schema) (done bool, err error) {
@@ -280,25 +284,24 @@ func (t *transaction) add(line string, s *qapi.Schema) (done bool, err error) {
 
 // addWords is add for a line already lexed.
 func (t *transaction) addWords(toks []token, s *qapi.Schema) (done bool, err error) {
-	reopened := false
 	if len(toks) > 0 && toks[0].is(transactionOpen) {
-		reopened = true
+		if t.opened {
+			return false, errNestedTransaction
+		}
 		toks = toks[1:]
+	}
+	t.opened = true
+	if len(toks) > 0 && toks[0].is(transactionOpen) {
+		return false, errNestedTransaction
 	}
 	if len(toks) > 0 && toks[0].is(transactionClose) {
 		if len(toks) > 1 {
 			return false, &qapi.SyntaxError{Token: toks[1].text, Msg: `unexpected input after the closing ")" of a transaction`}
 		}
-		if reopened {
-			t.actions = nil
-		}
 		t.done = true
 		return true, nil
 	}
 	if len(toks) == 0 {
-		if reopened {
-			t.actions = nil
-		}
 		return false, nil
 	}
 	closing := len(toks) > 1 && toks[len(toks)-1].is(transactionClose)
@@ -317,13 +320,18 @@ func (t *transaction) addWords(toks []token, s *qapi.Schema) (done bool, err err
 	if err != nil {
 		return false, err
 	}
-	if reopened {
-		t.actions = nil
-	}
 	t.actions = append(t.actions, map[string]any{"type": typ, "data": data})
 	t.done = closing
 	return closing, nil
 }
+
+// errNestedTransaction rejects a "transaction(" inside an open block.
+var errNestedTransaction = &qapi.SyntaxError{Token: transactionOpen,
+	Msg: `a transaction block is already open and blocks do not nest: end it with ")" first`}
+
+// ErrUnclosedTransaction is the failure of input that ends inside a
+// transaction block: its actions were not sent.
+var ErrUnclosedTransaction = errors.New(`transaction( not closed with ")" before the end of input: its actions were not sent; end the block with a line ")"`)
 
 // command returns the "transaction" command with the collected actions,
 // `{"actions": [{"type": TYPE, "data": {...}}, ...]}`, or nil while the

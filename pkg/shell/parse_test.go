@@ -360,6 +360,7 @@ func txCommand(actions ...any) *Command {
 }
 
 func TestTransaction(t *testing.T) {
+	const nestedErr = `syntax error at "transaction(": a transaction block is already open and blocks do not nest: end it with ")" first`
 	type step struct {
 		line string
 		done bool
@@ -440,14 +441,34 @@ func TestTransaction(t *testing.T) {
 			want: txCommand(action("a", obj{})),
 		},
 		{
-			name: "reopening drops earlier actions",
+			// qmp-shell silently starts again, dropping "a".
+			name: "transaction( inside a block is rejected",
 			steps: []step{
 				{line: "transaction("},
 				{line: "a"},
-				{line: "transaction( b"},
+				{line: "transaction( b", err: nestedErr},
+				{line: "transaction(", err: nestedErr},
+				{line: "  transaction( )", err: nestedErr},
 				{line: ")", done: true},
 			},
-			want: txCommand(action("b", obj{})),
+			want: txCommand(action("a", obj{})),
+		},
+		{
+			name: "transaction( twice on the opening line",
+			steps: []step{
+				{line: "transaction( transaction( a )", err: nestedErr},
+				{line: "a )", done: true},
+			},
+			want: txCommand(action("a", obj{})),
+		},
+		{
+			name: "transaction( after a first action line",
+			steps: []step{
+				{line: "a"},
+				{line: "transaction(", err: nestedErr},
+				{line: ")", done: true},
+			},
+			want: txCommand(action("a", obj{})),
 		},
 		{
 			name: "bad action line is rejected and the block stays open",

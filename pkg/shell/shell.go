@@ -119,6 +119,12 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			continue
 		case errors.Is(err, io.EOF):
+			if sh.parser.InBlock() {
+				// Never a silent end: a script that lost its ")"
+				// would think the transaction ran.
+				sh.parser.Abandon()
+				sh.fail(ErrUnclosedTransaction)
+			}
 			return sh.status()
 		case err != nil:
 			return err
@@ -576,9 +582,12 @@ func (sh *shell) startPrinter() (stop func()) {
 			sh.out.Write(sh.Format.Event(ev))
 		}
 	}
+	// The state the session starts in, read before Run goes on, so that
+	// a connection lost before the goroutine first runs is still seen
+	// to change from Running.
+	state, changed := sh.conn().RunstateChanged()
 	go func() {
 		defer close(stopped)
-		state, changed := sh.conn().RunstateChanged()
 		for {
 			select {
 			case ev := <-events:

@@ -121,12 +121,20 @@ func TestRun(t *testing.T) {
 			out: "{\"actions\":[{\"data\":{\"a\":1},\"type\":\"echo-action\"}]}\n"},
 		{name: "TransactionAbandonedByCtrlC", lines: []string{"transaction(", "x a=1", "^C", "echo"},
 			out: "{}\n", errs: "transaction abandoned\n"},
+		// Input that ends inside a block is a failure, not silence.
+		{name: "TransactionNotClosedAtEOF", lines: []string{"transaction(", "echo-action a=1"},
+			errs: "transaction( not closed with \")\" before the end of input: its actions were not sent; end the block with a line \")\"\n",
+			err:  ErrCommandFailed},
+		{name: "TransactionNested", lines: []string{"transaction(", "transaction(", "echo-action a=1", ")"},
+			out:  "{\"actions\":[{\"data\":{\"a\":1},\"type\":\"echo-action\"}]}\n",
+			errs: "syntax error at \"transaction(\": a transaction block is already open and blocks do not nest: end it with \")\" first\n",
+			err:  ErrCommandFailed},
 		{name: "HMPWithoutCommand", lines: []string{"hmp"},
 			errs: "hmp: expected a human monitor command, e.g. hmp info status\n", err: ErrCommandFailed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			handler := qmptest.Standard
-			if tc.name == "Transaction" {
+			if tc.name == "Transaction" || tc.name == "TransactionNested" {
 				// The fake has no transaction command: echo what was sent.
 				handler = func(c *qmptest.Conn) {
 					c.Greet()

@@ -15,10 +15,36 @@ type ExecuteError struct {
 	Command string // the command name, "" for a raw message
 	Class   string
 	Desc    string
+	// Sent is the reply's "error" member as the server sent it
+	// (compacted, shortened if long), kept when it lacks a class or a
+	// description, which QEMU always gives; "" otherwise.
+	Sent string
 }
 
 // Error returns "Class: Desc", the form QEMU users know from qmp-shell.
-func (e *ExecuteError) Error() string { return e.Class + ": " + e.Desc }
+// An error without a class or a description says so, and shows what the
+// server sent, rather than ": ".
+func (e *ExecuteError) Error() string {
+	if e.Class != "" && e.Desc != "" {
+		return e.Class + ": " + e.Desc
+	}
+	missing := "a class or a description"
+	switch {
+	case e.Class != "":
+		missing = "a description"
+	case e.Desc != "":
+		missing = "a class"
+	}
+	s := "the server answered with an error without " + missing
+	if e.Command != "" {
+		s = "the server answered " + e.Command + " with an error without " + missing
+	}
+	s += " (not QMP as QEMU speaks it)"
+	if e.Sent != "" {
+		s += ": " + e.Sent
+	}
+	return s
+}
 
 // DisconnectedError fails a call whose session ended before its reply
 // arrived. Cause is why the session ended, nil when Disconnect was called.

@@ -22,3 +22,21 @@ func TestRoundBound(t *testing.T) {
 		}
 	}
 }
+
+// An error reply missing a class or a description says which, and shows
+// what was sent when it is known, rather than ": ".
+func TestExecuteErrorWithoutClass(t *testing.T) {
+	for _, tc := range []struct {
+		e    ExecuteError
+		want string
+	}{
+		{ExecuteError{Class: "GenericError", Desc: "boom"}, "GenericError: boom"},
+		{ExecuteError{Command: "cont", Sent: "{}"}, "the server answered cont with an error without a class or a description (not QMP as QEMU speaks it): {}"},
+		{ExecuteError{Class: "GenericError", Sent: `{"class":"GenericError"}`}, `the server answered with an error without a description (not QMP as QEMU speaks it): {"class":"GenericError"}`},
+		{ExecuteError{Command: "guest-ping", Desc: "x"}, "the server answered guest-ping with an error without a class (not QMP as QEMU speaks it)"},
+	} {
+		if got := tc.e.Error(); got != tc.want {
+			t.Errorf("%+v: Error() = %q\nwant %q", tc.e, got, tc.want)
+		}
+	}
+}

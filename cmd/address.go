@@ -1,0 +1,83 @@
+package cmd
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/qmpsh/qmpsh/pkg/protocol"
+)
+
+// addressForms is what an address may be, for a message about one that
+// is not.
+const addressForms = "give a UNIX socket path, HOST:PORT, unix:PATH, tcp:HOST:PORT or tls:HOST:PORT"
+
+// checkAddress refuses an address that names nothing to connect to or
+// listen on (empty, "unix:", "tcp:" without a port, ...): a usage error,
+// before anything is sent, rather than a connection failure. where names
+// where it was given, and is followed by the address in quotes: "-s ",
+// "--listen ", "connect ", "QMP_SOCKET=".
+func checkAddress(where, addr string) error {
+	if _, err := protocol.ParseAddress(addr); err == nil {
+		return nil
+	}
+	var reason string
+	switch {
+	case addr == "":
+		reason = "empty address"
+	case addr == "unix:":
+		reason = `empty socket path after "unix:"`
+	case strings.HasPrefix(addr, "tcp:"):
+		reason = "expected tcp:HOST:PORT with a numeric port"
+	case strings.HasPrefix(addr, "tls:"):
+		reason = "expected tls:HOST:PORT with a numeric port"
+	default:
+		reason = "not an address"
+	}
+	return &ExitError{Code: ExitUsage, Syntax: true,
+		Err: fmt.Errorf("%s%s: %s: %s", where, shellQuote(addr), reason, addressForms)}
+}
+
+// checkAddressFlags checks, with checkAddress, every address c was given:
+// -s and --listen (each value of a repeatable one), and the ADDR argument
+// of connect and accept (ga connect's too). A flag given empty (-s ”) is
+// refused, not taken as absent.
+func checkAddressFlags(c *cobra.Command, args []string) error {
+	for _, name := range []string{"socket", "listen"} {
+		fl := c.Flags().Lookup(name)
+		if fl == nil || !fl.Changed {
+			continue
+		}
+		where := "--" + name + " "
+		if fl.Shorthand != "" {
+			where = "-" + fl.Shorthand + " "
+		}
+		vals := []string{fl.Value.String()}
+		if sv, ok := fl.Value.(pflag.SliceValue); ok {
+			vals = sv.GetSlice()
+		}
+		for _, v := range vals {
+			if err := checkAddress(where, v); err != nil {
+				return err
+			}
+		}
+	}
+	switch c.Name() {
+	case "connect", "accept":
+		cmd := strings.TrimPrefix(c.CommandPath(), c.Root().Name()+" ")
+		for _, a := range args {
+			if err := checkAddress(cmd+" ", a); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// shellQuote quotes s in single quotes for a message, as a POSIX shell
+// would need it typed (” for an empty string).
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
