@@ -138,6 +138,8 @@ func TestExecUsage(t *testing.T) {
 	}{
 		{"NoAddress", []string{"exec", "query-status"}, "qmpsh: no address: give one or set QMP_SOCKET\n" + hint},
 		{"NoCommand", []string{"exec", "-s", "/nonexistent"}, "qmpsh: exec needs a command\n" + hint},
+		{"EmptyWaitEvent", []string{"exec", "-s", "/nonexistent", "--wait-event", "", "query-status"},
+			"qmpsh: --wait-event needs an event name, such as STOP\n" + hint},
 		{"UnknownFlag", []string{"exec", "--bogus", "query-status"}, "qmpsh: unknown flag: --bogus\n" + hint},
 		{"BadColor", []string{"exec", "--color", "pink", "-s", "/nonexistent", "query-status"},
 			"qmpsh: --color must be auto, always or never, not \"pink\"\n" + hint},

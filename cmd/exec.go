@@ -82,6 +82,9 @@ UsageError. The exit status is the worst of the targets'.
 			if len(args) == 0 {
 				return usageErrorf("exec needs a command")
 			}
+			if c.Flags().Changed("wait-event") && opts.WaitEvent == "" {
+				return usageErrorf("--wait-event needs an event name, such as STOP")
+			}
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {

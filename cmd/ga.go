@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -79,7 +80,10 @@ func (o *GAOptions) address() (string, error) {
 		return o.Addr, nil
 	}
 	if env := o.Getenv("QGA_SOCKET"); env != "" {
-		return env, nil
+		if strings.HasPrefix(env, "vsock:") {
+			return env, nil // checked as it is dialled
+		}
+		return env, checkAddress("QGA_SOCKET=", env)
 	}
 	return "", usageErrorf("no guest agent address: give -s ADDR or set QGA_SOCKET")
 }

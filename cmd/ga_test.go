@@ -36,6 +36,8 @@ func TestGAExecUsage(t *testing.T) {
 	}
 	run(t, "", "ga", "exec", "guest-ping").mustSayUsage(t, "QGA_SOCKET")
 	run(t, "", "ga", "exec", "-s", "/nonexistent/qga.sock", "guest-ping").mustSay(t, ExitConnection, "/nonexistent/qga.sock")
+	t.Setenv("QGA_SOCKET", "tcp:")
+	run(t, "", "ga", "exec", "guest-ping").mustSay(t, ExitUsage, "QGA_SOCKET='tcp:': expected tcp:HOST:PORT")
 }
 
 // A guest whose agent has not started: the socket takes the connection,
