@@ -122,6 +122,9 @@ func ParseArgs(args []string) (*Input, error) {
 		}
 		return parseRaw(trimmed)
 	}
+	if in, ok, err := parseHMP(args); ok {
+		return in, err
+	}
 	if len(args) == 1 && strings.ContainsFunc(args[0], unicode.IsSpace) {
 		return parseOneLine(args[0])
 	}
@@ -145,6 +148,24 @@ func ParseArgs(args []string) (*Input, error) {
 
 // parseOneLine parses a whole line given as one argument: it must hold
 // one command, not a comment or a block left open.
+// parseHMP takes the shell's hmp line, as one argument ('hmp info
+// status') or words (hmp info status): human-monitor-command with the
+// rest as its command line, as the shell sends it. ok is false when args
+// are not one.
+func parseHMP(args []string) (in *Input, ok bool, err error) {
+	first, rest, _ := strings.Cut(strings.TrimLeftFunc(args[0], unicode.IsSpace), " ")
+	if len(args) > 1 {
+		first, rest = args[0], strings.Join(args[1:], " ")
+	}
+	if first != "hmp" {
+		return nil, false, nil
+	}
+	if rest = strings.TrimSpace(rest); rest == "" {
+		return nil, true, errors.New("hmp needs a human monitor command, such as: hmp info status")
+	}
+	return &Input{Name: "human-monitor-command", Args: []qapi.KeyValue{{Key: "command-line", Value: rest}}}, true, nil
+}
+
 func parseOneLine(line string) (*Input, error) {
 	var p Parser
 	in, err := p.Parse(line)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/qmpsh/qmpsh/pkg/qapi"
@@ -637,6 +638,23 @@ func TestParseArgsOneLine(t *testing.T) {
 	for _, line := range []string{" ", "# comment", "transaction( abort", "a path"} {
 		if in, err := ParseArgs([]string{line}); err == nil {
 			t.Errorf("ParseArgs(%q) = %+v, want an error", line, in)
+		}
+	}
+}
+
+// exec takes the shell's hmp line too, in one argument or in words: the
+// human-monitor-command the shell sends for it.
+func TestParseArgsHMP(t *testing.T) {
+	want := &Input{Name: "human-monitor-command", Args: []qapi.KeyValue{{Key: "command-line", Value: "info status"}}}
+	for _, args := range [][]string{{"hmp info status"}, {" hmp  info status "}, {"hmp", "info", "status"}} {
+		got, err := ParseArgs(args)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("ParseArgs(%q) = %+v, %v; want %+v", args, got, err, want)
+		}
+	}
+	for _, args := range [][]string{{"hmp"}, {"hmp  "}} {
+		if _, err := ParseArgs(args); err == nil || !strings.Contains(err.Error(), "hmp info status") {
+			t.Errorf("ParseArgs(%q): %v, want an error with an example", args, err)
 		}
 	}
 }
