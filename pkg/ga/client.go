@@ -613,8 +613,14 @@ func (pc *pendingCall) awaitGrace(ctx context.Context, grace time.Duration) (r r
 		defer cancel()
 	}
 	select {
-	case r := <-pc.ch:
-		return r, r.err == nil, r.err
+	case r = <-pc.ch:
+		if grace == 0 || ctx.Err() == nil {
+			return r, r.err == nil, r.err
+		}
+		// The context ended as the reply came: with a grace, the caller
+		// is told of the end whichever select saw first, and gets the
+		// reply to undo what it did.
+		return r, r.err == nil, c.noAnswer(ctx, pc.start, "to "+pc.command, ctx.Err())
 	case <-ctx.Done():
 	}
 	err = c.noAnswer(ctx, pc.start, "to "+pc.command, ctx.Err())

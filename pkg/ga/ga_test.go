@@ -246,8 +246,10 @@ func TestOpenFileCancelledClosesHandle(t *testing.T) {
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("OpenFile = %v; want context.Canceled", err)
 	}
-	// Received has each request once it is answered: OpenFile has
-	// returned, so the close is there if it was sent.
+	// OpenFile has returned, so the close was sent and answered if it
+	// was sent at all; the fake records a request just after it answers
+	// it, so wait for the record rather than look once.
+	deadline := time.After(10 * time.Second)
 	for {
 		select {
 		case req := <-f.Received:
@@ -257,7 +259,7 @@ func TestOpenFileCancelledClosesHandle(t *testing.T) {
 				}
 				return
 			}
-		default:
+		case <-deadline:
 			t.Fatal("the handle the agent gave late was not closed")
 		}
 	}
