@@ -69,7 +69,21 @@ func (in *Input) Explain(s *qapi.Schema, err error) error {
 	if in.Raw != nil || in.tx != nil || !errors.As(err, &ee) {
 		return err
 	}
+	if hint := shellWordHint[in.Name]; hint != "" && ee.Class == "CommandNotFound" {
+		// Not QEMU's nearest command: "exit" is nearest to "quit",
+		// which would stop QEMU.
+		return &qapi.HintError{Err: err, Hint: hint}
+	}
 	return s.Explain(in.Name, in.Args, err)
+}
+
+// shellWordHint says what to do instead of a word of the interactive
+// shell (see builtins) sent as a command where no shell reads it, as
+// `qmpsh exec exit` does.
+var shellWordHint = map[string]string{
+	"exit":   "exit leaves qmpsh's interactive shell; it is not a QMP command",
+	"help":   "help is the interactive shell's; for a command's arguments: qmpsh schema -s ADDR COMMAND",
+	"sendfd": "sendfd is the interactive shell's (qmpsh connect)",
 }
 
 // command returns the name of the command c executes, raw or not ("" if

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/qmpsh/qmpsh/pkg/qapi"
+	"github.com/qmpsh/qmpsh/pkg/qmp"
 )
 
 type obj = map[string]any
@@ -656,5 +657,26 @@ func TestParseArgsHMP(t *testing.T) {
 		if _, err := ParseArgs(args); err == nil || !strings.Contains(err.Error(), "hmp info status") {
 			t.Errorf("ParseArgs(%q): %v, want an error with an example", args, err)
 		}
+	}
+}
+
+// A word of the interactive shell sent as a command (qmpsh exec exit)
+// gets a hint that says so, not QEMU's nearest command ("quit").
+func TestExplainShellWord(t *testing.T) {
+	notFound := func(name string) error {
+		return &qmp.ExecuteError{Command: name, Class: "CommandNotFound", Desc: "The command " + name + " has not been found"}
+	}
+	in, err := ParseArgs([]string{"exit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := in.Explain(nil, notFound("exit"))
+	var he *qapi.HintError
+	if !errors.As(got, &he) || !strings.Contains(he.Hint, "not a QMP command") {
+		t.Errorf("exit: %v, want a hint that it is the shell's", got)
+	}
+	in, _ = ParseArgs([]string{"query-stat"})
+	if got := in.Explain(nil, notFound("query-stat")); errors.As(got, &he) {
+		t.Errorf("query-stat without a schema: %v, want the reply as it came", got)
 	}
 }
