@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -80,9 +79,6 @@ func (o *GAOptions) address() (string, error) {
 		return o.Addr, nil
 	}
 	if env := o.Getenv("QGA_SOCKET"); env != "" {
-		if strings.HasPrefix(env, "vsock:") {
-			return env, nil // checked as it is dialled
-		}
 		return env, checkAddress("QGA_SOCKET=", env)
 	}
 	return "", usageErrorf("no guest agent address: give -s ADDR or set QGA_SOCKET")

@@ -162,8 +162,8 @@ func (s *Schema) untangle() {
 	)
 	state := map[string]int{}
 	s.branchMembers = map[string]map[string]bool{}
-	var visit func(si *SchemaInfo) map[string]bool
-	visit = func(si *SchemaInfo) map[string]bool {
+	var visit func(si *SchemaInfo)
+	visit = func(si *SchemaInfo) {
 		state[si.Name] = onPath
 		names := map[string]bool{}
 		si.Variants = slices.DeleteFunc(slices.Clone(si.Variants), func(v SchemaVariant) bool {
@@ -189,7 +189,6 @@ func (s *Schema) untangle() {
 		if len(si.Variants) > 0 {
 			s.branchMembers[si.Name] = names
 		}
-		return names
 	}
 	for _, si := range s.types {
 		if si.MetaType == "object" && state[si.Name] == unseen {
