@@ -246,12 +246,12 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.
 // explain it. A schema the caller fetched already is given as schema.
 func runInput(ctx context.Context, client *qmp.Client, in *shell.Input, schema *qapi.Schema) (json.RawMessage, error) {
 	fetched := schema != nil
-	fetch := func() {
+	fetch := func(ctx context.Context) {
 		fetched = true
 		schema, _ = shell.FetchSchema(ctx, client)
 	}
 	if in.Raw == nil && qapi.NeedsSchema(in.Args) {
-		fetch()
+		fetch(ctx)
 	}
 	cmd, err := in.Command(schema)
 	if err != nil {
@@ -261,7 +261,12 @@ func runInput(ctx context.Context, client *qmp.Client, in *shell.Input, schema *
 	var ee *qmp.ExecuteError
 	if in.Raw == nil && errors.As(err, &ee) {
 		if !fetched {
-			fetch()
+			// The reply is the answer; the schema only explains it, so
+			// a server slow to send it delays the answer a little, not
+			// until --timeout.
+			ectx, cancel := context.WithTimeout(ctx, explainTimeout)
+			fetch(ectx)
+			cancel()
 		}
 		err = in.Explain(schema, err)
 	}
@@ -277,6 +282,10 @@ func runInput(ctx context.Context, client *qmp.Client, in *shell.Input, schema *
 	}
 	return r.Return, nil
 }
+
+// explainTimeout bounds the wait for the schema that explains an error
+// reply. QEMU sends its schema in milliseconds.
+var explainTimeout = 2 * time.Second
 
 // syntaxError is a usage error in the QMP command, not in qmpsh's flags.
 func syntaxError(err error) error {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
@@ -232,5 +233,44 @@ func TestFanOutWarningNamesTarget(t *testing.T) {
 	}
 	if want := "qmpsh: warning: " + stray.Addr + ": dropping a reply with an unknown id id=12345\n"; r.stderr != want {
 		t.Errorf("stderr %q\nwant   %q", r.stderr, want)
+	}
+}
+
+// An error reply is exec's answer even when the server never sends the
+// schema asked for to explain it: exec reports the error, unexplained,
+// after explainTimeout, not after --timeout.
+func TestExecErrorExplainBounded(t *testing.T) {
+	asked := make(chan struct{})
+	s := qmptest.NewServer(func(c *qmptest.Conn) {
+		c.Greet()
+		for {
+			req, err := c.ReadRequest()
+			if err != nil {
+				return
+			}
+			switch req.Execute {
+			case "qmp_capabilities":
+				c.Reply(req.ID, map[string]any{})
+			case "query-qmp-schema":
+				close(asked) // and never answered
+				<-c.Done()
+				return
+			default:
+				c.ReplyError(req.ID, "GenericError", "went wrong")
+			}
+		}
+	})
+	t.Cleanup(s.Close)
+	defer func(d time.Duration) { explainTimeout = d }(explainTimeout)
+	explainTimeout = time.Millisecond
+
+	done := make(chan result, 1)
+	go func() { done <- run(t, "", "exec", "--timeout", "1h", "-s", s.Addr, "query-status") }()
+	<-asked
+	select {
+	case r := <-done:
+		r.expect(t, ExitQMPError, "", "GenericError: went wrong\n")
+	case <-time.After(time.Minute):
+		t.Fatal("exec still waits for the schema a minute after the error reply")
 	}
 }
