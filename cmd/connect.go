@@ -189,12 +189,14 @@ func acceptRun(ctx context.Context, opts *ShellOptions) error {
 		return err
 	}
 	addr := opts.Addr
+	removeDir := func() {}
 	if addr == "" {
 		dir, err := privateDir(opts.Getenv)
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
+		removeDir = func() { os.RemoveAll(dir) }
+		defer removeDir()
 		addr = filepath.Join(dir, "qmp.sock")
 	}
 	ed, comp, err := opts.editor(opts.IO.In)
@@ -233,7 +235,12 @@ func acceptRun(ctx context.Context, opts *ShellOptions) error {
 		actx, cancel = context.WithTimeout(actx, opts.Timeout)
 		defer cancel()
 	}
-	if err := client.Accept(actx, addr); err != nil {
+	err = client.Accept(actx, addr)
+	// The socket is removed once QEMU has connected: its directory goes
+	// too, now, so that nothing is left behind should qmpsh be killed
+	// during the session.
+	removeDir()
+	if err != nil {
 		return connectionError(addr, interrupted(actx, err, "waiting for QEMU to connect"))
 	}
 	stop()

@@ -113,6 +113,10 @@ func wrapRun(ctx context.Context, opts *WrapOptions) error {
 		return err
 	}
 	client, qemu, closeLog, err := opts.acceptQEMU(ctx, opts.sideWriter(ed), filepath.Join(dir, "qmp.sock"), log)
+	// The socket is removed once QEMU has connected: remove its directory
+	// too, now, so that nothing is left behind should qmpsh die of what
+	// it cannot catch (SIGKILL, a second SIGTERM, stdout closed under it).
+	os.RemoveAll(dir)
 	if err != nil {
 		ed.Close()
 		return err

@@ -351,3 +351,54 @@ func TestWrapPty(t *testing.T) {
 	})
 	requireEmpty(t, tmp)
 }
+
+// Once QEMU has connected, wrap's private socket directory is gone, not
+// only at the end: qmpsh killed during the session (SIGKILL, a second
+// SIGTERM, SIGPIPE from a closed stdout) leaves nothing in
+// $XDG_RUNTIME_DIR.
+func TestWrapRemovesSocketDirOnceConnected(t *testing.T) {
+	qmptest.RequireQEMU(t, "qemu-system-x86_64")
+	runtimeDir, _ := wrapDirs(t)
+	s := startWrap(t, append([]string{"wrap", "--"}, wrapQEMU...)...)
+	io.WriteString(s.stdin, "query-status\n")
+	if line := s.out.next(t); !strings.Contains(line, `"running"`) {
+		t.Fatalf("stdout %q", line)
+	}
+	requireEmpty(t, runtimeDir) // while the session runs
+	s.stdin.Close()
+	if code := s.wait(t); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, s.errOut.String())
+	}
+}
+
+// The same for accept without ADDR: its private directory goes as soon
+// as QEMU has connected.
+func TestAcceptRemovesPrivateDirOnceConnected(t *testing.T) {
+	qmptest.RequireQEMU(t, "qemu-system-x86_64")
+	runtimeDir, _ := wrapDirs(t)
+	stdinR, stdinW := io.Pipe()
+	s := &wrapSession{stdin: stdinW, out: newLineReader(), errOut: newLineReader(), done: make(chan int, 1)}
+	go func() {
+		code := Main([]string{"accept"}, &IOStreams{In: stdinR, Out: s.out.w, ErrOut: s.errOut.w})
+		s.out.w.Close()
+		s.errOut.w.Close()
+		<-s.out.ended
+		<-s.errOut.ended
+		s.done <- code
+	}()
+	t.Cleanup(func() { stdinW.Close() })
+	_, sock, ok := strings.Cut(s.errOut.next(t), "start it with: -qmp unix:")
+	if !ok {
+		t.Fatalf("stderr %q does not say where to connect", s.errOut.String())
+	}
+	qmptest.StartQEMUClient(t, sock)
+	io.WriteString(stdinW, "query-status\n")
+	if line := s.out.next(t); !strings.Contains(line, `"running"`) {
+		t.Fatalf("stdout %q, stderr %q", line, s.errOut.String())
+	}
+	requireEmpty(t, runtimeDir) // while the session runs
+	stdinW.Close()
+	if code := s.wait(t); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, s.errOut.String())
+	}
+}
