@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/shell"
 )
@@ -211,7 +212,16 @@ func acceptRun(ctx context.Context, opts *ShellOptions) error {
 	if err != nil {
 		return err
 	}
+	var announced string
 	announce := func(bound string) {
+		if announced != "" {
+			fmt.Fprintf(opts.IO.ErrOut, "qmpsh: warning: %s: a peer connected and hung up without a word (not QEMU); listening again\n", addr)
+			if bound == announced {
+				return
+			}
+			// On port 0, the new port needs a new line for QEMU.
+		}
+		announced = bound
 		// QEMU's own spelling of the address: -qmp unix:PATH or tcp:H:P,
 		// or for TLS a chardev with tls-creds.
 		fmt.Fprintf(opts.IO.ErrOut, "qmpsh: waiting for QEMU; start it with: %s\n", qemuDialArgs(bound, opts.TLS.Dir, tlsCfg))
@@ -235,7 +245,17 @@ func acceptRun(ctx context.Context, opts *ShellOptions) error {
 		actx, cancel = context.WithTimeout(actx, opts.Timeout)
 		defer cancel()
 	}
-	err = client.Accept(actx, addr)
+	for {
+		err = client.Accept(actx, addr)
+		// A peer that hangs up without a word is not QEMU, which greets
+		// at once, but something that only checked whether the socket
+		// is live (another qmpsh refusing to take this path over, a
+		// monitoring probe): it must not end the wait for QEMU. Listen
+		// again (announce says so).
+		if !hungUpSilently(err) || actx.Err() != nil {
+			break
+		}
+	}
 	// The socket is removed once QEMU has connected: its directory goes
 	// too, now, so that nothing is left behind should qmpsh be killed
 	// during the session.
@@ -245,6 +265,13 @@ func acceptRun(ctx context.Context, opts *ShellOptions) error {
 	}
 	stop()
 	return opts.runShell(ctx, shellSession{client: client, editor: ed, comp: comp}, addr)
+}
+
+// hungUpSilently tells whether err is that of a peer that hung up
+// before it said anything.
+func hungUpSilently(err error) bool {
+	var ge *qmp.GreetingError
+	return errors.As(err, &ge) && errors.Is(err, protocol.ErrClosedByPeer)
 }
 
 // privateDir makes a directory only this user can enter, under

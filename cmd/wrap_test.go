@@ -402,3 +402,42 @@ func TestAcceptRemovesPrivateDirOnceConnected(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, s.errOut.String())
 	}
 }
+
+// A second accept on the same path is refused (exit 2), and the check
+// that tells it something listens there (a connection, at once closed)
+// does not cost the first accept its QEMU: it says so and listens again.
+func TestAcceptSurvivesSecondAccept(t *testing.T) {
+	qmptest.RequireQEMU(t, "qemu-system-x86_64")
+	sock := filepath.Join(ptyShortTempDir(t), "qmp.sock")
+	stdinR, stdinW := io.Pipe()
+	s := &wrapSession{stdin: stdinW, out: newLineReader(), errOut: newLineReader(), done: make(chan int, 1)}
+	go func() {
+		code := Main([]string{"accept", sock}, &IOStreams{In: stdinR, Out: s.out.w, ErrOut: s.errOut.w})
+		s.out.w.Close()
+		s.errOut.w.Close()
+		<-s.out.ended
+		<-s.errOut.ended
+		s.done <- code
+	}()
+	t.Cleanup(func() { stdinW.Close() })
+	if line := s.errOut.next(t); line != "qmpsh: waiting for QEMU; start it with: -qmp unix:"+sock {
+		t.Fatalf("stderr %q", line)
+	}
+
+	run(t, "", "accept", "--timeout", "10s", sock).
+		mustSay(t, ExitUsage, "cannot listen on "+sock+": something is listening on "+sock)
+	// Said once the socket is live again.
+	if line, want := s.errOut.next(t), "qmpsh: warning: "+sock+": a peer connected and hung up without a word (not QEMU); listening again"; line != want {
+		t.Fatalf("stderr %q\nwant   %q", line, want)
+	}
+
+	qmptest.StartQEMUClient(t, sock)
+	io.WriteString(stdinW, "query-status\n")
+	if line := s.out.next(t); !strings.Contains(line, `"running"`) {
+		t.Fatalf("stdout %q, stderr %q", line, s.errOut.String())
+	}
+	stdinW.Close()
+	if code := s.wait(t); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, s.errOut.String())
+	}
+}

@@ -829,7 +829,7 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 	msg, err := s.Recv()
 	if err != nil {
 		if errors.Is(err, protocol.ErrClosedByPeer) {
-			err = errors.New("server closed the connection without greeting")
+			err = errNoGreeting{}
 		}
 		return &GreetingError{Err: err}
 	}

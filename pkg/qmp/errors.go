@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/wire"
 )
 
@@ -26,6 +27,15 @@ func (e *GreetingError) Error() string { return "QMP greeting: " + e.Err.Error()
 
 // Unwrap returns the cause.
 func (e *GreetingError) Unwrap() error { return e.Err }
+
+// errNoGreeting is a GreetingError's cause when the peer hung up before
+// it said anything. It still is protocol.ErrClosedByPeer to errors.Is, so
+// that a listener can tell a peer that only checked whether the socket
+// is live from a server that said something wrong.
+type errNoGreeting struct{}
+
+func (errNoGreeting) Error() string { return "server closed the connection without greeting" }
+func (errNoGreeting) Unwrap() error { return protocol.ErrClosedByPeer }
 
 // NegotiationError means qmp_capabilities failed.
 type NegotiationError struct {
