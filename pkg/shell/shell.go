@@ -518,7 +518,12 @@ func (sh *shell) report(ret json.RawMessage, err error, text bool) {
 		sh.out.Write(sh.Format.JSON(ret))
 	case errors.As(err, &ee):
 		sh.fail(err)
-	case errors.As(err, &de), errors.As(err, &se), sh.Agent != nil && !sh.connected():
+	case errors.As(err, &de):
+		// Sent, and cut off: "not sent" would tell the person that
+		// QEMU did nothing, which may be false (a device_del done).
+		sh.lost = &ConnectionLostError{Cause: sh.conn().Err()}
+		fmt.Fprintln(sh.Err, sh.Format.Error(fmt.Errorf("%v (QEMU may have run it)", de)))
+	case errors.As(err, &se), sh.Agent != nil && !sh.connected():
 		sh.lost = &ConnectionLostError{Cause: sh.conn().Err()}
 		sh.refuse()
 	default:

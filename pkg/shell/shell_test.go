@@ -207,6 +207,27 @@ func TestRunConnectionLost(t *testing.T) {
 	})
 }
 
+// A command the connection's loss cuts off was sent: the shell must not
+// say "not sent", for QEMU may have run it.
+func TestRunCommandCutOff(t *testing.T) {
+	handler := func(c *qmptest.Conn) {
+		c.Greet()
+		if req, err := c.ReadRequest(); err == nil {
+			c.Reply(req.ID, nil) // qmp_capabilities
+		}
+		c.ReadRequest() // the command, read whole, never answered
+		c.Close()
+	}
+	_, errs, err := runShell(t, handler, Config{}, `{"execute": "stop"}`, "echo")
+	var lost *ConnectionLostError
+	if !errors.As(err, &lost) {
+		t.Fatalf("Run() = %v", err)
+	}
+	if want := "connection lost before the reply arrived: connection closed by peer (QEMU may have run it)\n"; errs != want {
+		t.Errorf("errors %q\nwant   %q", errs, want)
+	}
+}
+
 // Ctrl-C while the shell waits for a reply stops the wait, not the shell:
 // it says so and runs the next line. (The pty test does the same with a
 // real SIGINT.)
