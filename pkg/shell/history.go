@@ -1,7 +1,10 @@
 package shell
 
 import (
+	"encoding/json"
+	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -10,14 +13,19 @@ import (
 // start-up: qmpsh exec never needs them.
 var (
 	// historyKey finds the keys of key=value words (also inside HMP's
-	// comma-separated options) and of JSON members.
+	// comma-separated options) and of JSON members, in double quotes or
+	// in the single quotes QEMU's JSON parser also takes.
 	historyKey = sync.OnceValue(func() *regexp.Regexp {
-		return regexp.MustCompile(`([A-Za-z0-9_.-]+)=|"([^"\\]+)"\s*:`)
+		return regexp.MustCompile(`([A-Za-z0-9_.-]+)=|["']([^"'\\]+)["']\s*:`)
 	})
 	// historySecretType is a secret object's type, in any of the shell's,
 	// JSON's or HMP's spellings: qom-type=secret, "secret", secret,id=...
 	historySecretType = sync.OnceValue(func() *regexp.Regexp {
 		return regexp.MustCompile(`(^|[^A-Za-z0-9_-])secret([^A-Za-z0-9_-]|$)`)
+	})
+	// jsonUnicodeEscape is JSON's \uXXXX, which can spell any key.
+	jsonUnicodeEscape = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`\\u[0-9A-Fa-f]{4}`)
 	})
 )
 
@@ -27,10 +35,41 @@ var (
 // password or secret), as key=value, as a JSON member, or as an HMP
 // command about passwords (set_password, block_passwd). The test is on
 // the words alone, so it errs on the side of forgetting.
+//
+// The words are tested as typed and as QEMU receives them: the shell
+// removes quotes and backslashes (`"data"=x` and `d"at"a=x` are data=x),
+// and JSON's escapes spell any key ("d\u0061ta").
 func KeepInHistory(line string) bool {
+	if CarriesSecret(line) {
+		return false
+	}
+	trimmed := strings.TrimSpace(line)
+	if strings.HasPrefix(trimmed, "{") {
+		var v any
+		if json.Unmarshal([]byte(trimmed), &v) == nil {
+			return !CarriesSecret(flattenJSON(v))
+		}
+		// Not Go's JSON, perhaps QEMU's (single quotes): its escapes.
+		return !CarriesSecret(jsonUnicodeEscape().ReplaceAllStringFunc(trimmed, func(esc string) string {
+			r, _ := strconv.ParseUint(esc[2:], 16, 32)
+			return string(rune(r))
+		}))
+	}
+	lx := lexer{s: line}
+	toks, err := lx.rest()
+	return err != nil || !CarriesSecret(strings.Join(words(toks), " "))
+}
+
+// CarriesSecret reports whether the words of line, as they stand, carry a
+// secret or a password-like argument, by KeepInHistory's rules: a key
+// ending in password, passwd or secret (any case, the last part of a
+// dotted key), the words password or passwd anywhere (HMP's set_password,
+// change vnc password, block_passwd), or a data argument beside the word
+// secret (a secret object's). It does not undo quoting or escapes.
+func CarriesSecret(line string) bool {
 	lower := strings.ToLower(line)
 	if strings.Contains(lower, "password") || strings.Contains(lower, "passwd") {
-		return false
+		return true
 	}
 	data := false
 	for _, m := range historyKey().FindAllStringSubmatch(lower, -1) {
@@ -38,10 +77,37 @@ func KeepInHistory(line string) bool {
 		key = key[strings.LastIndex(key, ".")+1:] // options.new-secret
 		switch {
 		case strings.HasSuffix(key, "secret"):
-			return false
+			return true
 		case key == "data":
 			data = true
 		}
 	}
-	return !(data && historySecretType().MatchString(lower))
+	return data && historySecretType().MatchString(lower)
+}
+
+// flattenJSON writes a decoded JSON value as words: each member as
+// key=value, for CarriesSecret to test what QEMU will decode.
+func flattenJSON(v any) string {
+	var b strings.Builder
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				b.WriteString(" " + k + "=")
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				b.WriteByte(' ')
+				walk(x)
+			}
+		case string:
+			b.WriteString(v)
+		default:
+			fmt.Fprint(&b, v)
+		}
+	}
+	walk(v)
+	return b.String()
 }

@@ -34,6 +34,23 @@ func TestKeepInHistory(t *testing.T) {
 		{"blockdev-amend node-name=l0 options.driver=luks options.new-secret=sec1 options.state=active", false},
 		{`{"execute": "x", "arguments": {"NEW-SECRET": "a"}}`, false},
 		{"migrate-set-parameters tls-creds=c tls-passwd=p", false},
+		// What QEMU receives, not just what was typed: the shell removes
+		// quotes and backslashes, JSON's escapes spell any key or value,
+		// and QEMU's JSON parser takes single quotes.
+		{`object-add qom-type=secret id=s0 "data"=hunter2`, false},
+		{`object-add qom-type=secret id=s0 d"at"a=hunter2`, false},
+		{`object-add qom-type=secret id=s0 d\ata=hunter2`, false},
+		{`object-add qom-type=sec'ret' id=s0 data=hunter2`, false},
+		{`object-add qom-type="secret" id=s0 data=hunter2`, false},
+		{`{"execute":"object-add","arguments":{"qom-type":"secret","id":"s0","d\u0061ta":"hunter2"}}`, false},
+		{`{"execute":"object-add","arguments":{"qom-type":"s\u0065cret","id":"s0","data":"hunter2"}}`, false},
+		{`{"execute":"guest-set-user-p\u0061ssword","arguments":{"p\u0061ssword":"hunter2"}}`, false},
+		{`{"execute":"human-monitor-command","arguments":{"command-line":"set_p\u0061ssword vnc hunter2"}}`, false},
+		{`{'execute':'object-add','arguments':{'qom-type':'secret','id':'s0','data':'hunter2'}}`, false},
+		{`{'execute':'guest-set-user-p\u0061ssword','arguments':{'p\u0061ssword':'hunter2'}}`, false},
+		{`{"execute": "qom-set", "arguments": {"path": "/objects/s0", "property": "data", "value": "x"}}`, true},
+		{`{"execute": "query-status", "id": "d\u0061ta"}`, true},
+		{`object-add qom-type=iothread id="a b"`, true},
 	} {
 		if got := KeepInHistory(tc.line); got != tc.keep {
 			t.Errorf("KeepInHistory(%q) = %v, want %v", tc.line, got, tc.keep)
