@@ -213,6 +213,7 @@ type proxyOutput struct {
 	verbose io.Writer // nil unless -v
 	log     io.Writer // nil unless --log
 	line    []byte
+	redact  redactor // secrets never reach either in clear
 }
 
 func (o *proxyOutput) printf(format string, args ...any) {
@@ -227,6 +228,7 @@ func (o *proxyOutput) trace(who string, dir protocol.Direction, msg []byte) {
 	now := time.Now()
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	msg = o.redact.message(who, msg)
 	o.line = append(append(append(append(o.line[:0], who...), ' '), dir.String()...), ' ')
 	o.line = append(append(o.line, msg...), '\n')
 	if o.verbose != nil {

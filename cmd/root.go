@@ -176,7 +176,7 @@ Without an address, $QMP_SOCKET is used.`,
 	f.DurationVar(&opts.Timeout, "timeout", DefaultTimeout,
 		"bound connecting and capabilities negotiation (exec: and the command)")
 	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "show the JSON sent and received (on stderr; qmpsh's own long replies shortened)")
-	f.StringVar(&opts.LogFile, "log", "", "append the session's traffic, with timestamps, to `FILE`")
+	f.StringVar(&opts.LogFile, "log", "", "append the session's traffic, with timestamps and secrets redacted, to `FILE`")
 	f.StringVar(&opts.Color, "color", "auto", "colour output: auto (on a terminal, unless NO_COLOR is set), always, never")
 	root.RegisterFlagCompletionFunc("color", fixedCompletions("auto", "always", "never"))
 	f.BoolVar(&opts.Pretty, "pretty", false, "indent JSON output (default on a terminal)")
@@ -316,12 +316,14 @@ type traffic struct {
 	verbose io.Writer // nil unless -v
 	log     io.Writer // nil unless --log
 	line    []byte    // the line being written, reused
+	redact  redactor  // secrets never reach either in clear
 }
 
 func (t *traffic) trace(dir protocol.Direction, msg []byte, aside bool) {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	msg = t.redact.message("", msg)
 	t.line = append(append(append(t.line[:0], dir.String()...), ' '), msg...)
 	t.line = append(t.line, '\n')
 	if t.verbose != nil {
