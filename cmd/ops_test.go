@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -369,6 +370,40 @@ func TestShellSendfd(t *testing.T) {
 			"sendfd: fdname= (getfd) does not go with fdset-id= or opaque= (add-fd)\n" +
 			"sendfd: mode must be rw, ro or wo, not \"rx\"\n"
 		if r.code != ExitQMPError || r.stderr != want || !strings.Contains(r.stdout, `"running"`) {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
+	t.Run("FIFOAndDirectory", func(t *testing.T) {
+		// A FIFO opened read-only or write-only used to block in
+		// open(2) until its other end was opened: for ever, beyond
+		// Ctrl-C. Now the read end goes at once, the write end with
+		// no reader is refused, and so is a directory.
+		dir := t.TempDir()
+		rfifo, wfifo := filepath.Join(dir, "r.fifo"), filepath.Join(dir, "w.fifo")
+		for _, p := range []string{rfifo, wfifo} {
+			if err := syscall.Mkfifo(p, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		in := "sendfd " + rfifo + " fdname=r mode=ro\nsendfd " + wfifo + " fdname=w mode=wo\nsendfd " + dir + " fdname=d mode=ro\nquery-status\n"
+		done := make(chan result, 1)
+		go func() { done <- run(t, in, "connect", sock) }()
+		var r result
+		select {
+		case r = <-done:
+		case <-time.After(time.Minute):
+			// Open the FIFOs' other ends to release the shell.
+			for _, p := range []string{rfifo, wfifo} {
+				if f, err := os.OpenFile(p, os.O_RDWR, 0); err == nil {
+					defer f.Close()
+				}
+			}
+			r = <-done
+			t.Fatalf("sendfd of a FIFO hung in open; exit %d, stderr %q", r.code, r.stderr)
+		}
+		want := "sendfd: " + wfifo + " is a FIFO that nothing reads yet: start its reader first, or pass it mode=rw\n" +
+			"sendfd: " + dir + " is a directory: pass a file\n"
+		if r.code != ExitQMPError || r.stderr != want || !strings.HasPrefix(r.stdout, "{}\n") || !strings.Contains(r.stdout, `"running"`) {
 			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
 	})

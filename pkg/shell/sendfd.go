@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"syscall"
 )
 
 // sendfd runs the sendfd built-in: it opens a local file and passes the
@@ -24,11 +25,8 @@ func (sh *shell) sendfd(ctx context.Context, rest string) {
 	if sh.refused() {
 		return
 	}
-	f, err := os.OpenFile(path, flag, 0)
+	f, err := openForQEMU(path, flag)
 	if err != nil {
-		if errors.Is(err, os.ErrPermission) && flag != os.O_RDONLY {
-			err = fmt.Errorf("%w (mode=ro passes it read-only)", err)
-		}
 		sh.fail(fmt.Errorf("sendfd: %w", err))
 		return
 	}
@@ -42,6 +40,43 @@ func (sh *shell) sendfd(ctx context.Context, rest string) {
 		return
 	}
 	sh.report(ret, err, false)
+}
+
+// openForQEMU opens path as flag asks, for QEMU, without ever waiting.
+// Opening a FIFO read-only or write-only blocks until its other end is
+// opened, in open(2), which neither Ctrl-C nor the call's timeout can
+// interrupt: the shell would hang. With O_NONBLOCK the open returns at
+// once (write-only fails with ENXIO if nobody reads), and the descriptor
+// is then made blocking again, as QEMU expects to get it (the flag is
+// shared with QEMU's copy). A directory is refused: QEMU has no use for
+// one, and would only fail later, in whatever uses the descriptor.
+func openForQEMU(path string, flag int) (*os.File, error) {
+	fd, err := syscall.Open(path, flag|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		perr := &os.PathError{Op: "open", Path: path, Err: err}
+		switch {
+		case errors.Is(err, os.ErrPermission) && flag != os.O_RDONLY:
+			return nil, fmt.Errorf("%w (mode=ro passes it read-only)", perr)
+		case err == syscall.ENXIO && flag == os.O_WRONLY && isFIFO(path):
+			return nil, fmt.Errorf("%s is a FIFO that nothing reads yet: start its reader first, or pass it mode=rw", path)
+		}
+		return nil, perr
+	}
+	if err := syscall.SetNonblock(fd, false); err != nil {
+		syscall.Close(fd)
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("%s is a directory: pass a file", path)
+	}
+	return f, nil
+}
+
+func isFIFO(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode()&os.ModeNamedPipe != 0
 }
 
 // parseSendfd parses the sendfd built-in's arguments into the command to
