@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -376,6 +377,59 @@ func TestSendFiles(t *testing.T) {
 		}
 	})
 
+	t.Run("EndedWhileWriting", func(t *testing.T) {
+		// The session ends while the writer is about to pass the
+		// descriptor: SendFiles must not return (and its caller close
+		// the file, whose number may then be reused) until the writer
+		// is done with it.
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		oursFile, theirsFile := os.NewFile(uintptr(fds[0]), "ours"), os.NewFile(uintptr(fds[1]), "theirs")
+		ours, err := net.FileConn(oursFile)
+		oursFile.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer theirsFile.Close()
+		atSend, release := make(chan struct{}), make(chan struct{})
+		testHookSendmsg = func() {
+			close(atSend)
+			<-release
+		}
+		defer func() { testHookSendmsg = nil }()
+		p := New(Config{})
+		if err := p.ConnectConn(context.Background(), ours); err != nil {
+			t.Fatal(err)
+		}
+		defer p.Disconnect()
+		var releasing sync.Once
+		defer releasing.Do(func() { close(release) }) // before Disconnect, which waits for the writer
+
+		returned := make(chan error, 1)
+		go func() { returned <- p.SendFiles(context.Background(), []byte(`{"execute":"getfd"}`), os.Stdin) }()
+		<-atSend
+		theirsFile.Close() // the peer hangs up: the session ends
+		for st, changed := p.RunstateChanged(); st == Running; st, changed = p.RunstateChanged() {
+			<-changed
+		}
+		// SendFiles has seen the end, or will: wait till it either
+		// returns (wrong) or waits for the writer.
+		for !goroutineWaiting("protocol.(*Protocol).SendFiles", "sync.Mutex.Lock") {
+			select {
+			case err := <-returned:
+				t.Fatalf("SendFiles returned (%v) while the writer was still to pass its descriptor", err)
+			default:
+				runtime.Gosched()
+			}
+		}
+		releasing.Do(func() { close(release) })
+		if err := <-returned; err == nil {
+			t.Error("SendFiles succeeded on a session that had ended")
+		}
+	})
+
 	t.Run("NotUNIX", func(t *testing.T) {
 		p := New(Config{})
 		pipeSession(t, p)
@@ -685,4 +739,17 @@ func TestPeerReset(t *testing.T) {
 	if cause.Error() != "connection reset by peer" || !errors.Is(cause, syscall.ECONNRESET) {
 		t.Errorf("cause %q (%#v); want %q, a syscall.ECONNRESET", cause, cause, "connection reset by peer")
 	}
+}
+
+// goroutineWaiting reports whether a goroutine running fn is blocked
+// with status (as a goroutine's header in a stack dump says it).
+func goroutineWaiting(fn, status string) bool {
+	buf := make([]byte, 1<<20)
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(header, "["+status) && strings.Contains(g, fn) {
+			return true
+		}
+	}
+	return false
 }

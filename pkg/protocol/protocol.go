@@ -411,14 +411,28 @@ func (p *Protocol) SendFiles(ctx context.Context, msg []byte, files ...*os.File)
 		fds[i] = int(f.Fd())
 	}
 	result := make(chan error, 1)
-	if err := s.enqueue(ctx, outgoing{msg: msg, fds: fds, result: result}); err != nil {
+	gone := new(bool)
+	if err := s.enqueue(ctx, outgoing{msg: msg, fds: fds, result: result, gone: gone}); err != nil {
 		return err
 	}
 	select {
 	case err := <-result:
 		return err
 	case <-s.done:
-		return s.endErr()
+		// The writer may hold the message still, or take it yet. Once
+		// this returns the caller closes the files, and their numbers
+		// may be reused for files that must never reach the peer: under
+		// wmu, which the writer holds while it writes, either the write
+		// is over or it will not happen.
+		s.wmu.Lock()
+		*gone = true
+		s.wmu.Unlock()
+		select {
+		case err := <-result:
+			return err
+		default:
+			return s.endErr()
+		}
 	}
 }
 
@@ -527,6 +541,7 @@ type outgoing struct {
 	traced bool // logged and traced already, by writeNow
 	fds    []int
 	result chan error // for SendFiles: the write's outcome
+	gone   *bool      // for SendFiles: it has returned unwritten; under wmu
 }
 
 // session is one connection's worth of state, from transport-up to the
@@ -845,10 +860,17 @@ func (s *session) send(m outgoing) error {
 		}
 		return s.buffer(m.msg)
 	}
+	if *m.gone { // the session has ended, and fds may be others' files by now
+		return nil
+	}
 	err := s.writeWithFiles(m)
 	m.result <- err
 	return err
 }
+
+// testHookSendmsg, when set by a test, runs just before the sendmsg that
+// passes descriptors, with wmu held.
+var testHookSendmsg func()
 
 // writeWithFiles writes one message in a single sendmsg carrying the
 // descriptors, after flushing what is buffered, so the peer sees the
@@ -861,6 +883,9 @@ func (s *session) writeWithFiles(m outgoing) error {
 	b := append(make([]byte, 0, len(m.msg)+1), m.msg...)
 	if !s.p.cfg.Unterminated {
 		b = append(b, '\n')
+	}
+	if testHookSendmsg != nil {
+		testHookSendmsg()
 	}
 	n, _, err := s.conn.(*net.UnixConn).WriteMsgUnix(b, syscall.UnixRights(m.fds...), nil)
 	if err == nil && n < len(b) {
