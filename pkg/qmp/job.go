@@ -65,6 +65,12 @@ type JobWatch struct {
 	aborting  bool    // it went through "aborting"
 	cancelled bool    // BLOCK_JOB_CANCELLED
 	errDesc   string  // the job's error, from BLOCK_JOB_COMPLETED or query-jobs
+	// unacted: info.Status was taken in but not yet acted on (finalize,
+	// dismiss, complete), because a Wait's ctx ended in between. The
+	// event that brought it is gone from the listener, so the next Wait
+	// acts on it first, or a job left concluded would be waited for
+	// forever.
+	unacted bool
 }
 
 // WatchJob starts following the job id. Make it before the command that
@@ -110,6 +116,14 @@ type JobWaitOptions struct {
 func (j *JobWatch) Wait(ctx context.Context, opts JobWaitOptions) (JobInfo, error) {
 	if !j.known && !j.ended {
 		if err := j.first(ctx, opts); err != nil {
+			return j.info, err
+		}
+	} else if j.unacted && !j.ended {
+		now, found, err := j.query(ctx)
+		if err != nil {
+			return j.info, err
+		}
+		if err := j.act(ctx, now, found, opts); err != nil {
 			return j.info, err
 		}
 	}
@@ -163,7 +177,7 @@ func (j *JobWatch) first(ctx context.Context, opts JobWaitOptions) error {
 		}
 		return nil
 	}
-	j.info, j.known = info, true
+	j.info, j.known, j.unacted = info, true, true
 	changed := false
 	for n := j.l.Len(); n > 0 && !j.ended; n-- {
 		ev, ok := takeArrived(j.l)
@@ -255,7 +269,7 @@ func (j *JobWatch) handle(ctx context.Context, ev Event, opts JobWaitOptions, re
 	if err := json.Unmarshal(ev.Data, &d); err != nil || d.Status == "" {
 		return protocolErrorf("JOB_STATUS_CHANGE without a status: %s", truncate(ev.Data, 80))
 	}
-	j.info.Status = d.Status
+	j.info.Status, j.unacted = d.Status, true
 	// The status comes from the event: a reply may be ahead of the
 	// events still queued. Only the progress comes from the query.
 	var now JobInfo
@@ -281,6 +295,14 @@ func (j *JobWatch) handle(ctx context.Context, ev Event, opts JobWaitOptions, re
 // "pending", and an auto-dismissed one from "concluded", before it runs
 // another command, so a job still there in that state waits for us.
 func (j *JobWatch) act(ctx context.Context, now JobInfo, found bool, opts JobWaitOptions) error {
+	if err := j.actOn(ctx, now, found, opts); err != nil {
+		return err
+	}
+	j.unacted = false
+	return nil
+}
+
+func (j *JobWatch) actOn(ctx context.Context, now JobInfo, found bool, opts JobWaitOptions) error {
 	switch j.info.Status {
 	case "aborting":
 		j.aborting = true

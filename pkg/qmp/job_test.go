@@ -198,3 +198,73 @@ func TestListenMatchTwoJobs(t *testing.T) {
 		t.Fatalf("matched %s %s, want the slow job's completion", ev.Name, ev.Data)
 	}
 }
+
+// TestJobWaitResumesAnInterruptedAction: a Wait whose ctx ends while it
+// dismisses a concluded job (auto-dismiss=false) leaves that to the next
+// Wait, which must not wait for an event that already came. QEMU answers
+// too fast to end a ctx in between, so a fake server holds the first
+// job-dismiss's reply until the next request, as a slow QEMU would.
+func TestJobWaitResumesAnInterruptedAction(t *testing.T) {
+	s := fakeServer(t, func(c *qmptest.Conn) {
+		if !negotiated(c) {
+			return
+		}
+		var held *qmptest.Request // the first job-dismiss, unanswered
+		gone, dismissed := false, false
+		finish := func(dismiss *qmptest.Request) {
+			// QEMU's dismiss: the job goes, then the reply.
+			c.Event("JOB_STATUS_CHANGE", map[string]any{"id": "j0", "status": "null"})
+			c.Reply(dismiss.ID, nil)
+			gone = true
+		}
+		for {
+			req, err := c.ReadRequest()
+			if err != nil {
+				return
+			}
+			if held != nil {
+				finish(held) // QEMU ran it before this request
+				held = nil
+			}
+			switch req.Execute {
+			case "query-jobs":
+				jobs := []any{}
+				if !gone {
+					jobs = append(jobs, map[string]any{"id": "j0", "type": "backup", "status": "concluded",
+						"current-progress": 2, "total-progress": 2})
+				}
+				c.Reply(req.ID, jobs)
+			case "job-dismiss":
+				switch {
+				case gone:
+					c.ReplyError(req.ID, "GenericError", "Job not found")
+				case !dismissed:
+					held, dismissed = req, true
+				default:
+					finish(req)
+				}
+			default:
+				c.ReplyError(req.ID, "CommandNotFound", "The command "+req.Execute+" has not been found")
+			}
+		}
+	})
+	c := connect(t, s.Addr)
+	w := c.WatchJob("j0")
+	defer w.Close()
+	ctx, cancel := context.WithCancel(testContext(t))
+	var seen statuses
+	_, err := w.Wait(ctx, qmp.JobWaitOptions{OnUpdate: func(info qmp.JobInfo) {
+		seen.update(info)
+		cancel() // before Wait dismisses the job
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("first Wait = %v, want context.Canceled", err)
+	}
+	info, err := w.Wait(testContext(t), qmp.JobWaitOptions{OnUpdate: seen.update})
+	if err != nil || info.Status != "null" || info.CurrentProgress != 2 {
+		t.Fatalf("second Wait = %+v, %v; want j0 gone, completed", info, err)
+	}
+	if got := seen.names(); !slices.Equal(got, []string{"concluded", "null"}) {
+		t.Fatalf("statuses %v, want [concluded null]", got)
+	}
+}
