@@ -71,6 +71,11 @@ type MigrationWatch struct {
 	c    *Client
 	l    *Listener
 	info MigrationInfo
+	// unasked: an event was taken but the query it calls for did not
+	// answer, because a Wait's ctx ended in between. The event is gone
+	// from the listener, and it may have been the last (completed), so
+	// the next Wait asks first.
+	unasked bool
 }
 
 // WatchMigration starts following migrations.
@@ -121,6 +126,13 @@ func (m *MigrationWatch) Wait(ctx context.Context, opts MigrationWaitOptions) (M
 			return info, ErrNoMigration
 		}
 		m.update(info, opts)
+	} else if m.unasked {
+		info, err := m.c.QueryMigrate(ctx)
+		if err != nil {
+			return m.info, err
+		}
+		m.unasked = false
+		m.update(info, opts)
 	}
 	var tick <-chan time.Time
 	if opts.Progress > 0 {
@@ -133,10 +145,12 @@ func (m *MigrationWatch) Wait(ctx context.Context, opts MigrationWaitOptions) (M
 		if err != nil {
 			return m.info, err
 		}
+		m.unasked = true
 		info, err := m.c.QueryMigrate(ctx)
 		if err != nil {
 			return m.info, err
 		}
+		m.unasked = false
 		if !ticked {
 			// Statuses in the order of the events; the query may be
 			// ahead, and then its own status comes with a later event

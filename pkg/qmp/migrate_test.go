@@ -1,6 +1,7 @@
 package qmp_test
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -46,4 +47,77 @@ func TestMigrationWatch(t *testing.T) {
 			t.Fatalf("Wait = %+v, %v; saw %v", info, err, seen)
 		}
 	})
+}
+
+// TestMigrationWaitAsksAgainAfterInterrupt: a Wait whose ctx ends while
+// it asks about the MIGRATION event it just took (the last one,
+// completed) leaves the question to the next Wait, which must not wait
+// for another event: none comes after completed, and migrate_cancel on
+// a completed migration sends none. A fake server holds that
+// query-migrate's reply until the next request, as a slow QEMU would.
+func TestMigrationWaitAsksAgainAfterInterrupt(t *testing.T) {
+	emit := make(chan struct{}, 1) // the first update was reported
+	asked := make(chan struct{})   // the query after the event is held
+	s := fakeServer(t, func(c *qmptest.Conn) {
+		if !negotiated(c) {
+			return
+		}
+		var held *qmptest.Request
+		queries := 0
+		for {
+			req, err := c.ReadRequest()
+			if err != nil {
+				return
+			}
+			if held != nil {
+				c.Reply(held.ID, map[string]any{"status": "completed"})
+				held = nil
+			}
+			if req.Execute != "query-migrate" {
+				c.ReplyError(req.ID, "CommandNotFound", "The command "+req.Execute+" has not been found")
+				continue
+			}
+			switch queries++; queries {
+			case 1:
+				c.Reply(req.ID, map[string]any{"status": "active"})
+				select {
+				case <-emit:
+				case <-c.Done():
+					return
+				}
+				c.Event("MIGRATION", map[string]any{"status": "completed"})
+			case 2:
+				held = req
+				close(asked)
+			default:
+				c.Reply(req.ID, map[string]any{"status": "completed"})
+			}
+		}
+	})
+	c := connect(t, s.Addr)
+	m := c.WatchMigration()
+	defer m.Close()
+	ctx, cancel := context.WithCancel(testContext(t))
+	go func() {
+		select {
+		case <-asked:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	var seen []string
+	opts := qmp.MigrationWaitOptions{OnUpdate: func(i qmp.MigrationInfo) {
+		seen = append(seen, i.Status)
+		select {
+		case emit <- struct{}{}:
+		default:
+		}
+	}}
+	if _, err := m.Wait(ctx, opts); !errors.Is(err, context.Canceled) {
+		t.Fatalf("first Wait = %v, want context.Canceled", err)
+	}
+	info, err := m.Wait(testContext(t), opts)
+	if err != nil || info.Status != "completed" || !slices.Equal(seen, []string{"active", "completed"}) {
+		t.Fatalf("second Wait = %+v, %v; saw %v", info, err, seen)
+	}
 }
