@@ -263,6 +263,14 @@ func (o *GlobalOptions) followJob(ctx context.Context, client *qmp.Client, addr 
 	if interrupted && f.cancelOnInterrupt {
 		fmt.Fprintf(o.IO.ErrOut, "qmpsh: interrupted: cancelling job %s\n", f.id)
 		_, err = client.Execute(ctx, "job-cancel", map[string]any{"id": f.id})
+		var ee *qmp.ExecuteError
+		if errors.As(err, &ee) {
+			// QEMU refuses to cancel only a job that is ending anyway
+			// (concluded, aborting, gone since the Ctrl-C): its end,
+			// not the refusal, is the outcome.
+			fmt.Fprintf(o.IO.ErrOut, "qmpsh: job %s: not cancelled (%v); waiting for its end\n", f.id, err)
+			err = nil
+		}
 		if err == nil {
 			info, err = w.Wait(ctx, wopts)
 		}

@@ -430,3 +430,102 @@ func runInterrupted(t *testing.T, sock, mark string, args ...string) (code int, 
 	}
 	return <-done, out.String(), errOut.String()
 }
+
+// TestCancelOnInterruptAsTheJobEnds: Ctrl-C under --cancel-on-interrupt
+// that comes as the job ends (here concluded, auto-dismiss=false) finds
+// QEMU refusing job-cancel; the wait goes on and reports the job's own
+// end, not the refusal as a failure. QEMU cannot be timed that finely,
+// so a fake one holds the reply to the request in flight when Ctrl-C
+// comes until job-cancel arrives, and runs it first, as QEMU would have.
+func TestCancelOnInterruptAsTheJobEnds(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		start   string // j0's status at first
+		hold    string // the request held: the first of its kind after the start
+		refusal string
+	}{
+		// job wait was dismissing it: by job-cancel, the job is gone.
+		{"Dismissing", "concluded", "job-dismiss", "Job not found"},
+		// job wait was asking about its status change: the job waits,
+		// concluded, for a dismiss the interrupted wait did not send.
+		{"AskingAboutConcluded", "running", "query-jobs", "Job 'j0' in state 'concluded' cannot accept command verb 'cancel'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ready := make(chan struct{})
+			status := tc.start
+			s := qmptest.NewServer(func(c *qmptest.Conn) {
+				c.Greet()
+				var held *qmptest.Request
+				queries, holding := 0, true
+				do := func(req *qmptest.Request) {
+					switch req.Execute {
+					case "query-jobs":
+						jobs := []any{}
+						if status != "null" {
+							jobs = append(jobs, map[string]any{"id": "j0", "type": "backup", "status": status,
+								"current-progress": 2, "total-progress": 2})
+						}
+						c.Reply(req.ID, jobs)
+						if queries++; queries == 1 && status == "running" {
+							status = "concluded"
+							c.Event("JOB_STATUS_CHANGE", map[string]any{"id": "j0", "status": status})
+						}
+					case "job-dismiss":
+						status = "null"
+						c.Event("JOB_STATUS_CHANGE", map[string]any{"id": "j0", "status": status})
+						c.Reply(req.ID, nil)
+					case "job-cancel":
+						c.ReplyError(req.ID, "GenericError", tc.refusal)
+					default:
+						c.Reply(req.ID, nil)
+					}
+				}
+				for {
+					req, err := c.ReadRequest()
+					if err != nil {
+						return
+					}
+					switch {
+					case held != nil:
+						do(held) // QEMU ran it before this request
+						do(req)
+						held = nil
+					case holding && req.Execute == tc.hold && (tc.hold != "query-jobs" || queries == 1):
+						held, holding = req, false
+						close(ready)
+					default:
+						do(req)
+					}
+				}
+			})
+			t.Cleanup(s.Close)
+			code, stdout, stderr := runInterruptedWhen(t, s.Addr, ready, "job", "wait", "j0", "--cancel-on-interrupt")
+			_, out := jobLines(t, stdout)
+			want := "qmpsh: interrupted: cancelling job j0\nqmpsh: job j0: not cancelled (GenericError: " + tc.refusal + "); waiting for its end\n"
+			if code != ExitOK || out.Outcome != "completed" || stderr != want {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want completed, stderr %q", code, stdout, stderr, want)
+			}
+		})
+	}
+}
+
+// runInterruptedWhen runs qmpsh with args on sock and raises Ctrl-C once
+// ready is closed (by a fake server, when the request it holds came).
+// It returns the exit status and the whole output.
+func runInterruptedWhen(t *testing.T, sock string, ready <-chan struct{}, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	sigs := &fakeSignals{}
+	var out, errOut qmptest.Buffer
+	f := testFactory(strings.NewReader(""), &out, &errOut, map[string]string{"QMP_SOCKET": sock}, sigs)
+	done := make(chan int, 1)
+	go func() { done <- Execute(f, args) }()
+	select {
+	case <-ready:
+	case code := <-done:
+		t.Fatalf("exit %d before the interrupt; stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+	if n := sigs.raise(os.Interrupt); n != 1 {
+		t.Fatalf("Ctrl-C reached %d subscribers, want 1", n)
+	}
+	return <-done, out.String(), errOut.String()
+}
