@@ -183,7 +183,10 @@ func (opts *EventsOptions) streamConnected(ctx context.Context, addr string, con
 	cancel()
 	connected()
 	if err != nil {
-		if ctx.Err() != nil {
+		// A Connect that timed out says what it was waiting for (the
+		// greeting of a busy monitor...); with --timeout the run's own
+		// deadline is the same one, and must not hide that.
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 			err = ctx.Err()
 		}
 		return connectionError(addr, err)

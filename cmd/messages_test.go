@@ -56,6 +56,10 @@ func TestMonitorBusy(t *testing.T) {
 	t.Run("NoGreeting", func(t *testing.T) {
 		run(t, "", "exec", "--timeout", "300ms", "-s", sock, "query-status").
 			mustSay(t, ExitTimeout, sock+": timed out after 300ms waiting for the QMP greeting", hint, "its own -qmp", "qmpsh proxy")
+		// events' --timeout also bounds its whole run, with the same
+		// deadline, which must not hide what the wait was for.
+		run(t, "", "events", "--timeout", "300ms", "-s", sock).
+			mustSay(t, ExitTimeout, sock+": timed out after 300ms waiting for the QMP greeting", hint, "its own -qmp", "qmpsh proxy")
 	})
 	t.Run("QueueFull", func(t *testing.T) {
 		// Queue connections until the kernel refuses more: QEMU's
