@@ -108,6 +108,11 @@ func connectionError(addr string, err error) error {
 			// The socket took the connection but QEMU said nothing:
 			// it is busy with another client.
 			msg += "; " + busyHint
+			if a, perr := protocol.ParseAddress(addr); perr == nil && a.Network == "tcp" && !a.TLS {
+				// Or it is a TLS monitor, waiting for our handshake
+				// as we wait for its greeting.
+				msg += "; or it expects TLS: dial tls:HOST:PORT"
+			}
 		}
 		err = &wrapped{msg, err}
 	case errors.Is(err, context.DeadlineExceeded):

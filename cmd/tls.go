@@ -263,7 +263,11 @@ func tlsHint(err error) string {
 	var ua x509.UnknownAuthorityError
 	var he x509.HostnameError
 	var ci x509.CertificateInvalidError
+	var rh tls.RecordHeaderError
 	switch {
+	case errors.As(err, &rh):
+		// A plain QMP monitor's first bytes are its greeting.
+		return "; the server does not speak TLS: dial a plain monitor as tcp:HOST:PORT"
 	case errors.As(err, &ua):
 		return "; give the CA that signed QEMU's certificate: --tls-ca FILE, or --tls-dir DIR with ca-cert.pem"
 	case errors.As(err, &he):

@@ -98,6 +98,24 @@ func TestExecTLS(t *testing.T) {
 	})
 }
 
+// TestTLSMismatch: a tls: address on a plain monitor, and a tcp: one on
+// a TLS monitor, each a one-line error that says what to dial instead.
+func TestTLSMismatch(t *testing.T) {
+	dir := qmptest.NewTLSDir(t)
+	t.Run("TLSAddressOnPlainMonitor", func(t *testing.T) {
+		addr := "tls:" + strings.TrimPrefix(qmptest.StartQEMUTCP(t), "tcp:")
+		run(t, "", "exec", "--tls-dir", dir, "-s", addr, "query-status").
+			mustSay(t, ExitConnection, "cannot connect to "+addr, "does not speak TLS", "tcp:HOST:PORT")
+	})
+	t.Run("TCPAddressOnTLSMonitor", func(t *testing.T) {
+		// QEMU waits for our handshake as we wait for its greeting:
+		// only the timeout ends it.
+		addr := "tcp:" + strings.TrimPrefix(qmptest.StartQEMUTLS(t, dir), "tls:")
+		run(t, "", "exec", "--timeout", "300ms", "-s", addr, "query-status").
+			mustSay(t, ExitTimeout, addr+": timed out after 300ms waiting for the QMP greeting", busyHint, "or it expects TLS: dial tls:HOST:PORT")
+	})
+}
+
 // An expired certificate is one QEMU will not serve, so a Go server
 // shows it.
 func TestExecTLSExpired(t *testing.T) {

@@ -195,6 +195,28 @@ func LaunchQEMUTLS(bin, dir string, extraArgs ...string) (*Process, string, erro
 	return p, "tls:" + hostPort, nil
 }
 
+// StartQEMUTCP starts qemu-system-x86_64 as StartQEMU does, but with its
+// QMP monitor on a loopback TCP port without TLS, and returns the
+// monitor's address as "tcp:127.0.0.1:PORT": a plain monitor, for
+// clients that dial it as a TLS one by mistake.
+func StartQEMUTCP(t testing.TB, extraArgs ...string) string {
+	t.Helper()
+	bin := RequireQEMU(t, "qemu-system-x86_64")
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatalf("qmptest: listen: %v", err)
+	}
+	hostPort := ln.Addr().String()
+	p, err := launchOn(bin, ln, qemuArgs("", extraArgs), func() (net.Conn, error) {
+		return net.DialTimeout("tcp", hostPort, startTimeout)
+	})
+	if err != nil {
+		t.Fatalf("qmptest: %v", err)
+	}
+	stopAtEnd(t, p)
+	return "tcp:" + hostPort
+}
+
 // StartQEMUClientTLS is StartQEMUClient over TLS: QEMU's client-mode
 // monitor dials hostPort (the caller listens there already) with
 // tls-creds-x509 from dir, endpoint=client, so it verifies the
