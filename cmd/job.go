@@ -297,7 +297,8 @@ func (o *GlobalOptions) followJob(ctx context.Context, client *qmp.Client, addr 
 		}
 	case errors.Is(err, context.DeadlineExceeded):
 		out.Outcome = "timeout"
-		err = fmt.Errorf("job %s: timed out waiting; the job goes on: %w", f.id, err)
+		// Go's "context deadline exceeded" says nothing to a person.
+		err = &wrapped{fmt.Sprintf("job %s: timed out after %v waiting; the job goes on", f.id, f.timeout), err}
 	default:
 		err = lostConnection(client, err)
 		out.Outcome, out.Error = "disconnected", err.Error()

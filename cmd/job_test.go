@@ -164,7 +164,7 @@ func TestJobWait(t *testing.T) {
 			"sync=full").mustExit(t, ExitOK)
 		defer run(t, "", "exec", "-s", sock, "job-cancel", "id=t0")
 		r := run(t, "", "job", "wait", "-s", sock, "t0", "--timeout", "500ms")
-		if r.code != ExitTimeout || !strings.HasPrefix(r.stderr, "qmpsh: job t0: timed out waiting; the job goes on") {
+		if r.code != ExitTimeout || r.stderr != "qmpsh: job t0: timed out after 500ms waiting; the job goes on\n" {
 			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
 		if _, out := jobLines(t, r.stdout); out.Outcome != "timeout" {

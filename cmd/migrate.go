@@ -192,7 +192,7 @@ func (opts *MigrateOptions) followMigration(ctx context.Context, client *qmp.Cli
 		err = &ExitError{Code: ExitQMPError, Err: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		out.Outcome = "timeout"
-		err = fmt.Errorf("migration: timed out waiting; the migration goes on: %w", err)
+		err = &wrapped{fmt.Sprintf("migration: timed out after %v waiting; the migration goes on", opts.Timeout), err}
 	default:
 		err = lostConnection(client, err)
 		out.Outcome, out.Error = "disconnected", err.Error()

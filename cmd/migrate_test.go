@@ -51,6 +51,17 @@ func migrationLines(t *testing.T, stdout string) (statuses []string, outcome, er
 func TestMigrate(t *testing.T) {
 	sock, second := migrateVM(t)
 
+	t.Run("TimeoutIsStatus4", func(t *testing.T) {
+		run(t, "", "exec", "-s", sock, "migrate-set-parameters", "max-bandwidth=1000").mustExit(t, ExitOK)
+		r := run(t, "", "migrate", "-s", sock, "exec:cat > /dev/null", "--wait", "--timeout", "500ms")
+		if _, outcome, _ := migrationLines(t, r.stdout); r.code != ExitTimeout || outcome != "timeout" ||
+			r.stderr != "qmpsh: migration: timed out after 500ms waiting; the migration goes on\n" {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+		// It went on: cancel it, and wait until it has ended.
+		run(t, "", "exec", "-s", sock, "--wait-event", "MIGRATION", "--match", "status=cancelled", "migrate_cancel").mustExit(t, ExitOK)
+		run(t, "", "exec", "-s", sock, "migrate-set-parameters", "max-bandwidth=134217728").mustExit(t, ExitOK)
+	})
 	t.Run("CancelledFromAnotherMonitor", func(t *testing.T) {
 		// Slow enough to be cancelled while active.
 		run(t, "", "exec", "-s", sock, "migrate-set-parameters", "max-bandwidth=1000").mustExit(t, ExitOK)
