@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
 
 // accept removes its socket when it is told to stop while waiting, by
@@ -75,4 +77,52 @@ func TestAcceptCleansUpOnSignal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// events whose stdout is closed (| head -1) dies of SIGPIPE at its next
+// line, as tail -f does, quietly, and its monitor is free again for the
+// next client.
+func TestEventsStdoutClosed(t *testing.T) {
+	bin := ptyBuildQmpsh(t)
+	second := filepath.Join(ptyShortTempDir(t), "second.sock")
+	sock := qmptest.StartQEMU(t, "-chardev", "socket,id=second,path="+second+",server=on,wait=off",
+		"-mon", "chardev=second,mode=control")
+	cmd := exec.Command(bin, "-v", "events", "-s", sock)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() }) // if the test fails first
+	// -v shows the negotiation: events are listened for from then on.
+	traffic := bufio.NewScanner(stderr)
+	for traffic.Text() != `<-- {"return": {}}` {
+		if !traffic.Scan() {
+			t.Fatal("qmpsh -v events ended before negotiating")
+		}
+	}
+	run(t, "", "exec", "-s", second, "stop").mustExit(t, ExitOK)
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || !strings.Contains(line, `"event":"STOP"`) {
+		t.Fatalf("first line %q, %v; want STOP", line, err)
+	}
+	stdout.Close() // as head -1 exits
+	run(t, "", "exec", "-s", second, "cont").mustExit(t, ExitOK)
+	var rest strings.Builder
+	for traffic.Scan() {
+		if !strings.HasPrefix(traffic.Text(), "<-- ") {
+			rest.WriteString(traffic.Text() + "\n")
+		}
+	}
+	cmd.Wait()
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ws.Signaled() || ws.Signal() != syscall.SIGPIPE || rest.Len() != 0 {
+		t.Errorf("qmpsh ended %v, stderr besides traffic %q; want killed by SIGPIPE, nothing said", cmd.ProcessState, rest.String())
+	}
+	run(t, "", "exec", "-s", sock, "query-status").mustExit(t, ExitOK)
 }
