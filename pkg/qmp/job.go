@@ -309,13 +309,13 @@ func (j *JobWatch) actOn(ctx context.Context, now JobInfo, found bool, opts JobW
 	case "ready":
 		if opts.Complete && !j.completed && found && now.Status == "ready" {
 			j.completed = true
-			if _, err := j.c.Execute(ctx, "job-complete", map[string]any{"id": j.id}); err != nil {
+			if err := j.command(ctx, "job-complete", "ready"); err != nil {
 				return err
 			}
 		}
 	case "pending":
 		if found && now.Status == "pending" {
-			if _, err := j.c.Execute(ctx, "job-finalize", map[string]any{"id": j.id}); err != nil {
+			if err := j.command(ctx, "job-finalize", "pending"); err != nil {
 				return err
 			}
 		}
@@ -324,7 +324,7 @@ func (j *JobWatch) actOn(ctx context.Context, now JobInfo, found bool, opts JobW
 			if now.Error != "" {
 				j.errDesc = now.Error
 			}
-			if _, err := j.c.Execute(ctx, "job-dismiss", map[string]any{"id": j.id}); err != nil {
+			if err := j.command(ctx, "job-dismiss", "concluded"); err != nil {
 				return err
 			}
 		}
@@ -332,6 +332,26 @@ func (j *JobWatch) actOn(ctx context.Context, now JobInfo, found bool, opts JobW
 		j.ended = true
 	}
 	return nil
+}
+
+// command sends verb (job-finalize...) for the job, found in status.
+// QEMU refuses it if another client acted first (two waiters on one job
+// both dismiss it): the job has then moved on, its events say where, and
+// the refusal is no failure of the job's.
+func (j *JobWatch) command(ctx context.Context, verb, status string) error {
+	_, err := j.c.Execute(ctx, verb, map[string]any{"id": j.id})
+	var ee *ExecuteError
+	if !errors.As(err, &ee) {
+		return err
+	}
+	now, found, qerr := j.query(ctx)
+	switch {
+	case qerr != nil:
+		return qerr
+	case !found || now.Status != status:
+		return nil
+	}
+	return err
 }
 
 func (j *JobWatch) outcome() error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -266,5 +267,70 @@ func TestJobWaitResumesAnInterruptedAction(t *testing.T) {
 	}
 	if got := seen.names(); !slices.Equal(got, []string{"concluded", "null"}) {
 		t.Fatalf("statuses %v, want [concluded null]", got)
+	}
+}
+
+// TestJobWaitActedOnByAnother: another client (a second waiter, say)
+// finalizes, dismisses or completes the job between Wait's query and its
+// own command, which QEMU then refuses: the job went on as Wait wanted,
+// and Wait reports how it ended, not the refusal.
+func TestJobWaitActedOnByAnother(t *testing.T) {
+	second := filepath.Join(shortTempDir(t), "m2.sock")
+	sock := qmptest.StartQEMU(t, "-chardev", "socket,id=m2,path="+second+",server=on,wait=off",
+		"-mon", "chardev=m2,mode=control")
+	c, other := connect(t, sock), connect(t, second)
+	ctx := testContext(t)
+	for _, name := range []string{"src", "dst", "bad0"} {
+		mustExec(t, c, "blockdev-add", map[string]any{
+			"driver": "null-co", "node-name": name, "size": 1 << 30, "read-zeroes": false})
+	}
+	// Writes fail half way: the job is seen running first.
+	mustExec(t, c, "blockdev-add", map[string]any{
+		"driver": "blkdebug", "node-name": "bad", "image": "bad0",
+		"inject-error": []any{map[string]any{"event": "pwritev", "errno": 5, "sector": 1 << 20}}})
+	for _, tc := range []struct {
+		name, command, target, at, verb string
+		args                            map[string]any
+		complete                        bool
+		wantErr                         string
+	}{
+		{"Finalized", "blockdev-backup", "dst", "pending", "job-finalize", map[string]any{"auto-finalize": false}, false, ""},
+		{"Dismissed", "blockdev-backup", "dst", "concluded", "job-dismiss", map[string]any{"auto-dismiss": false}, false, ""},
+		{"DismissedFailed", "blockdev-backup", "bad", "concluded", "job-dismiss", map[string]any{"auto-dismiss": false}, false, "Input/output error"},
+		{"Completed", "blockdev-mirror", "dst", "ready", "job-complete", nil, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "j" + tc.name
+			w := c.WatchJob(id)
+			defer w.Close()
+			// A second at this speed: Wait finds the job running, and
+			// reports each later status before it acts on it.
+			args := map[string]any{"job-id": id, "device": "src", "target": tc.target, "sync": "full", "speed": 1 << 30}
+			for k, v := range tc.args {
+				args[k] = v
+			}
+			mustExec(t, c, tc.command, args)
+			var s statuses
+			acted := false
+			info, err := w.Wait(ctx, qmp.JobWaitOptions{Complete: tc.complete, OnUpdate: func(info qmp.JobInfo) {
+				s.update(info)
+				if info.Status == tc.at && !acted {
+					// Before Wait's own command: it found the job in
+					// this status, and will send tc.verb.
+					acted = true
+					mustExec(t, other, tc.verb, map[string]any{"id": id})
+				}
+			}})
+			if !acted {
+				t.Fatalf("never saw %s: %v", tc.at, s.names())
+			}
+			gotErr := ""
+			if err != nil {
+				gotErr = err.Error()
+			}
+			if want := map[bool]string{true: "job " + id + ": " + tc.wantErr}[tc.wantErr != ""]; gotErr != want || info.Status != "null" {
+				t.Fatalf("Wait = %+v, %v; saw %v; want it ended with error %q", info, err, s.names(), want)
+			}
+		})
 	}
 }
