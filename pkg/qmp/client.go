@@ -12,6 +12,7 @@ import (
 	"math/bits"
 	"net"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -604,9 +605,26 @@ func (c *Client) handle(msg []byte) error {
 	}
 	r := &reply{raw: msg}
 	if err := json.Unmarshal(msg, r); err != nil {
-		return protocolErrorf("server sent something that is not a JSON object: %s", truncate(msg, 120))
+		return protocolErrorf("server sent %s: %s", unreadable(err), truncate(msg, 120))
 	}
 	return c.route(r)
+}
+
+// unreadable says what json.Unmarshal's err found wrong with a message:
+// a member of QMP's of another type ({"event": 5}), or no object at all.
+func unreadable(err error) string {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || te.Field == "" {
+		return "something that is not a JSON object"
+	}
+	want := "an object"
+	switch te.Type.Kind() {
+	case reflect.String:
+		want = "a string"
+	case reflect.Int64:
+		want = "an integer"
+	}
+	return fmt.Sprintf("a message whose %q is not %s (%s)", te.Field, want, te.Value)
 }
 
 // route hands a decoded message to its caller or to the listeners.
@@ -868,7 +886,7 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 		if !r.decodeFast(msg, nil) {
 			r = reply{raw: msg}
 			if err := json.Unmarshal(msg, &r); err != nil {
-				return &NegotiationError{Err: fmt.Errorf("server sent something that is not a JSON object: %s", truncate(msg, 120))}
+				return &NegotiationError{Err: fmt.Errorf("server sent %s: %s", unreadable(err), truncate(msg, 120))}
 			}
 		}
 		if r.Event != "" {

@@ -129,6 +129,31 @@ func TestFaultNegotiationRefused(t *testing.T) {
 	}
 }
 
+// A JSON object with one of QMP's members of the wrong type is named as
+// such, not as "not a JSON object".
+func TestFaultMemberOfWrongType(t *testing.T) {
+	for _, tc := range []struct{ line, want string }{
+		{`{"event": 5}`, `server sent a message whose "event" is not a string (number): {"event": 5}`},
+		{`{"timestamp": {"seconds": "x"}, "event": "STOP"}`, `server sent a message whose "timestamp.seconds" is not an integer (string): {"timestamp": {"seconds": "x"}, "event": "STOP"}`},
+		{`{"error": [], "id": 1}`, `server sent a message whose "error" is not an object (array): {"error": [], "id": 1}`},
+	} {
+		s := fakeServer(t, func(c *qmptest.Conn) {
+			if negotiated(c) {
+				c.ReadRequest()
+				c.WriteRaw([]byte(tc.line + "\r\n"))
+				<-c.Done()
+			}
+		})
+		c := qmp.NewClient()
+		if err := c.Connect(testContext(t), s.Addr); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.Execute(testContext(t), "query-status", nil)
+		lostConnection(t, err, "connection lost before the reply arrived: QMP protocol error: "+tc.want)
+		c.Disconnect()
+	}
+}
+
 func TestFaultGarbageLine(t *testing.T) {
 	s := fakeServer(t, func(c *qmptest.Conn) {
 		if negotiated(c) {
