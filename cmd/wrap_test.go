@@ -69,7 +69,7 @@ func requireEmpty(t *testing.T, dir string) {
 	}
 }
 
-// wrapSession is qmpsh wrap running in this process, its stdin a pipe
+// wrapSession is qmpsh wrap (or accept) running in this process, its stdin a pipe
 // kept open until the test closes it, its output read line by line.
 type wrapSession struct {
 	stdin       *io.PipeWriter
@@ -376,28 +376,18 @@ func TestWrapRemovesSocketDirOnceConnected(t *testing.T) {
 func TestAcceptRemovesPrivateDirOnceConnected(t *testing.T) {
 	qmptest.RequireQEMU(t, "qemu-system-x86_64")
 	runtimeDir, _ := wrapDirs(t)
-	stdinR, stdinW := io.Pipe()
-	s := &wrapSession{stdin: stdinW, out: newLineReader(), errOut: newLineReader(), done: make(chan int, 1)}
-	go func() {
-		code := Main([]string{"accept"}, &IOStreams{In: stdinR, Out: s.out.w, ErrOut: s.errOut.w})
-		s.out.w.Close()
-		s.errOut.w.Close()
-		<-s.out.ended
-		<-s.errOut.ended
-		s.done <- code
-	}()
-	t.Cleanup(func() { stdinW.Close() })
+	s := startWrap(t, "accept")
 	_, sock, ok := strings.Cut(s.errOut.next(t), "start it with: -qmp unix:")
 	if !ok {
 		t.Fatalf("stderr %q does not say where to connect", s.errOut.String())
 	}
 	qmptest.StartQEMUClient(t, sock)
-	io.WriteString(stdinW, "query-status\n")
+	io.WriteString(s.stdin, "query-status\n")
 	if line := s.out.next(t); !strings.Contains(line, `"running"`) {
 		t.Fatalf("stdout %q, stderr %q", line, s.errOut.String())
 	}
 	requireEmpty(t, runtimeDir) // while the session runs
-	stdinW.Close()
+	s.stdin.Close()
 	if code := s.wait(t); code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, s.errOut.String())
 	}
@@ -409,17 +399,7 @@ func TestAcceptRemovesPrivateDirOnceConnected(t *testing.T) {
 func TestAcceptSurvivesSecondAccept(t *testing.T) {
 	qmptest.RequireQEMU(t, "qemu-system-x86_64")
 	sock := filepath.Join(ptyShortTempDir(t), "qmp.sock")
-	stdinR, stdinW := io.Pipe()
-	s := &wrapSession{stdin: stdinW, out: newLineReader(), errOut: newLineReader(), done: make(chan int, 1)}
-	go func() {
-		code := Main([]string{"accept", sock}, &IOStreams{In: stdinR, Out: s.out.w, ErrOut: s.errOut.w})
-		s.out.w.Close()
-		s.errOut.w.Close()
-		<-s.out.ended
-		<-s.errOut.ended
-		s.done <- code
-	}()
-	t.Cleanup(func() { stdinW.Close() })
+	s := startWrap(t, "accept", sock)
 	if line := s.errOut.next(t); line != "qmpsh: waiting for QEMU; start it with: -qmp unix:"+sock {
 		t.Fatalf("stderr %q", line)
 	}
@@ -432,11 +412,11 @@ func TestAcceptSurvivesSecondAccept(t *testing.T) {
 	}
 
 	qmptest.StartQEMUClient(t, sock)
-	io.WriteString(stdinW, "query-status\n")
+	io.WriteString(s.stdin, "query-status\n")
 	if line := s.out.next(t); !strings.Contains(line, `"running"`) {
 		t.Fatalf("stdout %q, stderr %q", line, s.errOut.String())
 	}
-	stdinW.Close()
+	s.stdin.Close()
 	if code := s.wait(t); code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, s.errOut.String())
 	}
