@@ -139,12 +139,16 @@ func pendingKey(who string, id any) string {
 	return who + "\x00" + string(b)
 }
 
-// mayCarrySecret is a cheap first look, so that most messages (a copy's
-// file data, the schema) are not decoded: a secret needs one of these
-// words, or a JSON escape that could spell one.
+// mayCarrySecret is a cheap first look, so that most messages (events,
+// a copy's file data, the schema) are not decoded: a secret needs a
+// request (the replies that give one back are caught by their ids, see
+// reply) and one of these words, or a JSON escape that could spell them.
 func mayCarrySecret(msg []byte) bool {
 	if bytes.IndexByte(msg, '\\') >= 0 {
 		return true
+	}
+	if !bytes.Contains(msg, []byte("execute")) && !bytes.Contains(msg, []byte("exec-oob")) {
+		return false
 	}
 	lower := bytes.ToLower(msg)
 	for _, w := range []string{"pass", "data", "command-line", "qom-"} {
