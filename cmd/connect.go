@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/shell"
 )
@@ -214,12 +213,8 @@ func acceptRun(ctx context.Context, opts *ShellOptions) error {
 	}
 	var announced string
 	announce := func(bound string) {
-		if announced != "" {
-			fmt.Fprintf(opts.IO.ErrOut, "qmpsh: warning: %s: a peer connected and hung up without a word (not QEMU); listening again\n", addr)
-			if bound == announced {
-				return
-			}
-			// On port 0, the new port needs a new line for QEMU.
+		if bound == announced { // listening again, after a probe
+			return
 		}
 		announced = bound
 		// QEMU's own spelling of the address: -qmp unix:PATH or tcp:H:P,
@@ -247,14 +242,14 @@ func acceptRun(ctx context.Context, opts *ShellOptions) error {
 	}
 	for {
 		err = client.Accept(actx, addr)
-		// A peer that hangs up without a word is not QEMU, which greets
-		// at once, but something that only checked whether the socket
-		// is live (another qmpsh refusing to take this path over, a
-		// monitoring probe): it must not end the wait for QEMU. Listen
-		// again (announce says so).
-		if !hungUpSilently(err) || actx.Err() != nil {
+		// Another qmpsh, refusing to take this path over, connected to
+		// find out whether it is live, and said so: the wait for QEMU
+		// goes on. Any other peer is taken for QEMU, and one that hangs
+		// up without a word is a QEMU that failed to start.
+		if !errors.Is(err, qmp.ErrProbed) || actx.Err() != nil {
 			break
 		}
+		fmt.Fprintf(opts.IO.ErrOut, "qmpsh: %s: another qmpsh found this socket in use; still waiting for QEMU\n", addr)
 	}
 	// The socket is removed once QEMU has connected: its directory goes
 	// too, now, so that nothing is left behind should qmpsh be killed
@@ -265,13 +260,6 @@ func acceptRun(ctx context.Context, opts *ShellOptions) error {
 	}
 	stop()
 	return opts.runShell(ctx, shellSession{client: client, editor: ed, comp: comp}, addr)
-}
-
-// hungUpSilently tells whether err is that of a peer that hung up
-// before it said anything.
-func hungUpSilently(err error) bool {
-	var ge *qmp.GreetingError
-	return errors.As(err, &ge) && errors.Is(err, protocol.ErrClosedByPeer)
 }
 
 // privateDir makes a directory only this user can enter, under

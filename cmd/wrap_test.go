@@ -395,7 +395,8 @@ func TestAcceptRemovesPrivateDirOnceConnected(t *testing.T) {
 
 // A second accept on the same path is refused (exit 2), and the check
 // that tells it something listens there (a connection, at once closed)
-// does not cost the first accept its QEMU: it says so and listens again.
+// does not cost the first accept its QEMU: the check says what it is,
+// and the first accept says so and waits on.
 func TestAcceptSurvivesSecondAccept(t *testing.T) {
 	qmptest.RequireQEMU(t, "qemu-system-x86_64")
 	sock := filepath.Join(ptyShortTempDir(t), "qmp.sock")
@@ -407,7 +408,7 @@ func TestAcceptSurvivesSecondAccept(t *testing.T) {
 	run(t, "", "accept", "--timeout", "10s", sock).
 		mustSay(t, ExitUsage, "cannot listen on "+sock+": something is listening on "+sock)
 	// Said once the socket is live again.
-	if line, want := s.errOut.next(t), "qmpsh: warning: "+sock+": a peer connected and hung up without a word (not QEMU); listening again"; line != want {
+	if line, want := s.errOut.next(t), "qmpsh: "+sock+": another qmpsh found this socket in use; still waiting for QEMU"; line != want {
 		t.Fatalf("stderr %q\nwant   %q", line, want)
 	}
 
@@ -419,5 +420,24 @@ func TestAcceptSurvivesSecondAccept(t *testing.T) {
 	s.stdin.Close()
 	if code := s.wait(t); code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, s.errOut.String())
+	}
+}
+
+// A QEMU that connects and fails to start (a drive it cannot open) hangs
+// up without its greeting: accept says so and exits 3, rather than wait
+// for another.
+func TestAcceptQEMUFailsToStart(t *testing.T) {
+	qmptest.RequireQEMU(t, "qemu-system-x86_64")
+	sock := filepath.Join(ptyShortTempDir(t), "qmp.sock")
+	s := startWrap(t, "accept", sock)
+	if line := s.errOut.next(t); line != "qmpsh: waiting for QEMU; start it with: -qmp unix:"+sock {
+		t.Fatalf("stderr %q", line)
+	}
+	qmptest.StartQEMUClient(t, sock, "-drive", "file=/nonexistent/qmpsh-test,if=none")
+	if code := s.wait(t); code != ExitConnection {
+		t.Fatalf("exit %d, want %d; stderr %q", code, ExitConnection, s.errOut.String())
+	}
+	if want := "server closed the connection without greeting"; !strings.Contains(s.errOut.String(), want) {
+		t.Errorf("stderr %q does not say %q", s.errOut.String(), want)
 	}
 }

@@ -188,6 +188,12 @@ func listenUnix(path string, backlog int) (net.Listener, error) {
 	return ln, nil
 }
 
+// Probe is the line listened sends before it hangs up. A qmpsh waiting
+// there for QEMU (accept, wrap) reads it where QEMU's greeting would be,
+// and so knows to wait on; to QEMU's own monitor, or a proxy, it is one
+// more client's malformed request.
+var Probe = []byte(`{"qmpsh": "probe"}`)
+
 // listened reports whether something listens on the UNIX socket at path.
 // Connecting is the only way to know; a connect to a UNIX socket never
 // blocks. A full backlog (EAGAIN) means a listener too; only "refused"
@@ -195,6 +201,8 @@ func listenUnix(path string, backlog int) (net.Listener, error) {
 func listened(path string) bool {
 	c, err := net.Dial("unix", path)
 	if err == nil {
+		// It does not block either: the socket's buffer takes it.
+		c.Write(append(Probe, '\n'))
 		c.Close()
 		return true
 	}

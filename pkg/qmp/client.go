@@ -847,9 +847,12 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 	msg, err := s.Recv()
 	if err != nil {
 		if errors.Is(err, protocol.ErrClosedByPeer) {
-			err = errNoGreeting{}
+			err = errors.New("server closed the connection without greeting")
 		}
 		return &GreetingError{Err: err}
+	}
+	if bytes.Equal(msg, protocol.Probe) {
+		return &GreetingError{Err: ErrProbed}
 	}
 	g, err := parseGreeting(msg)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/wire"
 )
 
@@ -28,14 +27,10 @@ func (e *GreetingError) Error() string { return "QMP greeting: " + e.Err.Error()
 // Unwrap returns the cause.
 func (e *GreetingError) Unwrap() error { return e.Err }
 
-// errNoGreeting is a GreetingError's cause when the peer hung up before
-// it said anything. It still is protocol.ErrClosedByPeer to errors.Is, so
-// that a listener can tell a peer that only checked whether the socket
-// is live from a server that said something wrong.
-type errNoGreeting struct{}
-
-func (errNoGreeting) Error() string { return "server closed the connection without greeting" }
-func (errNoGreeting) Unwrap() error { return protocol.ErrClosedByPeer }
+// ErrProbed is a GreetingError's cause when Accept's peer was not QEMU but
+// another qmpsh, which found the socket live and said so (protocol.Probe)
+// instead of taking its path over.
+var ErrProbed = errors.New("another qmpsh checked whether this socket is live")
 
 // NegotiationError means qmp_capabilities failed.
 type NegotiationError struct {
