@@ -27,18 +27,31 @@ var (
 	jsonUnicodeEscape = sync.OnceValue(func() *regexp.Regexp {
 		return regexp.MustCompile(`\\u[0-9A-Fa-f]{4}`)
 	})
+	// historyQOMSet and historyData are the words qom-set and data,
+	// however delimited: qom-set's value is secret when the property is a
+	// secret's data (a password property says password anyway).
+	historyQOMSet = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(^|[^a-z0-9_-])qom-set([^a-z0-9_-]|$)`)
+	})
+	historyData = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(^|[^a-z0-9_-])data([^a-z0-9_-]|$)`)
+	})
 )
 
 // KeepInHistory reports whether line may be written to the history file.
 // Lines that carry a secret are not: a secret object's data, and any
 // password-like argument (password, passwd, new-secret, keys ending in
 // password or secret), as key=value, as a JSON member, or as an HMP
-// command about passwords (set_password, block_passwd). The test is on
-// the words alone, so it errs on the side of forgetting.
+// command about passwords (set_password, block_passwd), and a qom-set of
+// a data or password property (QMP's or HMP's). The test is on the words
+// alone, so it errs on the side of forgetting.
 //
 // The words are tested as typed and as QEMU receives them: the shell
 // removes quotes and backslashes (`"data"=x` and `d"at"a=x` are data=x),
-// and JSON's escapes spell any key ("d\u0061ta").
+// and JSON's escapes spell any key ("d\u0061ta", also in HMP's JSON). A
+// line the shell's lexer rejects (an unclosed quote) is never sent, but
+// is tested with its quotes and backslashes removed all the same: it may
+// be typed again, corrected, from the history.
 func KeepInHistory(line string) bool {
 	if CarriesSecret(line) {
 		return false
@@ -49,24 +62,41 @@ func KeepInHistory(line string) bool {
 		if json.Unmarshal([]byte(trimmed), &v) == nil {
 			return !CarriesSecret(flattenJSON(v))
 		}
-		// Not Go's JSON, perhaps QEMU's (single quotes): its escapes.
-		return !CarriesSecret(jsonUnicodeEscape().ReplaceAllStringFunc(trimmed, func(esc string) string {
-			r, _ := strconv.ParseUint(esc[2:], 16, 32)
-			return string(rune(r))
-		}))
+		// Not Go's JSON, perhaps QEMU's (single quotes): CarriesSecret
+		// has decoded its escapes.
+		return true
 	}
 	lx := lexer{s: line}
 	toks, err := lx.rest()
-	return err != nil || !CarriesSecret(strings.Join(words(toks), " "))
+	if err != nil {
+		return !CarriesSecret(strings.NewReplacer(`"`, "", `'`, "", `\`, "").Replace(line))
+	}
+	return !CarriesSecret(strings.Join(words(toks), " "))
 }
 
 // CarriesSecret reports whether the words of line, as they stand, carry a
 // secret or a password-like argument, by KeepInHistory's rules: a key
 // ending in password, passwd or secret (any case, the last part of a
 // dotted key), the words password or passwd anywhere (HMP's set_password,
-// change vnc password, block_passwd), or a data argument beside the word
-// secret (a secret object's). It does not undo quoting or escapes.
+// change vnc password, block_passwd), a data argument beside the word
+// secret (a secret object's), or the words qom-set and data (a secret's
+// data set, by QMP or HMP). It tests line as it stands and with JSON's
+// \uXXXX escapes decoded (HMP's object_add takes JSON, and a raw QMP
+// line's command-line may hold "d\\u0061ta"); it does not undo quoting.
 func CarriesSecret(line string) bool {
+	if carriesSecret(line) {
+		return true
+	}
+	if !strings.Contains(line, `\u`) {
+		return false
+	}
+	return carriesSecret(jsonUnicodeEscape().ReplaceAllStringFunc(line, func(esc string) string {
+		r, _ := strconv.ParseUint(esc[2:], 16, 32)
+		return string(rune(r))
+	}))
+}
+
+func carriesSecret(line string) bool {
 	lower := strings.ToLower(line)
 	if strings.Contains(lower, "password") || strings.Contains(lower, "passwd") {
 		return true
@@ -82,7 +112,10 @@ func CarriesSecret(line string) bool {
 			data = true
 		}
 	}
-	return data && historySecretType().MatchString(lower)
+	if data && historySecretType().MatchString(lower) {
+		return true
+	}
+	return historyQOMSet().MatchString(lower) && historyData().MatchString(lower)
 }
 
 // flattenJSON writes a decoded JSON value as words: each member as

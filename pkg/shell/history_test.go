@@ -48,7 +48,24 @@ func TestKeepInHistory(t *testing.T) {
 		{`{"execute":"human-monitor-command","arguments":{"command-line":"set_p\u0061ssword vnc hunter2"}}`, false},
 		{`{'execute':'object-add','arguments':{'qom-type':'secret','id':'s0','data':'hunter2'}}`, false},
 		{`{'execute':'guest-set-user-p\u0061ssword','arguments':{'p\u0061ssword':'hunter2'}}`, false},
-		{`{"execute": "qom-set", "arguments": {"path": "/objects/s0", "property": "data", "value": "x"}}`, true},
+		// qom-set of a secret's data or a password: QEMU stores it.
+		{`{"execute": "qom-set", "arguments": {"path": "/objects/s0", "property": "data", "value": "x"}}`, false},
+		{`{"execute":"qom-set","arguments":{"path":"/objects/s0","property":"d\u0061ta","value":"x"}}`, false},
+		{"qom-set path=/objects/s0 property=data value=hunter2", false},
+		{"qom-set path=/objects/v0 property=tls-password value=hunter2", false},
+		{"hmp qom-set /objects/s0 data hunter30", false},
+		{"hmp qom-set\t/objects/s0\tdata\thunter30", false},
+		{"qom-get path=/objects/s0 property=data", true},
+		{"qom-set path=/machine/peripheral/n0 property=x-data-plane value=true", true},
+		// HMP's object_add takes JSON, escapes and all, typed at the shell
+		// or in a raw QMP line's command-line.
+		{`hmp object_add {"qom-type":"secret","id":"s20","d\u0061ta":"hunter20"}`, false},
+		{`{"execute":"human-monitor-command","arguments":{"command-line":"object_add {\"qom-type\":\"secret\",\"id\":\"s20\",\"d\\u0061ta\":\"hunter20\"}"}}`, false},
+		{"hmp object_add\tsecret,id=s1,data=hunter3", false},
+		// A line the lexer rejects is tested without its quotes.
+		{`object-add qom-type=secret id=s0 d"ata=hunter2`, false},
+		{`object-add qom-type=secret id=s0 'data=hunter2`, false},
+		{`query-status "unclosed`, true},
 		{`{"execute": "query-status", "id": "d\u0061ta"}`, true},
 		{`object-add qom-type=iothread id="a b"`, true},
 	} {
