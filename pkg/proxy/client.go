@@ -134,6 +134,9 @@ func (c *client) serve() {
 	c.p.mu.Lock()
 	delete(c.p.clients, c)
 	c.p.mu.Unlock()
+	if left := c.p.cfg.Left; left != nil {
+		left(c.name) // its writer has ended: nothing more is traced
+	}
 	var tl *tooLongError
 	switch {
 	case errors.As(err, &tl):

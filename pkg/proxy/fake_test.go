@@ -396,3 +396,46 @@ func TestControlMemberRefused(t *testing.T) {
 		t.Errorf("parseRequest with control = %+v, %+v", r, e)
 	}
 }
+
+// Left names a client that left once Trace has seen the last of it, so
+// that a tracer keeping state per peer can drop it.
+func TestLeftAfterLastTrace(t *testing.T) {
+	srv := qmptest.NewServer(qmptest.Standard)
+	defer srv.Close()
+	var mu sync.Mutex
+	gone := map[string]bool{}
+	traced := map[string]int{}
+	left := make(chan string, 1)
+	h := startProxy(t, srv.Addr, func(c *Config) {
+		c.Trace = func(who string, dir protocol.Direction, msg []byte) {
+			mu.Lock()
+			defer mu.Unlock()
+			if gone[who] {
+				t.Errorf("%s traced after it left: %s", who, msg)
+			}
+			traced[who]++
+		}
+		c.Left = func(who string) {
+			mu.Lock()
+			gone[who] = true
+			mu.Unlock()
+			left <- who
+		}
+	})
+	r := dialRaw(t, h.path)
+	r.negotiate()
+	r.send(`{"execute":"query-status","id":1}`)
+	r.recv()
+	r.conn.Close()
+	select {
+	case who := <-left:
+		mu.Lock()
+		n := traced[who]
+		mu.Unlock()
+		if !strings.HasPrefix(who, "client ") || n != 5 { // greeting, 2 requests, 2 replies
+			t.Errorf("Left(%q), which Trace saw %d times", who, n)
+		}
+	case <-ctxT(t).Done():
+		t.Fatal("Left never called")
+	}
+}

@@ -64,6 +64,10 @@ type Config struct {
 	// towards that peer, Received from it. msg is valid only during the
 	// call.
 	Trace func(who string, dir protocol.Direction, msg []byte)
+	// Left, if set, is called with a client's name once it has left:
+	// Trace sees nothing more of it (a tracer that keeps state per
+	// peer, the redactor's awaited replies, drops it here).
+	Left func(who string)
 	// Listening, if set, is called once every listener is up, with the
 	// addresses in "unix:PATH" or "tcp:HOST:PORT" form (port 0 resolved).
 	Listening func(addrs []string)
