@@ -174,6 +174,7 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	}
 	if out.verbose != nil || out.log != nil {
 		cfg.Trace = out.trace
+		cfg.Left = out.left
 	}
 	p, err := proxy.New(cfg)
 	if err != nil {
@@ -240,6 +241,14 @@ func (o *proxyOutput) trace(who string, dir protocol.Direction, msg []byte) {
 	if cap(o.line) > 64<<10 {
 		o.line = nil
 	}
+}
+
+// left forgets the replies the redactor awaited for a client that left:
+// they will never come, and names are not reused.
+func (o *proxyOutput) left(who string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.redact.forget(who)
 }
 
 // upstreamLost is the error of a proxy whose connection to QEMU ended

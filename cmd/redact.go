@@ -13,46 +13,59 @@ import (
 const redactedValue = "<redacted>"
 
 // maxPendingSecrets bounds the requests whose replies a redactor waits
-// for: a proxy's client that leaves with such a request in flight never
-// gets its reply, and must not make the set grow for ever.
+// for: entries are dropped when their reply comes, when who's session
+// ends (forget), and, past this many, the oldest, so that a peer that
+// never reads its replies cannot make the set grow for ever.
 const maxPendingSecrets = 1024
 
 // redactor hides secrets in traffic lines, so that they never reach the
 // --log file (or a -v display redirected to one) in clear. What it hides:
 //
 //   - in a request, the value of any member named password or passwd or
-//     ending in -password or -passwd (set_password, change-vnc-password,
-//     guest-set-user-password), however deep; the data of a secret object
-//     (object-add, or its props); the value a qom-set gives a property
-//     named data or password; and, after its first word, an HMP command
-//     line that CarriesSecret (set_password, object_add secret,...);
-//   - in a reply, the return value of a qom-get of such a property (QEMU
-//     gives a secret's data back) and of such an HMP command.
+//     ending in -password, _password or -passwd (set_password,
+//     change-vnc-password, guest-set-user-password), however deep; the
+//     data of a secret object (object-add, or its props); the value a
+//     qom-set gives a property named data or a password; and, after its
+//     first word, an HMP command line that CarriesSecret (set_password,
+//     object_add secret,..., qom-set PATH data VALUE);
+//   - in a reply, the return value of a qom-get of such a property, QMP's
+//     or HMP's (QEMU gives a secret's data back), of any qom-list-get
+//     (every property's value), and of an HMP command line that was
+//     hidden.
 //
 // Names of secret objects (key-secret=sec0) are not secrets and stay. A
 // message that is not JSON but whose words carry a secret is hidden
 // whole. The caller serialises calls.
 type redactor struct {
 	// pending holds "WHO\x00ID" (ID as JSON, "" for none) for each
-	// request whose reply must be hidden; WHO tells a proxy's peers apart.
-	pending map[string]bool
+	// request whose reply must be hidden, with the order it came in;
+	// WHO tells a proxy's peers apart.
+	pending map[string]uint64
+	seq     uint64
 }
 
 // message returns msg, from or to who, with its secrets hidden: msg itself
 // when it has none.
 func (r *redactor) message(who string, msg []byte) []byte {
 	if len(r.pending) > 0 {
-		if out, ok := r.reply(who, msg); ok {
-			return out
+		// Only replies, and greetings, concern what is pending: most
+		// messages (events, requests) are not decoded for it. QEMU and
+		// the proxy write these members plainly, never escaped.
+		if bytes.Contains(msg, []byte(`"return"`)) || bytes.Contains(msg, []byte(`"error"`)) {
+			if out, ok := r.reply(who, msg); ok {
+				return out
+			}
+		} else if bytes.Contains(msg, []byte(`"QMP"`)) {
+			r.greeting(who, msg)
 		}
 	}
 	if !mayCarrySecret(msg) {
 		return msg
 	}
-	var v map[string]any
-	d := json.NewDecoder(bytes.NewReader(msg))
-	d.UseNumber() // numbers as they were written
-	if d.Decode(&v) != nil || v == nil {
+	// Only the members a secret can be in are decoded deeply; the rest,
+	// an object-add's id say, stay as they were written.
+	var v map[string]json.RawMessage
+	if json.Unmarshal(msg, &v) != nil || v == nil {
 		if shell.CarriesSecret(string(msg)) {
 			return []byte(`"` + redactedValue + ` (not JSON)"`)
 		}
@@ -65,17 +78,21 @@ func (r *redactor) message(who string, msg []byte) []byte {
 	if !request {
 		return msg
 	}
-	args, _ := v["arguments"].(map[string]any)
-	hid := redactValue(args)
-	command, _ := v["execute"].(string)
-	if command == "" {
-		command, _ = v["exec-oob"].(string)
+	var command string
+	if json.Unmarshal(v["execute"], &command) != nil || command == "" {
+		json.Unmarshal(v["exec-oob"], &command)
 	}
+	args, _ := decodeTraffic(v["arguments"]).(map[string]any)
+	hid := redactValue(args)
 	switch command {
 	case "qom-get":
 		if p, _ := args["property"].(string); secretProperty(p) {
 			r.expect(who, v["id"])
 		}
+	case "qom-list-get":
+		// QEMU >= 10.1: every property's value of each path, a secret's
+		// data included. Hidden whole rather than picked through.
+		r.expect(who, v["id"])
 	case "qom-set":
 		if p, _ := args["property"].(string); secretProperty(p) {
 			if _, ok := args["value"]; ok {
@@ -84,65 +101,129 @@ func (r *redactor) message(who string, msg []byte) []byte {
 			}
 		}
 	case "human-monitor-command":
-		if hid {
+		line, _ := args["command-line"].(string)
+		if hid || hmpGetsSecret(line) {
 			r.expect(who, v["id"])
 		}
 	}
 	if !hid {
 		return msg
 	}
+	a, err := encodeTraffic(args)
+	if err != nil {
+		return []byte(`"` + redactedValue + `"`)
+	}
+	v["arguments"] = a
 	return marshalTraffic(v)
+}
+
+// hmpGetsSecret reports whether an HMP command line gives a secret back:
+// qom-get PATH PROPERTY of a data or password property. HMP splits its
+// words on any white space, tabs too.
+func hmpGetsSecret(line string) bool {
+	w := strings.Fields(line)
+	return len(w) >= 3 && w[0] == "qom-get" && secretProperty(w[2])
 }
 
 // reply hides the return value of a reply r waits for, and reports
 // whether msg was one.
 func (r *redactor) reply(who string, msg []byte) ([]byte, bool) {
-	var v map[string]any
-	d := json.NewDecoder(bytes.NewReader(msg))
-	d.UseNumber()
-	if d.Decode(&v) != nil {
+	var v map[string]json.RawMessage
+	if json.Unmarshal(msg, &v) != nil {
 		return nil, false
 	}
 	_, ret := v["return"]
 	_, fail := v["error"]
 	key := pendingKey(who, v["id"])
-	if !(ret || fail) || !r.pending[key] {
+	if _, ok := r.pending[key]; !(ret || fail) || !ok {
 		return nil, false
 	}
 	delete(r.pending, key)
 	if !ret {
 		return msg, true
 	}
-	v["return"] = redactedValue
+	v["return"] = json.RawMessage(`"` + redactedValue + `"`)
 	return marshalTraffic(v), true
 }
 
-// expect notes that the reply to who's request id is to be hidden.
-func (r *redactor) expect(who string, id any) {
-	if r.pending == nil {
-		r.pending = map[string]bool{}
+// greeting forgets who's pending replies when msg is a QMP greeting: a
+// new session (connect --reconnect, the proxy reconnecting to QEMU)
+// starts its ids again, and the old session's replies will never come.
+func (r *redactor) greeting(who string, msg []byte) {
+	var v map[string]json.RawMessage
+	if json.Unmarshal(msg, &v) != nil {
+		return
 	}
-	if len(r.pending) >= maxPendingSecrets {
-		for k := range r.pending { // forget one, most likely abandoned
-			delete(r.pending, k)
-			break
-		}
+	if _, ok := v["QMP"]; ok {
+		r.forget(who)
 	}
-	r.pending[pendingKey(who, id)] = true
 }
 
-func pendingKey(who string, id any) string {
-	if id == nil {
+// forget drops every reply r waits for from or to who: its session
+// ended, or the proxy's client left.
+func (r *redactor) forget(who string) {
+	prefix := who + "\x00"
+	for k := range r.pending {
+		if strings.HasPrefix(k, prefix) {
+			delete(r.pending, k)
+		}
+	}
+}
+
+// expect notes that the reply to who's request id is to be hidden.
+func (r *redactor) expect(who string, id json.RawMessage) {
+	if r.pending == nil {
+		r.pending = map[string]uint64{}
+	}
+	if len(r.pending) >= maxPendingSecrets {
+		// Forget the oldest, the most likely to be abandoned.
+		oldest, first := "", true
+		for k, n := range r.pending {
+			if first || n < r.pending[oldest] {
+				oldest, first = k, false
+			}
+		}
+		delete(r.pending, oldest)
+	}
+	r.seq++
+	r.pending[pendingKey(who, id)] = r.seq
+}
+
+// pendingKey is who's and id's key in pending: the id decoded and encoded
+// again, since QEMU gives it back in its own spacing and member order.
+func pendingKey(who string, id json.RawMessage) string {
+	v := decodeTraffic(id)
+	if v == nil {
 		return who + "\x00"
 	}
-	b, _ := json.Marshal(id)
+	b, _ := json.Marshal(v)
 	return who + "\x00" + string(b)
 }
+
+// decodeTraffic decodes a member of a message, numbers as they were
+// written; nil if it is absent or not JSON.
+func decodeTraffic(raw json.RawMessage) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	var v any
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if d.Decode(&v) != nil {
+		return nil
+	}
+	return v
+}
+
+// mayCarrySecretWords are the words mayCarrySecret looks for, in any
+// case, indexed by their first letter.
+var mayCarrySecretWords = [256]string{'p': "pass", 'd': "data", 'c': "command-line", 'q': "qom-"}
 
 // mayCarrySecret is a cheap first look, so that most messages (events,
 // a copy's file data, the schema) are not decoded: a secret needs a
 // request (the replies that give one back are caught by their ids, see
-// reply) and one of these words, or a JSON escape that could spell them.
+// reply) and one of mayCarrySecretWords, in any case, or a JSON escape
+// that could spell them.
 func mayCarrySecret(msg []byte) bool {
 	if bytes.IndexByte(msg, '\\') >= 0 {
 		return true
@@ -150,13 +231,28 @@ func mayCarrySecret(msg []byte) bool {
 	if !bytes.Contains(msg, []byte("execute")) && !bytes.Contains(msg, []byte("exec-oob")) {
 		return false
 	}
-	lower := bytes.ToLower(msg)
-	for _, w := range []string{"pass", "data", "command-line", "qom-"} {
-		if bytes.Contains(lower, []byte(w)) {
+	// One pass, without the copy bytes.ToLower would make of each
+	// message (a ga cp's are up to its block size).
+	for i := range msg {
+		if w := mayCarrySecretWords[msg[i]|0x20]; w != "" && hasPrefixFold(msg[i:], w) {
 			return true
 		}
 	}
 	return false
+}
+
+// hasPrefixFold reports whether b starts with word, a lower-case ASCII
+// word, in any case. ('\r' passes for '-': a message decoded for nothing.)
+func hasPrefixFold(b []byte, word string) bool {
+	if len(b) < len(word) {
+		return false
+	}
+	for i := 0; i < len(word); i++ {
+		if b[i]|0x20 != word[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // passwordKey reports whether a member named key holds a password.
@@ -195,7 +291,11 @@ func redactValue(v any) bool {
 				hid = true
 			case k == "command-line":
 				if s, ok := x.(string); ok && shell.CarriesSecret(s) {
-					first, _, _ := strings.Cut(strings.TrimSpace(s), " ")
+					// HMP splits words on any white space, tabs too.
+					first := ""
+					if w := strings.Fields(s); len(w) > 0 {
+						first = w[0]
+					}
 					v[k] = first + " " + redactedValue
 					hid = true
 				}
@@ -217,12 +317,21 @@ func redactValue(v any) bool {
 
 // marshalTraffic encodes a redacted message for the traffic line; its
 // members come out in Go's order, not as they were sent.
-func marshalTraffic(v map[string]any) []byte {
+func marshalTraffic(v map[string]json.RawMessage) []byte {
+	b, err := encodeTraffic(v)
+	if err != nil {
+		return []byte(`"` + redactedValue + `"`)
+	}
+	return b
+}
+
+// encodeTraffic encodes v as JSON on one line, <, > and & as they are.
+func encodeTraffic(v any) (json.RawMessage, error) {
 	var b bytes.Buffer
 	e := json.NewEncoder(&b)
 	e.SetEscapeHTML(false)
-	if e.Encode(v) != nil {
-		return []byte(`"` + redactedValue + `"`)
+	if err := e.Encode(v); err != nil {
+		return nil, err
 	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

@@ -2,6 +2,9 @@ package cmd
 
 import (
 	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/qmpsh/qmpsh/pkg/ga/gatest"
+	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
 
@@ -25,7 +29,7 @@ func TestRedactor(t *testing.T) {
 			`{"arguments":{"data":"<redacted>","id":"s0","qom-type":"secret"},"execute":"object-add"}`},
 		{"", `{"execute":"object-add","arguments":{"qom-type":"secret","id":"s0","props":{"data":"hunter2"}}}`,
 			`{"arguments":{"id":"s0","props":{"data":"<redacted>"},"qom-type":"secret"},"execute":"object-add"}`},
-		// A secret's name is not a secret; an iothread's data would be.
+		// A secret's name is not a secret.
 		{"", `{"execute":"blockdev-add","arguments":{"driver":"luks","node-name":"l0","key-secret":"sec0"}}`, ``},
 		{"", `{"execute":"set_password","arguments":{"protocol":"vnc","password":"hunter2"},"id":7}`,
 			`{"arguments":{"password":"<redacted>","protocol":"vnc"},"execute":"set_password","id":7}`},
@@ -49,6 +53,33 @@ func TestRedactor(t *testing.T) {
 		{"", `{"return": "hunter2", "id": {"a": 1}}`, ``},
 		{"", `{"execute":"qom-get","arguments":{"path":"/machine","property":"type"}}`, ``},
 		{"", `{"return": "none-machine"}`, ``},
+		// HMP: qom-get gives a secret back, qom-set sets one, object_add
+		// takes JSON (escapes and all), and words are split on any white
+		// space.
+		{"", `{"execute":"human-monitor-command","arguments":{"command-line":"qom-get /objects/s0 data"},"id":"g"}`, ``},
+		{"", `{"return": "\"hunter2\"\r\n", "id": "g"}`, `{"id":"g","return":"<redacted>"}`},
+		{"", `{"execute":"human-monitor-command","arguments":{"command-line":"qom-get\t/objects/v0\ttls-password"},"id":"g"}`,
+			`{"arguments":{"command-line":"qom-get <redacted>"},"execute":"human-monitor-command","id":"g"}`},
+		{"", `{"return": "\"hunter2\"\r\n", "id": "g"}`, `{"id":"g","return":"<redacted>"}`},
+		{"", `{"execute":"human-monitor-command","arguments":{"command-line":"qom-get /machine type"},"id":"g"}`, ``},
+		{"", `{"return": "\"none-machine\"\r\n", "id": "g"}`, ``},
+		{"", `{"execute":"human-monitor-command","arguments":{"command-line":"qom-set /objects/s0 data hunter30"}}`,
+			`{"arguments":{"command-line":"qom-set <redacted>"},"execute":"human-monitor-command"}`},
+		{"", `{"return": ""}`, `{"return":"<redacted>"}`},
+		{"", `{"execute":"human-monitor-command","arguments":{"command-line":"object_add {\"qom-type\":\"secret\",\"id\":\"s20\",\"d\\u0061ta\":\"hunter20\"}"}}`,
+			`{"arguments":{"command-line":"object_add <redacted>"},"execute":"human-monitor-command"}`},
+		{"", `{"return": ""}`, `{"return":"<redacted>"}`},
+		{"", `{"execute":"human-monitor-command","arguments":{"command-line":"object_add\tsecret,id=s1,data=hunter3"}}`,
+			`{"arguments":{"command-line":"object_add <redacted>"},"execute":"human-monitor-command"}`},
+		{"", `{"return": ""}`, `{"return":"<redacted>"}`},
+		{"", `{"execute":"human-monitor-command","arguments":{"command-line":"set_password\tvnc\thunter4"}}`,
+			`{"arguments":{"command-line":"set_password <redacted>"},"execute":"human-monitor-command"}`},
+		{"", `{"return": ""}`, `{"return":"<redacted>"}`},
+		// qom-list-get (QEMU >= 10.1) gives every property's value.
+		{"", `{"execute":"qom-list-get","arguments":{"paths":["/objects/s0"]},"id":9}`, ``},
+		{"", `{"return": [{"properties": [{"name": "data", "type": "string", "value": "hunter2"}]}], "id": 9}`, `{"id":9,"return":"<redacted>"}`},
+		// Keys ending in _password too (QEMU's own are -password).
+		{"", `{"execute":"x","arguments":{"tls_password":"hunter2"}}`, `{"arguments":{"tls_password":"<redacted>"},"execute":"x"}`},
 		// Not JSON: hidden whole if its words carry a secret.
 		{"", `{'execute':'object-add','arguments':{'qom-type':'secret','id':'s0','data':'hunter2'}}`, `"<redacted> (not JSON)"`},
 		{"", `{'execute':'query-status'}`, ``},
@@ -64,6 +95,102 @@ func TestRedactor(t *testing.T) {
 	}
 	if len(r.pending) != 0 {
 		t.Errorf("pending after every reply came: %v", r.pending)
+	}
+}
+
+// The replies a redactor awaits go with their session: a new greeting
+// from the same peer (connect --reconnect starts its ids at 1 again) or
+// the proxy's client leaving drops them, and past the bound the oldest
+// goes, not one still awaited.
+func TestRedactorForgets(t *testing.T) {
+	get := func(id int) []byte {
+		return []byte(fmt.Sprintf(`{"execute":"qom-get","arguments":{"path":"/objects/s0","property":"data"},"id":%d}`, id))
+	}
+	var r redactor
+	r.message("", get(1))
+	r.message("", []byte(`{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": ["oob"]}}`))
+	if reply := `{"return": "none-machine", "id": 1}`; string(r.message("", []byte(reply))) != reply {
+		t.Errorf("a new session's reply hidden by the old session's request")
+	}
+
+	out := &proxyOutput{w: io.Discard, log: io.Discard}
+	out.trace("client 1", protocol.Received, get(1))
+	out.trace("client 2", protocol.Received, get(1))
+	out.left("client 1")
+	if _, ok := out.redact.pending[pendingKey("client 2", json.RawMessage("1"))]; !ok || len(out.redact.pending) != 1 {
+		t.Errorf("after client 1 left, awaited: %v", out.redact.pending)
+	}
+
+	var b redactor
+	for id := 1; id <= maxPendingSecrets+1; id++ {
+		b.message("", get(id))
+	}
+	for id := 1; id <= maxPendingSecrets+1; id++ {
+		reply := fmt.Sprintf(`{"return": "hunter2", "id": %d}`, id)
+		if hidden := string(b.message("", []byte(reply))) != reply; hidden != (id > 1) {
+			t.Errorf("past the bound, reply %d hidden: %v", id, hidden)
+		}
+	}
+}
+
+// Messages that cannot concern a secret are neither decoded nor copied,
+// even while a reply is awaited: the proxy passes all its traffic through
+// one redactor, under one lock.
+func TestRedactorDoesNotDecode(t *testing.T) {
+	var r redactor
+	r.message("client 1", []byte(`{"execute":"qom-get","arguments":{"path":"/objects/s0","property":"data"},"id":1}`))
+	for _, msg := range [][]byte{
+		[]byte(`{"event": "STOP", "data": {}, "timestamp": {"seconds": 1, "microseconds": 2}}`),
+		[]byte(`{"execute":"guest-file-write","arguments":{"handle":1,"buf-b64":"` + strings.Repeat("QUJD", 4096) + `"}}`),
+	} {
+		if n := testing.AllocsPerRun(10, func() { r.message("qemu", msg) }); n != 0 {
+			t.Errorf("%d allocations for %.60s...", int(n), msg)
+		}
+	}
+}
+
+// HMP gives and takes secrets as QMP does: qom-get and qom-set of a
+// secret's data, object_add with JSON (escapes and all), words apart by
+// tabs. QEMU does what each line says; none reaches the log in clear.
+func TestTrafficHidesHMPSecrets(t *testing.T) {
+	sock := qmptest.StartQEMU(t)
+	logFile := filepath.Join(t.TempDir(), "traffic.log")
+	lines := []string{
+		`hmp object_add {"qom-type":"secret","id":"s0","d\u0061ta":"hunter20"}`,
+		`{"execute":"human-monitor-command","arguments":{"command-line":"object_add {\"qom-type\":\"secret\",\"id\":\"s1\",\"d\\u0061ta\":\"hunter21\"}"}}`,
+		`{"execute":"human-monitor-command","arguments":{"command-line":"object_add\tsecret,id=s2,data=hunter22"}}`,
+		"hmp qom-set /objects/s0 data hunter30",
+		"hmp qom-get /objects/s0 data",
+		`{"execute":"human-monitor-command","arguments":{"command-line":"qom-get\t/objects/s1\tdata"}}`,
+		"qom-get path=/objects/s2 property=data",
+		`{"execute":"human-monitor-command","arguments":{"command-line":"set_password\tvnc\thunter40"}}`,
+	}
+	r := run(t, strings.Join(lines, "\n")+"\n", "-v", "--log", logFile, "connect", sock)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"hunter30", "hunter21", `"hunter22"`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("QEMU did not give back %s: stdout %q", want, r.stdout)
+		}
+	}
+	log, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, text := range map[string]string{"--log file": string(log), "-v": r.stderr} {
+		for _, l := range strings.Split(text, "\n") {
+			if strings.Contains(l, "hunter") {
+				t.Errorf("%s holds a secret: %s", what, l)
+			}
+		}
+	}
+	// Every HMP line and its reply, and the qom-get's reply.
+	for want, n := range map[string]int{`"command-line":"object_add <redacted>"`: 3, `"command-line":"qom-set <redacted>"`: 1,
+		`"command-line":"set_password <redacted>"`: 1, `"return":"<redacted>"`: 8} {
+		if got := strings.Count(string(log), want); got != n {
+			t.Errorf("--log file has %q %d times, want %d", want, got, n)
+		}
 	}
 }
 
