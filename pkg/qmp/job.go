@@ -293,29 +293,26 @@ func (j *JobWatch) handle(ctx context.Context, ev Event, opts JobWaitOptions, re
 // act does what the job's status asks of its owner. now is the job as
 // QEMU has it at this moment: QEMU moves an auto-finalized job on from
 // "pending", and an auto-dismissed one from "concluded", before it runs
-// another command, so a job still there in that state waits for us.
+// another command, so a job still there in that state waits for us. The
+// status counts as acted on only once act succeeds.
 func (j *JobWatch) act(ctx context.Context, now JobInfo, found bool, opts JobWaitOptions) error {
-	if err := j.actOn(ctx, now, found, opts); err != nil {
-		return err
-	}
-	j.unacted = false
-	return nil
-}
-
-func (j *JobWatch) actOn(ctx context.Context, now JobInfo, found bool, opts JobWaitOptions) error {
 	switch j.info.Status {
 	case "aborting":
 		j.aborting = true
 	case "ready":
 		if opts.Complete && !j.completed && found && now.Status == "ready" {
-			j.completed = true
-			if err := j.command(ctx, "job-complete", "ready"); err != nil {
+			// Only a job-complete QEMU took counts: one refused because
+			// the job was paused (standby) since the query is sent again
+			// when the job is ready again.
+			done, err := j.command(ctx, "job-complete", "ready")
+			if err != nil {
 				return err
 			}
+			j.completed = done
 		}
 	case "pending":
 		if found && now.Status == "pending" {
-			if err := j.command(ctx, "job-finalize", "pending"); err != nil {
+			if _, err := j.command(ctx, "job-finalize", "pending"); err != nil {
 				return err
 			}
 		}
@@ -324,34 +321,37 @@ func (j *JobWatch) actOn(ctx context.Context, now JobInfo, found bool, opts JobW
 			if now.Error != "" {
 				j.errDesc = now.Error
 			}
-			if err := j.command(ctx, "job-dismiss", "concluded"); err != nil {
+			if _, err := j.command(ctx, "job-dismiss", "concluded"); err != nil {
 				return err
 			}
 		}
 	case "null":
 		j.ended = true
 	}
+	j.unacted = false
 	return nil
 }
 
-// command sends verb (job-finalize...) for the job, found in status.
-// QEMU refuses it if another client acted first (two waiters on one job
-// both dismiss it): the job has then moved on, its events say where, and
-// the refusal is no failure of the job's.
-func (j *JobWatch) command(ctx context.Context, verb, status string) error {
-	_, err := j.c.Execute(ctx, verb, map[string]any{"id": j.id})
+// command sends verb (job-finalize...) for the job, found in status,
+// and says whether QEMU did it. QEMU refuses it if another client acted
+// first (two waiters on one job both dismiss it), or if the job moved on
+// by itself (a mirror paused from ready to standby): the job has then
+// left status, its events say where, and the refusal is no failure of
+// the job's.
+func (j *JobWatch) command(ctx context.Context, verb, status string) (done bool, err error) {
+	_, err = j.c.Execute(ctx, verb, map[string]any{"id": j.id})
 	var ee *ExecuteError
 	if !errors.As(err, &ee) {
-		return err
+		return err == nil, err
 	}
 	now, found, qerr := j.query(ctx)
 	switch {
 	case qerr != nil:
-		return qerr
+		return false, qerr
 	case !found || now.Status != status:
-		return nil
+		return false, nil
 	}
-	return err
+	return false, err
 }
 
 func (j *JobWatch) outcome() error {

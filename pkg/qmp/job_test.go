@@ -334,3 +334,70 @@ func TestJobWaitActedOnByAnother(t *testing.T) {
 		})
 	}
 }
+
+// TestJobWaitCompleteRefusedInStandby: a mirror paused (ready to standby)
+// between Wait's query and its job-complete may make QEMU refuse the
+// complete; Wait must send it again once the mirror is ready again, not
+// wait for ever for a completion it never got. QEMU 7.2 takes
+// job-complete in standby, so it cannot be made to refuse it: a fake
+// server does, with the refusal of a QEMU that does not.
+func TestJobWaitCompleteRefusedInStandby(t *testing.T) {
+	s := fakeServer(t, func(c *qmptest.Conn) {
+		if !negotiated(c) {
+			return
+		}
+		status, refused := "running", false
+		change := func(to string) {
+			status = to
+			c.Event("JOB_STATUS_CHANGE", map[string]any{"id": "j0", "status": to})
+		}
+		for {
+			req, err := c.ReadRequest()
+			if err != nil {
+				return
+			}
+			switch req.Execute {
+			case "query-jobs":
+				jobs := []any{}
+				if status != "null" {
+					jobs = append(jobs, map[string]any{"id": "j0", "type": "mirror", "status": status,
+						"current-progress": 2, "total-progress": 2})
+				}
+				c.Reply(req.ID, jobs)
+				switch status {
+				case "running": // caught up
+					change("ready")
+				case "standby": // resumed, after the refusal's query
+					change("ready")
+				}
+			case "job-complete":
+				if !refused {
+					// Paused since Wait's query: QEMU refuses.
+					refused = true
+					change("standby")
+					c.ReplyError(req.ID, "GenericError", "Job 'j0' in state 'standby' cannot accept command verb 'complete'")
+					continue
+				}
+				change("concluded")
+				change("null")
+				c.Reply(req.ID, nil)
+			default:
+				c.ReplyError(req.ID, "CommandNotFound", "The command "+req.Execute+" has not been found")
+			}
+		}
+	})
+	c := connect(t, s.Addr)
+	w := c.WatchJob("j0")
+	defer w.Close()
+	var seen statuses
+	info, err := w.Wait(testContext(t), qmp.JobWaitOptions{Complete: true, OnUpdate: seen.update})
+	// running shows only if Wait reports it before the ready after it
+	// arrives.
+	got, want := seen.names(), []string{"ready", "standby", "ready", "concluded", "null"}
+	if len(got) > 0 && got[0] == "running" {
+		got = got[1:]
+	}
+	if err != nil || info.Status != "null" || !slices.Equal(got, want) {
+		t.Fatalf("Wait = %+v, %v; saw %v; want %v", info, err, seen.names(), want)
+	}
+}
