@@ -76,7 +76,9 @@ disconnected, with "error" when there is one.
 --timeout bounds the whole wait when given (otherwise only connecting).
 Ctrl-C stops waiting and leaves the job running, unless
 --cancel-on-interrupt is given: then the job is cancelled and waited
-for.
+for. If job-cancel is refused (a proxy's --read-only or --deny), the
+wait stops as without --cancel-on-interrupt, unless the job was ending
+anyway: then its end is waited for.
 
 The exit status is 0 when the job concluded without error, 1 when it
 failed or was cancelled (its error on stderr) or QEMU refused a command
@@ -261,29 +263,20 @@ func (o *GlobalOptions) followJob(ctx context.Context, client *qmp.Client, addr 
 	stop()
 	interrupted := errors.Is(err, context.Canceled) && ctx.Err() == nil
 	if interrupted && f.cancelOnInterrupt {
-		fmt.Fprintf(o.IO.ErrOut, "qmpsh: interrupted: cancelling job %s\n", f.id)
-		_, err = client.Execute(ctx, "job-cancel", map[string]any{"id": f.id})
-		var ee *qmp.ExecuteError
-		if errors.As(err, &ee) {
-			// QEMU refuses to cancel only a job that is ending anyway
-			// (concluded, aborting, gone since the Ctrl-C): its end,
-			// not the refusal, is the outcome.
-			fmt.Fprintf(o.IO.ErrOut, "qmpsh: job %s: not cancelled (%v); waiting for its end\n", f.id, err)
-			err = nil
-		}
-		if err == nil {
+		var wait bool
+		if wait, err = o.cancelJob(ctx, client, f.id); wait {
 			info, err = w.Wait(ctx, wopts)
 		}
-		interrupted = false
+		interrupted = !wait && err == nil
 	}
 	out := jobOutcome{ID: f.id, Outcome: "completed", CurrentProgress: info.CurrentProgress, TotalProgress: info.TotalProgress}
 	var je *qmp.JobError
 	var ee *qmp.ExecuteError
 	switch {
-	case err == nil:
 	case interrupted:
 		out.Outcome = "interrupted"
 		err = &ExitError{Code: ExitInterrupted, Err: fmt.Errorf("interrupted: stopped waiting; job %s goes on", f.id)}
+	case err == nil:
 	case errors.As(err, &je):
 		out.Outcome, out.Error = "failed", je.Desc
 		if je.Cancelled {
@@ -310,6 +303,41 @@ func (o *GlobalOptions) followJob(ctx context.Context, client *qmp.Client, addr 
 	}
 	r.finish(err == nil, text, out)
 	return err
+}
+
+// cancelJob cancels job id after Ctrl-C and says whether to wait for
+// the job's end. QEMU refuses to cancel a job that is ending anyway
+// (aborting, concluded, gone since the Ctrl-C): its end, not the
+// refusal, is then the outcome. Any other refusal (a proxy's --read-only
+// or --deny job-cancel) leaves the job running, maybe for hours: the
+// wait then stops as an interrupted one does, and the job goes on.
+func (o *GlobalOptions) cancelJob(ctx context.Context, client *qmp.Client, id string) (wait bool, err error) {
+	fmt.Fprintf(o.IO.ErrOut, "qmpsh: interrupted: cancelling job %s\n", id)
+	_, err = client.Execute(ctx, "job-cancel", map[string]any{"id": id})
+	var ee *qmp.ExecuteError
+	if !errors.As(err, &ee) {
+		return err == nil, err
+	}
+	jobs, qerr := client.QueryJobs(ctx)
+	if qerr != nil && !errors.As(qerr, &ee) {
+		return false, qerr
+	}
+	status := "null" // gone
+	if qerr != nil {
+		status = "unknown (" + qerr.Error() + ")"
+	}
+	for _, j := range jobs {
+		if j.ID == id {
+			status = j.Status
+		}
+	}
+	switch status {
+	case "aborting", "concluded", "null":
+		fmt.Fprintf(o.IO.ErrOut, "qmpsh: job %s: not cancelled (%v); waiting for its end\n", id, err)
+		return true, nil
+	}
+	fmt.Fprintf(o.IO.ErrOut, "qmpsh: job %s: not cancelled (%v); its status: %s\n", id, err, status)
+	return false, nil
 }
 
 // lostConnection explains the error of a command sent after the session

@@ -227,6 +227,40 @@ func TestJobWaitInterrupt(t *testing.T) {
 	run(t, "", "job", "list", "-s", sock).expect(t, ExitOK, "", "")
 }
 
+// TestCancelOnInterruptRefusedByPolicy: through a proxy that refuses
+// job-cancel, Ctrl-C under --cancel-on-interrupt cannot cancel a job that
+// goes on (a mirror, ready until someone acts): the wait stops as it
+// would without the flag (130, the job goes on), with the refusal on
+// stderr, instead of following the job for as long as it runs.
+func TestCancelOnInterruptRefusedByPolicy(t *testing.T) {
+	qemu := jobVM(t, 1)[0]
+	run(t, "", "exec", "-s", qemu, "blockdev-mirror", "job-id=p0", "device=src", "target=dst",
+		"sync=full").mustExit(t, ExitOK)
+	defer run(t, "", "exec", "-s", qemu, "job-cancel", "id=p0")
+	for _, tc := range []struct{ flag, refusal string }{
+		{"--read-only", "--read-only lets only commands that read through"},
+		{"--deny=job-cancel", "it matches --deny 'job-cancel'"},
+	} {
+		t.Run(tc.flag, func(t *testing.T) {
+			p := startProxyCmd(t, qemu, tc.flag)
+			// --timeout only as a watchdog: a wait that follows the
+			// ready mirror ends there, with 4.
+			code, stdout, stderr := runInterrupted(t, p.path, `"status":"ready"`,
+				"job", "wait", "p0", "--cancel-on-interrupt", "--timeout", "1m")
+			want := "qmpsh: interrupted: cancelling job p0\n" +
+				"qmpsh: job p0: not cancelled (GenericError: command 'job-cancel' is refused by the proxy: " + tc.refusal + "); its status: ready\n" +
+				"qmpsh: interrupted: stopped waiting; job p0 goes on\n"
+			if _, out := jobLines(t, stdout); code != ExitInterrupted || out.Outcome != "interrupted" || stderr != want {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want 130, interrupted, stderr %q", code, stdout, stderr, want)
+			}
+			r := run(t, "", "job", "list", "-s", p.path) // the proxy has the monitor
+			if r.code != ExitOK || !strings.Contains(r.stdout, `"id":"p0"`) || !strings.Contains(r.stdout, `"status":"ready"`) {
+				t.Fatalf("after the interrupt: job list = %d %q %q, want p0 still ready", r.code, r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
 func TestJobList(t *testing.T) {
 	sock := jobVM(t, 1)[0]
 	run(t, "", "exec", "-s", sock, "blockdev-backup", "job-id=l0", "device=src", "target=bad",
