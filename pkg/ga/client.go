@@ -537,7 +537,8 @@ func (c *Client) sendError(err error) error {
 	var se *protocol.SessionEndedError
 	var ste *protocol.StateError
 	if errors.As(err, &se) || errors.As(err, &ste) {
-		return &DisconnectedError{Cause: c.proto.Err()}
+		// Refused before anything was written: the agent did not run it.
+		return &DisconnectedError{Cause: c.proto.Err(), NotSent: true}
 	}
 	return err
 }

@@ -442,11 +442,7 @@ func (c *Client) roundTrip(ctx context.Context, k call, msg []byte, files []*os.
 			// A call that came after this one left reading to it.
 			c.proto.Wake()
 		}
-		var ended *protocol.SessionEndedError
-		if errors.As(err, &ended) {
-			return reply{}, &DisconnectedError{Cause: ended.Cause}
-		}
-		return reply{}, err
+		return reply{}, sendFailed(err)
 	}
 
 	// A lone call reads its reply itself if the reader goroutine has
@@ -471,6 +467,18 @@ func (c *Client) roundTrip(ctx context.Context, k call, msg []byte, files []*os.
 		}
 		return reply{}, ctx.Err()
 	}
+}
+
+// sendFailed is the error of a call whose request could not be sent. A
+// send that the session's end overtook wrote nothing (a message is
+// written whole or, under the writer's lock, not at all): the call is
+// marked NotSent, so that no one is told QEMU may have run it.
+func sendFailed(err error) error {
+	var ended *protocol.SessionEndedError
+	if errors.As(err, &ended) {
+		return &DisconnectedError{Cause: ended.Cause, NotSent: true}
+	}
+	return err
 }
 
 // cancel marks call k cancelled: its entry stays, nil, so that its id

@@ -101,3 +101,40 @@ func TestRunAgentHelpJSON(t *testing.T) {
 		t.Errorf("help listed %q; want %q", names, want)
 	}
 }
+
+// lostAgent is a fakeAgent whose connection ends under two commands:
+// "cut" was sent and its reply never came; "unsent" was never written.
+type lostAgent struct{ fakeAgent }
+
+var errPeerClosed = errors.New("connection closed by peer")
+
+func (a *lostAgent) Exec(ctx context.Context, command string, args any) (json.RawMessage, error) {
+	switch command {
+	case "cut":
+		return nil, &wire.DisconnectedError{Cause: errPeerClosed}
+	case "unsent":
+		return nil, &wire.DisconnectedError{Cause: errPeerClosed, NotSent: true}
+	}
+	return a.fakeAgent.Exec(ctx, command, args)
+}
+
+// A command cut off on an agent names the agent as what may have run
+// it, not QEMU; one never written says "not sent".
+func TestRunAgentCutOff(t *testing.T) {
+	for _, tc := range []struct{ command, want string }{
+		{"cut", "connection lost before the reply arrived: connection closed by peer (the guest agent may have run it)\n"},
+		{"unsent", "not sent: connection lost\n"},
+	} {
+		var out, errs bytes.Buffer
+		err := Run(context.Background(), Config{
+			Agent: &lostAgent{}, Editor: NewPipeEditor(strings.NewReader(tc.command+"\n"), &out), Err: &errs,
+			Completer: &Completer{Fetch: func(context.Context) (*qapi.Schema, error) {
+				return qapi.FromCommands([]string{"cut", "unsent"}), nil
+			}},
+		})
+		var lost *ConnectionLostError
+		if !errors.As(err, &lost) || errs.String() != tc.want {
+			t.Errorf("%s: Run = %v, stderr %q; want a ConnectionLostError, stderr %q", tc.command, err, errs.String(), tc.want)
+		}
+	}
+}

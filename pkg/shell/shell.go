@@ -518,17 +518,25 @@ func (sh *shell) report(ret json.RawMessage, err error, text bool) {
 		sh.out.Write(sh.Format.JSON(ret))
 	case errors.As(err, &ee):
 		sh.fail(err)
-	case errors.As(err, &de):
+	case errors.As(err, &de) && !de.NotSent:
 		// Sent, and cut off: "not sent" would tell the person that
-		// QEMU did nothing, which may be false (a device_del done).
+		// the peer did nothing, which may be false (a device_del done).
 		sh.lost = &ConnectionLostError{Cause: sh.conn().Err()}
-		fmt.Fprintln(sh.Err, sh.Format.Error(fmt.Errorf("%v (QEMU may have run it)", de)))
-	case errors.As(err, &se), sh.Agent != nil && !sh.connected():
+		fmt.Fprintln(sh.Err, sh.Format.Error(fmt.Errorf("%v (%s may have run it)", de, sh.peer())))
+	case errors.As(err, &se), errors.As(err, &de), sh.Agent != nil && !sh.connected():
 		sh.lost = &ConnectionLostError{Cause: sh.conn().Err()}
 		sh.refuse()
 	default:
 		sh.fail(err)
 	}
+}
+
+// peer names what the shell talks to, for messages.
+func (sh *shell) peer() string {
+	if sh.Agent != nil {
+		return "the guest agent"
+	}
+	return "QEMU"
 }
 
 func (sh *shell) connected() bool { return sh.conn().Runstate() == protocol.Running }

@@ -51,10 +51,19 @@ func (e *ExecuteError) Error() string {
 // pkg/qmp and pkg/ga call it qmp.DisconnectedError and ga.DisconnectedError.
 type DisconnectedError struct {
 	Cause error
+	// NotSent says the session ended before any of the request was
+	// written: the peer cannot have run it. Without it the request was
+	// sent (or may have been), and the peer may have run it.
+	NotSent bool
 }
 
 func (e *DisconnectedError) Error() string {
-	if e.Cause == nil {
+	switch {
+	case e.NotSent && e.Cause == nil:
+		return "not sent: disconnected"
+	case e.NotSent:
+		return "not sent: connection lost: " + e.Cause.Error()
+	case e.Cause == nil:
 		return "disconnected before the reply arrived"
 	}
 	return "connection lost before the reply arrived: " + e.Cause.Error()

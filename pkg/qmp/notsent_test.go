@@ -1,0 +1,29 @@
+package qmp
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/qmpsh/qmpsh/pkg/protocol"
+)
+
+// TestSendOvertakenIsNotSent: a send that the session's end overtook
+// wrote nothing, so its error must say "not sent", not that QEMU may
+// have run the command. The end can overtake a send only in a window no
+// test can hold open (between the session's end and its leaving
+// Running, or while the send waits on a full queue), so this feeds the
+// protocol's error to the mapping roundTrip uses.
+func TestSendOvertakenIsNotSent(t *testing.T) {
+	cause := errors.New("connection closed by peer")
+	err := sendFailed(&protocol.SessionEndedError{Cause: cause})
+	var de *DisconnectedError
+	if !errors.As(err, &de) || !de.NotSent || !errors.Is(err, cause) ||
+		err.Error() != "not sent: connection lost: connection closed by peer" {
+		t.Fatalf("sendFailed = %v (%#v); want a not-sent DisconnectedError with the cause", err, err)
+	}
+	// Any other failure (a bad descriptor to pass, ctx) is its own.
+	other := errors.New("passing file descriptors needs a UNIX socket connection, not tcp")
+	if err := sendFailed(other); err != other {
+		t.Fatalf("sendFailed(other) = %v", err)
+	}
+}
