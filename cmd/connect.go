@@ -334,7 +334,8 @@ func (o *ShellOptions) shellSession(ctx context.Context, s shellSession) error {
 		s.comp.c.Store(comp)
 	}
 	if s.editor.Interactive() && s.banner != "" {
-		fmt.Fprintln(o.sideWriter(s.editor), s.banner)
+		// Printable: the banner quotes the greeting's version.
+		fmt.Fprintln(o.sideWriter(s.editor), shell.Printable(s.banner))
 	}
 	return shell.Run(ctx, shell.Config{
 		Client:    s.client,

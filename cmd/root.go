@@ -70,9 +70,10 @@ func execute(f *Factory, root *cobra.Command, args []string) int {
 	if errors.As(err, &ee) {
 		// "Class: Desc", as QEMU users know it from qmp-shell, with
 		// the schema's hint when there is one.
-		fmt.Fprintln(ios.ErrOut, err.Error())
+		fmt.Fprintln(ios.ErrOut, shell.Printable(err.Error()))
 	} else if !errors.Is(err, shell.ErrCommandFailed) {
-		fmt.Fprintln(ios.ErrOut, "qmpsh: "+err.Error())
+		// Printable: a message may quote the server.
+		fmt.Fprintln(ios.ErrOut, "qmpsh: "+shell.Printable(err.Error()))
 	}
 	code := exitCode(err)
 	if code == ExitUsage && !(errors.As(err, &xe) && xe.Syntax) {
@@ -450,7 +451,8 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 	b.WriteByte('\n')
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	io.WriteString(h.w, b.String())
+	// Printable: an attribute may be the server's (an event's name).
+	io.WriteString(h.w, shell.Printable(b.String()))
 	return nil
 }
 

@@ -99,7 +99,7 @@ func schemaRun(ctx context.Context, opts *SchemaOptions) error {
 	case opts.Name == "" && asJSON:
 		out.Write(opts.format().JSON(s.ListJSON()))
 	case opts.Name == "":
-		io.WriteString(out, s.List())
+		io.WriteString(out, shell.Printable(s.List())) // the server's names
 	case asJSON:
 		b, err := s.HelpJSON(opts.Name)
 		if err != nil {
@@ -114,7 +114,7 @@ func schemaRun(ctx context.Context, opts *SchemaOptions) error {
 		if !strings.HasSuffix(text, "\n") {
 			text += "\n"
 		}
-		io.WriteString(out, text)
+		io.WriteString(out, shell.Printable(text))
 	}
 	return nil
 }

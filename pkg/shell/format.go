@@ -33,7 +33,7 @@ func (f Format) JSON(v []byte) []byte {
 // Error renders a failed command: "Class: Desc" for a QMP error reply,
 // the error's text otherwise.
 func (f Format) Error(err error) string {
-	s := err.Error()
+	s := Printable(err.Error()) // QEMU's description, among others
 	if f.Color {
 		return paint(s, color.FgRed, color.Bold)
 	}
@@ -42,6 +42,7 @@ func (f Format) Error(err error) string {
 
 // Notice renders a line about the connection.
 func (f Format) Notice(s string) string {
+	s = Printable(s) // it may quote the server (its version, an error)
 	if f.Color {
 		return paint(s, color.FgYellow)
 	}
@@ -62,7 +63,7 @@ func (f Format) Event(ev qmp.Event) []byte {
 		return append(line, '\n')
 	}
 	var b bytes.Buffer
-	name := ev.Name
+	name := Printable(ev.Name)
 	if f.Color {
 		name = paint(name, color.FgCyan, color.Bold)
 	}

@@ -305,6 +305,7 @@ func (sh *shell) help(name string) {
 		sh.fail(err)
 		return
 	}
+	text = Printable(text) // the schema's names are the server's
 	if sh.Page != nil && sh.Page(text) {
 		return
 	}
@@ -507,6 +508,7 @@ func (sh *shell) report(ret json.RawMessage, err error, text bool) {
 				enc.Encode(s)
 				return
 			}
+			s = Printable(s)
 			io.WriteString(sh.out, s)
 			if s != "" && !strings.HasSuffix(s, "\n") {
 				io.WriteString(sh.out, "\n")
