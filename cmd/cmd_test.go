@@ -258,6 +258,24 @@ func TestConnectPiped(t *testing.T) {
 		r := run(t, "transaction(\n)\n", "connect", sock)
 		r.expect(t, ExitOK, "{}\n", "")
 	})
+	t.Run("TransactionWithRejectedLineSendsNothing", func(t *testing.T) {
+		// On a pipe no one types the rejected action again: the block's
+		// other actions must not run without it.
+		r := run(t, "blockdev-add driver=null-co node-name=tx0\n"+
+			"transaction(\n"+
+			"block-dirty-bitmap-add node=tx0 name=b1\n"+
+			"block-dirty-bitmap-add node=tx0 name=b2 granularity=big\n"+
+			")\n"+
+			"query-named-block-nodes flat=true\n", "connect", sock)
+		if r.code != ExitQMPError || strings.Contains(r.stdout, `"dirty-bitmaps"`) || !strings.Contains(r.stdout, `"node-name":"tx0"`) {
+			t.Errorf("exit %d, stdout %.300q: want status 1 and no bitmap added", r.code, r.stdout)
+		}
+		want := "block-dirty-bitmap-add: argument \"granularity\" expects an integer, got \"big\"\n" +
+			"transaction not sent: a line of its block was rejected (see above), and a transaction is all actions or none; fix the line and run the whole block again\n"
+		if r.stderr != want {
+			t.Errorf("stderr %q\nwant   %q", r.stderr, want)
+		}
+	})
 	t.Run("HelpSaysQuitLeavesQEMURunning", func(t *testing.T) {
 		r := runTTY(t, "help\n", "connect", sock)
 		if r.code != 0 || !strings.Contains(r.stdout, "  quit, exit, Ctrl-D    leave the shell; QEMU keeps running\n") {

@@ -354,6 +354,10 @@ var errNestedTransaction = &qapi.SyntaxError{Token: transactionOpen,
 // transaction block: its actions were not sent.
 var ErrUnclosedTransaction = errors.New(`transaction( not closed with ")" before the end of input: its actions were not sent; end the block with a line ")"`)
 
+// ErrRejectedTransaction is the failure of a transaction block, on a
+// pipe, one of whose lines was rejected: none of its actions were sent.
+var ErrRejectedTransaction = errors.New(`transaction not sent: a line of its block was rejected (see above), and a transaction is all actions or none; fix the line and run the whole block again`)
+
 // command returns the "transaction" command with the collected actions,
 // `{"actions": [{"type": TYPE, "data": {...}}, ...]}`, or nil while the
 // block is still open.

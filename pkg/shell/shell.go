@@ -144,7 +144,10 @@ type shell struct {
 	parser Parser
 	failed bool
 	quit   bool // a built-in asked to leave
-	lost   *ConnectionLostError
+	// txRejected: a line of the open transaction block was rejected
+	// on a pipe, where no one types it again; see handle.
+	txRejected bool
+	lost       *ConnectionLostError
 
 	interrupts <-chan os.Signal // the editor's Ctrl-C outside ReadLine
 
@@ -209,12 +212,27 @@ func (sh *shell) handle(ctx context.Context, line string) bool {
 		return sh.quit
 	}
 	inBlock := sh.parser.InBlock()
+	if !inBlock {
+		sh.txRejected = false
+	}
 	in, err := sh.parser.Parse(line)
 	if sh.parser.InBlock() != inBlock {
 		sh.setPrompt()
 	}
 	if err != nil {
+		// A rejected action line leaves the block open, for a person
+		// to type it again. A script cannot: sending the block's other
+		// actions at its ")" would run part of what was meant to be all
+		// or nothing (a bitmap cleared without the backup that goes
+		// with it), so the whole block fails there instead.
+		if sh.parser.InBlock() && !sh.Editor.Interactive() {
+			sh.txRejected = true
+		}
 		sh.fail(err)
+		return false
+	}
+	if in != nil && inBlock && sh.txRejected {
+		sh.fail(ErrRejectedTransaction)
 		return false
 	}
 	if in != nil {

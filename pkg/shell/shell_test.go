@@ -375,3 +375,35 @@ func TestRunInteractiveFailureIsNoStatus(t *testing.T) {
 		t.Errorf("errors %q: want both failures reported", errs)
 	}
 }
+
+// A rejected line of a transaction block: a person types it again and
+// the block goes on; a script cannot, so its block sends nothing.
+func TestTransactionRejectedLine(t *testing.T) {
+	echo := func(c *qmptest.Conn) {
+		c.Greet()
+		for {
+			req, err := c.ReadRequest()
+			if err != nil {
+				return
+			}
+			if req.Arguments == nil { // query-qmp-schema, query-commands
+				c.ReplyError(req.ID, "CommandNotFound", "no "+req.Execute)
+				continue
+			}
+			c.Reply(req.ID, req.Arguments)
+		}
+	}
+	lines := []string{"transaction(", "echo-action a=1", "echo-action a", "echo-action a=2", ")", "after b=1"}
+	const syntaxErr = "syntax error at \"a\": expected key=value\n"
+
+	out, errs, err := runShellOn(t, echo, Config{}, &scriptEditor{interactive: true, lines: lines})
+	want := `{"actions":[{"data":{"a":1},"type":"echo-action"},{"data":{"a":2},"type":"echo-action"}]}` + "\n{\"b\":1}\n"
+	if err != nil || out != want || errs != syntaxErr {
+		t.Errorf("on a terminal: Run() = %v, output %q, errors %q; want nil, %q, %q", err, out, errs, want, syntaxErr)
+	}
+
+	out, errs, err = runShellOn(t, echo, Config{}, &scriptEditor{lines: lines})
+	if want := syntaxErr + ErrRejectedTransaction.Error() + "\n"; !errors.Is(err, ErrCommandFailed) || out != "{\"b\":1}\n" || errs != want {
+		t.Errorf("on a pipe: Run() = %v, output %q, errors %q; want %v, %q, %q", err, out, errs, ErrCommandFailed, "{\"b\":1}\n", want)
+	}
+}
