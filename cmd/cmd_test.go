@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
+	"github.com/qmpsh/qmpsh/pkg/shell"
 )
 
 func TestMain(m *testing.M) {
@@ -274,6 +275,16 @@ func TestConnectPiped(t *testing.T) {
 			"transaction not sent: a line of its block was rejected (see above), and a transaction is all actions or none; fix the line and run the whole block again\n"
 		if r.stderr != want {
 			t.Errorf("stderr %q\nwant   %q", r.stderr, want)
+		}
+	})
+	t.Run("LineTooLongIsSkipped", func(t *testing.T) {
+		// One bad line among others is a failed command, not a lost
+		// connection: the next lines run, and the message names it.
+		long := "qom-get path=/" + strings.Repeat("a", shell.MaxPipeLine) + " property=type\n"
+		r := run(t, "query-status\n"+long+"qom-get path=/machine property=type", "connect", sock)
+		if r.code != ExitQMPError || !strings.Contains(r.stdout, `"status":"running"`) || !strings.HasSuffix(r.stdout, "\n\"none-machine\"\n") ||
+			r.stderr != "input line 2 is longer than 16 MiB, the most the shell reads: skipped, nothing sent\n" {
+			t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
 	})
 	t.Run("HelpSaysQuitLeavesQEMURunning", func(t *testing.T) {

@@ -2,6 +2,8 @@ package shell
 
 import (
 	"bufio"
+	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -170,26 +172,62 @@ func (f completer) Do(line []rune, pos int) ([][]rune, int) {
 }
 
 // NewPipeEditor returns an editor for input that is not a terminal: no
-// prompt, no editing, each line as it comes.
+// prompt, no editing, each line as it comes. A line longer than
+// MaxPipeLine is skipped, with a *LineTooLongError.
 func NewPipeEditor(in io.Reader, out io.Writer) Editor {
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	return &pipeEditor{sc: sc, w: &lockedWriter{w: out}}
+	return &pipeEditor{r: bufio.NewReaderSize(in, 64<<10), w: &lockedWriter{w: out}}
+}
+
+// MaxPipeLine bounds a line read from a pipe, so that input without
+// newlines cannot take all memory. QEMU's own limits on a request are
+// of the same order.
+const MaxPipeLine = 16 << 20
+
+// LineTooLongError is a line of input longer than MaxPipeLine: it was
+// skipped, and the lines after it are read as usual.
+type LineTooLongError struct {
+	Line int // 1 for the first line of input
+}
+
+func (e *LineTooLongError) Error() string {
+	return fmt.Sprintf("input line %d is longer than %d MiB, the most the shell reads: skipped, nothing sent", e.Line, MaxPipeLine>>20)
 }
 
 type pipeEditor struct {
-	sc *bufio.Scanner
-	w  *lockedWriter
+	r    *bufio.Reader
+	w    *lockedWriter
+	line int // lines read so far
 }
 
 func (e *pipeEditor) ReadLine() (string, error) {
-	if e.sc.Scan() {
-		return e.sc.Text(), nil
+	var line []byte
+	tooLong := false
+	for {
+		chunk, err := e.r.ReadSlice('\n')
+		if len(line)+len(chunk) > MaxPipeLine+1 { // +1: the newline
+			tooLong, line = true, nil // read on to the line's end
+		} else if !tooLong {
+			line = append(line, chunk...)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == io.EOF && (len(line) > 0 || tooLong) {
+			break // a last line without a newline
+		}
+		if err != nil {
+			return "", err
+		}
+		break
 	}
-	if err := e.sc.Err(); err != nil {
-		return "", err
+	e.line++
+	if tooLong {
+		return "", &LineTooLongError{Line: e.line}
 	}
-	return "", io.EOF
+	// As bufio.ScanLines: without the newline and a carriage return.
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	return string(line), nil
 }
 
 func (e *pipeEditor) SetPrompt(string)                       {}

@@ -126,6 +126,13 @@ func Run(ctx context.Context, cfg Config) error {
 				sh.fail(ErrUnclosedTransaction)
 			}
 			return sh.status()
+		case errors.As(err, new(*LineTooLongError)):
+			// A bad line, as a syntax error is: the next ones run.
+			if sh.parser.InBlock() {
+				sh.txRejected = true
+			}
+			sh.fail(err)
+			continue
 		case err != nil:
 			return err
 		}
