@@ -2,6 +2,7 @@ package qapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sort"
 	"strconv"
@@ -62,6 +63,9 @@ func (s *Schema) Help(name string) (string, error) {
 		} else {
 			h.member(0, "Returns", nil, si.RetType)
 		}
+	}
+	if h.full {
+		fmt.Fprintf(&h.b, "... (cut short at %d KiB: the schema nests too much to show whole; schema --json NAME gives every type it uses)\n", maxHelp>>10)
 	}
 	return h.b.String(), nil
 }
@@ -146,8 +150,15 @@ func (s *Schema) ListJSON() []byte {
 	return b
 }
 
+// maxHelp bounds what Help writes. Types are described where they are
+// used, so a server's schema that uses a type twice at each of 40 levels
+// would be described in 2^40 lines, and one nested 20,000 deep in
+// gigabytes of indent. QEMU 7.2's longest, blockdev-create's, is 156 KiB.
+const maxHelp = 1 << 20
+
 type helpWriter struct {
 	s         *Schema
+	full      bool // maxHelp was reached: write no more
 	b         strings.Builder
 	expanding map[string]bool // types being described, against recursion
 	root      string          // the type of the arguments or event data
@@ -157,17 +168,26 @@ type helpWriter struct {
 // line writes text at an indent, wrapping it at helpWidth after ", "
 // with continuation lines indented further.
 func (h *helpWriter) line(indent int, text string) {
+	if h.full {
+		return
+	}
+	var out strings.Builder
 	pad := strings.Repeat(" ", indent)
 	cont := strings.Repeat(" ", indent+4)
 	cur := pad
 	for i, part := range strings.SplitAfter(text, ", ") {
 		if i > 0 && len(cur)+len(strings.TrimRight(part, " ")) > helpWidth && strings.TrimSpace(cur) != "" {
-			h.b.WriteString(strings.TrimRight(cur, " ") + "\n")
+			out.WriteString(strings.TrimRight(cur, " ") + "\n")
 			cur = cont
 		}
 		cur += part
 	}
-	h.b.WriteString(strings.TrimRight(cur, " ") + "\n")
+	out.WriteString(strings.TrimRight(cur, " ") + "\n")
+	if h.b.Len()+out.Len() > maxHelp {
+		h.full = true
+		return
+	}
+	h.b.WriteString(out.String())
 }
 
 // object writes "LABEL:" and an object's members, or "LABEL: none".
@@ -190,6 +210,9 @@ func (h *helpWriter) object(label string, si *SchemaInfo) {
 // members writes an object's members at indent, then what each branch of
 // a union adds.
 func (h *helpWriter) members(indent int, si *SchemaInfo) {
+	if h.full { // stop the walk too, not only the writing
+		return
+	}
 	for i := range si.Members {
 		m := &si.Members[i]
 		h.member(indent, m.Name, m, m.Type)

@@ -3,9 +3,11 @@ package qapi
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -163,5 +165,42 @@ func TestSchemaHelp(t *testing.T) {
 		if _, err := s.HelpJSON(name); err != nil {
 			t.Errorf("HelpJSON(%s): %v", name, err)
 		}
+	}
+}
+
+// A server's schema can make help as long as it likes: a type used twice
+// at each level doubles it per level, a deep chain grows it with the
+// square of its depth. Help stops at maxHelp and says where to look.
+func TestHelpBoundedOnHostileSchema(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		levels  int
+		members string // each level's members, %d the next level's type
+	}{
+		{"SharedTypes", 18, `[{"name": "a", "type": "t%d"}, {"name": "b", "type": "t%d"}]`},
+		{"DeepChain", 3000, `[{"name": "m", "type": "t%d"}]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			entries := []string{
+				`{"name": "cmd", "meta-type": "command", "arg-type": "t0", "ret-type": "t0"}`,
+				fmt.Sprintf(`{"name": "t%d", "meta-type": "builtin", "json-type": "string"}`, tc.levels),
+			}
+			for i := 0; i < tc.levels; i++ {
+				m := strings.ReplaceAll(tc.members, "%d", strconv.Itoa(i+1))
+				entries = append(entries, fmt.Sprintf(`{"name": "t%d", "meta-type": "object", "members": %s}`, i, m))
+			}
+			s, err := Load([]byte("[" + strings.Join(entries, ",") + "]"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := s.Help("cmd")
+			if err != nil {
+				t.Fatal(err)
+			}
+			const cut = "... (cut short at 1024 KiB: the schema nests too much to show whole; schema --json NAME gives every type it uses)\n"
+			if len(h) > maxHelp+1+len(cut) || !strings.HasSuffix(h, cut) {
+				t.Errorf("help of %d bytes ends %q; want at most about %d, ending %q", len(h), h[max(0, len(h)-200):], maxHelp, cut)
+			}
+		})
 	}
 }
