@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -285,6 +286,25 @@ func TestConnectPiped(t *testing.T) {
 		if r.code != ExitQMPError || !strings.Contains(r.stdout, `"status":"running"`) || !strings.HasSuffix(r.stdout, "\n\"none-machine\"\n") ||
 			r.stderr != "input line 2 is longer than 16 MiB, the most the shell reads: skipped, nothing sent\n" {
 			t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
+	t.Run("PrettyStaysJSON", func(t *testing.T) {
+		// --pretty on a pipe indents the JSON; events stay JSON too,
+		// not the "event STOP at ..." header a person gets.
+		r := run(t, "stop\ncont\n", "--pretty", "connect", sock)
+		dec := json.NewDecoder(strings.NewReader(r.stdout))
+		var events []string
+		for {
+			var v struct{ Event string }
+			if err := dec.Decode(&v); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatalf("stdout %q is not a JSON stream: %v", r.stdout, err)
+			}
+			events = append(events, v.Event)
+		}
+		if want := []string{"STOP", "", "RESUME", ""}; r.code != ExitOK || !slices.Equal(events, want) || !strings.Contains(r.stdout, "\n    \"event\": \"STOP\"\n") {
+			t.Errorf("exit %d, stdout %q: want the events and replies %q, indented", r.code, r.stdout, want)
 		}
 	})
 	t.Run("HelpSaysQuitLeavesQEMURunning", func(t *testing.T) {

@@ -619,7 +619,7 @@ func (sh *shell) startPrinter() (stop func()) {
 			return
 		}
 		for ev, ok := l.Take(); ok; ev, ok = l.Take() {
-			sh.out.Write(sh.Format.Event(ev))
+			sh.printEvent(ev)
 		}
 	}
 	// The state the session starts in, read before Run goes on, so that
@@ -631,7 +631,7 @@ func (sh *shell) startPrinter() (stop func()) {
 		for {
 			select {
 			case ev := <-events:
-				sh.out.Write(sh.Format.Event(ev))
+				sh.printEvent(ev)
 			case <-changed:
 				was := state
 				state, changed = sh.conn().RunstateChanged()
@@ -660,6 +660,18 @@ func (sh *shell) startPrinter() (stop func()) {
 			l.Close()
 		}
 	}
+}
+
+// printEvent prints an event: for a person, a header with its name and
+// time above its data; for a program reading JSON (JSONOut), the event as
+// QEMU sent it, even under --pretty, which then only indents it.
+func (sh *shell) printEvent(ev qmp.Event) {
+	if sh.JSONOut && sh.Format.Pretty {
+		line, _ := ev.MarshalJSON() // the data was valid JSON when read
+		sh.out.Write(sh.Format.JSON(line))
+		return
+	}
+	sh.out.Write(sh.Format.Event(ev))
 }
 
 func (sh *shell) flushEvents() {
