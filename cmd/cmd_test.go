@@ -9,7 +9,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -305,6 +307,16 @@ func TestConnectPiped(t *testing.T) {
 		}
 		if want := []string{"STOP", "", "RESUME", ""}; r.code != ExitOK || !slices.Equal(events, want) || !strings.Contains(r.stdout, "\n    \"event\": \"STOP\"\n") {
 			t.Errorf("exit %d, stdout %q: want the events and replies %q, indented", r.code, r.stdout, want)
+		}
+	})
+	t.Run("UnreadableInputIsNotTheConnection", func(t *testing.T) {
+		// Standard input that fails (a directory, an I/O error) is a
+		// local failure, 1, not 3: scripts retry on 3.
+		var out, errOut qmptest.Buffer
+		in := io.MultiReader(strings.NewReader("query-status\n"), iotest.ErrReader(syscall.EISDIR))
+		code := Main([]string{"connect", sock}, &IOStreams{In: in, Out: &out, ErrOut: &errOut})
+		if code != ExitQMPError || !strings.Contains(out.String(), `"status"`) || errOut.String() != "qmpsh: reading input: is a directory\n" {
+			t.Errorf("exit %d, stdout %q, stderr %q; want 1, the status, a line saying input failed", code, out.String(), errOut.String())
 		}
 	})
 	t.Run("HelpSaysQuitLeavesQEMURunning", func(t *testing.T) {

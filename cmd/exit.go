@@ -98,7 +98,12 @@ func connectionError(addr string, err error) error {
 	var te *qmp.TimeoutError
 	var pe *protocol.SocketPathError
 	var ge *qmp.GreetingError
+	var ie *shell.InputError
 	switch {
+	case errors.As(err, &ie):
+		// The shell's input failed, not the connection: retrying the
+		// connection (what scripts do on 3) would not help.
+		return &ExitError{Code: ExitQMPError, Err: err}
 	case errors.As(err, &pe):
 		// The user named a path that is not free: nothing was sent.
 		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("cannot listen on %s: %w", addr, pe), Syntax: true}

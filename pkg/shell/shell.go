@@ -36,6 +36,17 @@ func (e *ConnectionLostError) Error() string {
 // Unwrap returns the cause.
 func (e *ConnectionLostError) Unwrap() error { return e.Cause }
 
+// InputError is returned by Run when the editor could not read a line
+// (standard input unreadable): no fault of the connection's.
+type InputError struct {
+	Err error
+}
+
+func (e *InputError) Error() string { return "reading input: " + e.Err.Error() }
+
+// Unwrap returns the editor's error.
+func (e *InputError) Unwrap() error { return e.Err }
+
 // Config configures Run.
 type Config struct {
 	Client *qmp.Client // connected and negotiated
@@ -78,8 +89,8 @@ type Config struct {
 }
 
 // Run reads lines from the editor and runs them until end of input or a
-// quit. It returns nil, ErrCommandFailed, a *ConnectionLostError, or the
-// editor's own error. ErrCommandFailed is for scripts: an interactive
+// quit. It returns nil, ErrCommandFailed, a *ConnectionLostError, or an
+// *InputError with the editor's own error. ErrCommandFailed is for scripts: an interactive
 // session, where a person read each error as it came, ends with nil
 // however many commands failed.
 func Run(ctx context.Context, cfg Config) error {
@@ -134,7 +145,7 @@ func Run(ctx context.Context, cfg Config) error {
 			sh.fail(err)
 			continue
 		case err != nil:
-			return err
+			return &InputError{Err: err}
 		}
 		if sh.handle(ctx, line) {
 			return sh.status()
