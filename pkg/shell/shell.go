@@ -242,8 +242,9 @@ func (sh *shell) handle(ctx context.Context, line string) bool {
 		// to type it again. A script cannot: sending the block's other
 		// actions at its ")" would run part of what was meant to be all
 		// or nothing (a bitmap cleared without the backup that goes
-		// with it), so the whole block fails there instead.
-		if sh.parser.InBlock() && !sh.Editor.Interactive() {
+		// with it), so the whole block fails there instead. A lone
+		// nested "transaction(" drops no action: the block still runs.
+		if sh.parser.InBlock() && !sh.Editor.Interactive() && strings.TrimSpace(line) != transactionOpen {
 			sh.txRejected = true
 		}
 		sh.fail(err)

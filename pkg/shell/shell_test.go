@@ -407,3 +407,31 @@ func TestTransactionRejectedLine(t *testing.T) {
 		t.Errorf("on a pipe: Run() = %v, output %q, errors %q; want %v, %q, %q", err, out, errs, ErrCommandFailed, "{\"b\":1}\n", want)
 	}
 }
+
+// A line "transaction(" inside a block is rejected but drops no action:
+// on a pipe the block still runs. One with an action on it drops that
+// action: the block sends nothing.
+func TestTransactionNestedOnPipe(t *testing.T) {
+	echo := func(c *qmptest.Conn) {
+		c.Greet()
+		for {
+			req, err := c.ReadRequest()
+			if err != nil {
+				return
+			}
+			if req.Arguments == nil { // query-qmp-schema, query-commands
+				c.ReplyError(req.ID, "CommandNotFound", "no "+req.Execute)
+				continue
+			}
+			c.Reply(req.ID, req.Arguments)
+		}
+	}
+	out, _, _ := runShell(t, echo, Config{}, "transaction(", "a x=1", "transaction(", ")")
+	if want := `{"actions":[{"data":{"x":1},"type":"a"}]}` + "\n"; out != want {
+		t.Errorf("lone nested transaction(: output %q, want %q", out, want)
+	}
+	out, errs, _ := runShell(t, echo, Config{}, "transaction(", "a x=1", "transaction( b y=2", ")")
+	if out != "" || !strings.HasSuffix(errs, ErrRejectedTransaction.Error()+"\n") {
+		t.Errorf("nested transaction( with an action: output %q, errors %q; want nothing sent", out, errs)
+	}
+}
