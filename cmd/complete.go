@@ -42,7 +42,9 @@ func schemaCompletion(g *GlobalOptions, sockets func() []string, names func(*qap
 		}
 		var out []cobra.Completion
 		for _, n := range names(s) {
-			if strings.HasPrefix(n, toComplete) {
+			// Typable: a hostile name would put escapes on the
+			// terminal, or break cobra's one-per-line protocol.
+			if strings.HasPrefix(n, toComplete) && shell.Typable(n) {
 				out = append(out, n)
 			}
 		}

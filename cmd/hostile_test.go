@@ -1,8 +1,11 @@
 package cmd
 
 import (
+	"bufio"
 	"bytes"
+	"io"
 	"log/slog"
+	"net"
 	"regexp"
 	"strings"
 	"sync"
@@ -40,6 +43,9 @@ func hostileServer(t *testing.T) *qmptest.Server {
 				c.Reply(req.ID, map[string]any{})
 			case "query-qmp-schema":
 				c.Reply(req.ID, schema)
+			case "garbage": // not JSON: the session ends
+				c.WriteRaw([]byte(hostileEscapes + "\r\n"))
+				return
 			default:
 				c.ReplyError(req.ID, "GenericError", "bad"+hostileEscapes)
 			}
@@ -63,6 +69,10 @@ func TestHostileServerText(t *testing.T) {
 		{"ExecError", run(t, "", "exec", "-s", s.Addr, "boom"), ExitQMPError, "", "GenericError: bad" + hostileSpelt},
 		{"SchemaList", runTTY(t, "", "schema", "-s", s.Addr), ExitOK, "  evil" + hostileSpelt + "\n", ""},
 		{"SchemaHelp", runTTY(t, "", "schema", "-s", s.Addr, "EV"+hostileEscapes), ExitOK, "EV" + hostileSpelt + " (event)", ""},
+		// -v shows a line that is not JSON as it came, escapes spelt out.
+		{"VerboseNotJSON", run(t, "", "-v", "exec", "-s", s.Addr, "garbage"), ExitConnection, "", "<-- " + hostileSpelt + "\n"},
+		// The user's shell's completion lists no such name.
+		{"ShellCompletion", run(t, "", "__complete", "schema", "-s", s.Addr, ""), ExitOK, "query-status\n:4\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := tc.r
@@ -104,5 +114,29 @@ func TestPtyHostileServer(t *testing.T) {
 	p.mu.Unlock()
 	if got {
 		t.Errorf("the terminal got the server's escapes:\n%s", p.screen())
+	}
+}
+
+// The proxy's -v shows a client's input that is not JSON (each piece
+// QEMU's parser would see) with its escapes spelt out: a client must not drive the terminal the proxy's
+// stderr is on.
+func TestProxyVerboseSpellsOutEscapes(t *testing.T) {
+	p := startProxyCmd(t, qmptest.StartQEMU(t), "-v")
+	c, err := net.Dial("unix", p.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	if _, err := r.ReadString('\n'); err != nil { // the greeting
+		t.Fatal(err)
+	}
+	io.WriteString(c, hostileEscapes+"\r\n")
+	if _, err := r.ReadString('\n'); err != nil { // the proxy's error reply
+		t.Fatal(err)
+	}
+	p.stderr.WaitFor(t, `--> {"error"`, 1)
+	if got := p.stderr.String(); strings.ContainsAny(got, "\x1b\a") || !strings.Contains(got, `<-- \x1b`+"\n") {
+		t.Errorf("the proxy's -v showed %q; want the client's line spelt out, no escapes", got)
 	}
 }

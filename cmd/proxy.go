@@ -233,7 +233,9 @@ func (o *proxyOutput) trace(who string, dir protocol.Direction, msg []byte) {
 	o.line = append(append(append(append(o.line[:0], who...), ' '), dir.String()...), ' ')
 	o.line = append(append(o.line, msg...), '\n')
 	if o.verbose != nil {
-		o.verbose.Write(o.line)
+		// Printable: a peer's line that is not JSON may carry terminal
+		// escapes; the --log file keeps it whole.
+		io.WriteString(o.verbose, shell.Printable(string(o.line)))
 	}
 	if o.log != nil {
 		logLine(o.log, now, o.line)

@@ -328,10 +328,12 @@ func (t *traffic) trace(dir protocol.Direction, msg []byte, aside bool) {
 	t.line = append(append(append(t.line[:0], dir.String()...), ' '), msg...)
 	t.line = append(t.line, '\n')
 	if t.verbose != nil {
+		// Printable: a server's line that is not JSON may carry
+		// terminal escapes; the --log file keeps it whole.
 		if aside && dir == protocol.Received && len(msg) > shortenOver {
-			t.verbose.Write(append(append([]byte(dir.String()+" "), shorten(msg)...), '\n'))
+			io.WriteString(t.verbose, shell.Printable(dir.String()+" "+string(shorten(msg))+"\n"))
 		} else {
-			t.verbose.Write(t.line)
+			io.WriteString(t.verbose, shell.Printable(string(t.line)))
 		}
 	}
 	if t.log != nil {

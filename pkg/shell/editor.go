@@ -158,7 +158,7 @@ func (f completer) Do(line []rune, pos int) ([][]rune, int) {
 	cands, n := f(string(line[:pos]))
 	out := make([][]rune, 0, len(cands))
 	for _, c := range cands {
-		if Printable(c) != c {
+		if !Typable(c) {
 			// A name from a hostile schema: readline would echo its
 			// escape sequences to the terminal, and no one types it.
 			continue

@@ -48,3 +48,13 @@ func isPrintable(s string) bool {
 	}
 	return true
 }
+
+// Typable tells whether a name from the server may be offered by Tab
+// completion: printable, without the escapes Printable would spell out
+// (the terminal shows what completion inserts or lists) and without
+// blanks or newlines, which no QMP name has and which would split the
+// line being completed, or a candidate of a shell's completion protocol
+// (one per line, a tab before its description).
+func Typable(s string) bool {
+	return isPrintable(s) && !strings.ContainsAny(s, " \t\n")
+}

@@ -103,3 +103,18 @@ func TestCompletionSkipsUnprintable(t *testing.T) {
 		t.Errorf("Do(ev) = %q, %d; want [ict], 2", got, n)
 	}
 }
+
+func TestTypable(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want bool
+	}{
+		{"query-status", true}, {"cache.direct=", true}, {"transaction(", true},
+		{"evil" + evil, false}, {"two\nlines", false}, {"tab\tdesc", false}, {"a b", false},
+		{"bad\xff", false}, {"csi\u009b", false},
+	} {
+		if got := Typable(tc.s); got != tc.want {
+			t.Errorf("Typable(%q) = %v, want %v", tc.s, got, tc.want)
+		}
+	}
+}
