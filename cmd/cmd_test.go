@@ -441,3 +441,19 @@ func TestCompletionAndVersion(t *testing.T) {
 		t.Errorf("--version: %+v", r)
 	}
 }
+
+// A reply longer than the library's default 10 MiB bound (HMP's memory
+// dump here) reaches the shell and exec: a person asked for it, and past
+// the bound the session would end.
+func TestLongReply(t *testing.T) {
+	sock := qmptest.StartQEMU(t, "-M", "pc", "-m", "16", "-S")
+	const dump = "hmp xp /1500000xb 0" // about 11 MiB of text
+	r := run(t, dump+"\nquery-status\n", "connect", sock)
+	if r.code != ExitOK || len(r.stdout) < 10<<20 || !strings.HasSuffix(r.stdout, "\"running\":false}\n") {
+		t.Errorf("shell: exit %d, %d bytes of stdout ending %q, stderr %q", r.code, len(r.stdout), r.stdout[max(0, len(r.stdout)-100):], r.stderr)
+	}
+	r = run(t, "", "exec", "-s", sock, dump)
+	if r.code != ExitOK || len(r.stdout) < 10<<20 {
+		t.Errorf("exec: exit %d, %d bytes of stdout, stderr %q", r.code, len(r.stdout), r.stderr)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
+	"github.com/qmpsh/qmpsh/pkg/proxy"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/shell"
 )
@@ -257,7 +258,13 @@ func (o *GlobalOptions) newTargetClient(verbose io.Writer, target string, extra 
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := []qmp.Option{qmp.WithLogger(t.targetLogger(o.IO.ErrOut, target))}
+	opts := []qmp.Option{
+		qmp.WithLogger(t.targetLogger(o.IO.ErrOut, target)),
+		// The proxy's bound on QEMU's messages, not the library's
+		// 10 MiB: a person asked for this reply (hmp xp, info mtree
+		// can print tens of MiB), and past the bound the session ends.
+		qmp.WithMaxMessageSize(proxy.MaxUpstreamMessageSize),
+	}
 	if t.on() {
 		opts = append(opts, qmp.WithAsideTrace(t.trace))
 	}
