@@ -852,12 +852,25 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 	if !c.cfg.awaitGreet {
 		return nil
 	}
-	msg, err := s.Recv()
-	if err != nil {
-		if errors.Is(err, protocol.ErrClosedByPeer) {
-			err = errors.New("server closed the connection without greeting")
+	var msg []byte
+	for {
+		m, err := s.Recv()
+		if err != nil {
+			if errors.Is(err, protocol.ErrClosedByPeer) {
+				err = errors.New("server closed the connection without greeting")
+			}
+			return &GreetingError{Err: err}
 		}
-		return &GreetingError{Err: err}
+		// QEMU 7.2 can write an event on a new connection before its
+		// greeting: one emitted as the previous client left, before
+		// the monitor was set back to negotiation (a job's
+		// BLOCK_JOB_READY, say). It is an event like any other.
+		if ev := (reply{}); ev.decodeEvent(m, nil) {
+			c.dispatch(&ev, false)
+			continue
+		}
+		msg = m
+		break
 	}
 	if bytes.Equal(msg, protocol.Probe) {
 		return &GreetingError{Err: ErrProbed}

@@ -154,6 +154,33 @@ func TestFaultMemberOfWrongType(t *testing.T) {
 	}
 }
 
+// QEMU 7.2 can write an event before the greeting on a new connection
+// (one emitted as the previous client left): the client connects, and
+// the event reaches a listener.
+func TestEventBeforeGreeting(t *testing.T) {
+	s := fakeServer(t, func(c *qmptest.Conn) {
+		c.Event("BLOCK_JOB_READY", map[string]any{"device": "j0"})
+		if negotiated(c) {
+			<-c.Done()
+		}
+	})
+	c := qmp.NewClient()
+	l := c.Listen("BLOCK_JOB_READY")
+	defer l.Close()
+	if err := c.Connect(testContext(t), s.Addr); err != nil {
+		t.Fatalf("Connect() = %v", err)
+	}
+	defer c.Disconnect()
+	select {
+	case ev := <-l.Events():
+		if string(ev.Data) != `{"device":"j0"}` {
+			t.Errorf("event data %s", ev.Data)
+		}
+	case <-testContext(t).Done():
+		t.Fatal("the event before the greeting never reached the listener")
+	}
+}
+
 func TestFaultGarbageLine(t *testing.T) {
 	s := fakeServer(t, func(c *qmptest.Conn) {
 		if negotiated(c) {
