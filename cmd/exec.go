@@ -270,6 +270,10 @@ func runInput(ctx context.Context, client *qmp.Client, in *shell.Input, schema *
 		}
 		err = in.Explain(schema, err)
 	}
+	if err == nil && in.HMP {
+		// The shell's hmp line prints what the shell prints.
+		return shell.HMPText(ret), nil
+	}
 	if err != nil || in.Raw == nil {
 		return ret, err
 	}

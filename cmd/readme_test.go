@@ -58,6 +58,20 @@ func TestREADMEExamplesPiped(t *testing.T) {
 		check(t, run(t, "", "exec", "-s", sock, `{"execute": "query-version"}`), 0, `"qemu":`)
 		check(t, run(t, "", "exec", "-s", sock, "object-add", "qom-type=secret", "id=s0", "data=123"), 0, "{}")
 	})
+	t.Run("ExecHMP", func(t *testing.T) {
+		// qmpsh exec hmp info status: HMP's text as one JSON string, the
+		// shell's hmp line, printed as the shell prints it on a pipe
+		// (HMP's "\r\n" line ends made "\n", so jq -r gives the text).
+		sh := run(t, "hmp info status\n", "connect", sock)
+		check(t, sh, 0, `"VM status: `)
+		for _, args := range [][]string{{"hmp", "info", "status"}, {"hmp info status"}} {
+			r := run(t, "", append([]string{"exec", "-s", sock}, args...)...)
+			check(t, r, 0, `"VM status: `)
+			if r.stdout != sh.stdout {
+				t.Errorf("exec %q printed %q, the shell %q", args, r.stdout, sh.stdout)
+			}
+		}
+	})
 	t.Run("WaitEvent", func(t *testing.T) {
 		// qmpsh exec -s /tmp/qmp.sock --wait-event SHUTDOWN system_powerdown
 		r := run(t, "", "exec", "-s", sock, "--wait-event", "STOP", "stop")

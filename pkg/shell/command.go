@@ -25,6 +25,10 @@ type Input struct {
 	// Raw is a raw JSON message, compacted (insignificant whitespace
 	// removed, member order and everything else kept as typed).
 	Raw []byte
+	// HMP is set for the shell's hmp line (human-monitor-command with
+	// the rest of the line as its command line): its return value is
+	// HMP's text, whose line ends HMPText makes the shell's.
+	HMP bool
 	// tx is a closed transaction block: its actions were typed as each
 	// line was read, so that a bad line could be typed again.
 	tx *Command

@@ -163,7 +163,7 @@ func parseHMP(args []string) (in *Input, ok bool, err error) {
 	if rest = strings.TrimSpace(rest); rest == "" {
 		return nil, true, errors.New("hmp needs a human monitor command, such as: hmp info status")
 	}
-	return &Input{Name: "human-monitor-command", Args: []qapi.KeyValue{{Key: "command-line", Value: rest}}}, true, nil
+	return &Input{Name: "human-monitor-command", Args: []qapi.KeyValue{{Key: "command-line", Value: rest}}, HMP: true}, true, nil
 }
 
 func parseOneLine(line string) (*Input, error) {

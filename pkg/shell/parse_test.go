@@ -644,9 +644,10 @@ func TestParseArgsOneLine(t *testing.T) {
 }
 
 // exec takes the shell's hmp line too, in one argument or in words: the
-// human-monitor-command the shell sends for it.
+// human-monitor-command the shell sends for it, marked HMP so that exec
+// prints its text as the shell does.
 func TestParseArgsHMP(t *testing.T) {
-	want := &Input{Name: "human-monitor-command", Args: []qapi.KeyValue{{Key: "command-line", Value: "info status"}}}
+	want := &Input{Name: "human-monitor-command", Args: []qapi.KeyValue{{Key: "command-line", Value: "info status"}}, HMP: true}
 	for _, args := range [][]string{{"hmp info status"}, {" hmp  info status "}, {"hmp", "info", "status"}} {
 		got, err := ParseArgs(args)
 		if err != nil || !reflect.DeepEqual(got, want) {

@@ -1,6 +1,7 @@
 package shell
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -524,6 +525,24 @@ func (sh *shell) hmp(ctx context.Context, cmdline string) {
 	sh.report(ret, err, true)
 }
 
+// hmpLineEnds turns HMP's "\r\n" line ends into "\n".
+func hmpLineEnds(s string) string { return strings.ReplaceAll(s, "\r\n", "\n") }
+
+// HMPText is ret, human-monitor-command's return value, with HMP's line
+// ends made "\n", as the shell prints it: one JSON string that jq -r
+// turns back into the text. Any other value is returned unchanged.
+func HMPText(ret json.RawMessage) json.RawMessage {
+	var s string
+	if json.Unmarshal(ret, &s) != nil {
+		return ret
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(hmpLineEnds(s))
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
 // report prints a command's outcome after the events that arrived before
 // it, so the output reads in the order QEMU said things.
 func (sh *shell) report(ret json.RawMessage, err error, text bool) {
@@ -537,7 +556,7 @@ func (sh *shell) report(ret json.RawMessage, err error, text bool) {
 	case err == nil && text:
 		var s string
 		if json.Unmarshal(ret, &s) == nil {
-			s = strings.ReplaceAll(s, "\r\n", "\n") // HMP's line ends
+			s = hmpLineEnds(s)
 			if sh.JSONOut {
 				// One JSON string, which jq -r turns back into the text.
 				enc := json.NewEncoder(sh.out)
