@@ -146,8 +146,6 @@ func ParseArgs(args []string) (*Input, error) {
 	return &Input{Name: words[0], Args: kvs}, nil
 }
 
-// parseOneLine parses a whole line given as one argument: it must hold
-// one command, not a comment or a block left open.
 // parseHMP takes the shell's hmp line, as one argument ('hmp info
 // status') or words (hmp info status): human-monitor-command with the
 // rest as its command line, as the shell sends it. ok is false when args
@@ -166,6 +164,8 @@ func parseHMP(args []string) (in *Input, ok bool, err error) {
 	return &Input{Name: "human-monitor-command", Args: []qapi.KeyValue{{Key: "command-line", Value: rest}}, HMP: true}, true, nil
 }
 
+// parseOneLine parses a whole line given as one argument: it must hold
+// one command, not a comment or a block left open.
 func parseOneLine(line string) (*Input, error) {
 	var p Parser
 	in, err := p.Parse(line)
