@@ -30,7 +30,9 @@ const exitStatusHelp = `Exit status:
      or another failure (the message says which)
   2  usage or syntax error (nothing was sent)
   3  cannot connect, connection lost, or protocol error
-  4  timed out`
+  4  timed out
+  130  Ctrl-C stopped a wait (job, migration) or ga cp or ga run
+  141  standard output was closed (| head)`
 
 // ExitError carries the exit status a failure maps to.
 type ExitError struct {
