@@ -376,33 +376,36 @@ func TestRunInteractiveFailureIsNoStatus(t *testing.T) {
 	}
 }
 
+// echoArguments is a server without a schema (it knows no
+// query-qmp-schema) that answers each command with its arguments.
+func echoArguments(c *qmptest.Conn) {
+	c.Greet()
+	for {
+		req, err := c.ReadRequest()
+		if err != nil {
+			return
+		}
+		if req.Arguments == nil { // query-qmp-schema, query-commands
+			c.ReplyError(req.ID, "CommandNotFound", "no "+req.Execute)
+			continue
+		}
+		c.Reply(req.ID, req.Arguments)
+	}
+}
+
 // A rejected line of a transaction block: a person types it again and
 // the block goes on; a script cannot, so its block sends nothing.
 func TestTransactionRejectedLine(t *testing.T) {
-	echo := func(c *qmptest.Conn) {
-		c.Greet()
-		for {
-			req, err := c.ReadRequest()
-			if err != nil {
-				return
-			}
-			if req.Arguments == nil { // query-qmp-schema, query-commands
-				c.ReplyError(req.ID, "CommandNotFound", "no "+req.Execute)
-				continue
-			}
-			c.Reply(req.ID, req.Arguments)
-		}
-	}
 	lines := []string{"transaction(", "echo-action a=1", "echo-action a", "echo-action a=2", ")", "after b=1"}
 	const syntaxErr = "syntax error at \"a\": expected key=value\n"
 
-	out, errs, err := runShellOn(t, echo, Config{}, &scriptEditor{interactive: true, lines: lines})
+	out, errs, err := runShellOn(t, echoArguments, Config{}, &scriptEditor{interactive: true, lines: lines})
 	want := `{"actions":[{"data":{"a":1},"type":"echo-action"},{"data":{"a":2},"type":"echo-action"}]}` + "\n{\"b\":1}\n"
 	if err != nil || out != want || errs != syntaxErr {
 		t.Errorf("on a terminal: Run() = %v, output %q, errors %q; want nil, %q, %q", err, out, errs, want, syntaxErr)
 	}
 
-	out, errs, err = runShellOn(t, echo, Config{}, &scriptEditor{lines: lines})
+	out, errs, err = runShellOn(t, echoArguments, Config{}, &scriptEditor{lines: lines})
 	if want := syntaxErr + ErrRejectedTransaction.Error() + "\n"; !errors.Is(err, ErrCommandFailed) || out != "{\"b\":1}\n" || errs != want {
 		t.Errorf("on a pipe: Run() = %v, output %q, errors %q; want %v, %q, %q", err, out, errs, ErrCommandFailed, "{\"b\":1}\n", want)
 	}
@@ -412,25 +415,11 @@ func TestTransactionRejectedLine(t *testing.T) {
 // on a pipe the block still runs. One with an action on it drops that
 // action: the block sends nothing.
 func TestTransactionNestedOnPipe(t *testing.T) {
-	echo := func(c *qmptest.Conn) {
-		c.Greet()
-		for {
-			req, err := c.ReadRequest()
-			if err != nil {
-				return
-			}
-			if req.Arguments == nil { // query-qmp-schema, query-commands
-				c.ReplyError(req.ID, "CommandNotFound", "no "+req.Execute)
-				continue
-			}
-			c.Reply(req.ID, req.Arguments)
-		}
-	}
-	out, _, _ := runShell(t, echo, Config{}, "transaction(", "a x=1", "transaction(", ")")
+	out, _, _ := runShell(t, echoArguments, Config{}, "transaction(", "a x=1", "transaction(", ")")
 	if want := `{"actions":[{"data":{"x":1},"type":"a"}]}` + "\n"; out != want {
 		t.Errorf("lone nested transaction(: output %q, want %q", out, want)
 	}
-	out, errs, _ := runShell(t, echo, Config{}, "transaction(", "a x=1", "transaction( b y=2", ")")
+	out, errs, _ := runShell(t, echoArguments, Config{}, "transaction(", "a x=1", "transaction( b y=2", ")")
 	if out != "" || !strings.HasSuffix(errs, ErrRejectedTransaction.Error()+"\n") {
 		t.Errorf("nested transaction( with an action: output %q, errors %q; want nothing sent", out, errs)
 	}
