@@ -556,15 +556,11 @@ func (sh *shell) report(ret json.RawMessage, err error, text bool) {
 	case err == nil && text:
 		var s string
 		if json.Unmarshal(ret, &s) == nil {
-			s = hmpLineEnds(s)
 			if sh.JSONOut {
-				// One JSON string, which jq -r turns back into the text.
-				enc := json.NewEncoder(sh.out)
-				enc.SetEscapeHTML(false)
-				enc.Encode(s)
+				sh.out.Write(append(HMPText(ret), '\n'))
 				return
 			}
-			s = Printable(s)
+			s = Printable(hmpLineEnds(s))
 			io.WriteString(sh.out, s)
 			if s != "" && !strings.HasSuffix(s, "\n") {
 				io.WriteString(sh.out, "\n")
