@@ -400,10 +400,7 @@ func TestAcceptRemovesPrivateDirOnceConnected(t *testing.T) {
 func TestAcceptSurvivesSecondAccept(t *testing.T) {
 	qmptest.RequireQEMU(t, "qemu-system-x86_64")
 	sock := filepath.Join(ptyShortTempDir(t), "qmp.sock")
-	s := startWrap(t, "accept", sock)
-	if line := s.errOut.next(t); line != "qmpsh: waiting for QEMU; start it with: -qmp unix:"+sock {
-		t.Fatalf("stderr %q", line)
-	}
+	s := startAccept(t, sock)
 
 	run(t, "", "accept", "--timeout", "10s", sock).
 		mustSay(t, ExitUsage, "cannot listen on "+sock+": something is listening on "+sock)
@@ -429,10 +426,7 @@ func TestAcceptSurvivesSecondAccept(t *testing.T) {
 func TestAcceptQEMUFailsToStart(t *testing.T) {
 	qmptest.RequireQEMU(t, "qemu-system-x86_64")
 	sock := filepath.Join(ptyShortTempDir(t), "qmp.sock")
-	s := startWrap(t, "accept", sock)
-	if line := s.errOut.next(t); line != "qmpsh: waiting for QEMU; start it with: -qmp unix:"+sock {
-		t.Fatalf("stderr %q", line)
-	}
+	s := startAccept(t, sock)
 	qmptest.StartQEMUClient(t, sock, "-drive", "file=/nonexistent/qmpsh-test,if=none")
 	if code := s.wait(t); code != ExitConnection {
 		t.Fatalf("exit %d, want %d; stderr %q", code, ExitConnection, s.errOut.String())
@@ -440,4 +434,15 @@ func TestAcceptQEMUFailsToStart(t *testing.T) {
 	if want := "server closed the connection without greeting"; !strings.Contains(s.errOut.String(), want) {
 		t.Errorf("stderr %q does not say %q", s.errOut.String(), want)
 	}
+}
+
+// startAccept starts qmpsh accept on sock and waits till it says where
+// QEMU is to connect.
+func startAccept(t *testing.T, sock string) *wrapSession {
+	t.Helper()
+	s := startWrap(t, "accept", sock)
+	if line := s.errOut.next(t); line != "qmpsh: waiting for QEMU; start it with: -qmp unix:"+sock {
+		t.Fatalf("stderr %q", line)
+	}
+	return s
 }
