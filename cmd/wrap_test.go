@@ -143,6 +143,25 @@ func startWrap(t *testing.T, args ...string) *wrapSession {
 	return s
 }
 
+// requireRunning runs query-status in the session, which answers once
+// QEMU has connected, and requires QEMU to be running.
+func (s *wrapSession) requireRunning(t *testing.T) {
+	t.Helper()
+	io.WriteString(s.stdin, "query-status\n")
+	if line := s.out.next(t); !strings.Contains(line, `"running"`) {
+		t.Fatalf("stdout %q, stderr %q", line, s.errOut.String())
+	}
+}
+
+// end closes the session's stdin and requires qmpsh to end with status 0.
+func (s *wrapSession) end(t *testing.T) {
+	t.Helper()
+	s.stdin.Close()
+	if code := s.wait(t); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, s.errOut.String())
+	}
+}
+
 // wait waits for qmpsh to return, with stdin still open, and for all its
 // output to be read.
 func (s *wrapSession) wait(t *testing.T) int {
@@ -230,10 +249,7 @@ func TestWrapQEMUEndsShell(t *testing.T) {
 		s := startWrap(t, append([]string{"wrap", "--"}, wrapQEMU...)...)
 		pid, _ := wrapPid(t, s.errOut.next(t))
 		// Once the shell has answered, QEMU has connected.
-		io.WriteString(s.stdin, "query-status\n")
-		if line := s.out.next(t); !strings.Contains(line, `"running"`) {
-			t.Fatalf("stdout %q", line)
-		}
+		s.requireRunning(t)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -360,15 +376,9 @@ func TestWrapRemovesSocketDirOnceConnected(t *testing.T) {
 	qmptest.RequireQEMU(t, "qemu-system-x86_64")
 	runtimeDir, _ := wrapDirs(t)
 	s := startWrap(t, append([]string{"wrap", "--"}, wrapQEMU...)...)
-	io.WriteString(s.stdin, "query-status\n")
-	if line := s.out.next(t); !strings.Contains(line, `"running"`) {
-		t.Fatalf("stdout %q", line)
-	}
+	s.requireRunning(t)
 	requireEmpty(t, runtimeDir) // while the session runs
-	s.stdin.Close()
-	if code := s.wait(t); code != 0 {
-		t.Fatalf("exit %d, stderr %q", code, s.errOut.String())
-	}
+	s.end(t)
 }
 
 // The same for accept without ADDR: its private directory goes as soon
@@ -382,15 +392,9 @@ func TestAcceptRemovesPrivateDirOnceConnected(t *testing.T) {
 		t.Fatalf("stderr %q does not say where to connect", s.errOut.String())
 	}
 	qmptest.StartQEMUClient(t, sock)
-	io.WriteString(s.stdin, "query-status\n")
-	if line := s.out.next(t); !strings.Contains(line, `"running"`) {
-		t.Fatalf("stdout %q, stderr %q", line, s.errOut.String())
-	}
+	s.requireRunning(t)
 	requireEmpty(t, runtimeDir) // while the session runs
-	s.stdin.Close()
-	if code := s.wait(t); code != 0 {
-		t.Fatalf("exit %d, stderr %q", code, s.errOut.String())
-	}
+	s.end(t)
 }
 
 // A second accept on the same path is refused (exit 2), and the check
@@ -410,14 +414,8 @@ func TestAcceptSurvivesSecondAccept(t *testing.T) {
 	}
 
 	qmptest.StartQEMUClient(t, sock)
-	io.WriteString(s.stdin, "query-status\n")
-	if line := s.out.next(t); !strings.Contains(line, `"running"`) {
-		t.Fatalf("stdout %q, stderr %q", line, s.errOut.String())
-	}
-	s.stdin.Close()
-	if code := s.wait(t); code != 0 {
-		t.Fatalf("exit %d, stderr %q", code, s.errOut.String())
-	}
+	s.requireRunning(t)
+	s.end(t)
 }
 
 // A QEMU that connects and fails to start (a drive it cannot open) hangs
