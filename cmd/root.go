@@ -152,8 +152,10 @@ Without an address, $QMP_SOCKET is used.`,
   qmpsh events -s /tmp/qmp.sock --name SHUTDOWN --count 1
   qmpsh schema -s /tmp/qmp.sock blockdev-add
   qmpsh wrap -- qemu-system-x86_64 -M q35 -m 2G -display none disk.qcow2`,
-		// Any text makes cobra add --version; what it prints is the
-		// template's, worked out only then (see versionTemplate).
+		// Any text makes cobra add --version. Reading the build
+		// information for the text --version prints is left to the
+		// whole tree, which lazyCommand builds for --version: a short
+		// command such as exec need not pay for it.
 		Version:       "qmpsh",
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -166,7 +168,9 @@ Without an address, $QMP_SOCKET is used.`,
 			return opts.TLS.checkTLSFlags(c, args, opts.Getenv)
 		},
 	}
-	root.SetVersionTemplate(versionTemplate)
+	if only == "" {
+		root.Version = versionText()
+	}
 	root.SetIn(ios.In)
 	root.SetOut(ios.Out)
 	root.SetErr(ios.ErrOut)

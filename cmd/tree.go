@@ -2,7 +2,9 @@ package cmd
 
 import (
 	"fmt"
+	"io"
 	"strings"
+	"unicode"
 
 	"github.com/spf13/cobra"
 )
@@ -33,20 +35,10 @@ func finishTree(root *cobra.Command) {
 			return usageErrorf("%s", unknown(root, "command", args[0], args[0]))
 		}
 	}
-	// Root and completion run only to report an unknown word or show
-	// help: their usage line is "[command]" alone, as before.
-	base := strings.Replace(root.UsageTemplate(), "{{if .Runnable}}",
-		"{{if and .Runnable (not .HasAvailableSubCommands)}}", 1)
+	root.SetUsageFunc(usage) // every command's, through its parent
 	walk(root, func(c *cobra.Command) {
 		if c.Name() == "completion" && c.Parent() == root {
 			completionShells(c)
-		}
-		// Commands whose long help ends with the table get none from
-		// the usage template; the others get it there.
-		if strings.Contains(c.Long, exitStatusHelp) {
-			c.SetUsageTemplate(base)
-		} else {
-			c.SetUsageTemplate(base + "\n" + exitStatusHelp + "\n")
 		}
 		if run := c.RunE; run != nil {
 			c.RunE = func(c *cobra.Command, args []string) error {
@@ -57,6 +49,63 @@ func finishTree(root *cobra.Command) {
 			}
 		}
 	})
+}
+
+// usage writes c's usage as cobra's default usage template does, but for
+// two things: a command with subcommands (root, completion) runs only to
+// report an unknown word or show help, so its usage line is "[command]"
+// alone; and the exit-status table ends the text, unless c's long help
+// ends with it already. A function, not a template: text/template calls
+// methods by name, which makes the linker keep every exported method of
+// every type in the binary, a sixth of its size, and the pages it spans
+// cost every start of qmpsh (exec's above all). TestUsage holds it to the
+// template it replaced.
+func usage(c *cobra.Command) error {
+	var b strings.Builder
+	b.WriteString("Usage:")
+	if c.Runnable() && !c.HasAvailableSubCommands() {
+		b.WriteString("\n  " + c.UseLine())
+	}
+	if c.HasAvailableSubCommands() {
+		b.WriteString("\n  " + c.CommandPath() + " [command]")
+	}
+	if len(c.Aliases) > 0 {
+		b.WriteString("\n\nAliases:\n  " + c.NameAndAliases())
+	}
+	if c.HasExample() {
+		b.WriteString("\n\nExamples:\n" + c.Example)
+	}
+	if c.HasAvailableSubCommands() {
+		b.WriteString("\n\nAvailable Commands:")
+		for _, sub := range c.Commands() {
+			if sub.IsAvailableCommand() || sub.Name() == "help" {
+				fmt.Fprintf(&b, "\n  %-*s %s", sub.NamePadding(), sub.Name(), sub.Short)
+			}
+		}
+	}
+	if c.HasAvailableLocalFlags() {
+		b.WriteString("\n\nFlags:\n" + strings.TrimRightFunc(c.LocalFlags().FlagUsages(), unicode.IsSpace))
+	}
+	if c.HasAvailableInheritedFlags() {
+		b.WriteString("\n\nGlobal Flags:\n" + strings.TrimRightFunc(c.InheritedFlags().FlagUsages(), unicode.IsSpace))
+	}
+	if c.HasHelpSubCommands() {
+		b.WriteString("\n\nAdditional help topics:")
+		for _, sub := range c.Commands() {
+			if sub.IsAdditionalHelpTopicCommand() {
+				fmt.Fprintf(&b, "\n  %-*s %s", sub.CommandPathPadding(), sub.CommandPath(), sub.Short)
+			}
+		}
+	}
+	if c.HasAvailableSubCommands() {
+		fmt.Fprintf(&b, "\n\nUse \"%s [command] --help\" for more information about a command.", c.CommandPath())
+	}
+	b.WriteString("\n")
+	if !strings.Contains(c.Long, exitStatusHelp) {
+		b.WriteString("\n" + exitStatusHelp + "\n")
+	}
+	_, err := io.WriteString(c.OutOrStderr(), b.String())
+	return err
 }
 
 func walk(c *cobra.Command, f func(*cobra.Command)) {

@@ -2,9 +2,11 @@ package cmd
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
@@ -83,4 +85,41 @@ func runTree(t *testing.T, args []string, only string) string {
 	var flags []string
 	c.Flags().VisitAll(func(fl *pflag.Flag) { flags = append(flags, fl.Name+"="+fl.Value.String()) })
 	return fmt.Sprintf("exit %d\nstdout %q\nstderr %q\nflags %s", code, out.String(), errOut.String(), flags)
+}
+
+// TestUsage holds usage to the text/template it replaced: cobra's default
+// usage template with a usage line only for commands without
+// subcommands and the exit-status table appended where the long help
+// lacks it. Every command of the whole tree must read the same.
+func TestUsage(t *testing.T) {
+	tree := func() *cobra.Command {
+		f := NewFactory(&IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard})
+		return newRootCmd(f, "")
+	}
+	ours, theirs := tree(), tree()
+	theirs.SetUsageFunc(nil)
+	base := strings.Replace(theirs.UsageTemplate(), "{{if .Runnable}}",
+		"{{if and .Runnable (not .HasAvailableSubCommands)}}", 1)
+	if base == theirs.UsageTemplate() {
+		t.Fatal("cobra's usage template has no {{if .Runnable}}: TestUsage needs updating")
+	}
+	var want []string
+	walk(theirs, func(c *cobra.Command) {
+		if strings.Contains(c.Long, exitStatusHelp) {
+			c.SetUsageTemplate(base)
+		} else {
+			c.SetUsageTemplate(base + "\n" + exitStatusHelp + "\n")
+		}
+		want = append(want, c.UsageString())
+	})
+	i := 0
+	walk(ours, func(c *cobra.Command) {
+		if got := c.UsageString(); i >= len(want) || got != want[i] {
+			t.Errorf("%s: usage is\n%s\nthe template gives\n%s", c.CommandPath(), got, want[min(i, len(want)-1)])
+		}
+		i++
+	})
+	if i != len(want) || i < 20 {
+		t.Errorf("compared %d commands with %d", i, len(want))
+	}
 }

@@ -5,8 +5,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
-
-	"github.com/spf13/cobra"
 )
 
 // What the Makefile stamps with -ldflags -X: the version from `git
@@ -20,18 +18,6 @@ var (
 	buildCommit     string
 	buildCommitTime string
 )
-
-// versionTemplate is cobra's default version template with the text
-// from versionText, which reads the build information: that is done only
-// for --version, not at every start.
-const versionTemplate = `{{with .DisplayName}}{{printf "%s " .}}{{end}}{{printf "version %s" qmpshVersion}}
-`
-
-func init() {
-	// cobra's template functions are global; adding one is a map write,
-	// done once here so that building command trees concurrently is safe.
-	cobra.AddTemplateFunc("qmpshVersion", versionText)
-}
 
 // versionText is what --version prints after "qmpsh version ".
 func versionText() string {

@@ -76,7 +76,7 @@ var (
 // generated" history section.
 func manual(root *cobra.Command) error {
 	var table string
-	if m := exitStatusText.FindStringSubmatch(root.UsageTemplate()); m != nil {
+	if m := exitStatusText.FindStringSubmatch(root.UsageString()); m != nil {
 		table = m[1]
 	}
 	var qmpshCmds []*cobra.Command
