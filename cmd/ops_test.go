@@ -495,3 +495,37 @@ func TestExecFanOutWaitTimeoutKeepsReturn(t *testing.T) {
 	}
 	r.mustExit(t, ExitTimeout)
 }
+
+// TestTargetsOneServerTwice: two spellings of one socket are one target,
+// so that a command is not run twice on one VM; the first spelling names
+// it. Output still names the target, as for any repeated -s.
+func TestTargetsOneServerTwice(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "qmp.sock")
+	rel, err := filepath.Rel(mustGetwd(t), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sockets := range [][]string{
+		{sock, "unix:" + sock},
+		{"unix:" + sock, sock, rel, filepath.Join(dir, ".", "qmp.sock")},
+		{"tcp:127.0.0.1:4444", "127.0.0.1:4444"},
+	} {
+		addrs, fanout, err := targets(os.Getenv, sockets)
+		if err != nil || !fanout || len(addrs) != 1 || addrs[0] != sockets[0] {
+			t.Errorf("targets(%q) = %q, %v, %v; want [%q], fan-out", sockets, addrs, fanout, err, sockets[0])
+		}
+	}
+	if addrs, _, err := targets(os.Getenv, []string{"tcp:127.0.0.1:4444", "tls:127.0.0.1:4444"}); err != nil || len(addrs) != 2 {
+		t.Errorf("tcp: and tls: of one port are two targets, got %q, %v", addrs, err)
+	}
+}
+
+func mustGetwd(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
+}

@@ -33,10 +33,12 @@ func targets(getenv func(string) string, sockets []string) (addrs []string, fano
 		sockets = []string{addr}
 	}
 	fanout = len(sockets) > 1
+	// One server named twice (X and unix:X, ./X and X, or two globs
+	// that overlap) is one target: the command must not run twice.
 	seen := map[string]bool{}
 	add := func(a string) {
-		if !seen[a] {
-			seen[a] = true
+		if k := targetKey(a); !seen[k] {
+			seen[k] = true
 			addrs = append(addrs, a)
 		}
 	}
@@ -63,6 +65,21 @@ func targets(getenv func(string) string, sockets []string) (addrs []string, fano
 		}
 	}
 	return addrs, fanout, nil
+}
+
+// targetKey is what two spellings of one address have in common: the
+// network and, for a UNIX socket, its absolute path.
+func targetKey(addr string) string {
+	a, err := protocol.ParseAddress(addr)
+	if err != nil {
+		return addr
+	}
+	if a.Network == "unix" {
+		if abs, err := filepath.Abs(a.Addr); err == nil {
+			a.Addr = abs
+		}
+	}
+	return a.String()
 }
 
 // outcome is what happened at one target: a JSON line's fields beyond
