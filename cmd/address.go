@@ -40,6 +40,36 @@ func checkAddress(where, addr string) error {
 		Err: fmt.Errorf("%s%s: %s: %s", where, shellQuote(addr), reason, addressForms)}
 }
 
+// oneSocketFlag defines -s for a command that talks to one server: a
+// second -s is a usage error, not quietly taken over the first (exec and
+// events, which take many, define theirs as an array).
+func oneSocketFlag(f *pflag.FlagSet, p *string, usage string) {
+	f.VarP(&onceValue{p: p}, "socket", "s", usage)
+}
+
+// onceValue is a string flag's value that may be set once, or again to
+// the same value: cobra parses a command's flags twice when completing.
+type onceValue struct {
+	p   *string
+	set bool
+}
+
+func (o *onceValue) Set(v string) error {
+	if o.set && v != *o.p {
+		return &repeatedFlagError{first: *o.p}
+	}
+	*o.p, o.set = v, true
+	return nil
+}
+
+func (o *onceValue) String() string { return *o.p }
+func (o *onceValue) Type() string   { return "string" }
+
+// repeatedFlagError is a onceValue's refusal of a second value.
+type repeatedFlagError struct{ first string }
+
+func (e *repeatedFlagError) Error() string { return "given twice, first as " + e.first }
+
 // checkAddressFlags checks, with checkAddress, every address c was given:
 // -s and --listen (each value of a repeatable one), and the ADDR argument
 // of connect and accept (ga connect's too). A flag given empty (-s ”) is

@@ -70,7 +70,7 @@ func gaCommands(g *GlobalOptions) *cobra.Command {
 }
 
 func (o *GAOptions) addressFlag(c *cobra.Command) {
-	c.Flags().StringVarP(&o.Addr, "socket", "s", "", "guest agent `ADDR` (default $QGA_SOCKET)")
+	oneSocketFlag(c.Flags(), &o.Addr, "guest agent `ADDR` (default $QGA_SOCKET)")
 }
 
 // address is -s, else $QGA_SOCKET.

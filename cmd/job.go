@@ -101,7 +101,7 @@ lost, and 130 when Ctrl-C stopped the wait.
 		},
 	}
 	f := c.Flags()
-	f.StringVarP(&opts.Socket, "socket", "s", "", "QMP server `ADDR` (default $QMP_SOCKET)")
+	oneSocketFlag(f, &opts.Socket, "QMP server `ADDR` (default $QMP_SOCKET)")
 	f.BoolVar(&opts.Complete, "complete", false, "complete the job when it is ready (job-complete)")
 	f.BoolVar(&opts.CancelOnInterrupt, "cancel-on-interrupt", false, "on Ctrl-C, cancel the job (job-cancel) and wait for it to end")
 	return c
@@ -126,7 +126,7 @@ line per job, as query-jobs shows it.
 		},
 		RunE: func(c *cobra.Command, args []string) error { return runF(c.Context(), opts) },
 	}
-	c.Flags().StringVarP(&opts.Socket, "socket", "s", "", "QMP server `ADDR` (default $QMP_SOCKET)")
+	oneSocketFlag(c.Flags(), &opts.Socket, "QMP server `ADDR` (default $QMP_SOCKET)")
 	return c
 }
 

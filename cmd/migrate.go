@@ -64,7 +64,7 @@ the connection was lost, and 130 when Ctrl-C stopped the wait.
 		},
 	}
 	f := c.Flags()
-	f.StringVarP(&opts.Socket, "socket", "s", "", "QMP server `ADDR` (default $QMP_SOCKET)")
+	oneSocketFlag(f, &opts.Socket, "QMP server `ADDR` (default $QMP_SOCKET)")
 	f.BoolVar(&opts.Wait, "wait", false, "follow the migration to its end, with progress")
 	f.BoolVar(&opts.CancelOnInterrupt, "cancel-on-interrupt", false, "with --wait, on Ctrl-C cancel the migration and wait for it to end")
 	return c

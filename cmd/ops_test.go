@@ -529,3 +529,29 @@ func mustGetwd(t *testing.T) string {
 	}
 	return wd
 }
+
+// TestOneServerCommandsRefuseTwoSockets: a command that talks to one
+// server refuses a second -s (exit 2, nothing sent) instead of taking
+// the last one quietly; the message names both.
+func TestOneServerCommandsRefuseTwoSockets(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.sock"), filepath.Join(dir, "b.sock")
+	for _, args := range [][]string{
+		{"job", "wait", "-s", a, "-s", b, "j1"},
+		{"job", "list", "-s", a, "--socket", b},
+		{"migrate", "-s", a, "-s", b, "tcp:127.0.0.1:1"},
+		{"schema", "--socket=" + a, "-s", b},
+		{"proxy", "-s", a, "-s", b, "--listen", filepath.Join(dir, "p.sock")},
+		{"ga", "exec", "-s", a, "-s", b, "guest-ping"},
+	} {
+		r := run(t, "", args...)
+		r.mustExit(t, ExitUsage)
+		if !strings.Contains(r.stderr, "-s given twice") || !strings.Contains(r.stderr, a) || !strings.Contains(r.stderr, b) || r.stdout != "" {
+			t.Errorf("%q: stdout %q, stderr %q", args, r.stdout, r.stderr)
+		}
+	}
+	// The same server twice is one server.
+	sock := qmptest.StartQEMU(t)
+	r := run(t, "", "schema", "-s", sock, "-s", sock, "query-status")
+	r.mustExit(t, ExitOK)
+}

@@ -83,7 +83,7 @@ traffic, labelled with the client.
 		},
 	}
 	f := c.Flags()
-	f.StringVarP(&opts.Socket, "socket", "s", "", "QEMU's QMP `ADDR` (default $QMP_SOCKET)")
+	oneSocketFlag(f, &opts.Socket, "QEMU's QMP `ADDR` (default $QMP_SOCKET)")
 	f.StringArrayVar(&opts.Listen, "listen", nil, "serve clients on `ADDR` (repeatable)")
 	f.BoolVar(&opts.ReadOnly, "read-only", false, "let only commands that read through")
 	f.StringArrayVar(&opts.Allow, "allow", nil, "let only commands matching `GLOB` through (repeatable)")

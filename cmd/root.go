@@ -364,6 +364,15 @@ func flagValueError(err error) error {
 		return err
 	}
 	cause := ive.Unwrap()
+	if re := (*repeatedFlagError)(nil); errors.As(cause, &re) {
+		fl := ive.GetFlag()
+		name := "--" + fl.Name
+		if fl.Shorthand != "" {
+			name = "-" + fl.Shorthand
+		}
+		return fmt.Errorf("%s given twice (%s, then %s): this command talks to one server; give %s once",
+			name, shellQuote(re.first), shellQuote(ive.GetValue()), name)
+	}
 	why := cause.Error()
 	var ne *strconv.NumError
 	switch {

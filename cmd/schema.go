@@ -55,7 +55,7 @@ status 1, suggesting the closest name.
 			return runF(c.Context(), opts)
 		},
 	}
-	c.Flags().StringVarP(&opts.Socket, "socket", "s", "", "QMP server `ADDR` (default $QMP_SOCKET)")
+	oneSocketFlag(c.Flags(), &opts.Socket, "QMP server `ADDR` (default $QMP_SOCKET)")
 	c.Flags().BoolVar(&opts.JSON, "json", false, "print the schema entries as JSON")
 	c.ValidArgsFunction = schemaNames(g, &opts.Socket)
 	return c
