@@ -134,7 +134,7 @@ func TestExecQEMU(t *testing.T) {
 
 func TestExecUsage(t *testing.T) {
 	t.Setenv("QMP_SOCKET", "")
-	hint := "Run 'qmpsh --help' for usage.\n"
+	hint := "Run 'qmpsh exec --help' for usage.\n"
 	for _, tc := range []struct {
 		name   string
 		args   []string

@@ -59,7 +59,7 @@ func Execute(f *Factory, args []string) int {
 func execute(f *Factory, root *cobra.Command, args []string) int {
 	ios := f.IO
 	root.SetArgs(args)
-	err := root.Execute()
+	c, err := root.ExecuteC()
 	if err == nil {
 		return ExitOK
 	}
@@ -78,7 +78,12 @@ func execute(f *Factory, root *cobra.Command, args []string) int {
 	}
 	code := exitCode(err)
 	if code == ExitUsage && !(errors.As(err, &xe) && xe.Syntax) {
-		fmt.Fprintln(ios.ErrOut, "Run 'qmpsh --help' for usage.")
+		// The help of the command that was misused; for an unknown
+		// command or help topic, root's.
+		if c == nil || c.Name() == "help" && c.Parent() == root {
+			c = root
+		}
+		fmt.Fprintf(ios.ErrOut, "Run '%s --help' for usage.\n", c.CommandPath())
 	}
 	return code
 }

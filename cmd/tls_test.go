@@ -268,10 +268,10 @@ func TestProxyPlainTCPNeedsInsecureListen(t *testing.T) {
 }
 
 // mustSayUsage is mustSay for a usage error: one line saying parts, then
-// the pointer to --help.
+// the pointer to a command's --help.
 func (r result) mustSayUsage(t *testing.T, parts ...string) {
 	t.Helper()
-	if n := len(r.stderrLines); n != 2 || r.stderrLines[1] != "Run 'qmpsh --help' for usage." {
+	if n := len(r.stderrLines); n != 2 || !usageHint.MatchString(r.stderrLines[1]) {
 		t.Errorf("stderr %q: want one line and the pointer to --help", r.stderr)
 	}
 	r.stderrLines = r.stderrLines[:1]
@@ -310,6 +310,32 @@ func TestQEMUDialArgsHost(t *testing.T) {
 	} {
 		if got := qemuDialArgs(tc.bound, dir, tc.cfg); !strings.Contains(got, tc.want) {
 			t.Errorf("qemuDialArgs(%s) = %s; want it to contain %s", tc.bound, got, tc.want)
+		}
+	}
+}
+
+var usageHint = regexp.MustCompile(`^Run 'qmpsh( [a-z]+)* --help' for usage\.$`)
+
+// TestUsageHintNamesTheCommand: a usage error points to the help of the
+// command that was misused; an unknown command or help topic to qmpsh's.
+func TestUsageHintNamesTheCommand(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		help string
+	}{
+		{[]string{"exce"}, "qmpsh"},
+		{[]string{"help", "exce"}, "qmpsh"},
+		{[]string{"--bogus"}, "qmpsh"},
+		{[]string{"exec", "--bogus"}, "qmpsh exec"},
+		{[]string{"job", "wait", "--bogus", "j1"}, "qmpsh job wait"},
+		{[]string{"job", "wiat"}, "qmpsh job"},
+		{[]string{"completion", "tcsh"}, "qmpsh completion"},
+		{[]string{"ga", "exec", "-s", "/nonexistent"}, "qmpsh ga exec"},
+	} {
+		r := run(t, "", tc.args...)
+		r.mustExit(t, ExitUsage)
+		if want := "Run '" + tc.help + " --help' for usage."; len(r.stderrLines) == 0 || r.stderrLines[len(r.stderrLines)-1] != want {
+			t.Errorf("%q: stderr %q, want it to end with %q", tc.args, r.stderr, want)
 		}
 	}
 }
