@@ -281,8 +281,13 @@ func privateDir(getenv func(string) string) (string, error) {
 // readline on a terminal, a plain line reader otherwise. On a terminal it
 // completes with comp, which is filled in once there is a client.
 func (o *ShellOptions) editor(in io.Reader) (ed shell.Editor, comp *completerRef, err error) {
+	return o.editorOn(in, o.IO.Out)
+}
+
+// editorOn is editor with out for standard output.
+func (o *ShellOptions) editorOn(in io.Reader, out io.Writer) (ed shell.Editor, comp *completerRef, err error) {
 	if !o.IO.InTTY {
-		return shell.NewPipeEditor(in, o.IO.Out), nil, nil
+		return shell.NewPipeEditor(in, out), nil, nil
 	}
 	hist := o.HistoryFile
 	if hist == "" {
@@ -291,7 +296,7 @@ func (o *ShellOptions) editor(in io.Reader) (ed shell.Editor, comp *completerRef
 	comp = &completerRef{}
 	ed, err = shell.NewTerminalEditor(shell.TerminalConfig{
 		Stdin:       readCloser(in),
-		Stdout:      o.IO.Out,
+		Stdout:      out,
 		HistoryFile: hist,
 		Complete:    comp.complete,
 		Interrupts:  o.interrupts(),

@@ -42,9 +42,10 @@ temporary directory, removed on exit if QEMU wrote nothing. QEMU's
 standard input is /dev/null, and QEMU runs in a process group of its own,
 so Ctrl-C at the shell never reaches it.
 
-When the shell ends (Ctrl-D, quit, end of input, SIGTERM or SIGHUP),
-QEMU is asked to quit over QMP, then sent SIGTERM, then SIGKILL, each
-after --timeout. The exit status is then the shell's.
+When the shell ends (Ctrl-D, quit, end of input, SIGTERM or SIGHUP, or
+standard output closed, as by | head), QEMU is asked to quit over QMP,
+then sent SIGTERM, then SIGKILL, each after --timeout. The exit status is
+then the shell's (141, quietly, for a closed standard output).
 
 When QEMU exits first (a quit typed as {"execute": "quit"}, the guest
 powering off, a crash), the shell ends without waiting for more input,
@@ -106,9 +107,18 @@ func wrapRun(ctx context.Context, opts *WrapOptions) error {
 	ctx, stopSignals := opts.endSignals(ctx)
 	defer stopSignals()
 
+	// Standard output closed under the session (| head) ends it as
+	// Ctrl-D does, so that QEMU is asked to quit and its log goes, and
+	// qmpsh exits 141, quietly. SIGPIPE is caught for that (it would
+	// kill qmpsh, and QEMU with it); a write then fails with EPIPE, and
+	// only a failed write to stdout ends the session.
+	stopPipe := opts.Signals(make(chan os.Signal, 1), syscall.SIGPIPE)
+	defer stopPipe()
+	stdout := newPipeWatch(opts.IO.Out)
+
 	// The shell reads stdin through a reader that QEMU's exit can end.
 	stdin := newCancelableReader(opts.IO.In)
-	ed, comp, err := opts.editor(stdin)
+	ed, comp, err := opts.editorOn(stdin, stdout)
 	if err != nil {
 		return err
 	}
@@ -124,7 +134,7 @@ func wrapRun(ctx context.Context, opts *WrapOptions) error {
 	defer closeLog()
 	defer client.Disconnect()
 
-	ending := endOnExit(ctx, ed, stdin, qemu, client)
+	ending := endOnExit(ctx, ed, stdin, qemu, client, stdout.broken)
 	ed = ending
 	defer ed.Close()
 	s := shellSession{client: client, editor: ed, comp: comp, quitsQEMU: true}
@@ -136,7 +146,11 @@ func wrapRun(ctx context.Context, opts *WrapOptions) error {
 	// to quit afterwards.
 	shellErr := opts.shellSession(ctx, s)
 	ending.cleanIfEnded()
-	return opts.finish(client, qemu, shellErr)
+	err = opts.finish(client, qemu, shellErr)
+	if stdout.isBroken() && (err == nil || errors.Is(err, shell.ErrCommandFailed)) {
+		return &ExitError{Code: ExitBrokenPipe, quiet: true}
+	}
+	return err
 }
 
 // endSignals is ctx, ended by SIGTERM and SIGHUP (and Ctrl-C, but for a

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -443,4 +444,67 @@ func startAccept(t *testing.T, sock string) *wrapSession {
 		t.Fatalf("stderr %q", line)
 	}
 	return s
+}
+
+// qmpsh wrap whose standard output closes under it (| head) ends the
+// session as Ctrl-D does: QEMU is asked to quit, its log (empty) goes,
+// and qmpsh exits 141, quietly. Go's default, dying of SIGPIPE, took QEMU
+// down with SIGTERM (its parent-death signal) and left QEMU's log behind.
+func TestWrapStdoutClosed(t *testing.T) {
+	bin := ptyBuildQmpsh(t)
+	runtimeDir, tmp := wrapDirs(t)
+	cmd := exec.Command(bin, append([]string{"wrap", "--"}, wrapQEMU...)...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errOut qmptest.Buffer
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		select {
+		case <-exited:
+		case <-time.After(ptyTimeout):
+			cmd.Process.Kill()
+		}
+	}()
+	// Commands keep coming, each printing a line, until qmpsh is gone
+	// and the write fails: stdin stays open, so only the closed stdout
+	// can end the session.
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		for {
+			if _, err := io.WriteString(stdin, "query-status\n"); err != nil {
+				return
+			}
+		}
+	}()
+	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
+		t.Fatalf("no first result: %v; stderr %q", err, errOut.String())
+	}
+	stdout.Close() // as head -1 exits
+	cmd.Wait()
+	close(exited)
+	stdin.Close()
+	<-fed
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if ws.Signaled() || ws.ExitStatus() != ExitBrokenPipe {
+		t.Errorf("qmpsh ended %v, want exit status %d", cmd.ProcessState, ExitBrokenPipe)
+	}
+	lines := strings.Split(strings.TrimSuffix(errOut.String(), "\n"), "\n")
+	pid, _ := wrapPid(t, lines[0])
+	if len(lines) != 1 {
+		t.Errorf("stderr %q, want only the line saying QEMU started", errOut.String())
+	}
+	requireGone(t, pid)
+	requireEmpty(t, tmp) // QEMU quit when asked: nothing in its log
+	requireEmpty(t, runtimeDir)
 }

@@ -2,8 +2,10 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
@@ -12,12 +14,12 @@ import (
 )
 
 // endOnExit makes ed's input end (stdin, which ed reads, is cancelled)
-// when QEMU exits or ctx ends, rather than when the user next types a
-// line. When QEMU exits, it first waits (briefly) for client to notice the
+// when QEMU exits, ctx ends or stdoutBroken is closed, rather than when
+// the user next types a line. When QEMU exits, it first waits (briefly) for client to notice the
 // hang-up, so that the shell reports the lost connection, after any reply
 // it was printing, before it ends. The goroutine it starts ends with QEMU
 // or with the input.
-func endOnExit(ctx context.Context, ed shell.Editor, stdin *cancelableReader, qemu *qemuProcess, client *qmp.Client) *endingEditor {
+func endOnExit(ctx context.Context, ed shell.Editor, stdin *cancelableReader, qemu *qemuProcess, client *qmp.Client, stdoutBroken <-chan struct{}) *endingEditor {
 	ended := make(chan struct{})
 	var once sync.Once
 	end := func() {
@@ -35,6 +37,8 @@ func endOnExit(ctx context.Context, ed shell.Editor, stdin *cancelableReader, qe
 			wctx, cancel := context.WithTimeout(ctx, time.Second)
 			client.WaitForStateChange(wctx, protocol.Running)
 			cancel()
+			end()
+		case <-stdoutBroken:
 			end()
 		case <-ended:
 		}
@@ -136,4 +140,31 @@ func (c *cancelableReader) cancel() { c.once.Do(func() { close(c.cancelled) }) }
 func (c *cancelableReader) Close() error {
 	c.cancel()
 	return nil
+}
+
+// pipeWatch passes writes on to w, and closes broken when one fails
+// because w's reader has gone (EPIPE: | head exited).
+type pipeWatch struct {
+	w      io.Writer
+	once   sync.Once
+	broken chan struct{}
+}
+
+func newPipeWatch(w io.Writer) *pipeWatch { return &pipeWatch{w: w, broken: make(chan struct{})} }
+
+func (p *pipeWatch) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	if errors.Is(err, syscall.EPIPE) {
+		p.once.Do(func() { close(p.broken) })
+	}
+	return n, err
+}
+
+func (p *pipeWatch) isBroken() bool {
+	select {
+	case <-p.broken:
+		return true
+	default:
+		return false
+	}
 }
