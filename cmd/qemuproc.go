@@ -37,6 +37,16 @@ func startQEMU(argv []string, sock string, log *qemuLog) (*qemuProcess, error) {
 	cmd := exec.Command(argv[0], args...)
 	cmd.Stdout = log.f
 	cmd.Stderr = log.f
+	var redacting *redactingWriter
+	if secrets := qemuSecrets(argv); len(secrets) > 0 {
+		// The command line carries a secret, which QEMU's output may
+		// repeat: the output passes through qmpsh, which takes the
+		// secrets out before it reaches the log on disk.
+		redacting = newRedactingWriter(log.f, secrets)
+		cmd.Stdout, cmd.Stderr = redacting, redacting
+		// A child of QEMU's holding the pipe must not hold up Wait.
+		cmd.WaitDelay = time.Second
+	}
 	setQEMUProcAttr(cmd)
 	p := &qemuProcess{cmd: cmd, log: log, done: make(chan struct{})}
 	started := make(chan error, 1)
@@ -52,6 +62,9 @@ func startQEMU(argv []string, sock string, log *qemuLog) (*qemuProcess, error) {
 		}
 		started <- nil
 		p.err = cmd.Wait()
+		if redacting != nil {
+			redacting.flush()
+		}
 		close(p.done)
 	}()
 	if err := <-started; err != nil {

@@ -1,0 +1,101 @@
+package cmd
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
+)
+
+func TestQEMUSecrets(t *testing.T) {
+	for _, tc := range []struct {
+		argv []string
+		want []string
+	}{
+		{[]string{"qemu", "-object", "secret,id=s0,data=pw1"}, []string{"pw1"}},
+		{[]string{"qemu", "--object", "secret,data=pw2,id=s0,format=raw"}, []string{"pw2"}},
+		{[]string{"qemu", "-object", "secret,id=s0,data=a,,b"}, []string{"a,,b", "a,b"}},
+		{[]string{"qemu", "-object", `{"qom-type":"secret","id":"s0","data":"pw3"}`},
+			[]string{`{"qom-type":"secret","id":"s0","data":"pw3"}`, "pw3"}},
+		{[]string{"qemu", "-spice", "port=5900,password=pw4"}, []string{"pw4"}},
+		{[]string{"qemu", "-iscsi", "user=u,PassWord=pw5"}, []string{"pw5"}},
+		// Not secrets: another object's data, data outside -object, a
+		// password option's boolean, a secret object's id.
+		{[]string{"qemu", "-object", "memory-backend-ram,id=m,data=x"}, nil},
+		{[]string{"qemu", "-drive", "file=data=x", "-vnc", ":0,password=on"}, nil},
+		{[]string{"qemu", "-object", "secret,id=s0,file=/run/pw", "-drive", "file=x,password-secret=s0"}, nil},
+		{[]string{"qemu", "-M", "none"}, nil},
+	} {
+		if got := qemuSecrets(tc.argv); !slices.Equal(got, tc.want) {
+			t.Errorf("qemuSecrets(%q) = %q, want %q", tc.argv, got, tc.want)
+		}
+	}
+}
+
+// The writer finds a secret wherever the writes split it, in a line as
+// in a line too long to hold (more than holdAtMost without a newline), and
+// flush writes what it held.
+func TestRedactingWriter(t *testing.T) {
+	const secret = "hunter2-hunter2"
+	long := strings.Repeat("x", holdAtMost+7)
+	for _, text := range []string{
+		"qemu: -object secret,data=" + secret + ": Invalid parameter 'bogus'\nmore " + secret + " at the end",
+		long + secret + long + secret + "\n" + secret,
+	} {
+		want := strings.ReplaceAll(text, secret, "<redacted>")
+		for cut := range len(text) {
+			if len(text) > 1000 && cut%997 != 0 && (cut < holdAtMost-20 || cut > holdAtMost+len(secret)+20) {
+				continue
+			}
+			var out bytes.Buffer
+			w := newRedactingWriter(&out, []string{secret})
+			w.Write([]byte(text[:cut]))
+			w.Write([]byte(text[cut:]))
+			w.flush()
+			if out.String() != want {
+				t.Fatalf("cut at %d: wrote %.200q..., want %.200q...", cut, out.String(), want)
+			}
+		}
+	}
+}
+
+// A secret on QEMU's command line never reaches its log on disk, nor
+// stderr, when QEMU repeats it rejecting the option; a session whose
+// command line carries one runs as any other, its unused log removed.
+func TestWrapKeepsSecretsOutOfQEMULog(t *testing.T) {
+	qmptest.RequireQEMU(t, "qemu-system-x86_64")
+	const secret = "hunter2-in-clear"
+	for _, object := range []string{
+		"secret,id=s0,data=" + secret + ",bogus=1",
+		`{"qom-type": "secret", "id": "s0", "data": "` + secret + `", "bogus": 1}`,
+	} {
+		_, tmp := wrapDirs(t)
+		r := run(t, "", append(append([]string{"wrap", "--"}, wrapQEMU...), "-object", object)...)
+		r.mustExit(t, ExitConnection)
+		logs, _ := filepath.Glob(filepath.Join(tmp, "qmpsh-wrap-*.log"))
+		if len(logs) != 1 {
+			t.Fatalf("QEMU's logs: %q, want one", logs)
+		}
+		b, err := os.ReadFile(logs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(secret)) || !bytes.Contains(b, []byte("<redacted>")) || !bytes.Contains(b, []byte("bogus")) {
+			t.Errorf("QEMU's log: %q", b)
+		}
+		if strings.Contains(r.stderr, secret) || !strings.Contains(r.stderr, "bogus") {
+			t.Errorf("stderr: %q", r.stderr)
+		}
+	}
+	_, tmp := wrapDirs(t)
+	r := run(t, "query-status\n", append(append([]string{"wrap", "--"}, wrapQEMU...), "-object", "secret,id=s0,data="+secret)...)
+	r.mustExit(t, ExitOK)
+	if !strings.Contains(r.stdout, `"running"`) {
+		t.Errorf("stdout %q", r.stdout)
+	}
+	requireEmpty(t, tmp)
+}
