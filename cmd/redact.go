@@ -37,12 +37,17 @@ const maxPendingSecrets = 1024
 // message that is not JSON but whose words carry a secret is hidden
 // whole. The caller serialises calls.
 type redactor struct {
-	// pending holds "WHO\x00ID" (ID as JSON, "" for none) for each
-	// request whose reply must be hidden, with the order it came in;
-	// WHO tells a proxy's peers apart.
-	pending map[string]uint64
+	// pending holds "WHO\x00ID" (ID as JSON, "" for none) for the
+	// requests whose replies must be hidden: how many (a client may
+	// reuse an id while a request with it is in flight) and the order
+	// the first came in. WHO tells a proxy's peers apart.
+	pending map[string]awaited
 	seq     uint64
 }
+
+// awaited is a pending entry: n replies to hide, the first requested
+// seq-th.
+type awaited struct{ seq, n uint64 }
 
 // message returns msg, from or to who, with its secrets hidden: msg itself
 // when it has none.
@@ -135,10 +140,15 @@ func (r *redactor) reply(who string, msg []byte) ([]byte, bool) {
 	_, ret := v["return"]
 	_, fail := v["error"]
 	key := pendingKey(who, v["id"])
-	if _, ok := r.pending[key]; !(ret || fail) || !ok {
+	a, ok := r.pending[key]
+	if !(ret || fail) || !ok {
 		return nil, false
 	}
-	delete(r.pending, key)
+	if a.n--; a.n == 0 {
+		delete(r.pending, key)
+	} else {
+		r.pending[key] = a
+	}
 	if !ret {
 		return msg, true
 	}
@@ -173,20 +183,26 @@ func (r *redactor) forget(who string) {
 // expect notes that the reply to who's request id is to be hidden.
 func (r *redactor) expect(who string, id json.RawMessage) {
 	if r.pending == nil {
-		r.pending = map[string]uint64{}
+		r.pending = map[string]awaited{}
+	}
+	key := pendingKey(who, id)
+	if a, ok := r.pending[key]; ok {
+		a.n++
+		r.pending[key] = a
+		return
 	}
 	if len(r.pending) >= maxPendingSecrets {
 		// Forget the oldest, the most likely to be abandoned.
 		oldest, first := "", true
-		for k, n := range r.pending {
-			if first || n < r.pending[oldest] {
+		for k, a := range r.pending {
+			if first || a.seq < r.pending[oldest].seq {
 				oldest, first = k, false
 			}
 		}
 		delete(r.pending, oldest)
 	}
 	r.seq++
-	r.pending[pendingKey(who, id)] = r.seq
+	r.pending[key] = awaited{seq: r.seq, n: 1}
 }
 
 // pendingKey is who's and id's key in pending: the id decoded and encoded

@@ -133,6 +133,25 @@ func TestRedactorForgets(t *testing.T) {
 	}
 }
 
+// A client that sends two secret reads with one id, both in flight
+// (through the proxy: QEMU sees ids of the proxy's own), has both
+// replies hidden, not only the first.
+func TestRedactorReusedID(t *testing.T) {
+	out := &proxyOutput{w: io.Discard, log: io.Discard}
+	get := []byte(`{"execute":"qom-get","arguments":{"path":"/objects/s0","property":"data"},"id":"x"}`)
+	out.trace("client 1", protocol.Received, get)
+	out.trace("client 1", protocol.Received, get)
+	for i := range 3 {
+		reply := fmt.Sprintf(`{"return": "hunter%d", "id": "x"}`, i)
+		if hidden := string(out.redact.message("client 1", []byte(reply))) != reply; hidden != (i < 2) {
+			t.Errorf("reply %d hidden: %v", i, hidden)
+		}
+	}
+	if len(out.redact.pending) != 0 {
+		t.Errorf("still awaited: %v", out.redact.pending)
+	}
+}
+
 // Messages that cannot concern a secret are neither decoded nor copied,
 // even while a reply is awaited: the proxy passes all its traffic through
 // one redactor, under one lock.
