@@ -76,9 +76,12 @@ func startQEMU(argv []string, sock string, log *qemuLog) (*qemuProcess, error) {
 func (p *qemuProcess) pid() int { return p.cmd.Process.Pid }
 
 // exited tells whether QEMU has exited and been reaped.
-func (p *qemuProcess) exited() bool {
+func (p *qemuProcess) exited() bool { return closed(p.done) }
+
+// closed reports whether ch is closed, without waiting.
+func closed(ch <-chan struct{}) bool {
 	select {
-	case <-p.done:
+	case <-ch:
 		return true
 	default:
 		return false

@@ -160,11 +160,4 @@ func (p *pipeWatch) Write(b []byte) (int, error) {
 	return n, err
 }
 
-func (p *pipeWatch) isBroken() bool {
-	select {
-	case <-p.broken:
-		return true
-	default:
-		return false
-	}
-}
+func (p *pipeWatch) isBroken() bool { return closed(p.broken) }
