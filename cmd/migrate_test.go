@@ -48,10 +48,13 @@ func migrationLines(t *testing.T, stdout string) (statuses []string, outcome, er
 	return nil, "", ""
 }
 
+// Each case migrates a VM of its own: QEMU 7.2 tidies up after a failed
+// or cancelled migration after it reports the end (the yank instance of
+// the migration's channel goes last), and a migration started just then
+// fails with "duplicate yank instance".
 func TestMigrate(t *testing.T) {
-	sock, second := migrateVM(t)
-
 	t.Run("TimeoutIsStatus4", func(t *testing.T) {
+		sock, _ := migrateVM(t)
 		run(t, "", "exec", "-s", sock, "migrate-set-parameters", "max-bandwidth=1000").mustExit(t, ExitOK)
 		r := run(t, "", "migrate", "-s", sock, "exec:cat > /dev/null", "--wait", "--timeout", "500ms")
 		if _, outcome, _ := migrationLines(t, r.stdout); r.code != ExitTimeout || outcome != "timeout" ||
@@ -60,9 +63,9 @@ func TestMigrate(t *testing.T) {
 		}
 		// It went on: cancel it, and wait until it has ended.
 		run(t, "", "exec", "-s", sock, "--wait-event", "MIGRATION", "--match", "status=cancelled", "migrate_cancel").mustExit(t, ExitOK)
-		run(t, "", "exec", "-s", sock, "migrate-set-parameters", "max-bandwidth=134217728").mustExit(t, ExitOK)
 	})
 	t.Run("CancelledFromAnotherMonitor", func(t *testing.T) {
+		sock, second := migrateVM(t)
 		// Slow enough to be cancelled while active.
 		run(t, "", "exec", "-s", sock, "migrate-set-parameters", "max-bandwidth=1000").mustExit(t, ExitOK)
 		outR, outW := io.Pipe()
@@ -91,9 +94,9 @@ func TestMigrate(t *testing.T) {
 			statuses[len(statuses)-1] != "cancelled" {
 			t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
 		}
-		run(t, "", "exec", "-s", sock, "migrate-set-parameters", "max-bandwidth=134217728").mustExit(t, ExitOK)
 	})
 	t.Run("FailedWithQEMUsError", func(t *testing.T) {
+		sock, _ := migrateVM(t)
 		r := run(t, "", "migrate", "-s", sock, "exec:exit 0", "--wait")
 		statuses, outcome, desc := migrationLines(t, r.stdout)
 		if r.code != ExitQMPError || outcome != "failed" || desc != "Unable to write to command: Broken pipe" ||
@@ -103,6 +106,7 @@ func TestMigrate(t *testing.T) {
 		}
 	})
 	t.Run("Completed", func(t *testing.T) {
+		sock, _ := migrateVM(t)
 		r := run(t, "", "migrate", "-s", sock, "exec:cat > /dev/null", "--wait")
 		r.mustExit(t, ExitOK)
 		statuses, outcome, _ := migrationLines(t, r.stdout)
@@ -118,6 +122,7 @@ func TestMigrate(t *testing.T) {
 		}
 	})
 	t.Run("Usage", func(t *testing.T) {
+		sock, _ := migrateVM(t)
 		for _, args := range [][]string{
 			{"migrate", "-s", sock},
 			{"migrate", "-s", sock, "exec:true", "--wait", "--color", "nope"},
