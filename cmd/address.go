@@ -40,22 +40,30 @@ func checkAddress(where, addr string) error {
 		Err: fmt.Errorf("%s%s: %s: %s", where, shellQuote(addr), reason, addressForms)}
 }
 
-// oneSocketFlag defines -s for a command that talks to one server: a
-// second -s is a usage error, not quietly taken over the first (exec and
-// events, which take many, define theirs as an array).
-func oneSocketFlag(f *pflag.FlagSet, p *string, usage string) {
-	f.VarP(&onceValue{p: p}, "socket", "s", usage)
+// oneSocketFlag defines -s for a command that talks to one QMP server: a
+// second -s naming another server is a usage error, not quietly taken
+// over the first (exec and events, which take many, define theirs as an
+// array). The same server however spelled (X, unix:X) is one, as for
+// exec's targets.
+func oneSocketFlag(f *pflag.FlagSet, p *string, help string) {
+	f.VarP(&onceValue{p: p, same: func(a, b string) bool { return targetKey(a) == targetKey(b) }}, "socket", "s", help)
 }
 
 // onceValue is a string flag's value that may be set once, or again to
-// the same value: cobra parses a command's flags twice when completing.
+// the same value (same says which are): cobra parses a command's flags
+// twice when completing. After a refused value, the command line is
+// wrong: completion offers nothing more for it.
 type onceValue struct {
-	p   *string
-	set bool
+	p    *string
+	same func(a, b string) bool // nil: equal strings
+	set  bool
 }
 
 func (o *onceValue) Set(v string) error {
-	if o.set && v != *o.p {
+	if o.set {
+		if v == *o.p || o.same != nil && o.same(v, *o.p) {
+			return nil // the first spelling stays
+		}
 		return &repeatedFlagError{first: *o.p}
 	}
 	*o.p, o.set = v, true
@@ -70,6 +78,14 @@ type repeatedFlagError struct{ first string }
 
 func (e *repeatedFlagError) Error() string { return "given twice, first as " + e.first }
 
+// flagName is how a message names fl: by its shorthand if it has one.
+func flagName(fl *pflag.Flag) string {
+	if fl.Shorthand != "" {
+		return "-" + fl.Shorthand
+	}
+	return "--" + fl.Name
+}
+
 // checkAddressFlags checks, with checkAddress, every address c was given:
 // -s and --listen (each value of a repeatable one), and the ADDR argument
 // of connect and accept (ga connect's too). A flag given empty (-s ”) is
@@ -80,10 +96,7 @@ func checkAddressFlags(c *cobra.Command, args []string) error {
 		if fl == nil || !fl.Changed {
 			continue
 		}
-		where := "--" + name + " "
-		if fl.Shorthand != "" {
-			where = "-" + fl.Shorthand + " "
-		}
+		where := flagName(fl) + " "
 		vals := []string{fl.Value.String()}
 		if sv, ok := fl.Value.(pflag.SliceValue); ok {
 			vals = sv.GetSlice()

@@ -437,7 +437,7 @@ func TestCompletionAndVersion(t *testing.T) {
 			t.Errorf("completion %s: exit %d, %d bytes", sh, r.code, len(r.stdout))
 		}
 	}
-	if r := run(t, "", "--version"); r.code != 0 || !strings.HasPrefix(r.stdout, "qmpsh version ") {
+	if r := run(t, "", "--version"); r.code != 0 || r.stdout != "qmpsh version "+versionText()+"\n" {
 		t.Errorf("--version: %+v", r)
 	}
 }

@@ -70,7 +70,9 @@ func gaCommands(g *GlobalOptions) *cobra.Command {
 }
 
 func (o *GAOptions) addressFlag(c *cobra.Command) {
-	oneSocketFlag(c.Flags(), &o.Addr, "guest agent `ADDR` (default $QGA_SOCKET)")
+	// Once, as for the QMP commands; compared as written, since an
+	// agent's address may be vsock:CID:PORT.
+	c.Flags().VarP(&onceValue{p: &o.Addr}, "socket", "s", "guest agent `ADDR` (default $QGA_SOCKET)")
 }
 
 // address is -s, else $QGA_SOCKET.

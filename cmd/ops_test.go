@@ -550,8 +550,8 @@ func TestOneServerCommandsRefuseTwoSockets(t *testing.T) {
 			t.Errorf("%q: stdout %q, stderr %q", args, r.stdout, r.stderr)
 		}
 	}
-	// The same server twice is one server.
+	// The same server twice, however spelled, is one server.
 	sock := qmptest.StartQEMU(t)
-	r := run(t, "", "schema", "-s", sock, "-s", sock, "query-status")
-	r.mustExit(t, ExitOK)
+	run(t, "", "schema", "-s", sock, "-s", sock, "query-status").mustExit(t, ExitOK)
+	run(t, "", "schema", "-s", sock, "--socket", "unix:"+sock, "query-status").mustExit(t, ExitOK)
 }

@@ -79,8 +79,8 @@ func execute(f *Factory, root *cobra.Command, args []string) int {
 	code := exitCode(err)
 	if code == ExitUsage && !(errors.As(err, &xe) && xe.Syntax) {
 		// The help of the command that was misused; for an unknown
-		// command or help topic, root's.
-		if c == nil || c.Name() == "help" && c.Parent() == root {
+		// command or help topic, or a hidden command, root's.
+		if c == nil || c.Hidden || c.Name() == "help" && c.Parent() == root {
 			c = root
 		}
 		fmt.Fprintf(ios.ErrOut, "Run '%s --help' for usage.\n", c.CommandPath())
@@ -370,11 +370,7 @@ func flagValueError(err error) error {
 	}
 	cause := ive.Unwrap()
 	if re := (*repeatedFlagError)(nil); errors.As(cause, &re) {
-		fl := ive.GetFlag()
-		name := "--" + fl.Name
-		if fl.Shorthand != "" {
-			name = "-" + fl.Shorthand
-		}
+		name := flagName(ive.GetFlag())
 		return fmt.Errorf("%s given twice (%s, then %s): this command talks to one server; give %s once",
 			name, shellQuote(re.first), shellQuote(ive.GetValue()), name)
 	}

@@ -61,6 +61,7 @@ func finishTree(root *cobra.Command) {
 // cost every start of qmpsh (exec's above all). TestUsage holds it to the
 // template it replaced.
 func usage(c *cobra.Command) error {
+	c.LocalFlags() // merges the persistent flags in, as cobra's own usage does first
 	var b strings.Builder
 	b.WriteString("Usage:")
 	if c.Runnable() && !c.HasAvailableSubCommands() {

@@ -94,7 +94,15 @@ func runTree(t *testing.T, args []string, only string) string {
 func TestUsage(t *testing.T) {
 	tree := func() *cobra.Command {
 		f := NewFactory(&IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard})
-		return newRootCmd(f, "")
+		root := newRootCmd(f, "")
+		// What cobra adds as a command runs: the help command, -h and
+		// --version.
+		root.InitDefaultHelpCmd()
+		walk(root, func(c *cobra.Command) {
+			c.InitDefaultHelpFlag()
+			c.InitDefaultVersionFlag()
+		})
+		return root
 	}
 	ours, theirs := tree(), tree()
 	theirs.SetUsageFunc(nil)
