@@ -37,6 +37,8 @@
 //	                      the attempts so far, written by the redialer, read by the loop
 //	shell.flush           the loop asks the printer, over it, to print the events that
 //	                      have arrived before it prints a reply, so they come first
+//	shell.pause           the loop holds the printer, over it, while a pager has the
+//	                      terminal (help); the events wait in the listener
 //	noticeMu              inCommand and held: while a command is in flight (callContext
 //	                      to its cancel), the printer's and redialer's notices of the
 //	                      session's end wait in held, so that the reply QEMU sent before

@@ -171,6 +171,7 @@ type shell struct {
 	interrupts <-chan os.Signal // the editor's Ctrl-C outside ReadLine
 
 	flush chan chan struct{} // asks the printer to print what has arrived
+	pause chan chan struct{} // holds the printer until the channel sent is closed
 
 	// Notices from other goroutines wait while a command is in flight;
 	// see lateNotice.
@@ -344,7 +345,7 @@ func (sh *shell) help(name string) {
 		return
 	}
 	text = Printable(text) // the schema's names are the server's
-	if sh.Page != nil && sh.Page(text) {
+	if sh.Page != nil && sh.paging(func() bool { return sh.Page(text) }) {
 		return
 	}
 	io.WriteString(sh.out, text)
@@ -638,6 +639,7 @@ func (sh *shell) startPrinter() (stop func()) {
 		events = l.Events()
 	}
 	sh.flush = make(chan chan struct{})
+	sh.pause = make(chan chan struct{})
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 
@@ -668,6 +670,10 @@ func (sh *shell) startPrinter() (stop func()) {
 			case ack := <-sh.flush:
 				printQueued()
 				close(ack)
+			case resume := <-sh.pause:
+				// Only the loop pauses, and it resumes before it can
+				// stop the printer: done cannot come meanwhile.
+				<-resume
 			case <-done:
 				printQueued()
 				// The session may have ended just before the loop
@@ -699,6 +705,16 @@ func (sh *shell) printEvent(ev qmp.Event) {
 		return
 	}
 	sh.out.Write(sh.Format.Event(ev))
+}
+
+// paging runs page, which may hand the terminal to a pager, with the
+// printer held: an event printed meanwhile would be drawn over the
+// pager's screen. Events wait in the listener, to be printed after.
+func (sh *shell) paging(page func() bool) bool {
+	resume := make(chan struct{})
+	sh.pause <- resume
+	defer close(resume)
+	return page()
 }
 
 func (sh *shell) flushEvents() {

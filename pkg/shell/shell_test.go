@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/qmpsh/qmpsh/pkg/qapi"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
@@ -422,5 +423,48 @@ func TestTransactionNestedOnPipe(t *testing.T) {
 	out, errs, _ := runShell(t, echoArguments, Config{}, "transaction(", "a x=1", "transaction( b y=2", ")")
 	if out != "" || !strings.HasSuffix(errs, ErrRejectedTransaction.Error()+"\n") {
 		t.Errorf("nested transaction( with an action: output %q, errors %q; want nothing sent", out, errs)
+	}
+}
+
+// While help's pager has the terminal, the printer holds the events that
+// arrive, rather than draw them over the pager's screen; they are printed
+// once the pager is done. The pager here makes QEMU's stand-in emit an
+// event, then gives a printer that did not wait the time to print it.
+func TestNoEventsOverThePager(t *testing.T) {
+	s := qmptest.NewServer(qmptest.Standard)
+	defer s.Close()
+	c := qmp.NewClient()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Connect(ctx, s.Addr); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	ed := &scriptEditor{interactive: true, lines: []string{"help query-status"}}
+	schema := testSchema(t)
+	paged := false
+	cfg := Config{
+		Client: c, Editor: ed, Err: io.Discard,
+		Completer: &Completer{Fetch: func(context.Context) (*qapi.Schema, error) { return schema, nil }},
+		Page: func(string) bool {
+			paged = true
+			if _, err := c.Execute(ctx, "emit", map[string]any{"name": "PAGED"}); err != nil {
+				t.Error(err)
+			}
+			// The event has reached the listeners (it came before the
+			// reply): a printer that did not wait prints it now.
+			wctx, wcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			defer wcancel()
+			ed.out.Wait(wctx, "PAGED", 1)
+			io.WriteString(&ed.out, "PAGER DONE\n")
+			return true
+		},
+	}
+	if err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	out := ed.out.String()
+	if !paged || !strings.HasPrefix(out, "PAGER DONE\n") || !strings.Contains(out, "PAGED") {
+		t.Errorf("output %q: want the pager's, then the event", out)
 	}
 }

@@ -3,6 +3,7 @@ package qmptest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -361,7 +362,16 @@ func (b *Buffer) Write(p []byte) (int, error) {
 // not a timing: a test fails then, showing what was written.
 func (b *Buffer) WaitFor(t testing.TB, s string, n int) {
 	t.Helper()
-	deadline := time.After(time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if !b.Wait(ctx, s, n) {
+		t.Fatalf("no %d× %q in:\n%s", n, s, b.String())
+	}
+}
+
+// Wait waits until what was written holds n occurrences of s, waking on
+// each write, or until ctx ends, and reports whether they came.
+func (b *Buffer) Wait(ctx context.Context, s string, n int) bool {
 	for {
 		b.mu.Lock()
 		got := strings.Count(b.buf.String(), s)
@@ -371,12 +381,12 @@ func (b *Buffer) WaitFor(t testing.TB, s string, n int) {
 		ch := b.changed
 		b.mu.Unlock()
 		if got >= n {
-			return
+			return true
 		}
 		select {
 		case <-ch:
-		case <-deadline:
-			t.Fatalf("no %d× %q in:\n%s", n, s, b.String())
+		case <-ctx.Done():
+			return false
 		}
 	}
 }
