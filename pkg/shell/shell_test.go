@@ -76,19 +76,27 @@ func runShell(t *testing.T, handler func(*qmptest.Conn), cfg Config, lines ...st
 // runShellOn is runShell with an editor of the test's own.
 func runShellOn(t *testing.T, handler func(*qmptest.Conn), cfg Config, ed *scriptEditor) (out, errs string, err error) {
 	t.Helper()
-	s := qmptest.NewServer(handler)
-	defer s.Close()
-	c := qmp.NewClient()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := c.Connect(ctx, s.Addr); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Disconnect()
+	c, ctx := connectFake(t, handler)
 	var errBuf qmptest.Buffer
 	cfg.Client, cfg.Editor, cfg.Err = c, ed, &errBuf
 	err = Run(ctx, cfg)
 	return ed.out.String(), errBuf.String(), err
+}
+
+// connectFake connects a client to a fake server that runs handler; both
+// go at the end of the test, as does the context, which bounds it.
+func connectFake(t *testing.T, handler func(*qmptest.Conn)) (*qmp.Client, context.Context) {
+	t.Helper()
+	s := qmptest.NewServer(handler)
+	t.Cleanup(s.Close)
+	c := qmp.NewClient()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	if err := c.Connect(ctx, s.Addr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Disconnect() })
+	return c, ctx
 }
 
 func TestRun(t *testing.T) {
@@ -431,15 +439,7 @@ func TestTransactionNestedOnPipe(t *testing.T) {
 // once the pager is done. The pager here makes QEMU's stand-in emit an
 // event, then gives a printer that did not wait the time to print it.
 func TestNoEventsOverThePager(t *testing.T) {
-	s := qmptest.NewServer(qmptest.Standard)
-	defer s.Close()
-	c := qmp.NewClient()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := c.Connect(ctx, s.Addr); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Disconnect()
+	c, ctx := connectFake(t, qmptest.Standard)
 	ed := &scriptEditor{interactive: true, lines: []string{"help query-status"}}
 	schema := testSchema(t)
 	paged := false
