@@ -9,46 +9,50 @@ import (
 )
 
 // qemuSecrets returns the secrets QEMU's command line argv carries in
-// clear, by the rules of the traffic's redaction: a secret object's data
-// (-object secret,id=s0,data=X, or the JSON form of -object), and the
-// value of an option's key that names a password by passwordKey's rule
-// (-spice password=X), but for on and off
-// and the like. QEMU repeats them in its output when it rejects the option
-// that carries one, and its output goes to a log file on disk. Each is
-// given as written and, when QEMU's option syntax changes it (a doubled
-// comma is one), as QEMU reads it; of the JSON form, which QEMU quotes
-// whole, escapes and all, the whole option is one.
+// clear: a secret object's data, and the value of an option's key that
+// names a password by passwordKey's rule (-spice password=X, -set
+// spice.0.password=X), but for QEMU's booleans (-vnc :0,password=on).
+// QEMU repeats an option it rejects, often because of a typo, and its
+// output goes to a log file on disk; so an -object that mentions data,
+// a secret or a password, however mistyped (Data=, secrte,, JSON that
+// is not quite JSON, -object= with its value), is a secret whole, as
+// QEMU quotes it, and so is each data= value of any -object. Values are
+// given as written and, when QEMU's option syntax changes them (a
+// doubled comma is one), as QEMU reads them.
 func qemuSecrets(argv []string) []string {
 	var found []string
 	add := func(ss ...string) {
 		for _, s := range ss {
-			if s != "" && !qemuBool(s) && !slices.Contains(found, s) {
+			if s != "" && !slices.Contains(found, s) {
 				found = append(found, s)
 			}
 		}
 	}
 	for i, arg := range argv {
 		object := i > 0 && (argv[i-1] == "-object" || argv[i-1] == "--object")
-		if object && strings.HasPrefix(strings.TrimSpace(arg), "{") {
-			var m map[string]any
-			if json.Unmarshal([]byte(arg), &m) == nil {
+		for _, o := range []string{"-object=", "--object="} {
+			if v, ok := strings.CutPrefix(arg, o); ok {
+				object, arg = true, v
+			}
+		}
+		if object {
+			lower := strings.ToLower(arg)
+			if strings.Contains(lower, "data") || strings.Contains(lower, "secret") || strings.Contains(lower, "pass") {
+				add(arg)
+			}
+			if strings.HasPrefix(strings.TrimSpace(arg), "{") {
+				var m map[string]any
+				json.Unmarshal([]byte(arg), &m) // QEMU's JSON allows 'quotes': then arg alone
 				for k, v := range m {
-					if s, ok := v.(string); ok && (k == "data" && m["qom-type"] == "secret" || passwordKey(k)) {
-						add(arg, s)
+					if s, ok := v.(string); ok && (k == "data" || passwordKey(k) && !qemuBool(s)) {
+						add(s)
 					}
 				}
-			}
-			continue
-		}
-		parts := qemuOptParts(arg)
-		secret := false
-		for j, p := range parts {
-			if object && (j == 0 && p.raw == "secret" || p.key == "qom-type" && p.value == "secret") {
-				secret = true
+				continue
 			}
 		}
-		for _, p := range parts {
-			if p.key == "data" && secret || passwordKey(p.key) {
+		for _, p := range qemuOptParts(arg) {
+			if object && p.key == "data" || passwordKey(lastKey(p.key)) && !qemuBool(p.value) {
 				add(p.rawValue, p.value)
 			}
 		}
@@ -56,11 +60,15 @@ func qemuSecrets(argv []string) []string {
 	return found
 }
 
+// lastKey is the last part of a dotted key (spice.0.password: password),
+// as -set names an option's key.
+func lastKey(k string) string { return k[strings.LastIndexByte(k, '.')+1:] }
+
 // qemuBool reports whether s is one of QEMU's boolean words, which a
 // password= key may take (-vnc :0,password=on): not a secret.
 func qemuBool(s string) bool {
 	switch s {
-	case "on", "off", "yes", "no", "true", "false":
+	case "on", "off", "yes", "no", "y", "n", "true", "false":
 		return true
 	}
 	return false
@@ -95,8 +103,8 @@ func qemuOptParts(arg string) []qemuOptPart {
 	return parts
 }
 
-// redactingWriter writes QEMU's output to w with each of secrets replaced
-// by <redacted>. It holds back what follows the last newline, enough of
+// redactingWriter writes QEMU's output to w with each of secrets (longest
+// first) replaced by <redacted>. It holds back what follows the last newline, enough of
 // it for a secret split between two writes to be whole when replaced;
 // flush writes the rest. It never fails a write: QEMU's output must keep
 // flowing whatever becomes of the log.
@@ -109,6 +117,9 @@ type redactingWriter struct {
 
 func newRedactingWriter(w io.Writer, secrets []string) *redactingWriter {
 	r := &redactingWriter{w: w}
+	// Longest first: a secret that contains another must go whole.
+	secrets = slices.Clone(secrets)
+	slices.SortStableFunc(secrets, func(a, b string) int { return len(b) - len(a) })
 	for _, s := range secrets {
 		r.secrets = append(r.secrets, []byte(s))
 		r.longest = max(r.longest, len(s))
@@ -122,16 +133,17 @@ const holdAtMost = 64 << 10
 func (r *redactingWriter) Write(p []byte) (int, error) {
 	r.held = append(r.held, p...)
 	n := bytes.LastIndexByte(r.held, '\n') + 1
-	if n == 0 && len(r.held) > holdAtMost+r.longest {
+	switch {
+	case n > 0:
+		r.w.Write(r.redact(r.held[:n]))
+	case len(r.held) > holdAtMost+r.longest:
 		// A long line: replace what is whole, then write all but what
 		// could be the start of a secret.
 		r.held = r.redact(r.held)
 		n = len(r.held) - r.longest
+		r.w.Write(r.held[:n])
 	}
-	if n > 0 {
-		r.w.Write(r.redact(r.held[:n]))
-		r.held = append(r.held[:0], r.held[n:]...)
-	}
+	r.held = append(r.held[:0], r.held[n:]...)
 	return len(p), nil
 }
 

@@ -16,18 +16,23 @@ func TestQEMUSecrets(t *testing.T) {
 		argv []string
 		want []string
 	}{
-		{[]string{"qemu", "-object", "secret,id=s0,data=pw1"}, []string{"pw1"}},
-		{[]string{"qemu", "--object", "secret,data=pw2,id=s0,format=raw"}, []string{"pw2"}},
-		{[]string{"qemu", "-object", "secret,id=s0,data=a,,b"}, []string{"a,,b", "a,b"}},
+		{[]string{"qemu", "-object", "secret,id=s0,data=pw1"}, []string{"secret,id=s0,data=pw1", "pw1"}},
+		{[]string{"qemu", "--object", "secret,data=pw2,id=s0,format=raw"}, []string{"secret,data=pw2,id=s0,format=raw", "pw2"}},
+		{[]string{"qemu", "-object", "secret,id=s0,data=a,,b"}, []string{"secret,id=s0,data=a,,b", "a,,b", "a,b"}},
 		{[]string{"qemu", "-object", `{"qom-type":"secret","id":"s0","data":"pw3"}`},
 			[]string{`{"qom-type":"secret","id":"s0","data":"pw3"}`, "pw3"}},
-		{[]string{"qemu", "-spice", "port=5900,password=pw4"}, []string{"pw4"}},
-		{[]string{"qemu", "-iscsi", "user=u,PassWord=pw5"}, []string{"pw5"}},
-		// Not secrets: another object's data, data outside -object, a
-		// password option's boolean, a secret object's id.
-		{[]string{"qemu", "-object", "memory-backend-ram,id=m,data=x"}, nil},
-		{[]string{"qemu", "-drive", "file=data=x", "-vnc", ":0,password=on"}, nil},
-		{[]string{"qemu", "-object", "secret,id=s0,file=/run/pw", "-drive", "file=x,password-secret=s0"}, nil},
+		// What QEMU rejects, and so quotes: the whole option.
+		{[]string{"qemu", "-object", `{'qom-type':'secret','id':'s0','data':'pw4'}`}, []string{`{'qom-type':'secret','id':'s0','data':'pw4'}`}},
+		{[]string{"qemu", "--object=secret,id=s0,data=pw5"}, []string{"secret,id=s0,data=pw5", "pw5"}},
+		{[]string{"qemu", "-object", "secret,id=s0,Data=pw6"}, []string{"secret,id=s0,Data=pw6"}},
+		{[]string{"qemu", "-object", "secrte,id=s0,data=pw7"}, []string{"secrte,id=s0,data=pw7", "pw7"}},
+		// Passwords of other options, -set's dotted keys too.
+		{[]string{"qemu", "-spice", "port=5900,password=pw8", "-set", "spice.0.password=pw8-longer"}, []string{"pw8", "pw8-longer"}},
+		{[]string{"qemu", "-iscsi", "user=u,PassWord=pw9"}, []string{"pw9"}},
+		// Not secrets: data outside -object, a password option's
+		// boolean, the id of a secret, other objects.
+		{[]string{"qemu", "-drive", "file=data=x", "-vnc", ":0,password=on", "-vnc", "none,password=y"}, nil},
+		{[]string{"qemu", "-drive", "file=x,password-secret=s0", "-object", "memory-backend-ram,id=m,size=1G"}, nil},
 		{[]string{"qemu", "-M", "none"}, nil},
 	} {
 		if got := qemuSecrets(tc.argv); !slices.Equal(got, tc.want) {
@@ -61,6 +66,14 @@ func TestRedactingWriter(t *testing.T) {
 			}
 		}
 	}
+	// A secret that contains another goes whole, in whatever order
+	// they were given.
+	var out bytes.Buffer
+	w := newRedactingWriter(&out, []string{"hunter", "hunter2024"})
+	w.Write([]byte("data=hunter2024 password=hunter\n"))
+	if want := "data=<redacted> password=<redacted>\n"; out.String() != want {
+		t.Errorf("wrote %q, want %q", out.String(), want)
+	}
 }
 
 // A secret on QEMU's command line never reaches its log on disk, nor
@@ -69,12 +82,15 @@ func TestRedactingWriter(t *testing.T) {
 func TestWrapKeepsSecretsOutOfQEMULog(t *testing.T) {
 	qmptest.RequireQEMU(t, "qemu-system-x86_64")
 	const secret = "hunter2-in-clear"
-	for _, object := range []string{
-		"secret,id=s0,data=" + secret + ",bogus=1",
-		`{"qom-type": "secret", "id": "s0", "data": "` + secret + `", "bogus": 1}`,
+	for _, object := range [][]string{
+		{"-object", "secret,id=s0,data=" + secret + ",bogus=1"},
+		{"-object", `{"qom-type": "secret", "id": "s0", "data": "` + secret + `", "bogus": 1}`},
+		{"-object", `{'qom-type': 'secret', 'id': 's0', 'data': '` + secret + `', 'bogus': 1}`},
+		{"-object", "secret,id=s0,Data=" + secret},
+		{"--object=secret,id=s0,data=" + secret},
 	} {
 		_, tmp := wrapDirs(t)
-		r := run(t, "", append(append([]string{"wrap", "--"}, wrapQEMU...), "-object", object)...)
+		r := run(t, "", append(append([]string{"wrap", "--"}, wrapQEMU...), object...)...)
 		r.mustExit(t, ExitConnection)
 		logs, _ := filepath.Glob(filepath.Join(tmp, "qmpsh-wrap-*.log"))
 		if len(logs) != 1 {
@@ -84,11 +100,11 @@ func TestWrapKeepsSecretsOutOfQEMULog(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if bytes.Contains(b, []byte(secret)) || !bytes.Contains(b, []byte("<redacted>")) || !bytes.Contains(b, []byte("bogus")) {
-			t.Errorf("QEMU's log: %q", b)
+		if bytes.Contains(b, []byte(secret)) || !bytes.Contains(b, []byte("<redacted>")) {
+			t.Errorf("%q: QEMU's log: %q", object, b)
 		}
-		if strings.Contains(r.stderr, secret) || !strings.Contains(r.stderr, "bogus") {
-			t.Errorf("stderr: %q", r.stderr)
+		if strings.Contains(r.stderr, secret) || !strings.Contains(r.stderr, "<redacted>") {
+			t.Errorf("%q: stderr: %q", object, r.stderr)
 		}
 	}
 	_, tmp := wrapDirs(t)

@@ -125,7 +125,7 @@ func wrapRun(ctx context.Context, opts *WrapOptions) error {
 	client, qemu, closeLog, err := opts.acceptQEMU(ctx, opts.sideWriter(ed), filepath.Join(dir, "qmp.sock"), log)
 	// The socket is removed once QEMU has connected: remove its directory
 	// too, now, so that nothing is left behind should qmpsh die of what
-	// it cannot catch (SIGKILL, a second SIGTERM, stdout closed under it).
+	// it cannot catch (SIGKILL, a second SIGTERM).
 	os.RemoveAll(dir)
 	if err != nil {
 		ed.Close()

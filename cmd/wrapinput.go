@@ -15,10 +15,10 @@ import (
 
 // endOnExit makes ed's input end (stdin, which ed reads, is cancelled)
 // when QEMU exits, ctx ends or stdoutBroken is closed, rather than when
-// the user next types a line. When QEMU exits, it first waits (briefly) for client to notice the
-// hang-up, so that the shell reports the lost connection, after any reply
-// it was printing, before it ends. The goroutine it starts ends with QEMU
-// or with the input.
+// the user next types a line. When QEMU exits, it first waits (briefly)
+// for client to notice the hang-up, so that the shell reports the lost
+// connection, after any reply it was printing, before it ends. The
+// goroutine it starts ends with QEMU, with the input or with stdout.
 func endOnExit(ctx context.Context, ed shell.Editor, stdin *cancelableReader, qemu *qemuProcess, client *qmp.Client, stdoutBroken <-chan struct{}) *endingEditor {
 	ended := make(chan struct{})
 	var once sync.Once
