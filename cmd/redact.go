@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/qmpsh/qmpsh/pkg/shell"
@@ -43,7 +44,19 @@ type redactor struct {
 	// the first came in. WHO tells a proxy's peers apart.
 	pending map[string]awaited
 	seq     uint64
+	// hidden holds the return values of the replies hidden lately, for
+	// a while (left: replies it may still be asked about), in memory
+	// only: the proxy hands QEMU's reply on to its client byte for byte
+	// but for the id, so the client's copy of a secret is hidden by its
+	// value even when the client's id did not pair it with its request
+	// (a client that reused an id in flight).
+	hidden [][]byte // copies, the latest last, at most maxHidden
+	left   int
 }
+
+// hiddenFor is how many replies a hidden return value is looked for in;
+// maxHidden how many are kept.
+const hiddenFor, maxHidden = 1024, 64
 
 // awaited is a pending entry: n replies to hide, the first requested
 // seq-th.
@@ -52,7 +65,7 @@ type awaited struct{ seq, n uint64 }
 // message returns msg, from or to who, with its secrets hidden: msg itself
 // when it has none.
 func (r *redactor) message(who string, msg []byte) []byte {
-	if len(r.pending) > 0 {
+	if len(r.pending) > 0 || r.left > 0 {
 		// Only replies, and greetings, concern what is pending: most
 		// messages (events, requests) are not decoded for it. QEMU and
 		// the proxy write these members plainly, never escaped.
@@ -137,23 +150,53 @@ func (r *redactor) reply(who string, msg []byte) ([]byte, bool) {
 	if json.Unmarshal(msg, &v) != nil {
 		return nil, false
 	}
-	_, ret := v["return"]
+	value, ret := v["return"]
 	_, fail := v["error"]
-	key := pendingKey(who, v["id"])
-	a, ok := r.pending[key]
-	if !(ret || fail) || !ok {
+	if !(ret || fail) {
 		return nil, false
 	}
-	if a.n--; a.n == 0 {
-		delete(r.pending, key)
-	} else {
-		r.pending[key] = a
+	if r.left > 0 {
+		if r.left--; r.left == 0 {
+			clear(r.hidden)
+			r.hidden = r.hidden[:0]
+		}
+	}
+	key := pendingKey(who, v["id"])
+	a, ok := r.pending[key]
+	switch {
+	case ok:
+		if a.n--; a.n == 0 {
+			delete(r.pending, key)
+		} else {
+			r.pending[key] = a
+		}
+		if ret {
+			r.remember(value)
+		}
+	case !ret || !r.wasHidden(value):
+		return nil, false
 	}
 	if !ret {
 		return msg, true
 	}
 	v["return"] = json.RawMessage(`"` + redactedValue + `"`)
 	return marshalTraffic(v), true
+}
+
+// remember keeps a copy of a hidden return value for hiddenFor replies
+// more.
+func (r *redactor) remember(value json.RawMessage) {
+	if len(r.hidden) == maxHidden {
+		r.hidden[0] = nil
+		r.hidden = r.hidden[1:]
+	}
+	r.hidden = append(r.hidden, bytes.Clone(value))
+	r.left = hiddenFor
+}
+
+// wasHidden reports whether value is one remember keeps.
+func (r *redactor) wasHidden(value json.RawMessage) bool {
+	return slices.ContainsFunc(r.hidden, func(h []byte) bool { return bytes.Equal(h, value) })
 }
 
 // greeting forgets who's pending replies when msg is a QMP greeting: a

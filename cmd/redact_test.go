@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -50,7 +51,9 @@ func TestRedactor(t *testing.T) {
 		{"", `{"event": "STOP", "data": {}, "timestamp": {"seconds": 1, "microseconds": 2}}`, ``},
 		{"other", `{"return": "hunter2", "id": {"a":1}}`, ``},
 		{"", `{"return": "hunter2", "id": {"a": 1}}`, `{"id":{"a":1},"return":"<redacted>"}`},
-		{"", `{"return": "hunter2", "id": {"a": 1}}`, ``},
+		// Its pair came: another reply with the id passes, unless it
+		// carries the value just hidden (see TestRedactorReusedIDMixed).
+		{"", `{"return": "hunter3", "id": {"a": 1}}`, ``},
 		{"", `{"execute":"qom-get","arguments":{"path":"/machine","property":"type"}}`, ``},
 		{"", `{"return": "none-machine"}`, ``},
 		// HMP: qom-get gives a secret back, qom-set sets one, object_add
@@ -149,6 +152,34 @@ func TestRedactorReusedID(t *testing.T) {
 	}
 	if len(out.redact.pending) != 0 {
 		t.Errorf("still awaited: %v", out.redact.pending)
+	}
+}
+
+// Through the proxy, a client that sends a plain request and then a
+// secret read with one id, both in flight, pairs the secret's reply with
+// no request; it is hidden by its value, which the redactor hid on
+// QEMU's side of the proxy a moment before (the proxy hands QEMU's reply
+// on byte for byte but for the id).
+func TestRedactorReusedIDMixed(t *testing.T) {
+	var log bytes.Buffer
+	out := &proxyOutput{w: io.Discard, log: &log}
+	out.trace("client 1", protocol.Received, []byte(`{"execute":"query-name","id":1}`))
+	out.trace("client 1", protocol.Received, []byte(`{"execute":"qom-get","arguments":{"path":"/objects/s0","property":"data"},"id":1}`))
+	out.trace("qemu", protocol.Sent, []byte(`{"execute":"query-name","id":7}`))
+	out.trace("qemu", protocol.Sent, []byte(`{"execute":"qom-get","arguments":{"path":"/objects/s0","property":"data"},"id":8}`))
+	out.trace("qemu", protocol.Received, []byte(`{"return": {}, "id": 7}`))
+	out.trace("client 1", protocol.Sent, []byte(`{"return": {}, "id": 1}`))
+	out.trace("qemu", protocol.Received, []byte(`{"return": "hunter2", "id": 8}`))
+	out.trace("client 1", protocol.Sent, []byte(`{"return": "hunter2", "id": 1}`))
+	if bytes.Contains(log.Bytes(), []byte("hunter2")) || bytes.Count(log.Bytes(), []byte(redactedValue)) < 2 {
+		t.Errorf("log:\n%s", log.Bytes())
+	}
+	// The value is forgotten once hiddenFor replies have passed.
+	for i := range hiddenFor {
+		out.redact.message("qemu", []byte(fmt.Sprintf(`{"return": {}, "id": %d}`, 100+i)))
+	}
+	if reply := `{"return": "hunter2", "id": 5}`; string(out.redact.message("client 1", []byte(reply))) != reply || len(out.redact.hidden) != 0 {
+		t.Errorf("still hidden after %d replies: %d kept", hiddenFor, len(out.redact.hidden))
 	}
 }
 
