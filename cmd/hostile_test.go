@@ -33,23 +33,18 @@ func hostileServer(t *testing.T) *qmptest.Server {
 	s := qmptest.NewServer(func(c *qmptest.Conn) {
 		c.WriteRaw([]byte(`{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "` +
 			`\u001b]0;pwned\u0007\u001b[2J"}, "capabilities": []}}` + "\r\n"))
-		for {
-			req, err := c.ReadRequest()
-			if err != nil {
-				return
-			}
+		c.Answer(func(req *qmptest.Request) bool {
 			switch req.Execute {
-			case "qmp_capabilities":
-				c.Reply(req.ID, map[string]any{})
 			case "query-qmp-schema":
 				c.Reply(req.ID, schema)
 			case "garbage": // not JSON: the session ends
 				c.WriteRaw([]byte(hostileEscapes + "\r\n"))
-				return
+				return false
 			default:
 				c.ReplyError(req.ID, "GenericError", "bad"+hostileEscapes)
 			}
-		}
+			return true
+		})
 	})
 	t.Cleanup(s.Close)
 	return s

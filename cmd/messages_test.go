@@ -247,22 +247,15 @@ func TestExecErrorExplainBounded(t *testing.T) {
 	asked := make(chan struct{})
 	s := qmptest.NewServer(func(c *qmptest.Conn) {
 		c.Greet()
-		for {
-			req, err := c.ReadRequest()
-			if err != nil {
-				return
-			}
-			switch req.Execute {
-			case "qmp_capabilities":
-				c.Reply(req.ID, map[string]any{})
-			case "query-qmp-schema":
+		c.Answer(func(req *qmptest.Request) bool {
+			if req.Execute == "query-qmp-schema" {
 				close(asked) // and never answered
 				<-c.Done()
-				return
-			default:
-				c.ReplyError(req.ID, "GenericError", "went wrong")
+				return false
 			}
-		}
+			c.ReplyError(req.ID, "GenericError", "went wrong")
+			return true
+		})
 	})
 	t.Cleanup(s.Close)
 	defer func(d time.Duration) { explainTimeout = d }(explainTimeout)

@@ -43,14 +43,8 @@ func hostile(c *qmptest.Conn) {
 		{"name": "3", "meta-type": "object", "members": []any{map[string]any{"name": "arg" + evil, "type": "4"}}},
 		{"name": "4", "meta-type": "enum", "values": []any{"val" + evil}},
 	}
-	for {
-		req, err := c.ReadRequest()
-		if err != nil {
-			return
-		}
+	c.Answer(func(req *qmptest.Request) bool {
 		switch req.Execute {
-		case "qmp_capabilities":
-			c.Reply(req.ID, map[string]any{})
 		case "query-qmp-schema":
 			c.Reply(req.ID, schema)
 		case "human-monitor-command":
@@ -61,7 +55,8 @@ func hostile(c *qmptest.Conn) {
 		default:
 			c.ReplyError(req.ID, "Generic"+evil, "bad"+evil)
 		}
-	}
+		return true
+	})
 }
 
 // On a terminal the server's text is shown, its escapes spelt out, never

@@ -296,6 +296,26 @@ func (c *Conn) Event(name string, data any) error {
 // server produces: garbage, half lines, oversize messages.
 func (c *Conn) WriteRaw(b []byte) error { return c.write(b, true) }
 
+// Answer reads requests and hands each to answer, until the connection
+// ends or answer returns false; qmp_capabilities it answers itself, with
+// {}. It is the loop of a handler that answers a few commands its own
+// way, after Greet.
+func (c *Conn) Answer(answer func(req *Request) (more bool)) {
+	for {
+		req, err := c.ReadRequest()
+		if err != nil {
+			return
+		}
+		if req.Execute == "qmp_capabilities" {
+			c.Reply(req.ID, map[string]any{})
+			continue
+		}
+		if !answer(req) {
+			return
+		}
+	}
+}
+
 func marshalValue(v any) ([]byte, error) {
 	switch v := v.(type) {
 	case nil:
