@@ -91,6 +91,12 @@ const directEvents = 16
 // listenerBuffer is the capacity of a Listener's channel.
 const listenerBuffer = 1024
 
+// fillEvents is how many events deliver moves into the channel under one
+// hold of the Listener's lock: push waits for at most that many sends
+// (~10 us). Against 64, a flood of events measured 3% faster, from fewer
+// handovers of the lock between push and deliver; 1024 gained little more.
+const fillEvents = 256
+
 // Listen returns a Listener for the named events, or for every event when
 // no name is given. Close it when done: it owns a goroutine.
 func (c *Client) Listen(names ...string) *Listener { return c.listen(nil, names) }
@@ -281,13 +287,13 @@ func (l *Listener) deliver() {
 		for i := 0; i < len(batch); {
 			// Moving events into the channel and uncounting them happen
 			// under one lock while there is room, so Len never counts
-			// an event twice; a few at a time, so that push does not
-			// wait long for the lock. Only when the channel is full does
-			// a send wait, outside the lock.
+			// an event twice; at most fillEvents at a time, so that push
+			// does not wait long for the lock. Only when the channel is
+			// full does a send wait, outside the lock.
 			l.mu.Lock()
 			n := 0
 		fill:
-			for ; i < len(batch) && n < 64; i, n = i+1, n+1 {
+			for ; i < len(batch) && n < fillEvents; i, n = i+1, n+1 {
 				select {
 				case l.events <- batch[i]:
 					batch[i] = Event{} // let the data go
