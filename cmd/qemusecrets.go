@@ -6,6 +6,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/qmpsh/qmpsh/pkg/shell"
 )
 
 // qemuSecrets returns the secrets QEMU's command line argv carries in
@@ -18,7 +20,9 @@ import (
 // is not quite JSON, -object= with its value), is a secret whole, as
 // QEMU quotes it, and so is each data= value of any -object. Values are
 // given as written and, when QEMU's option syntax changes them (a
-// doubled comma is one), as QEMU reads them.
+// doubled comma is one), as QEMU reads them. Credentials inside a disk's
+// location, in any argument (-drive file=https://USER:PASSWORD@..., -cdrom
+// iscsi://USER%PASSWORD@..., rbd:...:key=KEY), are secrets too.
 func qemuSecrets(argv []string) []string {
 	var found []string
 	add := func(ss ...string) {
@@ -56,6 +60,7 @@ func qemuSecrets(argv []string) []string {
 				add(p.rawValue, p.value)
 			}
 		}
+		add(shell.LocationSecrets(arg)...)
 	}
 	return found
 }

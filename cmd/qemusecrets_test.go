@@ -29,10 +29,15 @@ func TestQEMUSecrets(t *testing.T) {
 		// Passwords of other options, -set's dotted keys too.
 		{[]string{"qemu", "-spice", "port=5900,password=pw8", "-set", "spice.0.password=pw8-longer"}, []string{"pw8", "pw8-longer"}},
 		{[]string{"qemu", "-iscsi", "user=u,PassWord=pw9"}, []string{"pw9"}},
+		// Credentials inside a disk's location, in any argument.
+		{[]string{"qemu", "-drive", "file=https://u:pw10@127.0.0.1/d.img,if=none", "-cdrom", "iscsi://u%pw11@127.0.0.1/iqn.x/0"},
+			[]string{"pw10", "pw11"}},
+		{[]string{"qemu", "-drive", "file=rbd:p/i:id=admin:key=pw12:conf=/c,if=none"}, []string{"pw12"}},
 		// Not secrets: data outside -object, a password option's
 		// boolean, the id of a secret, other objects.
 		{[]string{"qemu", "-drive", "file=data=x", "-vnc", ":0,password=on", "-vnc", "none,password=y"}, nil},
 		{[]string{"qemu", "-drive", "file=x,password-secret=s0", "-object", "memory-backend-ram,id=m,size=1G"}, nil},
+		{[]string{"qemu", "-drive", "file=https://u@127.0.0.1/d.img,if=none"}, nil},
 		{[]string{"qemu", "-M", "none"}, nil},
 	} {
 		if got := qemuSecrets(tc.argv); !slices.Equal(got, tc.want) {
@@ -88,6 +93,10 @@ func TestWrapKeepsSecretsOutOfQEMULog(t *testing.T) {
 		{"-object", `{'qom-type': 'secret', 'id': 's0', 'data': '` + secret + `', 'bogus': 1}`},
 		{"-object", "secret,id=s0,Data=" + secret},
 		{"--object=secret,id=s0,data=" + secret},
+		// QEMU repeats a disk's location it cannot open.
+		{"-drive", "file=https://alice:" + secret + "@127.0.0.1:1/disk.img,if=none"},
+		{"-drive", "file=iscsi://alice%" + secret + "@127.0.0.1:1/iqn.2001-04.com.example:storage/0,if=none"},
+		{"-drive", "file=rbd:pool/image:id=admin:key=" + secret + ":conf=/nonexistent/ceph.conf,if=none"},
 	} {
 		_, tmp := wrapDirs(t)
 		r := run(t, "", append(append([]string{"wrap", "--"}, wrapQEMU...), object...)...)

@@ -78,7 +78,7 @@ func (r *redactor) message(who string, msg []byte) []byte {
 		}
 	}
 	if !mayCarrySecret(msg) {
-		return msg
+		return hideLocations(msg)
 	}
 	// Only the members a secret can be in are decoded deeply; the rest,
 	// an object-add's id say, stay as they were written.
@@ -94,7 +94,7 @@ func (r *redactor) message(who string, msg []byte) []byte {
 		request = true
 	}
 	if !request {
-		return msg
+		return hideLocations(msg)
 	}
 	var command string
 	if json.Unmarshal(v["execute"], &command) != nil || command == "" {
@@ -276,7 +276,8 @@ func decodeTraffic(raw json.RawMessage) any {
 
 // mayCarrySecretWords are the words mayCarrySecret looks for, in any
 // case, indexed by their first letter.
-var mayCarrySecretWords = [256]string{'p': "pass", 'd': "data", 'c': "command-line", 'q': "qom-"}
+var mayCarrySecretWords = [256]string{'p': "pass", 'd': "data", 'c': "command-line", 'q': "qom-",
+	':': "://", 'r': "rbd:"} // the last two: shell.LocationSecrets
 
 // mayCarrySecret is a cheap first look, so that most messages (events,
 // a copy's file data, the schema) are not decoded: a secret needs a
@@ -359,19 +360,53 @@ func redactValue(v any) bool {
 					hid = true
 				}
 			default:
-				if redactValue(x) {
+				if s, ok := x.(string); ok {
+					if x, ok = hideLocationSecrets(s); ok {
+						v[k] = x
+						hid = true
+					}
+				} else if redactValue(x) {
 					hid = true
 				}
 			}
 		}
 	case []any:
-		for _, x := range v {
-			if redactValue(x) {
+		for i, x := range v {
+			if s, ok := x.(string); ok {
+				if x, ok = hideLocationSecrets(s); ok {
+					v[i] = x
+					hid = true
+				}
+			} else if redactValue(x) {
 				hid = true
 			}
 		}
 	}
 	return hid
+}
+
+// hideLocations returns msg, not a request, with the credentials inside
+// the disk locations it holds replaced, byte for byte: a reply gives a
+// location back as it was given (query-block's file, a json: filename).
+func hideLocations(msg []byte) []byte {
+	if !bytes.Contains(msg, []byte("rbd:")) && (!bytes.Contains(msg, []byte("://")) || bytes.IndexByte(msg, '@') < 0) {
+		return msg
+	}
+	for _, secret := range shell.LocationSecrets(string(msg)) {
+		msg = bytes.ReplaceAll(msg, []byte(secret), []byte(redactedValue))
+	}
+	return msg
+}
+
+// hideLocationSecrets returns s with the credentials inside the disk
+// locations it holds replaced (https://USER:<redacted>@HOST/...), and
+// whether there were any.
+func hideLocationSecrets(s string) (string, bool) {
+	secrets := shell.LocationSecrets(s)
+	for _, secret := range secrets {
+		s = strings.ReplaceAll(s, secret, redactedValue)
+	}
+	return s, len(secrets) > 0
 }
 
 // marshalTraffic encodes a redacted message for the traffic line; its

@@ -30,6 +30,15 @@ func TestRedactor(t *testing.T) {
 			`{"arguments":{"data":"<redacted>","id":"s0","qom-type":"secret"},"execute":"object-add"}`},
 		{"", `{"execute":"object-add","arguments":{"qom-type":"secret","id":"s0","props":{"data":"hunter2"}}}`,
 			`{"arguments":{"id":"s0","props":{"data":"<redacted>"},"qom-type":"secret"},"execute":"object-add"}`},
+		// Credentials inside a disk's location, in a request and in
+		// a reply that gives the location back.
+		{"", `{"execute":"blockdev-add","arguments":{"driver":"https","node-name":"h0","url":"https://alice:hunter2@example.com/d.img"}}`,
+			`{"arguments":{"driver":"https","node-name":"h0","url":"https://alice:<redacted>@example.com/d.img"},"execute":"blockdev-add"}`},
+		{"", `{"execute":"x","arguments":{"files":["rbd:p/i:id=admin:key=hunter2:conf=/c","/plain"]}}`,
+			`{"arguments":{"files":["rbd:p/i:id=admin:key=<redacted>:conf=/c","/plain"]},"execute":"x"}`},
+		{"", `{"return": [{"device": "", "inserted": {"file": "json:{\"driver\": \"https\", \"url\": \"https://alice:hunter2@example.com/d.img\"}"}}]}`,
+			`{"return": [{"device": "", "inserted": {"file": "json:{\"driver\": \"https\", \"url\": \"https://alice:<redacted>@example.com/d.img\"}"}}]}`},
+		{"", `{"return": [{"file": "https://alice@example.com/d.img"}]}`, ``},
 		// A secret's name is not a secret.
 		{"", `{"execute":"blockdev-add","arguments":{"driver":"luks","node-name":"l0","key-secret":"sec0"}}`, ``},
 		{"", `{"execute":"set_password","arguments":{"protocol":"vnc","password":"hunter2"},"id":7}`,

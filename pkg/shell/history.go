@@ -42,9 +42,10 @@ var (
 // Lines that carry a secret are not: a secret object's data, and any
 // password-like argument (password, passwd, new-secret, keys ending in
 // password or secret), as key=value, as a JSON member, or as an HMP
-// command about passwords (set_password, block_passwd), and a qom-set of
-// a data or password property (QMP's or HMP's). The test is on the words
-// alone, so it errs on the side of forgetting.
+// command about passwords (set_password, block_passwd), a qom-set of a
+// data or password property (QMP's or HMP's), and credentials inside a
+// disk's location (https://USER:PASSWORD@..., rbd:...:key=KEY). The test
+// is on the words alone, so it errs on the side of forgetting.
 //
 // The words are tested as typed and as QEMU receives them: the shell
 // removes quotes and backslashes (`"data"=x` and `d"at"a=x` are data=x),
@@ -79,8 +80,9 @@ func KeepInHistory(line string) bool {
 // ending in password, passwd or secret (any case, the last part of a
 // dotted key), the words password or passwd anywhere (HMP's set_password,
 // change vnc password, block_passwd), a data argument beside the word
-// secret (a secret object's), or the words qom-set and data (a secret's
-// data set, by QMP or HMP). It tests line as it stands and with JSON's
+// secret (a secret object's), the words qom-set and data (a secret's
+// data set, by QMP or HMP), or credentials inside a disk's location (see
+// LocationSecrets). It tests line as it stands and with JSON's
 // \uXXXX escapes decoded (HMP's object_add takes JSON, and a raw QMP
 // line's command-line may hold "d\\u0061ta"); it does not undo quoting.
 func CarriesSecret(line string) bool {
@@ -98,7 +100,7 @@ func CarriesSecret(line string) bool {
 
 func carriesSecret(line string) bool {
 	lower := strings.ToLower(line)
-	if strings.Contains(lower, "password") || strings.Contains(lower, "passwd") {
+	if strings.Contains(lower, "password") || strings.Contains(lower, "passwd") || len(LocationSecrets(line)) > 0 {
 		return true
 	}
 	data := false

@@ -68,6 +68,12 @@ func TestKeepInHistory(t *testing.T) {
 		{`query-status "unclosed`, true},
 		{`{"execute": "query-status", "id": "d\u0061ta"}`, true},
 		{`object-add qom-type=iothread id="a b"`, true},
+		// Credentials inside a disk's location.
+		{"blockdev-add driver=https node-name=h0 url=https://alice:hunter2@example.com/disk.img", false},
+		{`{"execute":"blockdev-add","arguments":{"driver":"rbd","node-name":"r0","filename":"rbd:p/i:id=admin:key=AQBhunter2==:conf=/etc/ceph.conf"}}`, false},
+		{"hmp drive_add 0 if=none,id=d0,file=iscsi://alice%hunter2@10.0.0.1/iqn.2001-04.com.example:storage/0", false},
+		{"blockdev-add driver=https node-name=h0 url=https://alice@example.com/disk.img", true},
+		{"blockdev-add driver=nbd node-name=n0 server.type=inet server.host=10.0.0.1 export=disk@2", true},
 	} {
 		if got := KeepInHistory(tc.line); got != tc.keep {
 			t.Errorf("KeepInHistory(%q) = %v, want %v", tc.line, got, tc.keep)
