@@ -361,7 +361,7 @@ func redactValue(v any) bool {
 				}
 			default:
 				if s, ok := x.(string); ok {
-					if x, ok = hideLocationSecrets(s); ok {
+					if x, ok = shell.HideLocationSecrets(s, redactedValue); ok {
 						v[k] = x
 						hid = true
 					}
@@ -373,7 +373,7 @@ func redactValue(v any) bool {
 	case []any:
 		for i, x := range v {
 			if s, ok := x.(string); ok {
-				if x, ok = hideLocationSecrets(s); ok {
+				if x, ok = shell.HideLocationSecrets(s, redactedValue); ok {
 					v[i] = x
 					hid = true
 				}
@@ -386,27 +386,16 @@ func redactValue(v any) bool {
 }
 
 // hideLocations returns msg, not a request, with the credentials inside
-// the disk locations it holds replaced, byte for byte: a reply gives a
+// the disk locations it holds replaced where they stand: a reply gives a
 // location back as it was given (query-block's file, a json: filename).
 func hideLocations(msg []byte) []byte {
 	if !bytes.Contains(msg, []byte("rbd:")) && (!bytes.Contains(msg, []byte("://")) || bytes.IndexByte(msg, '@') < 0) {
 		return msg
 	}
-	for _, secret := range shell.LocationSecrets(string(msg)) {
-		msg = bytes.ReplaceAll(msg, []byte(secret), []byte(redactedValue))
+	if s, ok := shell.HideLocationSecrets(string(msg), redactedValue); ok {
+		return []byte(s)
 	}
 	return msg
-}
-
-// hideLocationSecrets returns s with the credentials inside the disk
-// locations it holds replaced (https://USER:<redacted>@HOST/...), and
-// whether there were any.
-func hideLocationSecrets(s string) (string, bool) {
-	secrets := shell.LocationSecrets(s)
-	for _, secret := range secrets {
-		s = strings.ReplaceAll(s, secret, redactedValue)
-	}
-	return s, len(secrets) > 0
 }
 
 // marshalTraffic encodes a redacted message for the traffic line; its

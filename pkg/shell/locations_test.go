@@ -32,3 +32,18 @@ func TestLocationSecrets(t *testing.T) {
 		}
 	}
 }
+
+// Each is hidden where it stands: a short password elsewhere in the
+// line stays.
+func TestHideLocationSecrets(t *testing.T) {
+	for _, tc := range []struct{ s, want string }{
+		{"a https://a:a@h/a rbd:a/a:key=a:conf=/a", "a https://a:X@h/a rbd:a/a:key=X:conf=/a"},
+		{"iscsi://u%p@h/iqn/0 and https://u:p@h/", "iscsi://u%X@h/iqn/0 and https://u:X@h/"},
+		{"https://alice@h/x", "https://alice@h/x"},
+	} {
+		got, ok := HideLocationSecrets(tc.s, "X")
+		if got != tc.want || ok != (tc.s != tc.want) {
+			t.Errorf("HideLocationSecrets(%q) = %q, %v; want %q", tc.s, got, ok, tc.want)
+		}
+	}
+}
