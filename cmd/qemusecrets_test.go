@@ -97,6 +97,9 @@ func TestWrapKeepsSecretsOutOfQEMULog(t *testing.T) {
 		{"-drive", "file=https://alice:" + secret + "@127.0.0.1:1/disk.img,if=none"},
 		{"-drive", "file=iscsi://alice%" + secret + "@127.0.0.1:1/iqn.2001-04.com.example:storage/0,if=none"},
 		{"-drive", "file=rbd:pool/image:id=admin:key=" + secret + ":conf=/nonexistent/ceph.conf,if=none"},
+		{"-drive", `file=json:{"driver":"https",,"url":"https:\/\/alice:` + secret + `@127.0.0.1:1/d.img"},if=none`},
+		{"-blockdev", `{"driver":"https","read-only":true,"node-name":"h","url":"https://alice:` + secret + `\u0040127.0.0.1:1/d.img"}`},
+		{"-drive", "file=https://alice:" + secret + "'x@127.0.0.1:1/disk.img,if=none"},
 	} {
 		_, tmp := wrapDirs(t)
 		r := run(t, "", append(append([]string{"wrap", "--"}, wrapQEMU...), object...)...)

@@ -389,7 +389,9 @@ func redactValue(v any) bool {
 // the disk locations it holds replaced where they stand: a reply gives a
 // location back as it was given (query-block's file, a json: filename).
 func hideLocations(msg []byte) []byte {
-	if !bytes.Contains(msg, []byte("rbd:")) && (!bytes.Contains(msg, []byte("://")) || bytes.IndexByte(msg, '@') < 0) {
+	url := (bytes.Contains(msg, []byte("://")) || bytes.Contains(msg, []byte(`:\/\/`))) &&
+		(bytes.IndexByte(msg, '@') >= 0 || bytes.Contains(msg, []byte(`\u0040`)))
+	if !url && !bytes.Contains(msg, []byte("rbd:")) {
 		return msg
 	}
 	if s, ok := shell.HideLocationSecrets(string(msg), redactedValue); ok {

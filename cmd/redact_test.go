@@ -39,6 +39,11 @@ func TestRedactor(t *testing.T) {
 		{"", `{"return": [{"device": "", "inserted": {"file": "json:{\"driver\": \"https\", \"url\": \"https://alice:hunter2@example.com/d.img\"}"}}]}`,
 			`{"return": [{"device": "", "inserted": {"file": "json:{\"driver\": \"https\", \"url\": \"https://alice:<redacted>@example.com/d.img\"}"}}]}`},
 		{"", `{"return": [{"file": "https://alice@example.com/d.img"}]}`, ``},
+		{"", `{"return": [{"file": "http://alice:p\"w\u00E9@127.0.0.1:18080/d.img"}]}`,
+			`{"return": [{"file": "http://alice:<redacted>@127.0.0.1:18080/d.img"}]}`},
+		{"", `{"execute":"human-monitor-command","arguments":{"command-line":"drive_add 0 if=none,file=json:{\"driver\":\"http\",,\"url\":\"http:\\/\\/alice:pw8@h/d\"}"}}`,
+			`{"arguments":{"command-line":"drive_add <redacted>"},"execute":"human-monitor-command"}`},
+		{"", `{"return": "OK\r\n"}`, `{"return":"<redacted>"}`},
 		// A secret's name is not a secret.
 		{"", `{"execute":"blockdev-add","arguments":{"driver":"luks","node-name":"l0","key-secret":"sec0"}}`, ``},
 		{"", `{"execute":"set_password","arguments":{"protocol":"vnc","password":"hunter2"},"id":7}`,

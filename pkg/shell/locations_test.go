@@ -2,6 +2,7 @@ package shell
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -18,6 +19,8 @@ func TestLocationSecrets(t *testing.T) {
 		{"https://alice%40corp:hunter2@h/x", []string{"hunter2"}},
 		{"rbd:pool/image:id=admin:key=AQBhunter2==:conf=/etc/ceph/ceph.conf", []string{"AQBhunter2=="}},
 		{"file=rbd:pool/image:key=K3y,if=none", []string{"K3y"}},
+		// An apostrophe may stand in a URL's user information.
+		{"https://alice:pw'9@h/d.img", []string{"pw'9"}},
 		// No password: a user alone, an @ past the authority, no URL.
 		{"https://alice@example.com/x", nil},
 		{"https://alice:@example.com/x", nil},
@@ -26,6 +29,15 @@ func TestLocationSecrets(t *testing.T) {
 		{"ssh://alice@host/disk user@host:pw", nil},
 		{"rbd:pool/image:id=admin:conf=/etc/ceph/ceph.conf", nil},
 		{"query-status", nil},
+		// Through JSON's escapes, as spelled: a json: filename, a
+		// -blockdev, a reply (QEMU escapes a quote and what is not
+		// ASCII), a json: filename inside a reply's string.
+		{`file=json:{"driver":"https",,"url":"https:\/\/alice:PW1@127.0.0.1:1/d.img"}`, []string{"PW1"}},
+		{`{"driver":"https","url":"https://alice:PW2\u0040127.0.0.1:1/d.img"}`, []string{"PW2"}},
+		{`{"file": "http://alice:p\"w\u00E93@127.0.0.1:18080/d.img"}`, []string{`p\"w\u00E93`}},
+		{`{"file": "json:{\"driver\": \"https\", \"url\": \"https://alice:p\\\"w4@h/d\"}"}`, []string{`p\\\"w4`}},
+		{`{"a": "\ud83d\ude00 https://u:pw5@h/"}`, []string{"pw5"}},
+		{`{"file": "https://alice@h/d.img", "note": "x\"y@z"}`, nil},
 	} {
 		if got := LocationSecrets(tc.s); !slices.Equal(got, tc.want) {
 			t.Errorf("LocationSecrets(%q) = %q, want %q", tc.s, got, tc.want)
@@ -40,10 +52,31 @@ func TestHideLocationSecrets(t *testing.T) {
 		{"a https://a:a@h/a rbd:a/a:key=a:conf=/a", "a https://a:X@h/a rbd:a/a:key=X:conf=/a"},
 		{"iscsi://u%p@h/iqn/0 and https://u:p@h/", "iscsi://u%X@h/iqn/0 and https://u:X@h/"},
 		{"https://alice@h/x", "https://alice@h/x"},
+		{`{"file": "json:{\"url\": \"https://a:p\\\"w@h/\"}", "x": "https:\/\/a:b\u0040h"}`,
+			`{"file": "json:{\"url\": \"https://a:X@h/\"}", "x": "https:\/\/a:X\u0040h"}`},
 	} {
 		got, ok := HideLocationSecrets(tc.s, "X")
 		if got != tc.want || ok != (tc.s != tc.want) {
 			t.Errorf("HideLocationSecrets(%q) = %q, %v; want %q", tc.s, got, ok, tc.want)
 		}
 	}
+}
+
+// Whatever the input, hiding never panics, and what is left in a
+// location's secret place is the replacement.
+func FuzzHideLocationSecrets(f *testing.F) {
+	for _, s := range []string{
+		"https://alice:pw@h/d", `{"file": "json:{\"url\": \"https://a:p\\\"w@h/\"}"}`,
+		`https:\/\/a:b\u0040h`, "rbd:p/i:key=K:conf=/c", `\ud83d\ude00 iscsi://u%p@h/`, `\u00`, `\`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, _ := HideLocationSecrets(s, "HIDDEN")
+		for _, left := range LocationSecrets(got) {
+			if left != "HIDDEN" && !strings.Contains(left, "HIDDEN") {
+				t.Fatalf("HideLocationSecrets(%q) = %q, which still holds %q", s, got, left)
+			}
+		}
+	})
 }
