@@ -238,6 +238,21 @@ func TestWrapQEMUEndsShell(t *testing.T) {
 		pid, _ := wrapPid(t, lines[0])
 		requireGone(t, pid)
 	})
+	t.Run("QuitThenMore", func(t *testing.T) {
+		// The lines after a quit are not run, whenever QEMU's exit is
+		// noticed: QEMU exits 0, the shell's commands all succeeded.
+		for _, quit := range []string{`{"execute": "quit"}`, `{"execute": "quit"}`, "hmp quit", "hmp q"} {
+			s := startWrap(t, append([]string{"wrap", "--"}, wrapQEMU...)...)
+			io.WriteString(s.stdin, "query-status\n"+quit+"\nquery-status\nquery-status\n")
+			code := s.wait(t)
+			if code != 0 || strings.Count(s.out.String(), `"status":"running"`) != 1 {
+				t.Fatalf("exit %d, stdout %q, stderr %q", code, s.out.String(), s.errOut.String())
+			}
+			if lines := strings.Split(strings.TrimSuffix(s.errOut.String(), "\n"), "\n"); len(lines) != 1 {
+				t.Fatalf("stderr %q, want only the line that names the log", s.errOut.String())
+			}
+		}
+	})
 	t.Run("CommandFailedThenQuit", func(t *testing.T) {
 		// QEMU exits 0: the shell's own status counts.
 		s := startWrap(t, append([]string{"wrap", "--"}, wrapQEMU...)...)

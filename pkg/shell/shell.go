@@ -494,6 +494,24 @@ func (sh *shell) run(ctx context.Context, in *Input) {
 		sh.completer().Reset()
 	}
 	sh.report(ret, err, false)
+	if err == nil && cmd.command() == "quit" {
+		sh.awaitHangUp(ctx)
+	}
+}
+
+// quitHangUp bounds how long the shell waits, after QEMU accepted a
+// quit, for QEMU to hang up.
+const quitHangUp = 5 * time.Second
+
+// awaitHangUp waits, after QEMU accepted a quit, until it hangs up, so
+// that the next line meets a closed connection however soon it comes: on
+// a pipe it is refused, deterministically (not sent, where it could have
+// been sent and cut off), and under wrap QEMU's exit ends the input
+// first. A server that answers quit and stays is waited for quitHangUp.
+func (sh *shell) awaitHangUp(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, quitHangUp)
+	defer cancel()
+	sh.Client.WaitForStateChange(ctx, protocol.Running)
 }
 
 // interrupted says that Ctrl-C stopped the wait for a reply, after the
@@ -524,6 +542,9 @@ func (sh *shell) hmp(ctx context.Context, cmdline string) {
 		return
 	}
 	sh.report(ret, err, true)
+	if w := strings.Fields(cmdline); err == nil && len(w) > 0 && (w[0] == "quit" || w[0] == "q") {
+		sh.awaitHangUp(ctx)
+	}
 }
 
 // hmpLineEnds turns HMP's "\r\n" line ends into "\n".
