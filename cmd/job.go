@@ -286,7 +286,8 @@ func (o *GlobalOptions) followJob(ctx context.Context, client *qmp.Client, addr 
 	case errors.Is(err, qmp.ErrNoSuchJob), errors.As(err, &ee):
 		out.Outcome, out.Error = "failed", strings.TrimPrefix(err.Error(), "job "+f.id+": ")
 		if !errors.As(err, &ee) {
-			err = &ExitError{Code: ExitQMPError, Err: err}
+			// QEMU dismisses a job that ends, unless told not to.
+			err = &ExitError{Code: ExitQMPError, Err: fmt.Errorf("%w (QEMU lists none; one that ended is gone unless started with auto-dismiss=false)", err)}
 		}
 	case errors.Is(err, context.DeadlineExceeded):
 		out.Outcome = "timeout"

@@ -173,7 +173,7 @@ func TestJobWait(t *testing.T) {
 	})
 	t.Run("NoSuchJob", func(t *testing.T) {
 		r := run(t, "", "job", "wait", "-s", sock, "nope")
-		if r.code != ExitQMPError || r.stderr != "qmpsh: job nope: no such job\n" {
+		if r.code != ExitQMPError || r.stderr != "qmpsh: job nope: no such job (QEMU lists none; one that ended is gone unless started with auto-dismiss=false)\n" {
 			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
 	})
