@@ -20,9 +20,11 @@ func (s *Schema) Suggest(command string) string {
 }
 
 // closest returns the candidate nearest to word by edit distance (with
-// adjacent transpositions, ignoring case and '-' versus '_'), the first
-// in sorted order on a tie, or "" when none is near enough: within 1 edit
-// for words under 4 characters, else within max(2, len/3).
+// adjacent transpositions, ignoring case and '-' versus '_'), or "" when
+// none is near enough: within 1 edit for words under 4 characters, else
+// within max(2, len/3). On a tie, the one that shares the longest start
+// with word wins (query-statu is query-status cut short, not
+// query-stats mistyped), then the first in sorted order.
 func closest(word string, cands []string) string {
 	if word == "" {
 		return ""
@@ -35,17 +37,31 @@ func closest(word string, cands []string) string {
 	if n := utf8.RuneCountInString(word); n >= 4 {
 		limit = max(2, n/3)
 	}
-	best, bestD := "", limit+1
+	best, bestD, bestP := "", limit+1, 0
 	for _, c := range cands {
 		if c == word {
 			continue
 		}
-		d := editDistance(w, norm(c), limit+1)
-		if d < bestD || d == bestD && d <= limit && c < best {
-			best, bestD = c, d
+		nc := norm(c)
+		d := editDistance(w, nc, limit+1)
+		if d > limit || d > bestD {
+			continue
+		}
+		p := commonPrefix(w, nc)
+		if d < bestD || p > bestP || p == bestP && c < best {
+			best, bestD, bestP = c, d, p
 		}
 	}
 	return best
+}
+
+// commonPrefix returns how many bytes a and b start with alike.
+func commonPrefix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
 }
 
 // editDistance is the optimal string alignment distance between a and b

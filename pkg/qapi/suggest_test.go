@@ -25,6 +25,17 @@ func TestSchemaClosest(t *testing.T) {
 			t.Errorf("closest(%q) = %q, want %q", tc.word, got, tc.want)
 		}
 	}
+	// On a tie, the longest shared start: a name cut short, not another
+	// name mistyped.
+	queries := []string{"query-stats", "query-status", "query-stats-schemas"}
+	for _, tc := range []struct{ word, want string }{
+		{"query-statu", "query-status"},
+		{"query-stat", "query-stats"},
+	} {
+		if got := closest(tc.word, queries); got != tc.want {
+			t.Errorf("closest(%q) = %q, want %q", tc.word, got, tc.want)
+		}
+	}
 	for _, tc := range []struct {
 		a, b string
 		d    int
