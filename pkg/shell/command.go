@@ -87,7 +87,7 @@ func (in *Input) Explain(s *qapi.Schema, err error) error {
 var shellWordHint = map[string]string{
 	"exit":   "exit leaves qmpsh's interactive shell; it is not a QMP command",
 	"help":   "help is the interactive shell's; for a command's arguments: qmpsh schema -s ADDR COMMAND",
-	"sendfd": "sendfd is the interactive shell's (qmpsh connect)",
+	"sendfd": "sendfd is the interactive shell's: open it with qmpsh connect ADDR, then type sendfd there",
 }
 
 // command returns the name of the command c executes, raw or not ("" if

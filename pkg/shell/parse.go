@@ -141,6 +141,10 @@ func ParseArgs(args []string) (*Input, error) {
 	}
 	kvs, err := splitArgs(words[1:])
 	if err != nil {
+		if hint := shellWordHint[words[0]]; hint != "" {
+			// sendfd PATH ...: the shell's own syntax, not a command's.
+			return nil, fmt.Errorf("%w (%s)", err, hint)
+		}
 		return nil, err
 	}
 	return &Input{Name: words[0], Args: kvs}, nil

@@ -661,6 +661,15 @@ func TestParseArgsHMP(t *testing.T) {
 	}
 }
 
+// sendfd's own syntax (a path first) given to exec: the syntax error
+// says where sendfd works.
+func TestParseArgsSendfd(t *testing.T) {
+	_, err := ParseArgs([]string{"sendfd", "/tmp/disk.img", "fdname=d0"})
+	if err == nil || !strings.Contains(err.Error(), `syntax error at "/tmp/disk.img"`) || !strings.Contains(err.Error(), "qmpsh connect") {
+		t.Errorf("ParseArgs(sendfd PATH) = %v, want a syntax error saying sendfd is the shell's", err)
+	}
+}
+
 // A word of the interactive shell sent as a command (qmpsh exec exit)
 // gets a hint that says so, not QEMU's nearest command ("quit").
 func TestExplainShellWord(t *testing.T) {

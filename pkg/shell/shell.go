@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -303,17 +304,47 @@ Tab completes command names, argument names and enum values from QEMU's
 schema; help COMMAND (or EVENT) shows its arguments and return type.
 
 Built-in commands (not sent to QEMU):
-  help [NAME]           this text, or a command's or event's schema
-  hmp COMMAND-LINE      run a human monitor command (human-monitor-command)
-  sendfd PATH fdname=NAME [mode=rw|ro|wo]
+` + builtinHelpHelp + builtinHelpHMP + builtinHelpSendfd + builtinHelpTransaction + builtinHelpQuit + `Ctrl-C abandons the line being typed, or stops waiting for a reply.
+`
+
+// Each built-in's lines in helpText, also what help NAME prints of it.
+const (
+	builtinHelpHelp   = "  help [NAME]           this text, or a command's or event's schema\n"
+	builtinHelpHMP    = "  hmp COMMAND-LINE      run a human monitor command (human-monitor-command)\n"
+	builtinHelpSendfd = `  sendfd PATH fdname=NAME [mode=rw|ro|wo]
                         open a local file and pass it to QEMU with getfd
   sendfd PATH [fdset-id=N] [opaque=TEXT] [mode=rw|ro|wo]
                         ... or with add-fd, into fd set N (default: a new one)
-  transaction(          start a transaction: one action per line
-                        (type key=value ...), then ) to send it
-  quit, exit, Ctrl-D    %s
-Ctrl-C abandons the line being typed, or stops waiting for a reply.
 `
+	builtinHelpTransaction = `  transaction(          start a transaction: one action per line
+                        (type key=value ...), then ) to send it
+`
+	builtinHelpQuit = "  quit, exit, Ctrl-D    %s\n"
+)
+
+// builtinHelp returns help's lines on the built-in name (quit taken as
+// QMP's command, which the schema describes), and whether it is one.
+func (sh *shell) builtinHelp(name string) (string, bool) {
+	leave := leaveKeeps
+	if sh.QuitsQEMU {
+		leave = leaveQuits
+	}
+	switch {
+	case name == "help":
+		return builtinHelpHelp, true
+	case name == "exit":
+		return fmt.Sprintf(builtinHelpQuit, leave), true
+	case sh.Agent != nil:
+		return "", false
+	case name == "hmp":
+		return builtinHelpHMP, true
+	case name == "sendfd":
+		return builtinHelpSendfd, true
+	case name == "transaction(", name == "transaction":
+		return builtinHelpTransaction, true
+	}
+	return "", false
+}
 
 const (
 	leaveKeeps = `leave the shell; QEMU keeps running
@@ -341,6 +372,10 @@ func (sh *shell) help(name string) {
 	}
 	text, err := sh.completer().Schema().Help(name)
 	if err != nil {
+		if b, ok := sh.builtinHelp(name); ok {
+			io.WriteString(sh.out, "Built-in command (not sent to QEMU):\n"+b)
+			return
+		}
 		sh.fail(err)
 		return
 	}
@@ -365,15 +400,29 @@ type builtinSummary struct {
 // array of {"name", "summary"}, or NAME's schema entries as --json
 // prints them.
 func (sh *shell) helpJSON(name string) {
+	list := sh.builtinSummaries()
 	if name != "" {
 		b, err := sh.completer().Schema().HelpJSON(name)
 		if err != nil {
-			sh.fail(err)
-			return
+			// A built-in that is no QMP command: its summary.
+			i := slices.IndexFunc(list, func(b builtinSummary) bool {
+				return b.Name == name || b.Name == "transaction(" && name == "transaction"
+			})
+			if i < 0 || name == "quit" {
+				sh.fail(err)
+				return
+			}
+			b, _ = json.Marshal(list[i]) // strings always encode
 		}
 		sh.out.Write(sh.Format.JSON(b))
 		return
 	}
+	b, _ := json.Marshal(list) // strings always encode
+	sh.out.Write(sh.Format.JSON(b))
+}
+
+// builtinSummaries lists the built-ins, for help on a pipe.
+func (sh *shell) builtinSummaries() []builtinSummary {
 	leave := "leave the shell; QEMU keeps running"
 	if sh.QuitsQEMU {
 		leave = "leave the shell and quit QEMU"
@@ -385,9 +434,7 @@ func (sh *shell) helpJSON(name string) {
 			builtinSummary{"sendfd", "open a local file and pass it to QEMU with getfd or add-fd"},
 			builtinSummary{"transaction(", "start a transaction: one action per line, then ) to send it"})
 	}
-	list = append(list, builtinSummary{"quit", leave}, builtinSummary{"exit", leave})
-	b, _ := json.Marshal(list) // strings always encode
-	sh.out.Write(sh.Format.JSON(b))
+	return append(list, builtinSummary{"quit", leave}, builtinSummary{"exit", leave})
 }
 
 func (sh *shell) completer() *Completer { return sh.Completer }

@@ -126,6 +126,12 @@ func TestRun(t *testing.T) {
 		{name: "HelpWithNamesOnly", lines: []string{"help STOP"},
 			errs: "unknown command or event \"STOP\" (did you mean \"stop\"?)\n", err: ErrCommandFailed},
 		{name: "Help", lines: []string{"help"}, outContains: []string{"Built-in commands", "hmp COMMAND-LINE", "transaction("}},
+		// help NAME on a built-in, which is no QMP command.
+		{name: "HelpOnBuiltins", lines: []string{"help sendfd", "help hmp", "help transaction", "help exit"},
+			outContains: []string{"Built-in command (not sent to QEMU):\n  sendfd PATH fdname=NAME", "\n  hmp COMMAND-LINE",
+				"\n  transaction(   ", "\n  quit, exit, Ctrl-D    leave the shell; QEMU keeps running"}},
+		{name: "HelpOnBuiltinJSON", cfg: Config{JSONOut: true}, lines: []string{"help sendfd"},
+			out: `{"name":"sendfd","summary":"open a local file and pass it to QEMU with getfd or add-fd"}` + "\n"},
 		{name: "Transaction", lines: []string{"transaction(", "echo-action a=1", ")"},
 			out: "{\"actions\":[{\"data\":{\"a\":1},\"type\":\"echo-action\"}]}\n"},
 		{name: "TransactionAbandonedByCtrlC", lines: []string{"transaction(", "x a=1", "^C", "echo"},
