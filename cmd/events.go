@@ -200,7 +200,7 @@ func (opts *EventsOptions) streamConnected(ctx context.Context, addr string, con
 		return err
 	}
 	for n := 0; opts.Count == 0 || n < opts.Count; n++ {
-		ev, err := waitEvent(ctx, client, l)
+		ev, err := waitEvent(ctx, client, l, "events")
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
 				return nil // interrupted: not a failure

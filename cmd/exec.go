@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -228,7 +229,11 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.
 	}
 	wctx, wcancel := context.WithTimeout(ctx, wait)
 	defer wcancel()
-	ev, err := waitEvent(wctx, client, l)
+	what := "event " + opts.WaitEvent
+	if len(opts.Match) > 0 {
+		what += " with " + strings.Join(opts.Match, ", ")
+	}
+	ev, err := waitEvent(wctx, client, l, what)
 	if err != nil {
 		return ret, nil, connectionError(addr, timedOutAfter(err, wait))
 	}

@@ -88,7 +88,11 @@ func TestExecWaitEvent(t *testing.T) {
 	t.Run("TimeoutIsStatus4", func(t *testing.T) {
 		r := run(t, "", "exec", "-s", sock, "--wait-event", "STOP", "--wait-timeout", "50ms", "query-status")
 		if r.code != ExitTimeout || !strings.Contains(r.stdout, `"status":"running"`) ||
-			r.stderr != "qmpsh: "+sock+": timed out after 50ms waiting for events\n" {
+			r.stderr != "qmpsh: "+sock+": timed out after 50ms waiting for event STOP\n" {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+		r = run(t, "", "exec", "-s", sock, "--wait-event", "STOP", "--match", "reason=x", "--wait-timeout", "50ms", "query-status")
+		if r.code != ExitTimeout || r.stderr != "qmpsh: "+sock+": timed out after 50ms waiting for event STOP with reason=x\n" {
 			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
 	})
@@ -124,7 +128,7 @@ func TestExecWaitEvent(t *testing.T) {
 		defer s.Close()
 		r := run(t, "", "exec", "-s", s.Addr, "--wait-event", "STOP", "query-status")
 		if r.code != ExitConnection || r.stdout != "{}\n" ||
-			r.stderr != "qmpsh: "+s.Addr+": connection lost while waiting for events: connection closed by peer\n" {
+			r.stderr != "qmpsh: "+s.Addr+": connection lost while waiting for event STOP: connection closed by peer\n" {
 			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
 	})

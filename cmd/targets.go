@@ -167,9 +167,10 @@ func fanOut(ctx context.Context, out io.Writer, addrs []string, parallel int, do
 var errFannedOut = errors.New("some targets failed")
 
 // waitEvent returns the next event from l, or an error when ctx ends
-// (a deadline is a timeout) or the session ends first. Events that
-// arrived before the end are still returned.
-func waitEvent(ctx context.Context, client *qmp.Client, l *qmp.Listener) (qmp.Event, error) {
+// (a deadline is a timeout) or the session ends first, which says it was
+// waiting for what (events, event SHUTDOWN). Events that arrived before
+// the end are still returned.
+func waitEvent(ctx context.Context, client *qmp.Client, l *qmp.Listener, what string) (qmp.Event, error) {
 	for {
 		// The events that came before the session ended have arrived
 		// by the time its runstate leaves RUNNING.
@@ -182,7 +183,7 @@ func waitEvent(ctx context.Context, client *qmp.Client, l *qmp.Listener) (qmp.Ev
 			if cause == nil {
 				cause = errors.New("disconnected")
 			}
-			return qmp.Event{}, fmt.Errorf("connection lost while waiting for events: %w", cause)
+			return qmp.Event{}, fmt.Errorf("connection lost while waiting for %s: %w", what, cause)
 		}
 		select {
 		case ev := <-l.Events():
@@ -194,7 +195,7 @@ func waitEvent(ctx context.Context, client *qmp.Client, l *qmp.Listener) (qmp.Ev
 			if ev, ok := l.Take(); ok {
 				return ev, nil
 			}
-			return qmp.Event{}, fmt.Errorf("waiting for events: %w", ctx.Err())
+			return qmp.Event{}, fmt.Errorf("waiting for %s: %w", what, ctx.Err())
 		}
 	}
 }
