@@ -100,6 +100,20 @@ func TestRunAgentHelpJSON(t *testing.T) {
 	if want := []string{"help", "quit", "exit"}; !slices.Equal(names, want) {
 		t.Errorf("help listed %q; want %q", names, want)
 	}
+	for _, b := range list {
+		if strings.Contains(b.Summary, "QEMU") {
+			t.Errorf("%s: %q: the agent's shell says nothing of QEMU", b.Name, b.Summary)
+		}
+	}
+	// help NAME on a built-in: its own line.
+	out.Reset()
+	err = Run(context.Background(), Config{
+		Agent: &fakeAgent{}, Editor: NewPipeEditor(strings.NewReader("help quit\n"), &out), Err: &errs,
+		Completer: comp, Help: "agent help\n", JSONOut: true,
+	})
+	if want := `{"name":"quit","summary":"leave the shell"}` + "\n"; err != nil || out.String() != want {
+		t.Errorf("help quit: Run = %v, stdout %q, want %q; stderr %q", err, out.String(), want, errs.String())
+	}
 }
 
 // lostAgent is a fakeAgent whose connection ends under two commands:

@@ -330,12 +330,16 @@ func (sh *shell) builtinHelp(name string) (string, bool) {
 		leave = leaveQuits
 	}
 	switch {
+	case sh.Agent != nil && (name == "quit" || name == "exit"):
+		return fmt.Sprintf(builtinHelpQuit, "leave the shell"), true
+	case sh.Agent != nil && name == "help":
+		return "  help                  this text\n", true
+	case sh.Agent != nil:
+		return "", false
 	case name == "help":
 		return builtinHelpHelp, true
 	case name == "exit":
 		return fmt.Sprintf(builtinHelpQuit, leave), true
-	case sh.Agent != nil:
-		return "", false
 	case name == "hmp":
 		return builtinHelpHMP, true
 	case name == "sendfd":
@@ -408,7 +412,7 @@ func (sh *shell) helpJSON(name string) {
 			i := slices.IndexFunc(list, func(b builtinSummary) bool {
 				return b.Name == name || b.Name == "transaction(" && name == "transaction"
 			})
-			if i < 0 || name == "quit" {
+			if i < 0 || name == "quit" && sh.Agent == nil {
 				sh.fail(err)
 				return
 			}
@@ -424,7 +428,10 @@ func (sh *shell) helpJSON(name string) {
 // builtinSummaries lists the built-ins, for help on a pipe.
 func (sh *shell) builtinSummaries() []builtinSummary {
 	leave := "leave the shell; QEMU keeps running"
-	if sh.QuitsQEMU {
+	switch {
+	case sh.Agent != nil:
+		leave = "leave the shell"
+	case sh.QuitsQEMU:
 		leave = "leave the shell and quit QEMU"
 	}
 	list := []builtinSummary{{"help", "list the built-ins, or show a command's or event's schema (help NAME)"}}
