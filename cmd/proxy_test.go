@@ -256,6 +256,7 @@ func TestProxyReconnect(t *testing.T) {
 	errOut.WaitFor(t, "connection lost", 1)
 	qmptest.StartQEMUAt(t, qpath)
 	errOut.WaitFor(t, "reconnected", 1)
+	p.stderr.WaitFor(t, "reconnected to QEMU; serving again", 1) // the proxy says so too
 	io.WriteString(w, "query-status\n")
 	out.WaitFor(t, `"status":"running"`, 1) // a new QEMU, running
 	w.Close()

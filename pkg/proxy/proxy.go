@@ -218,6 +218,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 
 	delay := p.cfg.MinDelay
+	outage := false // QEMU went away, or was not there: say when it is back
 	for {
 		lost := make(chan error, 1)
 		p.mu.Lock()
@@ -239,6 +240,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 				level = slog.LevelWarn
 			}
 			p.log.Log(ctx, level, "cannot connect to QEMU; retrying", "addr", p.cfg.Upstream, "err", err, "in", delay)
+			outage = true
 			if !sleep(ctx, delay) {
 				return nil
 			}
@@ -247,7 +249,12 @@ func (p *Proxy) Run(ctx context.Context) error {
 		}
 		delay = p.cfg.MinDelay
 		p.startServing()
-		p.log.Info("serving QEMU", "addr", p.cfg.Upstream)
+		if outage {
+			p.log.Warn("reconnected to QEMU; serving again", "addr", p.cfg.Upstream)
+		} else {
+			p.log.Info("serving QEMU", "addr", p.cfg.Upstream)
+		}
+		outage = false
 		var cause error
 		select {
 		case <-ctx.Done():
@@ -264,6 +271,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 			return &UpstreamError{Addr: p.cfg.Upstream, Lost: true, Err: cause}
 		}
 		p.log.Warn("QEMU went away; reconnecting", "addr", p.cfg.Upstream, "err", cause)
+		outage = true
 	}
 }
 
