@@ -455,6 +455,11 @@ func TestConnectReconnect(t *testing.T) {
 	if code := <-done; code != ExitConnection {
 		t.Fatalf("exit %d, want 3 (a command was refused); stdout %q, stderr %q", code, out.String(), errOut.String())
 	}
+	// The last line says why the status is 3 after the shell came back,
+	// not as if the connection had just been lost.
+	if last := errOut.String()[strings.LastIndex(strings.TrimSuffix(errOut.String(), "\n"), "\n")+1:]; !strings.HasPrefix(last, "qmpsh: "+path+": commands were refused or cut off while the connection was down (connection lost: ") {
+		t.Errorf("last line %q", last)
+	}
 	if n := strings.Count(out.String(), `"status":"running"`); n != 2 {
 		t.Errorf("%d query-status results, want 2 (before and after):\n%s", n, out.String())
 	}

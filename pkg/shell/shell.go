@@ -26,13 +26,20 @@ var ErrCommandFailed = errors.New("a command failed")
 // or completed because the connection was lost.
 type ConnectionLostError struct {
 	Cause error
+	// Redialled says that the shell redialled (Config.Reconnect): the
+	// session went on, without the commands refused or cut off meanwhile.
+	Redialled bool
 }
 
 func (e *ConnectionLostError) Error() string {
-	if e.Cause == nil {
-		return "connection lost"
+	msg := "connection lost"
+	if e.Cause != nil {
+		msg += ": " + e.Cause.Error()
 	}
-	return "connection lost: " + e.Cause.Error()
+	if e.Redialled {
+		return "commands were refused or cut off while the connection was down (" + msg + ")"
+	}
+	return msg
 }
 
 // Unwrap returns the cause.
@@ -193,6 +200,9 @@ func (sh *shell) status() error {
 	// A person who saw the shell reconnect is told nothing more by an
 	// exit status; a script is told that a command was lost.
 	case sh.lost != nil && !(sh.Reconnect != nil && sh.Editor.Interactive()):
+		if sh.Reconnect != nil {
+			return &ConnectionLostError{Cause: sh.lost.Cause, Redialled: true}
+		}
 		return sh.lost
 	case sh.failed && !sh.Editor.Interactive():
 		return ErrCommandFailed
