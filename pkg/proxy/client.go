@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
 )
@@ -25,6 +26,17 @@ type client struct {
 	killOnce sync.Once
 	killed   atomic.Bool
 
+	// A message pushed while nothing is queued or being written is
+	// written at once, by the goroutine pushing it (see push), which
+	// spares waking the writer for each reply. wmu is held by whoever
+	// writes to conn; queued counts the messages pushed into queue and
+	// not yet written; tail is what such a direct write left unwritten
+	// (guarded by wmu), for the writer to write before anything else.
+	raw    syscall.RawConn // nil: no direct writes (TLS)
+	wmu    sync.Mutex
+	queued atomic.Int32
+	tail   []byte
+
 	// Guarded by p.mu; written only by the client's own reader goroutine.
 	negotiated, oob bool
 	// last is the client's latest in-band call QEMU has not answered
@@ -40,7 +52,7 @@ type client struct {
 }
 
 func newClient(p *Proxy, conn net.Conn, name string) *client {
-	return &client{
+	c := &client{
 		p:       p,
 		name:    name,
 		conn:    conn,
@@ -48,20 +60,71 @@ func newClient(p *Proxy, conn net.Conn, name string) *client {
 		done:    make(chan struct{}),
 		written: make(chan struct{}),
 	}
+	if sc, ok := conn.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	return c
 }
 
 // push queues msg for the client without blocking; a client whose queue
 // is full is closed. It is called under p.mu, so that messages from the
-// upstream reader and the client's own reader keep one order.
+// upstream reader and the client's own reader keep one order. When
+// nothing is queued or being written, it writes msg itself, without
+// blocking, and queues only what the connection would not take.
 func (c *client) push(msg []byte) {
 	if c.killed.Load() {
 		return
 	}
+	if msg != nil && c.raw != nil && c.queued.Load() == 0 && c.wmu.TryLock() {
+		done := c.queued.Load() == 0 && c.writeNow(msg)
+		c.wmu.Unlock()
+		if done {
+			return
+		}
+	}
+	c.queued.Add(1)
 	select {
 	case c.queue <- msg:
 	default:
 		c.kill("it does not read fast enough (its queue of messages is full)")
 	}
+}
+
+// writeNow makes one non-blocking write of msg and its newline, for push,
+// which holds wmu with nothing queued, and reports whether msg is taken
+// care of: written, its rest left in tail for the writer (woken with an
+// empty message), or the client closed on a write error.
+func (c *client) writeNow(msg []byte) bool {
+	b := append(append(make([]byte, 0, len(msg)+1), msg...), '\n')
+	var n int
+	var err error
+	if c.raw.Write(func(fd uintptr) bool {
+		for {
+			n, err = syscall.Write(int(fd), b)
+			if err != syscall.EINTR {
+				return true // done, whatever happened: never wait here
+			}
+		}
+	}) != nil || err == syscall.EAGAIN || n <= 0 && err == nil {
+		return false // closed under us, or full: the writer will see
+	}
+	if err != nil {
+		c.kill("")
+		return true
+	}
+	if trace := c.p.cfg.Trace; trace != nil {
+		trace(c.name, protocol.Sent, msg)
+	}
+	if n < len(b) {
+		c.tail = b[n:]
+		c.queued.Add(1)
+		select {
+		case c.queue <- []byte{}:
+		default:
+			c.kill("it does not read fast enough (its queue of messages is full)")
+		}
+	}
+	return true
 }
 
 // answered counts a call answered, under p.mu; the last one a draining
@@ -217,9 +280,12 @@ func (c *client) writer() {
 	trace := c.p.cfg.Trace
 	end := false
 	write := func(m []byte) {
-		if m == nil {
+		switch {
+		case m == nil:
 			end = true
 			return
+		case len(m) == 0:
+			return // push's: only its tail to write
 		}
 		if trace != nil {
 			trace(c.name, protocol.Sent, m)
@@ -230,11 +296,21 @@ func (c *client) writer() {
 	for !end {
 		select {
 		case m := <-c.queue:
+			c.wmu.Lock()
+			if c.tail != nil {
+				w.Write(c.tail)
+				c.tail = nil
+			}
+			k := int32(1)
 			write(m)
 			for n := len(c.queue); n > 0 && !end; n-- {
 				write(<-c.queue)
+				k++
 			}
-			if err := w.Flush(); err != nil {
+			err := w.Flush()
+			c.queued.Add(-k)
+			c.wmu.Unlock()
+			if err != nil {
 				c.kill("")
 				return
 			}

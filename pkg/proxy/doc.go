@@ -36,12 +36,17 @@
 //	                       replies) keep one order
 //	client reader          the client's frameReader (its bytes and received descriptors);
 //	                       the only writer of negotiated and oob
-//	client writer          the client's connection's write side and its bufio.Writer
+//	client writer          its bufio.Writer
+//	client.wmu             the client's connection's write side and tail: held by the
+//	                       writer while it writes, and by push (under Proxy.mu) writing a
+//	                       message itself when nothing is queued (client.queued is 0)
 //	client.killOnce        closing done and the connection, once
 //
 // Order: QEMU's messages are handled one at a time by the upstream reader
 // (Handle), which pushes each event into every negotiated client's queue
-// and each reply into its client's, so a client sees QEMU's order. A
+// and each reply into its client's, so a client sees QEMU's order; with
+// nothing queued for the client, it writes the message itself, without
+// blocking, which spares waking the client's writer for each reply. A
 // reply the proxy makes itself (an error, a refusal) waits behind the
 // client's in-band call still in flight (client.last), as QEMU's would.
 // Pushing never blocks: a full queue closes that client. A client that

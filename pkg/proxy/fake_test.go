@@ -371,6 +371,10 @@ func TestLongReply(t *testing.T) {
 				c.Reply(req.ID, map[string]any{})
 			case "long":
 				c.Reply(req.ID, long)
+				// Right behind it: the proxy writes the reply's
+				// first part itself, the rest is left to the writer,
+				// and this must not pass it.
+				c.Event("AFTER", nil)
 			}
 		}
 	})
@@ -382,6 +386,12 @@ func TestLongReply(t *testing.T) {
 	asker.send(`{"execute":"long","id":1}`)
 	if got := asker.recv(); len(got) < len(long) || !strings.Contains(got, `"id":1`) {
 		t.Fatalf("the long reply: %.100s... (%d bytes)", got, len(got))
+	}
+	if got := asker.recv(); !strings.Contains(got, `"event":"AFTER"`) {
+		t.Fatalf("after the long reply: %.100s", got)
+	}
+	if got := other.recv(); !strings.Contains(got, `"event":"AFTER"`) { // events go to every client
+		t.Fatalf("the other client: %.100s", got)
 	}
 	other.send(`{"execute":"query-status","id":2}`)
 	if got := other.recv(); got != `{"id":2,"return":{}}` {
