@@ -745,10 +745,19 @@ func (s *session) writeNow(msg []byte) (done, traced bool) {
 // writeScratch makes one write of s.scratch, for writeNow, which holds
 // wmu.
 func (s *session) writeScratch(fd uintptr) bool {
+	s.wn, s.werr = WriteFD(fd, s.scratch)
+	return true // done, whatever happened: never wait here
+}
+
+// WriteFD makes one write(2) of b to fd, again only when a signal
+// interrupted it. Called in a syscall.RawConn's Write callback, on a
+// descriptor Go keeps non-blocking, it never waits: a full connection
+// is syscall.EAGAIN, or a short count.
+func WriteFD(fd uintptr, b []byte) (int, error) {
 	for {
-		s.wn, s.werr = syscall.Write(int(fd), s.scratch)
-		if s.werr != syscall.EINTR {
-			return true // done, whatever happened: never wait here
+		n, err := syscall.Write(int(fd), b)
+		if err != syscall.EINTR {
+			return n, err
 		}
 	}
 }

@@ -99,12 +99,8 @@ func (c *client) writeNow(msg []byte) bool {
 	var n int
 	var err error
 	if c.raw.Write(func(fd uintptr) bool {
-		for {
-			n, err = syscall.Write(int(fd), b)
-			if err != syscall.EINTR {
-				return true // done, whatever happened: never wait here
-			}
-		}
+		n, err = protocol.WriteFD(fd, b)
+		return true // done, whatever happened: never wait here
 	}) != nil || err == syscall.EAGAIN || n <= 0 && err == nil {
 		return false // closed under us, or full: the writer will see
 	}
