@@ -360,29 +360,31 @@ func redactValue(v any) bool {
 					hid = true
 				}
 			default:
-				if s, ok := x.(string); ok {
-					if x, ok = shell.HideLocationSecrets(s, redactedValue); ok {
-						v[k] = x
-						hid = true
-					}
-				} else if redactValue(x) {
+				if x, ok := redactItem(x); ok {
+					v[k] = x
 					hid = true
 				}
 			}
 		}
 	case []any:
 		for i, x := range v {
-			if s, ok := x.(string); ok {
-				if x, ok = shell.HideLocationSecrets(s, redactedValue); ok {
-					v[i] = x
-					hid = true
-				}
-			} else if redactValue(x) {
+			if x, ok := redactItem(x); ok {
+				v[i] = x
 				hid = true
 			}
 		}
 	}
 	return hid
+}
+
+// redactItem returns x, a member's value or an array's item, with its
+// secrets hidden, and whether it had any: in a string, the credentials
+// inside a disk's location; in an object or an array, in place.
+func redactItem(x any) (any, bool) {
+	if s, ok := x.(string); ok {
+		return shell.HideLocationSecrets(s, redactedValue)
+	}
+	return x, redactValue(x)
 }
 
 // hideLocations returns msg, not a request, with the credentials inside
