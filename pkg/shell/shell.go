@@ -558,8 +558,8 @@ func (sh *shell) run(ctx context.Context, in *Input) {
 		sh.completer().Reset()
 	}
 	sh.report(ret, err, false)
-	if err == nil && cmd.command() == "quit" {
-		sh.awaitHangUp(ctx)
+	if err == nil && sh.Agent == nil && cmd.command() == "quit" {
+		sh.awaitHangUp(cctx) // Ctrl-C ends the wait too
 	}
 }
 
@@ -607,7 +607,7 @@ func (sh *shell) hmp(ctx context.Context, cmdline string) {
 	}
 	sh.report(ret, err, true)
 	if w := strings.Fields(cmdline); err == nil && len(w) > 0 && (w[0] == "quit" || w[0] == "q") {
-		sh.awaitHangUp(ctx)
+		sh.awaitHangUp(cctx) // Ctrl-C ends the wait too
 	}
 }
 
