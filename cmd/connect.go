@@ -39,6 +39,9 @@ type shellSession struct {
 	// connection ends the shell.
 	redial    func(ctx context.Context) error
 	quitsQEMU bool // wrap: leaving the shell quits QEMU
+	// quitAccepted is the shell's Config.QuitAccepted (wrap: wait for
+	// QEMU's exit).
+	quitAccepted func(context.Context)
 }
 
 // completerRef lets the editor, created before the connection, complete
@@ -343,15 +346,16 @@ func (o *ShellOptions) shellSession(ctx context.Context, s shellSession) error {
 		fmt.Fprintln(o.sideWriter(s.editor), shell.Printable(s.banner))
 	}
 	return shell.Run(ctx, shell.Config{
-		Client:    s.client,
-		Editor:    s.editor,
-		Err:       o.sideWriter(s.editor),
-		Format:    o.format(),
-		HMP:       o.HMP,
-		Completer: comp,
-		Reconnect: s.redial,
-		QuitsQEMU: s.quitsQEMU,
-		JSONOut:   !o.IO.OutTTY,
-		Page:      o.pager(),
+		Client:       s.client,
+		Editor:       s.editor,
+		Err:          o.sideWriter(s.editor),
+		Format:       o.format(),
+		HMP:          o.HMP,
+		Completer:    comp,
+		Reconnect:    s.redial,
+		QuitsQEMU:    s.quitsQEMU,
+		QuitAccepted: s.quitAccepted,
+		JSONOut:      !o.IO.OutTTY,
+		Page:         o.pager(),
 	})
 }

@@ -137,7 +137,7 @@ func wrapRun(ctx context.Context, opts *WrapOptions) error {
 	ending := endOnExit(ctx, ed, stdin, qemu, client, stdout.broken)
 	ed = ending
 	defer ed.Close()
-	s := shellSession{client: client, editor: ed, comp: comp, quitsQEMU: true}
+	s := shellSession{client: client, editor: ed, comp: comp, quitsQEMU: true, quitAccepted: ending.awaitExit}
 	if g := client.Greeting(); g != nil {
 		s.banner = fmt.Sprintf("Connected to QEMU %s (pid %d). Type help for help, Ctrl-D to leave and quit QEMU.",
 			g.Version, qemu.pid())

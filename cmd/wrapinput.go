@@ -43,20 +43,31 @@ func endOnExit(ctx context.Context, ed shell.Editor, stdin *cancelableReader, qe
 		case <-ended:
 		}
 	}()
-	return &endingEditor{Editor: ed, end: ended, client: client}
+	return &endingEditor{Editor: ed, end: ended}
 }
 
-// exitAfterHangUp bounds how long endingEditor waits for QEMU to exit
-// once it has hung up.
-const exitAfterHangUp = 2 * time.Second
+// exitAfterQuit bounds how long awaitExit waits for QEMU to exit.
+const exitAfterQuit = 2 * time.Second
+
+// awaitExit waits, after QEMU accepted a quit and hung up (the shell's
+// QuitAccepted), until its exit has ended the input, so that the next
+// line is not read: at most exitAfterQuit, or until ctx ends (Ctrl-C).
+func (e *endingEditor) awaitExit(ctx context.Context) {
+	timer := time.NewTimer(exitAfterQuit)
+	defer timer.Stop()
+	select {
+	case <-e.end:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+}
 
 // endingEditor is an editor whose input ends (ReadLine returns io.EOF)
 // once end is closed. Its input, stdin, must be cancelled then: that ends
 // a read already waiting for a line, and this the lines read ahead.
 type endingEditor struct {
 	shell.Editor
-	end    <-chan struct{}
-	client *qmp.Client
+	end <-chan struct{}
 }
 
 // cleanIfEnded erases the prompt the shell left on the screen when its
@@ -75,16 +86,6 @@ func (e *endingEditor) cleanIfEnded() {
 }
 
 func (e *endingEditor) ReadLine() (string, error) {
-	if e.client.Runstate() != protocol.Running {
-		// QEMU hung up, after a quit say: it is on its way out, and
-		// its exit, not the next line, ends the input.
-		timer := time.NewTimer(exitAfterHangUp)
-		defer timer.Stop()
-		select {
-		case <-e.end:
-		case <-timer.C:
-		}
-	}
 	select {
 	case <-e.end:
 		return "", io.EOF

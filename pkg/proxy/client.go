@@ -36,6 +36,9 @@ type client struct {
 	wmu    sync.Mutex
 	queued atomic.Int32
 	tail   []byte
+	// ended: the end of the queue (nil) is pushed; nothing after it is
+	// written (guarded by p.mu).
+	ended bool
 
 	// Guarded by p.mu; written only by the client's own reader goroutine.
 	negotiated, oob bool
@@ -72,15 +75,17 @@ func newClient(p *Proxy, conn net.Conn, name string) *client {
 // nothing is queued or being written, it writes msg itself, without
 // blocking, and queues only what the connection would not take.
 func (c *client) push(msg []byte) {
-	if c.killed.Load() {
+	if c.killed.Load() || c.ended {
 		return
 	}
+	c.ended = msg == nil
 	if msg != nil && c.raw != nil && c.queued.Load() == 0 && c.wmu.TryLock() {
-		done := c.queued.Load() == 0 && c.writeNow(msg)
-		c.wmu.Unlock()
-		if done {
+		if c.queued.Load() == 0 {
+			c.writeNow(msg)
+			c.wmu.Unlock()
 			return
 		}
+		c.wmu.Unlock()
 	}
 	c.queued.Add(1)
 	select {
@@ -91,28 +96,33 @@ func (c *client) push(msg []byte) {
 }
 
 // writeNow makes one non-blocking write of msg and its newline, for push,
-// which holds wmu with nothing queued, and reports whether msg is taken
-// care of: written, its rest left in tail for the writer (woken with an
-// empty message), or the client closed on a write error.
-func (c *client) writeNow(msg []byte) bool {
-	b := append(append(make([]byte, 0, len(msg)+1), msg...), '\n')
-	var n int
-	var err error
-	if c.raw.Write(func(fd uintptr) bool {
-		n, err = protocol.WriteFD(fd, b)
-		return true // done, whatever happened: never wait here
-	}) != nil || err == syscall.EAGAIN || n <= 0 && err == nil {
-		return false // closed under us, or full: the writer will see
-	}
-	if err != nil {
-		c.kill("")
-		return true
-	}
+// which holds wmu with nothing queued. What the connection does not take
+// is left in tail for the writer, woken with an empty message; a write
+// error closes the client.
+func (c *client) writeNow(msg []byte) {
+	// Traced first, as the session traces what it sends: once the
+	// client has the reply, its next request may be traced at once.
 	if trace := c.p.cfg.Trace; trace != nil {
 		trace(c.name, protocol.Sent, msg)
 	}
+	b := append(append(make([]byte, 0, len(msg)+1), msg...), '\n')
+	var n int
+	var err error
+	if rerr := c.raw.Write(func(fd uintptr) bool {
+		n, err = protocol.WriteFD(fd, b)
+		return true // done, whatever happened: never wait here
+	}); rerr != nil {
+		err = rerr // closed under us
+	}
+	switch {
+	case err == syscall.EAGAIN:
+		n = 0 // full: all of it for the writer
+	case err != nil:
+		c.kill("")
+		return
+	}
 	if n < len(b) {
-		c.tail = b[n:]
+		c.tail = b[max(n, 0):]
 		c.queued.Add(1)
 		select {
 		case c.queue <- []byte{}:
@@ -120,7 +130,6 @@ func (c *client) writeNow(msg []byte) bool {
 			c.kill("it does not read fast enough (its queue of messages is full)")
 		}
 	}
-	return true
 }
 
 // answered counts a call answered, under p.mu; the last one a draining

@@ -87,6 +87,11 @@ type Config struct {
 	Reconnect func(ctx context.Context) error
 	// QuitsQEMU says, for help, that leaving the shell quits QEMU.
 	QuitsQEMU bool
+	// QuitAccepted, if set, is called after QEMU accepted a quit and
+	// hung up (or did not within quitHangUp), before the next line is
+	// read; its context ends with Ctrl-C. wrap waits there for QEMU's
+	// exit, which ends the input.
+	QuitAccepted func(context.Context)
 	// JSONOut says that results go where a program reads JSON lines
 	// (stdout is not a terminal): help and HMP's replies, text for a
 	// person otherwise, are printed as JSON, one line each.
@@ -394,6 +399,10 @@ func (sh *shell) help(name string) {
 		return
 	}
 	text = Printable(text) // the schema's names are the server's
+	if name == "quit" && sh.Agent == nil {
+		// The word quit is the shell's own: say which quit this is.
+		text = "QMP's quit, sent as {\"execute\": \"quit\"} (typed as a word, quit leaves the shell):\n" + text
+	}
 	if sh.Page != nil && sh.paging(func() bool { return sh.Page(text) }) {
 		return
 	}
@@ -573,9 +582,12 @@ const quitHangUp = 5 * time.Second
 // been sent and cut off), and under wrap QEMU's exit ends the input
 // first. A server that answers quit and stays is waited for quitHangUp.
 func (sh *shell) awaitHangUp(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, quitHangUp)
+	wctx, cancel := context.WithTimeout(ctx, quitHangUp)
 	defer cancel()
-	sh.Client.WaitForStateChange(ctx, protocol.Running)
+	sh.Client.WaitForStateChange(wctx, protocol.Running)
+	if sh.QuitAccepted != nil {
+		sh.QuitAccepted(ctx)
+	}
 }
 
 // interrupted says that Ctrl-C stopped the wait for a reply, after the
@@ -606,9 +618,17 @@ func (sh *shell) hmp(ctx context.Context, cmdline string) {
 		return
 	}
 	sh.report(ret, err, true)
-	if w := strings.Fields(cmdline); err == nil && len(w) > 0 && (w[0] == "quit" || w[0] == "q") {
+	if err == nil && hmpQuit(cmdline, ret) {
 		sh.awaitHangUp(cctx) // Ctrl-C ends the wait too
 	}
+}
+
+// hmpQuit reports whether an HMP command line and what it returned are a
+// quit QEMU took: HMP's own errors come back as text ("quit|q:
+// extraneous characters..."), so only a bare quit or q that said nothing.
+func hmpQuit(cmdline string, ret json.RawMessage) bool {
+	w := strings.TrimSpace(cmdline)
+	return (w == "quit" || w == "q") && string(ret) == `""`
 }
 
 // hmpLineEnds turns HMP's "\r\n" line ends into "\n".

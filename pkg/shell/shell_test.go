@@ -2,6 +2,7 @@ package shell
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -130,6 +131,10 @@ func TestRun(t *testing.T) {
 		{name: "HelpOnBuiltins", lines: []string{"help sendfd", "help hmp", "help transaction", "help exit"},
 			outContains: []string{"Built-in command (not sent to QEMU):\n  sendfd PATH fdname=NAME", "\n  hmp COMMAND-LINE",
 				"\n  transaction(   ", "\n  quit, exit, Ctrl-D    leave the shell; QEMU keeps running"}},
+		// quit is both QMP's command and the shell's word: help says
+		// which it shows.
+		{name: "HelpQuitSaysWhich", lines: []string{"help quit"},
+			outContains: []string{"QMP's quit, sent as {\"execute\": \"quit\"} (typed as a word, quit leaves the shell):\n"}},
 		{name: "HelpOnBuiltinJSON", cfg: Config{JSONOut: true}, lines: []string{"help sendfd"},
 			out: `{"name":"sendfd","summary":"open a local file and pass it to QEMU with getfd or add-fd"}` + "\n"},
 		{name: "Transaction", lines: []string{"transaction(", "echo-action a=1", ")"},
@@ -472,5 +477,25 @@ func TestNoEventsOverThePager(t *testing.T) {
 	out := ed.out.String()
 	if !paged || !strings.HasPrefix(out, "PAGER DONE\n") || !strings.Contains(out, "PAGED") {
 		t.Errorf("output %q: want the pager's, then the event", out)
+	}
+}
+
+// Only a bare HMP quit that said nothing makes the shell wait for QEMU to
+// hang up: HMP answers its own errors with text.
+func TestHMPQuit(t *testing.T) {
+	for _, tc := range []struct {
+		line, ret string
+		want      bool
+	}{
+		{"quit", `""`, true},
+		{" q ", `""`, true},
+		{"quit now", `"quit|q: extraneous characters at the end of line\r\n"`, false},
+		{"quit", `"some error\r\n"`, false},
+		{"quitx", `""`, false},
+		{"info status", `""`, false},
+	} {
+		if got := hmpQuit(tc.line, json.RawMessage(tc.ret)); got != tc.want {
+			t.Errorf("hmpQuit(%q, %s) = %v, want %v", tc.line, tc.ret, got, tc.want)
+		}
 	}
 }
