@@ -102,7 +102,7 @@ func locationSecrets(s string) [][2]int {
 // plainLocationSecrets returns where in s its secrets are, escapes left
 // as they are.
 func plainLocationSecrets(s string) [][2]int {
-	rbd := strings.Contains(strings.ToLower(s), "rbd:")
+	rbd := containsFold(s, "rbd:")
 	if !rbd && !strings.Contains(s, "@") {
 		return nil // most lines: no regular expression run
 	}
@@ -127,8 +127,27 @@ func plainLocationSecrets(s string) [][2]int {
 // mayHideLocation is a cheap look at s, which holds escapes: could
 // decoding them show a location with a secret?
 func mayHideLocation(s string) bool {
-	l := strings.ToLower(s)
-	return strings.Contains(l, "rbd") || strings.Contains(l, "@") || strings.Contains(l, `\u0040`)
+	return strings.Contains(s, "@") || containsFold(s, "rbd") || containsFold(s, `\u0040`)
+}
+
+// containsFold reports whether s contains sub, lower-case ASCII, in any
+// case. Unlike a search in strings.ToLower(s), it copies nothing: the
+// strings looked through may be a guest file's data, megabytes of it.
+func containsFold(s, sub string) bool {
+	first := string(sub[0])
+	if c := sub[0]; 'a' <= c && c <= 'z' {
+		first += string(c - 'a' + 'A')
+	}
+	for i := 0; i+len(sub) <= len(s); i++ {
+		j := strings.IndexAny(s[i:], first)
+		if j < 0 {
+			return false
+		}
+		if i += j; i+len(sub) <= len(s) && strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
 }
 
 // escapedQuote stands for an escaped quote where the patterns must not

@@ -80,3 +80,23 @@ func FuzzHideLocationSecrets(f *testing.F) {
 		}
 	})
 }
+
+func TestContainsFold(t *testing.T) {
+	for _, tc := range []struct {
+		s, sub string
+		want   bool
+	}{
+		{"file=RBD:p/i", "rbd:", true},
+		{"x Rbd:", "rbd:", true},
+		{"rbd", "rbd:", false},
+		{"rb", "rbd", false},
+		{"", "rbd", false},
+		{`a\U0040b`, `\u0040`, true},
+		{`a\u004`, `\u0040`, false},
+		{"rrrbd", "rbd", true},
+	} {
+		if got := containsFold(tc.s, tc.sub); got != tc.want {
+			t.Errorf("containsFold(%q, %q) = %v, want %v", tc.s, tc.sub, got, tc.want)
+		}
+	}
+}
