@@ -97,11 +97,7 @@ func checkAddressFlags(c *cobra.Command, args []string) error {
 			continue
 		}
 		where := flagName(fl) + " "
-		vals := []string{fl.Value.String()}
-		if sv, ok := fl.Value.(pflag.SliceValue); ok {
-			vals = sv.GetSlice()
-		}
-		for _, v := range vals {
+		for _, v := range flagValues(fl) {
 			if err := checkAddress(where, v); err != nil {
 				return err
 			}
@@ -117,6 +113,16 @@ func checkAddressFlags(c *cobra.Command, args []string) error {
 		}
 	}
 	return nil
+}
+
+// flagValues returns what fl was given: each value of a repeatable flag,
+// or its one value. (A repeatable flag's String is its values encoded as
+// CSV, work for nothing here.)
+func flagValues(fl *pflag.Flag) []string {
+	if sv, ok := fl.Value.(pflag.SliceValue); ok {
+		return sv.GetSlice()
+	}
+	return []string{fl.Value.String()}
 }
 
 // shellQuote quotes s in single quotes for a message, as a POSIX shell

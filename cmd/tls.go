@@ -301,10 +301,10 @@ func (o *TLSOptions) checkTLSFlags(c *cobra.Command, args []string, getenv func(
 		if fl == nil {
 			continue
 		}
-		if sv, ok := fl.Value.(pflag.SliceValue); ok {
-			addrs = append(addrs, sv.GetSlice()...)
-		} else if fl.Value.String() != "" {
-			addrs = append(addrs, fl.Value.String())
+		for _, v := range flagValues(fl) {
+			if v != "" {
+				addrs = append(addrs, v)
+			}
 		}
 	}
 	switch c.Name() {
