@@ -243,10 +243,42 @@ func TestValueEnd(t *testing.T) {
 		{`foo`, 0},
 		{`} x`, 1},
 		{`123{`, 3},
+		// Single quotes, as QEMU's lexer takes them.
+		{`{'a':'}'}x`, 9},
+		{`{'a':'\'}'}x`, 11},
+		{`{"a":"'"}x`, 9},
+		{`{'a':"'"}x`, 9},
+		{`'str' `, 5},
+		{`'unfinished"`, 0},
+		{`foo'bar'`, 3},
 	} {
 		if got := valueEnd([]byte(tc.in)); got != tc.want {
 			t.Errorf("valueEnd(%q) = %d, want %d", tc.in, got, tc.want)
 		}
+	}
+}
+
+func TestStandardJSON(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"execute":"query-status"}`, `{"execute":"query-status"}`},
+		{`{'execute':'query-status'}`, `{"execute":"query-status"}`},
+		{`{'id':'a\'b'}`, `{"id":"a'b"}`},
+		{`{'id':'"q"'}`, `{"id":"\"q\""}`},
+		{`{"id":"x\'y"}`, `{"id":"x'y"}`},
+		{`{"id":"it's"}`, `{"id":"it's"}`},
+		{`{'id':'\u00e9\/\\'}`, `{"id":"\u00e9\/\\"}`},
+		{`['a',"b's",'c"d']`, `["a","b's","c\"d"]`},
+		{`{'id':'x\q'}`, `{"id":"x\q"}`}, // an invalid escape stays one
+	} {
+		got := string(standardJSON([]byte(tc.in)))
+		if got != tc.want {
+			t.Errorf("standardJSON(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+	// Without a single quote, nothing is copied.
+	in := []byte(`{"execute":"query-status"}`)
+	if out := standardJSON(in); &out[0] != &in[0] {
+		t.Error("standardJSON copied a value with no single quote")
 	}
 }
 
@@ -283,7 +315,8 @@ func TestReplaceID(t *testing.T) {
 // FuzzRequest: whatever a client sends, splitting and parsing return
 // without panicking, and a value that parses is forwarded as valid JSON.
 func FuzzRequest(f *testing.F) {
-	for _, s := range []string{`{"execute":"x","id":1}`, `{"exec-oob":"y","arguments":{}}`, `]`, `"\u0000"`, `{"a":[{"b":"}"}]}`} {
+	for _, s := range []string{`{"execute":"x","id":1}`, `{"exec-oob":"y","arguments":{}}`, `]`, `"\u0000"`, `{"a":[{"b":"}"}]}`,
+		`{'execute':'x','id':'a\'b"c'}`, `{'a':'}'}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

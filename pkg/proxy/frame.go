@@ -148,20 +148,21 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\
 
 // isDelim ends a bare token (a number, a keyword, garbage).
 func isDelim(c byte) bool {
-	return isSpace(c) || c == '{' || c == '}' || c == '[' || c == ']' || c == '"' || c == ',' || c == ':'
+	return isSpace(c) || c == '{' || c == '}' || c == '[' || c == ']' || c == '"' || c == '\'' || c == ',' || c == ':'
 }
 
 // valueEnd returns the length of the complete value that b starts with
 // (b[0] is not a space), or 0 when more bytes are needed. A closing
 // bracket outside any value is a value of one byte (which fails to
-// parse, as in QEMU).
+// parse, as in QEMU). A string may be in single quotes, as QEMU's lexer
+// takes it: a brace inside one is no brace.
 func valueEnd(b []byte) int {
 	switch b[0] {
 	case '{', '[':
 		depth := 0
 		for i := 0; i < len(b); i++ {
 			switch b[i] {
-			case '"':
+			case '"', '\'':
 				n := stringEnd(b[i:])
 				if n == 0 {
 					return 0
@@ -179,7 +180,7 @@ func valueEnd(b []byte) int {
 		return 0
 	case '}', ']', ',', ':':
 		return 1
-	case '"':
+	case '"', '\'':
 		return stringEnd(b)
 	}
 	for i := 1; i < len(b); i++ {
@@ -191,13 +192,14 @@ func valueEnd(b []byte) int {
 }
 
 // stringEnd returns the length of the string b starts with, quotes
-// included, or 0 when it is not complete yet.
+// included, or 0 when it is not complete yet. b[0] is its quote: a
+// double quote, or a single one as QEMU's lexer takes it.
 func stringEnd(b []byte) int {
 	for i := 1; i < len(b); i++ {
 		switch b[i] {
 		case '\\':
 			i++
-		case '"':
+		case b[0]:
 			return i + 1
 		}
 	}

@@ -175,6 +175,16 @@ func TestNegotiationLikeQEMU(t *testing.T) {
 		{`[}`, `{"error":{"class":"GenericError","desc":"JSON parse error, expecting value"}}`},
 		{`[1 2]`, `{"error":{"class":"GenericError","desc":"JSON parse error, expected separator in list"}}`},
 		{`{1:2}`, `{"error":{"class":"GenericError","desc":"JSON parse error, key is not a string in object"}}`},
+		{`{"execute":"query-name","id":"x\q"}`, `{"error":{"class":"GenericError","desc":"JSON parse error, invalid escape sequence in string"}}`},
+		// QEMU's parser takes strings in single quotes, and \' in a
+		// string; it answers with the strings in double quotes.
+		{`{'execute':'query-name','id':'"q"'}`, `{"id":"\"q\"","return":{}}`},
+		{`{"execute":'query-name',"id":['a',"b's",'c\'d']}`, `{"id":["a","b's","c'd"],"return":{}}`},
+		{`{"execute":"query-name","id":"\'"}`, `{"id":"'","return":{}}`},
+		{`{'a':'}'}`, `{"error":{"class":"GenericError","desc":"QMP input member 'a' is unexpected"}}`},
+		{`'str'`, `{"error":{"class":"GenericError","desc":"QMP input must be a JSON object"}}`},
+		{`{'execute':'query-name','id':'x\q'}`, `{"error":{"class":"GenericError","desc":"JSON parse error, invalid escape sequence in string"}}`},
+		{`{'execute':'query-name','id':'it''s'}`, `{"error":{"class":"GenericError","desc":"JSON parse error, expected separator in dict"}}`},
 	}
 	for _, s := range steps {
 		r.send(s.send)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"sort"
@@ -29,6 +30,7 @@ func genericError(desc string) *qmpError { return &qmpError{"GenericError", desc
 // a client cannot tell the proxy from QEMU by its mistakes; the id, when
 // one could be read, goes with the error.
 func parseRequest(v []byte, oobOK bool) (*request, *qmpError) {
+	v = standardJSON(v)
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(v, &obj); err != nil {
 		var te *json.UnmarshalTypeError
@@ -79,6 +81,46 @@ func parseRequest(v []byte, oobOK bool) (*request, *qmpError) {
 	}
 	r.oob = oob
 	return r, nil
+}
+
+// standardJSON rewrites into JSON what QEMU's JSON parser takes beyond
+// it: strings in single quotes ('query-status', common in scripts, where
+// the shell's quoting makes double quotes awkward) and the escape \' in
+// a string of either kind. A single-quoted string becomes the
+// double-quoted one QEMU would write back. v is one value as frameReader
+// splits it; without a single quote in it, v itself is returned.
+func standardJSON(v []byte) []byte {
+	if bytes.IndexByte(v, '\'') < 0 {
+		return v
+	}
+	out := make([]byte, 0, len(v)+8)
+	for i := 0; i < len(v); i++ {
+		quote := v[i]
+		if quote != '"' && quote != '\'' {
+			out = append(out, quote)
+			continue
+		}
+		out = append(out, '"')
+		for i++; i < len(v) && v[i] != quote; i++ {
+			switch c := v[i]; {
+			case c == '\\' && i+1 < len(v):
+				i++
+				if v[i] == '\'' {
+					out = append(out, '\'')
+				} else {
+					out = append(out, '\\', v[i])
+				}
+			case c == '"': // in single quotes
+				out = append(out, '\\', '"')
+			default:
+				out = append(out, c)
+			}
+		}
+		if i < len(v) {
+			out = append(out, '"')
+		}
+	}
+	return out
 }
 
 // QEMU's JSON streamer takes a message of at most maxTokens tokens,
@@ -245,6 +287,8 @@ func parseProblem(v []byte, err error) string {
 			return "expected separator in dict"
 		case strings.HasSuffix(msg, "after array element"):
 			return "expected separator in list"
+		case strings.HasSuffix(msg, "in string escape code"):
+			return "invalid escape sequence in string"
 		case strings.Contains(msg, " in literal "):
 			// QEMU's lexer read a keyword up to the offending byte.
 			start := at
