@@ -230,6 +230,12 @@ func parseRaw(s string) (*Input, error) {
 		msg := "invalid JSON object"
 		if err := json.Unmarshal(b, &v); err != nil {
 			msg += ": " + err.Error()
+			// QEMU's parser takes 'single quotes' (scripts piping to
+			// socat use them); the shell checks a raw line as JSON.
+			var se *json.SyntaxError
+			if errors.As(err, &se) && se.Offset > 0 && b[se.Offset-1] == '\'' {
+				msg += " (a raw line is JSON: write strings in double quotes)"
+			}
 		}
 		return nil, &qapi.SyntaxError{Token: s, Msg: msg}
 	}
