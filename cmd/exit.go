@@ -92,10 +92,21 @@ func (e *connectionFailure) Unwrap() error { return e.error }
 const busyHint = "another client may be connected to this monitor (QEMU serves one at a time): " +
 	"give qmpsh its own -qmp (or -mon) socket, or share this one through qmpsh proxy"
 
+// proxyBusyHint is busyHint for the proxy itself, which cannot share a
+// monitor it does not have.
+const proxyBusyHint = "another client may be connected to this monitor (QEMU serves one at a time), " +
+	"and the proxy needs it to itself: end that client, or give the proxy a -qmp (or -mon) socket of its own"
+
 // connectionError names the address in a failure to connect or a lost
 // connection, so the message says which VM, and says what a person can
 // do about it, in words of its own rather than Go's.
 func connectionError(addr string, err error) error {
+	return connectionErrorHint(addr, err, busyHint)
+}
+
+// connectionErrorHint is connectionError with busy as the hint for a
+// monitor that serves someone else.
+func connectionErrorHint(addr string, err error, busy string) error {
 	var ce *protocol.ConnectError
 	var te *qmp.TimeoutError
 	var pe *protocol.SocketPathError
@@ -114,7 +125,7 @@ func connectionError(addr string, err error) error {
 		if errors.As(err, &ge) {
 			// The socket took the connection but QEMU said nothing:
 			// it is busy with another client.
-			msg += "; " + busyHint
+			msg += "; " + busy
 			if a, perr := protocol.ParseAddress(addr); perr == nil && a.Network == "tcp" && !a.TLS {
 				// Or it is a TLS monitor, waiting for our handshake
 				// as we wait for its greeting.
@@ -125,7 +136,7 @@ func connectionError(addr string, err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		err = &wrapped{addr + ": timed out " + waitingFor(err), err}
 	case errors.As(err, &ce):
-		err = &wrapped{connectFailure(addr, ce.Err), ce.Err}
+		err = &wrapped{connectFailure(addr, ce.Err, busy), ce.Err}
 	case errors.As(err, &ge) && isTLSAddress(addr):
 		err = &wrapped{addr + ": " + err.Error() + "; " + tlsRefusedHint, err}
 	default:
@@ -155,8 +166,9 @@ func waitingFor(err error) string {
 	return s
 }
 
-// connectFailure describes a failed dial or listen at addr.
-func connectFailure(addr string, err error) string {
+// connectFailure describes a failed dial or listen at addr; busy is the
+// hint for a monitor that serves someone else.
+func connectFailure(addr string, err error, busy string) string {
 	var ne *net.OpError
 	if errors.As(err, &ne) && ne.Op == "listen" {
 		return fmt.Sprintf("cannot listen on %s: %v", addr, ne.Err)
@@ -164,7 +176,7 @@ func connectFailure(addr string, err error) string {
 	switch {
 	case errors.Is(err, syscall.EAGAIN):
 		// A UNIX socket's backlog is full: its server accepts no one.
-		return fmt.Sprintf("cannot connect to %s: clients are queued on it already; %s", addr, busyHint)
+		return fmt.Sprintf("cannot connect to %s: clients are queued on it already; %s", addr, busy)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		if a, perr := protocol.ParseAddress(addr); perr == nil && a.Network == "unix" {
 			if fi, serr := os.Stat(a.Addr); serr == nil && fi.Mode()&os.ModeSocket == 0 {

@@ -61,6 +61,18 @@ func TestMonitorBusy(t *testing.T) {
 		run(t, "", "events", "--timeout", "300ms", "-s", sock).
 			mustSay(t, ExitTimeout, sock+": timed out after 300ms waiting for the QMP greeting", hint, "its own -qmp", "qmpsh proxy")
 	})
+	t.Run("Proxy", func(t *testing.T) {
+		// The proxy is told to free the monitor, not to use a proxy. A
+		// QEMU of its own: the calls above fill the first one's backlog.
+		sock := qmptest.StartQEMU(t)
+		holdMonitor(t, sock)
+		r := run(t, "", "proxy", "--timeout", "300ms", "-s", sock, "--listen", filepath.Join(t.TempDir(), "p.sock"))
+		last := r.stderrLines[len(r.stderrLines)-1]
+		if r.code != ExitTimeout || !strings.Contains(last, sock+": timed out after 300ms waiting for the QMP greeting") ||
+			!strings.Contains(last, "the proxy needs it to itself") || strings.Contains(last, "through qmpsh proxy") {
+			t.Errorf("proxy on a busy monitor: exit %d, stderr %q", r.code, r.stderr)
+		}
+	})
 	t.Run("QueueFull", func(t *testing.T) {
 		// Queue connections until the kernel refuses more: QEMU's
 		// listen backlog is small.

@@ -194,9 +194,9 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	case errors.As(err, &ue):
 		var ge *proxy.GreetingError
 		if errors.As(ue.Err, &ge) && errors.Is(err, context.DeadlineExceeded) {
-			return &ExitError{Code: ExitTimeout, Err: fmt.Errorf("%s: timed out after %v waiting for the QMP greeting; %s", upstream, opts.Timeout, busyHint)}
+			return &ExitError{Code: ExitTimeout, Err: fmt.Errorf("%s: timed out after %v waiting for the QMP greeting; %s", upstream, opts.Timeout, proxyBusyHint)}
 		}
-		return connectionError(upstream, ue.Err)
+		return connectionErrorHint(upstream, ue.Err, proxyBusyHint)
 	}
 	var pe *protocol.SocketPathError
 	if errors.As(err, &pe) {
