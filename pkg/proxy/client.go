@@ -218,12 +218,16 @@ func (c *client) serve() {
 
 func (c *client) reader(fr *frameReader) error {
 	for {
-		v, err := fr.next()
+		v, stray, err := fr.next()
 		if err != nil {
 			return err
 		}
 		if t := c.p.cfg.Trace; t != nil {
 			t(c.name, protocol.Received, v)
+		}
+		if stray >= 0 {
+			c.reply(appendError(nil, nil, strayError(v[stray:])))
+			continue
 		}
 		c.request(v, fr)
 	}

@@ -3,7 +3,9 @@
 //
 // Each client sees a QMP server: QEMU's own greeting, capabilities
 // negotiation (answered by the proxy), then commands, which go to QEMU
-// under ids of the proxy's and come back under the client's own, verbatim.
+// under ids of the proxy's and come back under the client's own, verbatim
+// (but for a string in single quotes, which QEMU's parser takes: it comes
+// back in double ones).
 // Events go to every negotiated client. A Policy keeps commands from QEMU.
 // The package knows nothing of QEMU's commands beyond qmp_capabilities,
 // getfd and add-fd (whose descriptors it passes on), and the names a Policy

@@ -243,17 +243,47 @@ func TestValueEnd(t *testing.T) {
 		{`foo`, 0},
 		{`} x`, 1},
 		{`123{`, 3},
-		// Single quotes, as QEMU's lexer takes them.
-		{`{'a':'}'}x`, 9},
-		{`{'a':'\'}'}x`, 11},
-		{`{"a":"'"}x`, 9},
-		{`{'a':"'"}x`, 9},
-		{`'str' `, 5},
-		{`'unfinished"`, 0},
-		{`foo'bar'`, 3},
 	} {
 		if got := valueEnd([]byte(tc.in)); got != tc.want {
 			t.Errorf("valueEnd(%q) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+// How lexMessage cuts a client's stream; TestLikeQEMU checks the same
+// inputs and more against QEMU itself.
+func TestLexMessage(t *testing.T) {
+	for _, tc := range []struct {
+		in       string
+		n, stray int
+	}{
+		{`{"a":1}rest`, 7, -1},
+		{`{"a":"}"}`, 9, -1},
+		{`{'a':'}'}x`, 9, -1},
+		{`{'a':"'"}x`, 9, -1},
+		{`{"a":"'"}x`, 9, -1},
+		{`{"a":[1,{}]`, 0, -1},
+		{`[1,2] x`, 5, -1},
+		{`'str' `, 5, -1},
+		{`'unfinished"`, 0, -1},
+		{`foo'bar'`, 3, -1},              // a keyword, then a string
+		{`foo`, 0, -1},                   // the keyword may go on
+		{`} x`, 1, -1},                   // closes more than was open
+		{`{]`, 2, -1},                    // likewise
+		{`123{`, 3, -1},                  // a number, then a brace
+		{`0e5`, 1, -1},                   // no exponent after a lone zero
+		{`1.5e+3,`, 6, -1},               // then a comma
+		{`@'abc}`, 1, 0},                 // a byte no token starts with
+		{`-'x'`, 2, 0},                   // a sign, then no digit
+		{`01`, 2, 0},                     // a leading zero
+		{`1.'`, 3, 0},                    // a point, then no digit
+		{"{'a':'b\nc'}", 8, 5},           // a newline ends the string, and the message
+		{`{"a":"b\` + "\n" + `"}`, 9, 5}, // escaped too
+		{"\"a\xfeb\"", 5, -1},            // QEMU fails it at 0xFE; see lexMessage
+	} {
+		n, stray := lexMessage([]byte(tc.in))
+		if n != tc.n || stray != tc.stray {
+			t.Errorf("lexMessage(%q) = %d, %d; want %d, %d", tc.in, n, stray, tc.n, tc.stray)
 		}
 	}
 }
@@ -325,9 +355,16 @@ func FuzzRequest(f *testing.F) {
 			if len(b) == 0 {
 				return
 			}
-			n := valueEnd(b)
+			n, stray := lexMessage(b)
 			if n == 0 {
 				return
+			}
+			if stray >= 0 {
+				b = b[n:]
+				for len(b) > 0 && !resync(b[0]) {
+					b = b[1:]
+				}
+				continue
 			}
 			r, e := parseRequest(b[:n], true)
 			if e == nil {

@@ -16,11 +16,12 @@ func (e *tooLongError) Error() string {
 	return fmt.Sprintf("message longer than %d bytes", e.max)
 }
 
-// frameReader splits a client's byte stream into top-level JSON values
-// the way QEMU's JSON streamer does: no newline is needed, a value ends
-// when its braces balance, and anything outside braces is a value of
-// its own (a stray token, which then fails to parse). So a malformed
-// value costs only itself, and the session goes on.
+// frameReader splits a client's byte stream into messages the way QEMU
+// 7.2's JSON lexer and streamer do (see lexMessage): no newline is
+// needed, a message ends when its braces and brackets balance, and a
+// lexical error ends one, after which bytes are skipped to a point where
+// the lexer starts over. So a malformed message costs only itself, and
+// the session goes on.
 //
 // On a UNIX socket it also collects the descriptors that come as
 // SCM_RIGHTS with the bytes (see takeFiles).
@@ -32,6 +33,9 @@ type frameReader struct {
 	max  int
 	oob  []byte
 	fds  []int // received, not yet taken by a command
+	// recovering: a lexical error ended the last value, and what
+	// follows is skipped up to a point where QEMU's lexer starts over.
+	recovering bool
 }
 
 func newFrameReader(conn net.Conn, max int) *frameReader {
@@ -47,27 +51,36 @@ func newFrameReader(conn net.Conn, max int) *frameReader {
 // yet used; more are closed at once (QEMU's getfd takes one).
 const maxFiles = 16
 
-// next returns the next value, valid until the following call.
-func (f *frameReader) next() ([]byte, error) {
+// next returns the next message, valid until the following call. When
+// a lexical error ended it, stray is where the failed token begins in it
+// (QEMU's error quotes that token), and -1 otherwise.
+func (f *frameReader) next() (msg []byte, stray int, err error) {
 	for {
-		// Whitespace between values is nobody's.
-		for f.r < f.w && isSpace(f.buf[f.r]) {
+		if f.recovering {
+			for f.r < f.w && !resync(f.buf[f.r]) {
+				f.r++
+			}
+			f.recovering = f.r == f.w
+		}
+		// Whitespace between messages is nobody's.
+		for !f.recovering && f.r < f.w && isSpace(f.buf[f.r]) {
 			f.r++
 		}
-		if f.r < f.w {
-			if n := valueEnd(f.buf[f.r:f.w]); n > f.max {
-				return nil, &tooLongError{f.max}
+		if !f.recovering && f.r < f.w {
+			if n, stray := lexMessage(f.buf[f.r:f.w]); n > f.max {
+				return nil, -1, &tooLongError{f.max}
 			} else if n > 0 {
-				v := f.buf[f.r : f.r+n]
+				msg := f.buf[f.r : f.r+n]
 				f.r += n
-				return v, nil
+				f.recovering = stray >= 0
+				return msg, stray, nil
 			}
 			if f.w-f.r > f.max {
-				return nil, &tooLongError{f.max}
+				return nil, -1, &tooLongError{f.max}
 			}
 		}
 		if err := f.fill(); err != nil {
-			return nil, err
+			return nil, -1, err
 		}
 	}
 }
@@ -146,23 +159,185 @@ func (f *frameReader) closeFiles() {
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
+// lexMessage returns the length of the first message QEMU 7.2's JSON
+// streamer cuts from b (b[0] is not a space), tokenised as its lexer
+// does (qobject/json-lexer.c): the message ends with the token that
+// balances its braces and brackets (a token outside any is a message of
+// its own), or one that closes more than was open, or at a lexical error:
+// a byte no token starts with, a malformed number, a control character
+// in a string. Strings may be in single quotes. For a lexical error,
+// stray is where the failed token begins in the message, and -1
+// otherwise. n is 0 while b ends too soon to tell.
+//
+// One difference, on purpose: QEMU's lexer also fails a string at a
+// byte 0xFE or 0xFF, and starts over after it, so that what follows in
+// the string runs as a message of its own; here such a string goes on,
+// and the whole message is refused with its id (see beyondQEMU).
+func lexMessage(b []byte) (n, stray int) {
+	braces, brackets := 0, 0
+	for i := 0; i < len(b); {
+		start := i
+		switch c := b[i]; {
+		case isSpace(c):
+			i++
+			continue
+		case c == '"' || c == '\'':
+			end, bad := lexString(b[i:])
+			if end == 0 {
+				return 0, -1
+			}
+			if i += end; bad {
+				return i, start
+			}
+		case c == '-' || '0' <= c && c <= '9':
+			end, bad := lexNumber(b[i:])
+			if end == 0 {
+				return 0, -1
+			}
+			if i += end; bad {
+				return i, start
+			}
+		case 'a' <= c && c <= 'z': // a keyword, checked by the parser
+			for i++; i < len(b) && 'a' <= b[i] && b[i] <= 'z'; i++ {
+			}
+			if i == len(b) {
+				return 0, -1 // it may go on
+			}
+		case c == '{':
+			braces, i = braces+1, i+1
+		case c == '}':
+			braces, i = braces-1, i+1
+		case c == '[':
+			brackets, i = brackets+1, i+1
+		case c == ']':
+			brackets, i = brackets-1, i+1
+		case c == ',' || c == ':':
+			i++
+		default:
+			return i + 1, start
+		}
+		if (braces > 0 || brackets > 0) && braces >= 0 && brackets >= 0 {
+			continue
+		}
+		return i, -1
+	}
+	return 0, -1
+}
+
+// lexString returns the length of the string b starts with, quotes
+// included, and bad when a control character (escaped or not), which
+// QEMU's lexer refuses in a string, ends it there, that byte included; 0
+// when b ends first. b[0] is its quote: double, or single.
+func lexString(b []byte) (n int, bad bool) {
+	for i := 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c < 0x20:
+			return i + 1, true
+		case c == '\\':
+			if i++; i == len(b) {
+				return 0, false
+			}
+			if b[i] < 0x20 {
+				return i + 1, true
+			}
+		case c == b[0]:
+			return i + 1, false
+		}
+	}
+	return 0, false
+}
+
+// lexNumber returns the length of the number b starts with ('-' or a
+// digit), as QEMU's lexer reads one: -?(0|[1-9][0-9]*)(.[0-9]+)? and an
+// exponent [eE][+-]?[0-9]+ after a fraction or a nonzero integer. The
+// byte after it is not part of it. A byte that cannot come next in a
+// number that needs one ends it badly, that byte included; n is 0 when b
+// ends first.
+func lexNumber(b []byte) (n int, bad bool) {
+	isDigit := func(c byte) bool { return '0' <= c && c <= '9' }
+	i := 0
+	if b[i] == '-' {
+		if i++; i == len(b) {
+			return 0, false
+		}
+		if !isDigit(b[i]) {
+			return i + 1, true
+		}
+	}
+	zero := b[i] == '0'
+	for i++; !zero && i < len(b) && isDigit(b[i]); i++ {
+	}
+	if i == len(b) {
+		return 0, false
+	}
+	if zero && isDigit(b[i]) {
+		return i + 1, true // no leading zeros
+	}
+	fraction := b[i] == '.'
+	if fraction {
+		if i++; i == len(b) {
+			return 0, false
+		}
+		if !isDigit(b[i]) {
+			return i + 1, true
+		}
+		for i++; i < len(b) && isDigit(b[i]); i++ {
+		}
+		if i == len(b) {
+			return 0, false
+		}
+	}
+	if (b[i] == 'e' || b[i] == 'E') && (fraction || !zero) {
+		if i++; i == len(b) {
+			return 0, false
+		}
+		if b[i] == '+' || b[i] == '-' {
+			if i++; i == len(b) {
+				return 0, false
+			}
+		}
+		if !isDigit(b[i]) {
+			return i + 1, true
+		}
+		for i++; i < len(b) && isDigit(b[i]); i++ {
+		}
+		if i == len(b) {
+			return 0, false
+		}
+	}
+	return i, false
+}
+
+// resync reports whether QEMU's lexer, skipping input after a lexical
+// error, starts over at c: a structural character, or a control
+// character other than a tab, or a byte 0xFE or 0xFF (which clients send
+// to reset the parser). c itself is then read anew.
+func resync(c byte) bool {
+	switch c {
+	case '{', '}', '[', ']', ':', ',':
+		return true
+	case '\t':
+		return false
+	}
+	return c < 0x20 || c >= 0xFE
+}
+
 // isDelim ends a bare token (a number, a keyword, garbage).
 func isDelim(c byte) bool {
-	return isSpace(c) || c == '{' || c == '}' || c == '[' || c == ']' || c == '"' || c == '\'' || c == ',' || c == ':'
+	return isSpace(c) || c == '{' || c == '}' || c == '[' || c == ']' || c == '"' || c == ',' || c == ':'
 }
 
 // valueEnd returns the length of the complete value that b starts with
 // (b[0] is not a space), or 0 when more bytes are needed. A closing
 // bracket outside any value is a value of one byte (which fails to
-// parse, as in QEMU). A string may be in single quotes, as QEMU's lexer
-// takes it: a brace inside one is no brace.
+// parse, as in QEMU).
 func valueEnd(b []byte) int {
 	switch b[0] {
 	case '{', '[':
 		depth := 0
 		for i := 0; i < len(b); i++ {
 			switch b[i] {
-			case '"', '\'':
+			case '"':
 				n := stringEnd(b[i:])
 				if n == 0 {
 					return 0
@@ -180,7 +355,7 @@ func valueEnd(b []byte) int {
 		return 0
 	case '}', ']', ',', ':':
 		return 1
-	case '"', '\'':
+	case '"':
 		return stringEnd(b)
 	}
 	for i := 1; i < len(b); i++ {
@@ -192,14 +367,13 @@ func valueEnd(b []byte) int {
 }
 
 // stringEnd returns the length of the string b starts with, quotes
-// included, or 0 when it is not complete yet. b[0] is its quote: a
-// double quote, or a single one as QEMU's lexer takes it.
+// included, or 0 when it is not complete yet.
 func stringEnd(b []byte) int {
 	for i := 1; i < len(b); i++ {
 		switch b[i] {
 		case '\\':
 			i++
-		case b[0]:
+		case '"':
 			return i + 1
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -249,6 +250,25 @@ func TestNothingSmuggledPastPolicy(t *testing.T) {
 	if got := r.recv(); !strings.Contains(got, `"id":6`) || !strings.Contains(got, `"status":"running"`) {
 		t.Fatalf("query-status after the refusals: %s", got)
 	}
+	// A control character ends a string, and the message, in QEMU's
+	// lexer as in the proxy's, which then starts over: what follows is
+	// a message of its own, and the policy judges it. (The rest of the
+	// line is garbage; the newline ends the string it leaves open.)
+	r.send(`{"execute":"query-status","arguments":{"a":"` + "\n" + stop + `"},"id":7}` + "\n" + `{"execute":"query-status","id":8}`)
+	refused := false
+	for {
+		got := r.recv()
+		if strings.Contains(got, `"id":8`) {
+			if !strings.Contains(got, `"status":"running"`) {
+				t.Errorf("query-status after a control character: %s", got)
+			}
+			break
+		}
+		refused = refused || strings.Contains(got, "command 'stop' is refused by the proxy")
+	}
+	if !refused {
+		t.Error("the stop after a control character was not refused")
+	}
 }
 
 func TestBeyondQEMU(t *testing.T) {
@@ -405,4 +425,66 @@ func openFDs(t *testing.T) int {
 		t.Skip("no /proc/self/fd")
 	}
 	return len(ents)
+}
+
+// Whatever a client sends, well formed or not, the proxy answers as QEMU
+// does: the same replies, as many, and the session goes on after each.
+// Each input goes straight to one QEMU and through the proxy to another,
+// and the replies are compared as JSON values (an id comes back as the
+// client wrote it, which QEMU may respell: 1.5e3 as 1500).
+func TestLikeQEMU(t *testing.T) {
+	direct := qmptest.StartQEMU(t)
+	h := startProxy(t, qmptest.StartQEMU(t), nil)
+	for _, in := range []string{
+		// Single quotes, and \' in either kind of string.
+		`{'execute':'query-name','id':'a\'b"c'}`,
+		`{"execute":'query-name',"id":['a',"b's",'c\'d']}`,
+		`{"execute":"query-name","id":"\'"}`,
+		`{'a':'}'}`, `'str'`, `{'execute' 'query-name'}`,
+		`{'execute':'query-name','id':'it''s'}`,
+		// Lexical errors: QEMU's lexer skips what follows them, quotes
+		// included, up to a brace, a bracket, a colon, a comma or a
+		// control character.
+		`@'abc}{"execute":"query-name","id":3}`,
+		`{"a": @'}'}{"execute":"query-name","id":4}`,
+		"{'execute':'query-status\n{'execute':'query-name','id':2}\n",
+		"{\"execute\":\"query-status\n{\"execute\":\"query-name\",\"id\":2}\n",
+		"{'execute':'query-name','id':'x\\\n'}", "'abc\tdef'", "{\"a\":\"x\nfoo\"}",
+		"{\"execute\":\"query-status\",\"arguments\":{\"a\":\"\n{'execute':'query-name','id':9}\"},\"id\":7}\n",
+		"\x01", "\xff", "{\"execute\":\"query-name\",\"id\":\"\x00\"}",
+		// Not 0xFE or 0xFF in a string, refused whole on purpose: see
+		// lexMessage and TestNothingSmuggledPastPolicy.
+		`-'x'`, `1.'x'`, `foo'bar'`, `fooX`, `TRUE`, `12abc`, `0e5`, `-01`, `1e+`,
+		`{"execute":"query-name","id":2e}`, `{"execute":"query-name","id":-}`,
+		// Escapes.
+		`{'execute':'query-name','id':'x\q'}`, `{'execute':'query-name','id':'\u12'}`,
+		`{'execute':'query-name','id':'\u00zz'}`, `{"execute":"query-name","id":"\u00e9"}`, `'\`,
+		// Structure.
+		`{]`, `[}`, `]`, `,`, `{"a":1}}`, `{"id":1,"execute":"query-name"}}`,
+		`{"execute":"query-name","id":[1,{"a":'b'}]}`,
+		`{"execute":"query-name","id":1.5e3}`,
+	} {
+		want := exchange(t, direct, in)
+		if got := exchange(t, h.path, in); !slices.Equal(got, want) {
+			t.Errorf("%q:\nproxy %q\nQEMU  %q", in, got, want)
+		}
+	}
+}
+
+// exchange negotiates at path, sends in and then a request with the id
+// "end", and returns the messages that came before that one's reply.
+func exchange(t *testing.T, path, in string) []string {
+	t.Helper()
+	r := dialRaw(t, path)
+	defer r.conn.Close() // QEMU serves the next connection once this one is gone
+	r.negotiate()
+	r.send(in + "\n" + `{"execute":"query-name","id":"end"}`)
+	var got []string
+	for {
+		m := r.recv()
+		if strings.Contains(m, `"id":"end"`) {
+			return got
+		}
+		got = append(got, m)
+	}
 }

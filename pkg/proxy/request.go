@@ -30,12 +30,16 @@ func genericError(desc string) *qmpError { return &qmpError{"GenericError", desc
 // a client cannot tell the proxy from QEMU by its mistakes; the id, when
 // one could be read, goes with the error.
 func parseRequest(v []byte, oobOK bool) (*request, *qmpError) {
+	orig := v
 	v = standardJSON(v)
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(v, &obj); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			return nil, genericError("QMP input must be a JSON object")
+		}
+		if esc := badUnicodeEscape(orig); esc != "" && strings.Contains(err.Error(), `\u hexadecimal`) {
+			return nil, genericError("JSON parse error, " + esc + " is not a valid Unicode character")
 		}
 		return nil, genericError("JSON parse error, " + parseProblem(v, err))
 	}
@@ -81,6 +85,56 @@ func parseRequest(v []byte, oobOK bool) (*request, *qmpError) {
 	}
 	r.oob = oob
 	return r, nil
+}
+
+// strayError is QEMU's error for a message a lexical error ended, which
+// quotes the failed token as C prints it: up to a NUL byte.
+func strayError(token []byte) *qmpError {
+	if i := bytes.IndexByte(token, 0); i >= 0 {
+		token = token[:i]
+	}
+	return genericError("JSON parse error, stray '" + string(token) + "'")
+}
+
+// badUnicodeEscape returns the first \u escape in v without four hex
+// digits after it, as QEMU's error quotes it: six bytes from the
+// backslash, or fewer where the string (its quote included) ends; "" if
+// there is none. v is as the client sent it, quotes single or double.
+func badUnicodeEscape(v []byte) string {
+	var quote byte // of the string we are in; 0 outside strings
+	bad := -1      // the backslash of a bad escape in this string
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case quote == 0:
+			if c == '"' || c == '\'' {
+				quote = c
+			}
+		case c == quote:
+			if bad >= 0 {
+				return string(v[bad:min(bad+6, i+1)])
+			}
+			quote = 0
+		case c == '\\' && i+1 < len(v):
+			if v[i+1] == 'u' && bad < 0 {
+				for k := i + 2; k < i+6; k++ {
+					if k >= len(v) || !isHex(v[k]) {
+						bad = i
+						break
+					}
+				}
+			}
+			i++
+		}
+	}
+	if bad >= 0 {
+		return string(v[bad:min(bad+6, len(v))])
+	}
+	return ""
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // standardJSON rewrites into JSON what QEMU's JSON parser takes beyond
@@ -277,7 +331,7 @@ func parseProblem(v []byte, err error) string {
 		case strings.HasSuffix(msg, "looking for beginning of value"):
 			return "expecting value"
 		case strings.HasSuffix(msg, "looking for beginning of object key string"):
-			if v[at] == '}' {
+			if v[at] == '}' || v[at] == ']' {
 				return "expecting value"
 			}
 			return "key is not a string in object"
