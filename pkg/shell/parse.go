@@ -231,9 +231,12 @@ func parseRaw(s string) (*Input, error) {
 		if err := json.Unmarshal(b, &v); err != nil {
 			msg += ": " + err.Error()
 			// QEMU's parser takes 'single quotes' (scripts piping to
-			// socat use them); the shell checks a raw line as JSON.
+			// socat use them); the shell checks a raw line as JSON. Said
+			// only where a quote opens a key or a value.
 			var se *json.SyntaxError
-			if errors.As(err, &se) && se.Offset > 0 && b[se.Offset-1] == '\'' {
+			if errors.As(err, &se) && se.Offset > 0 && b[se.Offset-1] == '\'' &&
+				(strings.HasSuffix(se.Error(), "looking for beginning of value") ||
+					strings.HasSuffix(se.Error(), "looking for beginning of object key string")) {
 				msg += " (a raw line is JSON: write strings in double quotes)"
 			}
 		}

@@ -200,6 +200,8 @@ func TestParseLine(t *testing.T) {
 			err: `syntax error at "{'execute':'query-status'}": invalid JSON object: invalid character '\'' looking for beginning of object key string (a raw line is JSON: write strings in double quotes)`},
 		{name: "raw json single-quoted value", line: `{"execute":'query-status'}`,
 			err: `syntax error at "{\"execute\":'query-status'}": invalid JSON object: invalid character '\'' looking for beginning of value (a raw line is JSON: write strings in double quotes)`},
+		{name: "raw json stray quote after", line: `{"execute":"x"}'`,
+			err: `syntax error at "{\"execute\":\"x\"}'": invalid JSON object: invalid character '\'' after top-level value`},
 		{name: "raw json truncated", line: `{"execute":`,
 			err: `syntax error at "{\"execute\":": invalid JSON object: unexpected end of JSON input`},
 
