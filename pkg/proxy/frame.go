@@ -165,14 +165,12 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\
 // balances its braces and brackets (a token outside any is a message of
 // its own), or one that closes more than was open, or at a lexical error:
 // a byte no token starts with, a malformed number, a control character
-// in a string. Strings may be in single quotes. For a lexical error,
-// stray is where the failed token begins in the message, and -1
-// otherwise. n is 0 while b ends too soon to tell.
+// or a byte 0xFE or 0xFF in a string. Strings may be in single quotes.
+// For a lexical error, stray is where the failed token begins in the
+// message, and -1 otherwise. n is 0 while b ends too soon to tell.
 //
-// One difference, on purpose: QEMU's lexer also fails a string at a
-// byte 0xFE or 0xFF, and starts over after it, so that what follows in
-// the string runs as a message of its own; here such a string goes on,
-// and the whole message is refused with its id (see beyondQEMU).
+// What follows a lexical error is a message of its own, as in QEMU, and
+// meets the policy as any other does.
 func lexMessage(b []byte) (n, stray int) {
 	braces, brackets := 0, 0
 	for i := 0; i < len(b); {
@@ -225,19 +223,21 @@ func lexMessage(b []byte) (n, stray int) {
 }
 
 // lexString returns the length of the string b starts with, quotes
-// included, and bad when a control character (escaped or not), which
-// QEMU's lexer refuses in a string, ends it there, that byte included; 0
-// when b ends first. b[0] is its quote: double, or single.
+// included, and bad when a byte QEMU's lexer refuses in a string (a
+// control character, 0xFE or 0xFF, escaped or not) ends it there, that
+// byte included; 0 when b ends first. b[0] is its quote: double, or
+// single.
 func lexString(b []byte) (n int, bad bool) {
+	inString := func(c byte) bool { return 0x20 <= c && c <= 0xFD }
 	for i := 1; i < len(b); i++ {
 		switch c := b[i]; {
-		case c < 0x20:
+		case !inString(c):
 			return i + 1, true
 		case c == '\\':
 			if i++; i == len(b) {
 				return 0, false
 			}
-			if b[i] < 0x20 {
+			if !inString(b[i]) {
 				return i + 1, true
 			}
 		case c == b[0]:
@@ -322,15 +322,14 @@ func resync(c byte) bool {
 	return c < 0x20 || c >= 0xFE
 }
 
-// isDelim ends a bare token (a number, a keyword, garbage).
+// isDelim ends a bare token (a number, a keyword) in QEMU's output.
 func isDelim(c byte) bool {
 	return isSpace(c) || c == '{' || c == '}' || c == '[' || c == ']' || c == '"' || c == ',' || c == ':'
 }
 
-// valueEnd returns the length of the complete value that b starts with
-// (b[0] is not a space), or 0 when more bytes are needed. A closing
-// bracket outside any value is a value of one byte (which fails to
-// parse, as in QEMU).
+// valueEnd returns the length of the complete value that b, a part of
+// QEMU's output, starts with (b[0] is not a space), or 0 when more bytes
+// are needed. (A client's input is cut by lexMessage.)
 func valueEnd(b []byte) int {
 	switch b[0] {
 	case '{', '[':
@@ -392,7 +391,7 @@ type member struct {
 var errNotObject = errors.New("not an object")
 
 // members calls fn for each top-level member of the object msg, which
-// must be valid JSON (it is QEMU's output or was checked). It is how the
+// must be valid JSON (it is QEMU's output). It is how the
 // proxy finds and replaces an id without decoding a whole reply.
 func members(msg []byte, fn func(m member) bool) error {
 	i := skipSpace(msg, 0)

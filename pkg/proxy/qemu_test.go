@@ -234,7 +234,9 @@ func TestNothingSmuggledPastPolicy(t *testing.T) {
 	deep := strings.Repeat("[", maxNesting+1) + strings.Repeat("]", maxNesting+1)
 	many := strings.TrimSuffix(strings.Repeat("0,", maxTokens/2+1), ",")
 	for _, c := range []struct{ args, want string }{
-		{`{"a":"` + "\xff" + stop + `"}`, "invalid UTF-8"},
+		{`{"a":"` + "\xc3(" + stop + `"}`, "invalid UTF-8"},
+		{`{"a":0e5}`, "expected separator in dict"},
+		{`{"a":[-0e0],"b":{"execute":"stop"}}`, "expected separator in list"},
 		{`{"a":` + deep + `,"b":{"execute":"stop"}}`, "nesting depth limit"},
 		{`{"a":[` + many + `],"b":{"execute":"stop"}}`, "token count limit"},
 		{`{"a":"\udc00"}`, `is not a valid Unicode character`},
@@ -250,24 +252,27 @@ func TestNothingSmuggledPastPolicy(t *testing.T) {
 	if got := r.recv(); !strings.Contains(got, `"id":6`) || !strings.Contains(got, `"status":"running"`) {
 		t.Fatalf("query-status after the refusals: %s", got)
 	}
-	// A control character ends a string, and the message, in QEMU's
-	// lexer as in the proxy's, which then starts over: what follows is
-	// a message of its own, and the policy judges it. (The rest of the
-	// line is garbage; the newline ends the string it leaves open.)
-	r.send(`{"execute":"query-status","arguments":{"a":"` + "\n" + stop + `"},"id":7}` + "\n" + `{"execute":"query-status","id":8}`)
-	refused := false
-	for {
-		got := r.recv()
-		if strings.Contains(got, `"id":8`) {
-			if !strings.Contains(got, `"status":"running"`) {
-				t.Errorf("query-status after a control character: %s", got)
+	// A control character or a byte 0xFF ends a string, and the
+	// message, in QEMU's lexer as in the proxy's, which then starts over:
+	// what follows is a message of its own, and the policy judges it.
+	// (The rest of the line is garbage; the newline ends the string it
+	// leaves open.)
+	for _, b := range []string{"\n", "\xff"} {
+		r.send(`{"execute":"query-status","arguments":{"a":"` + b + stop + `"},"id":7}` + "\n" + `{"execute":"query-status","id":8}`)
+		refused := false
+		for {
+			got := r.recv()
+			if strings.Contains(got, `"id":8`) {
+				if !strings.Contains(got, `"status":"running"`) {
+					t.Errorf("query-status after %q: %s", b, got)
+				}
+				break
 			}
-			break
+			refused = refused || strings.Contains(got, "command 'stop' is refused by the proxy")
 		}
-		refused = refused || strings.Contains(got, "command 'stop' is refused by the proxy")
-	}
-	if !refused {
-		t.Error("the stop after a control character was not refused")
+		if !refused {
+			t.Errorf("the stop after %q was not refused", b)
+		}
 	}
 }
 
@@ -281,7 +286,9 @@ func TestBeyondQEMU(t *testing.T) {
 		{strings.Repeat("{\"a\":", maxNesting+1) + "1" + strings.Repeat("}", maxNesting+1), "nesting"},
 		// brackets inside strings are no nesting
 		{`["` + strings.Repeat("[", 2*maxNesting) + `"]`, ""},
-		{"[" + strings.TrimSuffix(strings.Repeat("12345,", maxTokens/2-1), ",") + "]", ""},
+		// At most maxTokens with the four of the proxy's ,"id":N.
+		{"[" + strings.TrimSuffix(strings.Repeat("12345,", maxTokens/2-3), ",") + "]", ""},
+		{"[" + strings.TrimSuffix(strings.Repeat("12345,", maxTokens/2-2), ",") + "]", "token count"},
 		{"[" + strings.TrimSuffix(strings.Repeat("1,", maxTokens/2+1), ",") + "]", "token count"},
 		{"[\"\xc3\x28\"]", "UTF-8"},
 		{`["\ud83d\ude00 \u0000 \u00e9 é"]`, ""},
@@ -452,8 +459,7 @@ func TestLikeQEMU(t *testing.T) {
 		"{'execute':'query-name','id':'x\\\n'}", "'abc\tdef'", "{\"a\":\"x\nfoo\"}",
 		"{\"execute\":\"query-status\",\"arguments\":{\"a\":\"\n{'execute':'query-name','id':9}\"},\"id\":7}\n",
 		"\x01", "\xff", "{\"execute\":\"query-name\",\"id\":\"\x00\"}",
-		// Not 0xFE or 0xFF in a string, refused whole on purpose: see
-		// lexMessage and TestNothingSmuggledPastPolicy.
+		"{\"execute\":\"query-name\",\"id\":\"a\xfeb\"}", "{\"execute\":\"query-name\",\"id\":'\xff}{\"execute\":\"query-name\",\"id\":5}",
 		`-'x'`, `1.'x'`, `foo'bar'`, `fooX`, `TRUE`, `12abc`, `0e5`, `-01`, `1e+`,
 		`{"execute":"query-name","id":2e}`, `{"execute":"query-name","id":-}`,
 		// Escapes.

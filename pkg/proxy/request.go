@@ -194,9 +194,10 @@ const (
 // parser starts over in the middle of the message, so that what follows
 // runs as requests of their own: through a --read-only proxy, any
 // command hidden there. What QEMU 7.2 refuses that Go's parser takes: an
-// invalid UTF-8 byte (it resets QEMU's lexer), a code point that is a
-// surrogate or a noncharacter, raw or escaped, a key twice in one
-// object, and nesting or a token count beyond its streamer's limits.
+// invalid UTF-8 sequence, a code point that is a surrogate or a
+// noncharacter, raw or escaped, a key twice in one object, a number with
+// an exponent after a lone zero (0e5), and nesting or a token count
+// beyond its streamer's limits, counting the id the proxy adds.
 func beyondQEMU(v []byte) string {
 	if !utf8.Valid(v) {
 		return "JSON parse error, invalid UTF-8 sequence in string"
@@ -252,16 +253,37 @@ func beyondQEMU(v []byte) string {
 				inScalar = false
 			default: // a number or a keyword, one token however long
 				if !inScalar {
+					if loneZeroExponent(v[i:]) {
+						// 0e5 is JSON, and three tokens to QEMU's lexer
+						// (0, e, 5): a parse error, and a token count
+						// that is not the one counted here.
+						if n := len(stack); n > 0 && stack[n-1].keys == nil {
+							return "JSON parse error, expected separator in list"
+						}
+						return "JSON parse error, expected separator in dict"
+					}
 					tokens++
 					inScalar = true
 				}
 			}
 		}
-		if tokens > maxTokens {
+		// The request QEMU gets has the proxy's id: ,"id":N is four
+		// tokens more.
+		if tokens > maxTokens-4 {
 			return "JSON token count limit exceeded"
 		}
 	}
 	return ""
+}
+
+// loneZeroExponent reports whether the number v starts with has an
+// exponent right after a whole part of a lone zero (0e5, -0e5), which
+// QEMU's lexer does not read as one number.
+func loneZeroExponent(v []byte) bool {
+	if len(v) > 0 && v[0] == '-' {
+		v = v[1:]
+	}
+	return len(v) > 1 && v[0] == '0' && (v[1] == 'e' || v[1] == 'E')
 }
 
 // endOfString returns the index just past the string that starts at
