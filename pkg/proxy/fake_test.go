@@ -285,6 +285,16 @@ func TestLexMessage(t *testing.T) {
 		if n != tc.n || stray != tc.stray {
 			t.Errorf("lexMessage(%q) = %d, %d; want %d, %d", tc.in, n, stray, tc.n, tc.stray)
 		}
+		// The same, the bytes coming one at a time to one lexer, which
+		// goes on from where it stopped.
+		var lx lexer
+		n, stray = 0, -1
+		for k := 1; k <= len(tc.in) && n == 0; k++ {
+			n, stray = lx.scan([]byte(tc.in[:k]))
+		}
+		if n != tc.n || stray != tc.stray {
+			t.Errorf("%q a byte at a time: %d, %d; want %d, %d", tc.in, n, stray, tc.n, tc.stray)
+		}
 	}
 }
 
@@ -356,6 +366,15 @@ func FuzzRequest(f *testing.F) {
 				return
 			}
 			n, stray := lexMessage(b)
+			// A lexer fed b a byte at a time cuts it at the same place.
+			var lx lexer
+			pn, ps := 0, -1
+			for k := 1; k <= len(b) && pn == 0; k++ {
+				pn, ps = lx.scan(b[:k])
+			}
+			if pn != n || ps != stray {
+				t.Fatalf("%q: whole %d, %d; a byte at a time %d, %d", b, n, stray, pn, ps)
+			}
 			if n == 0 {
 				return
 			}

@@ -36,6 +36,7 @@ type frameReader struct {
 	// recovering: a lexical error ended the last value, and what
 	// follows is skipped up to a point where QEMU's lexer starts over.
 	recovering bool
+	lx         lexer // the message at buf[r:] so far
 }
 
 func newFrameReader(conn net.Conn, max int) *frameReader {
@@ -67,7 +68,7 @@ func (f *frameReader) next() (msg []byte, stray int, err error) {
 			f.r++
 		}
 		if !f.recovering && f.r < f.w {
-			if n, stray := lexMessage(f.buf[f.r:f.w]); n > f.max {
+			if n, stray := f.lx.scan(f.buf[f.r:f.w]); n > f.max {
 				return nil, -1, &tooLongError{f.max}
 			} else if n > 0 {
 				msg := f.buf[f.r : f.r+n]
@@ -172,140 +173,199 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\
 // What follows a lexical error is a message of its own, as in QEMU, and
 // meets the policy as any other does.
 func lexMessage(b []byte) (n, stray int) {
-	braces, brackets := 0, 0
-	for i := 0; i < len(b); {
-		start := i
-		switch c := b[i]; {
-		case isSpace(c):
-			i++
+	var lx lexer
+	return lx.scan(b)
+}
+
+// lexer reads a message as QEMU's lexer does, a byte at a time, in the
+// states of its table, and keeps where it got in a message that has not
+// all come: scanning on from there, not from the start, keeps a message
+// that comes a byte at a time from costing time quadratic in its length.
+type lexer struct {
+	i                int      // the next byte to read
+	start            int      // where the token being read begins
+	state            lexState // within that token; lexStart between tokens
+	quote            byte     // of the string being read
+	braces, brackets int
+}
+
+type lexState uint8
+
+const (
+	lexStart lexState = iota
+	lexString
+	lexEscape       // after a backslash in a string
+	lexKeyword      // [a-z]+, checked by the parser
+	lexSign         // -
+	lexZero         // a lone 0: no more digits, no exponent
+	lexDigits       // [1-9][0-9]*
+	lexPoint        // a point, a digit needed
+	lexFraction     // the digits after the point
+	lexExponent     // e or E, a sign or a digit needed
+	lexExponentSign // a digit needed
+	lexExponentDigits
+)
+
+// scan is lexMessage from where the last scan of the same message (b
+// grown since, at its end) stopped. It starts over after a message.
+func (lx *lexer) scan(b []byte) (n, stray int) {
+	for lx.i < len(b) {
+		c := b[lx.i]
+		switch lx.state {
+		case lexStart:
+			lx.start = lx.i
+			switch {
+			case isSpace(c):
+				lx.i++
+				continue
+			case c == '"' || c == '\'':
+				lx.state, lx.quote = lexString, c
+			case c == '-':
+				lx.state = lexSign
+			case c == '0':
+				lx.state = lexZero
+			case '1' <= c && c <= '9':
+				lx.state = lexDigits
+			case 'a' <= c && c <= 'z':
+				lx.state = lexKeyword
+			case c == '{':
+				lx.braces++
+			case c == '}':
+				lx.braces--
+			case c == '[':
+				lx.brackets++
+			case c == ']':
+				lx.brackets--
+			case c == ',' || c == ':':
+			default:
+				return lx.failed()
+			}
+			lx.i++
+			if lx.state == lexStart && lx.ended() {
+				return lx.done(lx.i, -1)
+			}
 			continue
-		case c == '"' || c == '\'':
-			end, bad := lexString(b[i:])
-			if end == 0 {
-				return 0, -1
+		case lexString:
+			switch {
+			case !inString(c):
+				return lx.failed()
+			case c == '\\':
+				lx.state = lexEscape
+			case c == lx.quote:
+				lx.state = lexStart
+				if lx.i++; lx.ended() {
+					return lx.done(lx.i, -1)
+				}
+				continue
 			}
-			if i += end; bad {
-				return i, start
+		case lexEscape:
+			if !inString(c) {
+				return lx.failed()
 			}
-		case c == '-' || '0' <= c && c <= '9':
-			end, bad := lexNumber(b[i:])
-			if end == 0 {
-				return 0, -1
+			lx.state = lexString
+		case lexKeyword:
+			if 'a' <= c && c <= 'z' {
+				break
 			}
-			if i += end; bad {
-				return i, start
+			if lx.state = lexStart; lx.ended() { // c is not the keyword's
+				return lx.done(lx.i, -1)
 			}
-		case 'a' <= c && c <= 'z': // a keyword, checked by the parser
-			for i++; i < len(b) && 'a' <= b[i] && b[i] <= 'z'; i++ {
-			}
-			if i == len(b) {
-				return 0, -1 // it may go on
-			}
-		case c == '{':
-			braces, i = braces+1, i+1
-		case c == '}':
-			braces, i = braces-1, i+1
-		case c == '[':
-			brackets, i = brackets+1, i+1
-		case c == ']':
-			brackets, i = brackets-1, i+1
-		case c == ',' || c == ':':
-			i++
+			continue
 		default:
-			return i + 1, start
+			next, ok := numberState(lx.state, c)
+			if !ok {
+				return lx.failed()
+			}
+			if next == lexStart { // c is not the number's
+				if lx.state = lexStart; lx.ended() {
+					return lx.done(lx.i, -1)
+				}
+				continue
+			}
+			lx.state = next
 		}
-		if (braces > 0 || brackets > 0) && braces >= 0 && brackets >= 0 {
-			continue
-		}
-		return i, -1
+		lx.i++
 	}
 	return 0, -1
 }
 
-// lexString returns the length of the string b starts with, quotes
-// included, and bad when a byte QEMU's lexer refuses in a string (a
-// control character, 0xFE or 0xFF, escaped or not) ends it there, that
-// byte included; 0 when b ends first. b[0] is its quote: double, or
-// single.
-func lexString(b []byte) (n int, bad bool) {
-	inString := func(c byte) bool { return 0x20 <= c && c <= 0xFD }
-	for i := 1; i < len(b); i++ {
-		switch c := b[i]; {
-		case !inString(c):
-			return i + 1, true
-		case c == '\\':
-			if i++; i == len(b) {
-				return 0, false
-			}
-			if !inString(b[i]) {
-				return i + 1, true
-			}
-		case c == b[0]:
-			return i + 1, false
+// numberState is the state after byte c in a number, as QEMU's lexer
+// reads one: -?(0|[1-9][0-9]*)(.[0-9]+)?, then [eE][+-]?[0-9]+ unless
+// the whole part is a lone 0 without a fraction. lexStart says that the
+// number ended before c; !ok that c cannot come next.
+func numberState(s lexState, c byte) (next lexState, ok bool) {
+	digit := '0' <= c && c <= '9'
+	switch s {
+	case lexSign:
+		switch {
+		case c == '0':
+			return lexZero, true
+		case digit:
+			return lexDigits, true
 		}
+		return 0, false
+	case lexZero:
+		switch {
+		case digit:
+			return 0, false
+		case c == '.':
+			return lexPoint, true
+		}
+		return lexStart, true
+	case lexDigits, lexFraction:
+		switch {
+		case digit:
+			return s, true
+		case c == '.' && s == lexDigits:
+			return lexPoint, true
+		case c == 'e' || c == 'E':
+			return lexExponent, true
+		}
+		return lexStart, true
+	case lexPoint:
+		if digit {
+			return lexFraction, true
+		}
+		return 0, false
+	case lexExponent:
+		switch {
+		case c == '+' || c == '-':
+			return lexExponentSign, true
+		case digit:
+			return lexExponentDigits, true
+		}
+		return 0, false
+	case lexExponentSign:
+		if digit {
+			return lexExponentDigits, true
+		}
+		return 0, false
+	default: // lexExponentDigits
+		if digit {
+			return s, true
+		}
+		return lexStart, true
 	}
-	return 0, false
 }
 
-// lexNumber returns the length of the number b starts with ('-' or a
-// digit), as QEMU's lexer reads one: -?(0|[1-9][0-9]*)(.[0-9]+)? and an
-// exponent [eE][+-]?[0-9]+ after a fraction or a nonzero integer. The
-// byte after it is not part of it. A byte that cannot come next in a
-// number that needs one ends it badly, that byte included; n is 0 when b
-// ends first.
-func lexNumber(b []byte) (n int, bad bool) {
-	isDigit := func(c byte) bool { return '0' <= c && c <= '9' }
-	i := 0
-	if b[i] == '-' {
-		if i++; i == len(b) {
-			return 0, false
-		}
-		if !isDigit(b[i]) {
-			return i + 1, true
-		}
-	}
-	zero := b[i] == '0'
-	for i++; !zero && i < len(b) && isDigit(b[i]); i++ {
-	}
-	if i == len(b) {
-		return 0, false
-	}
-	if zero && isDigit(b[i]) {
-		return i + 1, true // no leading zeros
-	}
-	fraction := b[i] == '.'
-	if fraction {
-		if i++; i == len(b) {
-			return 0, false
-		}
-		if !isDigit(b[i]) {
-			return i + 1, true
-		}
-		for i++; i < len(b) && isDigit(b[i]); i++ {
-		}
-		if i == len(b) {
-			return 0, false
-		}
-	}
-	if (b[i] == 'e' || b[i] == 'E') && (fraction || !zero) {
-		if i++; i == len(b) {
-			return 0, false
-		}
-		if b[i] == '+' || b[i] == '-' {
-			if i++; i == len(b) {
-				return 0, false
-			}
-		}
-		if !isDigit(b[i]) {
-			return i + 1, true
-		}
-		for i++; i < len(b) && isDigit(b[i]); i++ {
-		}
-		if i == len(b) {
-			return 0, false
-		}
-	}
-	return i, false
+// inString reports whether QEMU's lexer takes byte c in a string.
+func inString(c byte) bool { return 0x20 <= c && c <= 0xFD }
+
+// ended reports whether the message ends with the token just read: its
+// braces and brackets balance, or one closed more than was open.
+func (lx *lexer) ended() bool {
+	return !((lx.braces > 0 || lx.brackets > 0) && lx.braces >= 0 && lx.brackets >= 0)
+}
+
+// failed ends the message at a lexical error, the byte at i included.
+func (lx *lexer) failed() (n, stray int) {
+	return lx.done(lx.i+1, lx.start)
+}
+
+// done ends the message at n; the next scan starts a new one.
+func (lx *lexer) done(n, stray int) (int, int) {
+	*lx = lexer{}
+	return n, stray
 }
 
 // resync reports whether QEMU's lexer, skipping input after a lexical
