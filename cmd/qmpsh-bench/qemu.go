@@ -57,7 +57,7 @@ var qemuTargets = []qemuTarget{{1, 0.9, 1.1}, {8, 0.85, 1.1}}
 
 func qemuMain(args []string) {
 	fs := flag.NewFlagSet("qmpsh-bench qemu", flag.ExitOnError)
-	rounds := fs.Int("rounds", 3, "rounds of runs")
+	rounds := fs.Int("rounds", 7, "rounds of runs")
 	n := fs.Int("n", 10000, "timed calls of each run")
 	warmup := fs.Int("warmup", 200, "untimed calls before them")
 	qemuBin := fs.String("qemu", "qemu-system-x86_64", "the QEMU binary")
