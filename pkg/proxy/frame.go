@@ -389,7 +389,9 @@ func isDelim(c byte) bool {
 
 // valueEnd returns the length of the complete value that b, a part of
 // QEMU's output, starts with (b[0] is not a space), or 0 when more bytes
-// are needed. (A client's input is cut by lexMessage.)
+// are needed. A client's input is cut by lexMessage, which would do here
+// too, but QEMU's output is valid JSON, and on a 207 KB reply (the
+// schema) valueEnd is 2.6 times faster.
 func valueEnd(b []byte) int {
 	switch b[0] {
 	case '{', '[':
