@@ -32,6 +32,10 @@ type Factory struct {
 	// NewGAClient makes an unconnected guest agent client; nil:
 	// ga.NewClient.
 	NewGAClient func(opts ...ga.Option) *ga.Client
+
+	// outputs are the run's checked outputs (see Execute); nil outside
+	// Execute, where nothing is checked.
+	outputs *outputs
 }
 
 // NewFactory returns the factory of the running process, with streams

@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"errors"
-	"os"
 	"os/exec"
 	"strings"
 
@@ -40,6 +39,9 @@ func (o *GlobalOptions) pager() func(text string) bool {
 		cmd := exec.Command("/bin/sh", "-c", cmdline)
 		cmd.Stdin = strings.NewReader(text)
 		cmd.Stdout, cmd.Stderr = o.IO.Out, o.IO.ErrOut
+		if f, ok := outFile(o.IO.Out); ok {
+			cmd.Stdout = f // the pager's own, a terminal
+		}
 		// A pager that cannot start (sh's 126 and 127: not executable,
 		// not found) leaves the text to be printed; one that ran has
 		// shown it, whatever its exit status.
@@ -55,7 +57,7 @@ func (o *GlobalOptions) pager() func(text string) bool {
 // screenRows is the terminal's height, from stdout if it is a terminal
 // file; a large number when it cannot be known, so that nothing is paged.
 func (o *GlobalOptions) screenRows() int {
-	if f, ok := o.IO.Out.(*os.File); ok {
+	if f, ok := outFile(o.IO.Out); ok {
 		if _, rows, err := readline.GetSize(int(f.Fd())); err == nil && rows > 0 {
 			return rows
 		}

@@ -52,16 +52,41 @@ func Main(args []string, ios *IOStreams) int {
 // Execute runs qmpsh with args and the dependencies f, and returns the
 // exit status.
 func Execute(f *Factory, args []string) int {
-	return execute(f, newRootCmd(f, lazyCommand(args)), args)
+	// Standard output is checked: a command whose results cannot be
+	// written (a full disk) is stopped, and the run fails.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	run, ios := *f, *f.IO
+	out := &checkedWriter{w: ios.Out, name: "standard output", fail: func(err error) { cancel(&outputFailed{err}) }}
+	out.file, _ = ios.Out.(*os.File)
+	ios.Out = out
+	run.IO, run.outputs = &ios, &outputs{}
+	run.outputs.add(out)
+	code := execute(ctx, &run, newRootCmd(&run, lazyCommand(args)), args)
+	if run.outputs.report(ios.ErrOut) && code == ExitOK {
+		code = ExitQMPError
+	}
+	return code
 }
 
-// execute runs root, built on f, with args.
-func execute(f *Factory, root *cobra.Command, args []string) int {
+// outputFailed is the cause of a run's end when standard output failed.
+type outputFailed struct{ err error }
+
+func (e *outputFailed) Error() string { return "writing standard output: " + e.err.Error() }
+
+// execute runs root, built on f, with args and ctx.
+func execute(ctx context.Context, f *Factory, root *cobra.Command, args []string) int {
 	ios := f.IO
 	root.SetArgs(args)
-	c, err := root.ExecuteC()
+	c, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
+	}
+	var of *outputFailed
+	if errors.As(context.Cause(ctx), &of) && (errors.Is(err, context.Canceled) || errors.As(err, new(*shell.OutputError))) {
+		// Stopped because its results could not be written: that is
+		// the failure, which Execute reports.
+		return ExitQMPError
 	}
 	var ee *qmp.ExecuteError
 	var xe *ExitError
@@ -306,8 +331,9 @@ func (o *GlobalOptions) openTraffic(verbose io.Writer) (*traffic, func(), error)
 	if err != nil {
 		return nil, nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--log: %w", err)}
 	}
-	t.log = f
-	return t, func() { f.Close() }, nil
+	log := o.outputs.add(&checkedWriter{w: f, name: "--log " + o.LogFile, done: f.Close})
+	t.log = log
+	return t, func() { log.Close() }, nil
 }
 
 // on says whether any traffic is shown or logged, so that a client

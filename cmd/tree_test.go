@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -77,7 +78,7 @@ func runTree(t *testing.T, args []string, only string) string {
 	var out, errOut qmptest.Buffer
 	f := NewFactory(&IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
 	root := newRootCmd(f, only)
-	code := execute(f, root, args)
+	code := execute(context.Background(), f, root, args)
 	c, _, err := root.Find(args)
 	if err != nil {
 		t.Fatalf("find %q: %v", args, err)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
@@ -55,6 +56,44 @@ func (e *InputError) Error() string { return "reading input: " + e.Err.Error() }
 
 // Unwrap returns the editor's error.
 func (e *InputError) Unwrap() error { return e.Err }
+
+// OutputError is returned by Run when a write to the editor's output
+// failed (a full disk behind a redirection): results would be lost, so
+// the shell runs nothing more. A closed pipe is not one: the process
+// dies of SIGPIPE, or its caller watches for EPIPE itself.
+type OutputError struct {
+	Err error
+}
+
+func (e *OutputError) Error() string { return "writing output: " + e.Err.Error() }
+
+// Unwrap returns the write's error.
+func (e *OutputError) Unwrap() error { return e.Err }
+
+// failWriter keeps the first error of writes to w other than EPIPE.
+type failWriter struct {
+	w   io.Writer
+	mu  sync.Mutex
+	err error
+}
+
+func (f *failWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err != nil && !errors.Is(err, syscall.EPIPE) {
+		f.mu.Lock()
+		if f.err == nil {
+			f.err = err
+		}
+		f.mu.Unlock()
+	}
+	return n, err
+}
+
+func (f *failWriter) failed() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
 
 // Config configures Run.
 type Config struct {
@@ -103,12 +142,13 @@ type Config struct {
 }
 
 // Run reads lines from the editor and runs them until end of input or a
-// quit. It returns nil, ErrCommandFailed, a *ConnectionLostError, or an
-// *InputError with the editor's own error. ErrCommandFailed is for scripts: an interactive
+// quit. It returns nil, ErrCommandFailed, a *ConnectionLostError, an
+// *InputError with the editor's own error, or an *OutputError. ErrCommandFailed is for scripts: an interactive
 // session, where a person read each error as it came, ends with nil
 // however many commands failed.
 func Run(ctx context.Context, cfg Config) error {
-	sh := &shell{Config: cfg, out: cfg.Editor.Writer()}
+	out := &failWriter{w: cfg.Editor.Writer()}
+	sh := &shell{Config: cfg, out: out}
 	if sh.Err == nil {
 		sh.Err = sh.out
 	}
@@ -134,6 +174,9 @@ func Run(ctx context.Context, cfg Config) error {
 	sh.interrupts = interrupts
 
 	for {
+		if err := out.failed(); err != nil {
+			return &OutputError{Err: err}
+		}
 		line, err := sh.Editor.ReadLine()
 		switch {
 		case errors.Is(err, ErrInterrupt):

@@ -1,0 +1,121 @@
+package cmd
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
+)
+
+// fullWriter is standard output on a full disk: every write fails.
+type fullWriter struct{ writes int }
+
+func (w *fullWriter) Write([]byte) (int, error) {
+	w.writes++
+	return 0, &os.PathError{Op: "write", Path: "/dev/stdout", Err: syscall.ENOSPC}
+}
+
+// runFull runs qmpsh with args and stdin as run does, but with a
+// standard output every write to which fails.
+func runFull(t *testing.T, stdin string, args ...string) (result, *fullWriter) {
+	t.Helper()
+	var errOut qmptest.Buffer
+	out := &fullWriter{}
+	code := Main(args, &IOStreams{In: strings.NewReader(stdin), Out: out, ErrOut: &errOut})
+	return result{code: code, stderr: errOut.String()}, out
+}
+
+const outputLost = "qmpsh: writing standard output failed, so it is incomplete: no space left on device\n"
+
+// Results that cannot be written (a full disk behind `> out.json`) are a
+// failure, exit 1, said on stderr, not a silent success; and nothing
+// more is run once they fail.
+func TestStdoutWriteFails(t *testing.T) {
+	sock := qmptest.StartQEMU(t)
+
+	t.Run("Exec", func(t *testing.T) {
+		r, out := runFull(t, "", "exec", "-s", sock, "query-status")
+		if r.code != ExitQMPError || r.stderr != outputLost || out.writes != 1 {
+			t.Errorf("exit %d, stderr %q, %d writes; want exit 1, stderr %q, 1 write", r.code, r.stderr, out.writes, outputLost)
+		}
+	})
+	t.Run("FanOut", func(t *testing.T) {
+		// The worst status stays (a target that cannot be reached),
+		// and the lost output is said too.
+		r, _ := runFull(t, "", "exec", "-s", sock, "-s", filepath.Join(t.TempDir(), "none.sock"), "query-status")
+		if r.code != ExitConnection || !strings.HasSuffix(r.stderr, outputLost) {
+			t.Errorf("exit %d, stderr %q; want exit 3 and %q", r.code, r.stderr, outputLost)
+		}
+	})
+	t.Run("Schema", func(t *testing.T) {
+		r, _ := runFull(t, "", "schema", "-s", sock, "query-status")
+		if r.code != ExitQMPError || r.stderr != outputLost {
+			t.Errorf("exit %d, stderr %q; want exit 1, stderr %q", r.code, r.stderr, outputLost)
+		}
+	})
+	t.Run("ShellStops", func(t *testing.T) {
+		// The first result is lost: the next commands are not sent.
+		r, out := runFull(t, "query-status\nquery-name\nquery-version\n", "-v", "connect", sock)
+		if r.code != ExitQMPError || !strings.HasSuffix(r.stderr, outputLost) || out.writes != 1 {
+			t.Errorf("exit %d, stderr %q, %d writes; want exit 1, %q at the end, 1 write", r.code, r.stderr, out.writes, outputLost)
+		}
+		if strings.Contains(r.stderr, "query-name") || strings.Contains(r.stderr, "query-version") {
+			t.Errorf("commands sent after the output failed:\n%s", r.stderr)
+		}
+	})
+	t.Run("Log", func(t *testing.T) {
+		if _, err := os.Stat("/dev/full"); err != nil {
+			t.Skip("no /dev/full")
+		}
+		r := run(t, "", "--log", "/dev/full", "exec", "-s", sock, "query-status")
+		want := "qmpsh: writing --log /dev/full failed, so it is incomplete: no space left on device\n"
+		if r.code != ExitQMPError || !strings.Contains(r.stdout, `"status"`) || r.stderr != want {
+			t.Errorf("exit %d, stdout %q, stderr %q; want exit 1, the status, stderr %q", r.code, r.stdout, r.stderr, want)
+		}
+	})
+}
+
+// events stops at the first event it cannot write, rather than read
+// events forever into nowhere.
+func TestEventsStdoutWriteFails(t *testing.T) {
+	second := filepath.Join(t.TempDir(), "second.sock")
+	sock := qmptest.StartQEMU(t, "-chardev", "socket,id=second,path="+second+",server=on,wait=off",
+		"-mon", "chardev=second,mode=control")
+	var errOut qmptest.Buffer
+	out := &fullWriter{}
+	done := make(chan int, 1)
+	go func() {
+		done <- Main([]string{"-v", "events", "-s", sock}, &IOStreams{In: strings.NewReader(""), Out: out, ErrOut: &errOut})
+	}()
+	errOut.WaitFor(t, `<-- {"return": {}}`, 1) // negotiated: events are listened for
+	run(t, "", "exec", "-s", second, "stop").mustExit(t, ExitOK)
+	code := <-done
+	run(t, "", "exec", "-s", second, "cont").mustExit(t, ExitOK)
+	if code != ExitQMPError || !strings.HasSuffix(errOut.String(), outputLost) || out.writes != 1 {
+		t.Errorf("exit %d, %d writes, stderr %q; want exit 1, 1 write, %q at the end", code, out.writes, errOut.String(), outputLost)
+	}
+}
+
+// A closed pipe is not reported: the commands that catch SIGPIPE say
+// so themselves (141, quietly), and the others die of it.
+func TestCheckedWriterPipe(t *testing.T) {
+	var failed []error
+	w := &checkedWriter{w: errWriter{syscall.EPIPE}, name: "standard output", fail: func(err error) { failed = append(failed, err) }}
+	if _, err := w.Write([]byte("x")); !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("write: %v, want EPIPE", err)
+	}
+	var o outputs
+	o.add(w)
+	var msg strings.Builder
+	if o.report(&msg) || msg.Len() != 0 || len(failed) != 0 {
+		t.Errorf("a closed pipe was reported: %q, fail called with %v", msg.String(), failed)
+	}
+}
+
+type errWriter struct{ err error }
+
+func (e errWriter) Write([]byte) (int, error) { return 0, e.err }
