@@ -318,7 +318,13 @@ func (j *JobWatch) act(ctx context.Context, now JobInfo, found bool, opts JobWai
 		}
 	case "concluded":
 		if found && now.Status == "concluded" {
-			if now.Error != "" {
+			switch now.Error {
+			case "":
+			case cancelledError:
+				// Cancelled before this watch saw BLOCK_JOB_CANCELLED
+				// (job-cancel, then job wait on the concluded job).
+				j.cancelled = true
+			default:
 				j.errDesc = now.Error
 			}
 			if _, err := j.command(ctx, "job-dismiss", "concluded"); err != nil {
@@ -354,13 +360,18 @@ func (j *JobWatch) command(ctx context.Context, verb, status string) (done bool,
 	return false, err
 }
 
+// cancelledError is the error query-jobs shows for a job that was
+// cancelled, once it has concluded: strerror(ECANCELED), in the C locale
+// QEMU's messages are in.
+const cancelledError = "Operation canceled"
+
 func (j *JobWatch) outcome() error {
 	switch {
+	case j.cancelled:
+		return &JobError{ID: j.id, Desc: "cancelled", Cancelled: true}
 	case j.errDesc != "":
 		j.info.Error = j.errDesc
 		return &JobError{ID: j.id, Desc: j.errDesc}
-	case j.cancelled:
-		return &JobError{ID: j.id, Desc: "cancelled", Cancelled: true}
 	case j.aborting:
 		return &JobError{ID: j.id, Desc: "aborted"}
 	}

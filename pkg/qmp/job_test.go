@@ -108,6 +108,57 @@ func TestJobWatch(t *testing.T) {
 			}
 		})
 	}
+	// A cancelled job kept listed (auto-dismiss=false) shows
+	// "Operation canceled" as its error in query-jobs: still cancelled,
+	// whether Wait saw the cancel come or found the job concluded.
+	for _, before := range []bool{true, false} {
+		name := map[bool]string{true: "CancelledManualDismissBeforeWait", false: "CancelledManualDismissDuringWait"}[before]
+		t.Run(name, func(t *testing.T) {
+			id := map[bool]string{true: "k0", false: "k1"}[before]
+			status, err := c.ListenMatch(qmp.Match{"id": id}, "JOB_STATUS_CHANGE")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer status.Close()
+			w := c.WatchJob(id)
+			defer w.Close()
+			mustExec(t, c, "blockdev-backup", map[string]any{
+				"job-id": id, "device": "src", "target": "dst", "sync": "full", "speed": 1 << 20, "auto-dismiss": false})
+			waitStatus := func(want string) {
+				t.Helper()
+				for ev := range status.Events() {
+					var d struct{ Status string }
+					if json.Unmarshal(ev.Data, &d) == nil && d.Status == want {
+						return
+					}
+				}
+				t.Fatalf("no %s status", want)
+			}
+			waitStatus("running")
+			type result struct {
+				info qmp.JobInfo
+				err  error
+			}
+			done := make(chan result, 1)
+			if !before {
+				go func() {
+					info, err := w.Wait(ctx, qmp.JobWaitOptions{})
+					done <- result{info, err}
+				}()
+			}
+			mustExec(t, c, "job-cancel", map[string]any{"id": id})
+			if before {
+				waitStatus("concluded")
+				info, err := w.Wait(ctx, qmp.JobWaitOptions{})
+				done <- result{info, err}
+			}
+			r := <-done
+			var je *qmp.JobError
+			if !errors.As(r.err, &je) || !je.Cancelled || r.err.Error() != "job "+id+": cancelled" || r.info.Status != "null" {
+				t.Fatalf("Wait = %+v, %v; want %s cancelled", r.info, r.err, id)
+			}
+		})
+	}
 	t.Run("MirrorCompletedWhenReady", func(t *testing.T) {
 		w := c.WatchJob("m0")
 		defer w.Close()
