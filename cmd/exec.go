@@ -98,7 +98,7 @@ UsageError. The exit status is the worst of the targets'.
 	f.StringVar(&opts.WaitEvent, "wait-event", "", "after the command, wait for event `NAME` and print it")
 	f.StringArrayVar(&opts.Match, "match", nil, "with --wait-event, wait for an event whose data has `KEY=VALUE` (dotted KEY, repeatable)")
 	f.BoolVar(&opts.WaitJob, "wait-job", false, "the command starts a job: wait for it to end, as 'qmpsh job wait'")
-	f.BoolVar(&opts.CancelOnInterrupt, "cancel-on-interrupt", false, "with --wait-job, on Ctrl-C cancel the job (job-cancel) and wait for it to end")
+	f.BoolVar(&opts.CancelOnInterrupt, "cancel-on-interrupt", false, "with --wait-job, on Ctrl-C (or SIGTERM, SIGHUP) cancel the job (job-cancel) and wait for it to end")
 	f.DurationVar(&opts.WaitTimeout, "wait-timeout", 0, "bound the wait for --wait-event or --wait-job (default: --timeout)")
 	f.IntVar(&opts.Parallel, "parallel", DefaultParallel, "with many targets, talk to at most `N` at once")
 	c.ValidArgsFunction = commandNames(g, &opts.Sockets)

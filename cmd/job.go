@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -103,7 +102,7 @@ lost, and 130 when Ctrl-C stopped the wait.
 	f := c.Flags()
 	oneSocketFlag(f, &opts.Socket, "QMP server `ADDR` (default $QMP_SOCKET)")
 	f.BoolVar(&opts.Complete, "complete", false, "complete the job when it is ready (job-complete)")
-	f.BoolVar(&opts.CancelOnInterrupt, "cancel-on-interrupt", false, "on Ctrl-C, cancel the job (job-cancel) and wait for it to end")
+	f.BoolVar(&opts.CancelOnInterrupt, "cancel-on-interrupt", false, "on Ctrl-C (or SIGTERM, SIGHUP), cancel the job (job-cancel) and wait for it to end")
 	return c
 }
 
@@ -258,7 +257,7 @@ func (o *GlobalOptions) followJob(ctx context.Context, client *qmp.Client, addr 
 	if o.IO.OutTTY {
 		wopts.Progress = progressEvery
 	}
-	ictx, stop := o.signalContext(ctx, os.Interrupt)
+	ictx, stop := o.signalContext(ctx, stopSignals...)
 	info, err := w.Wait(ictx, wopts)
 	stop()
 	interrupted := errors.Is(err, context.Canceled) && ctx.Err() == nil
@@ -275,7 +274,7 @@ func (o *GlobalOptions) followJob(ctx context.Context, client *qmp.Client, addr 
 	switch {
 	case interrupted:
 		out.Outcome = "interrupted"
-		err = &ExitError{Code: ExitInterrupted, Err: fmt.Errorf("interrupted: stopped waiting; job %s goes on", f.id)}
+		err = &ExitError{Code: signalStatus(ictx), Err: fmt.Errorf("interrupted: stopped waiting; job %s goes on", f.id)}
 	case err == nil:
 	case errors.As(err, &je):
 		out.Outcome, out.Error = "failed", je.Desc

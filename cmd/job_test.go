@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/qmpsh/qmpsh/pkg/qmp"
@@ -225,6 +227,27 @@ func TestJobWaitInterrupt(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	run(t, "", "job", "list", "-s", sock).expect(t, ExitOK, "", "")
+
+	// SIGTERM and SIGHUP (a service manager, a closed terminal) end the
+	// wait as Ctrl-C does, the last line saying so, with the status of
+	// a process the signal ended; and they too cancel under
+	// --cancel-on-interrupt.
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			id := "s" + strconv.Itoa(int(sig))
+			run(t, "", "exec", "-s", sock, "blockdev-mirror", "job-id="+id, "device=src", "target=dst",
+				"sync=full").mustExit(t, ExitOK)
+			code, stdout, stderr := runSignalled(t, sig, sock, `"status":"ready"`, "job", "wait", id)
+			if _, out := jobLines(t, stdout); code != 128+int(sig) || out.Outcome != "interrupted" ||
+				stderr != "qmpsh: interrupted: stopped waiting; job "+id+" goes on\n" {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want %d and the interrupted outcome", code, stdout, stderr, 128+int(sig))
+			}
+			code, stdout, stderr = runSignalled(t, sig, sock, `"status":"ready"`, "job", "wait", id, "--cancel-on-interrupt")
+			if _, out := jobLines(t, stdout); code != ExitQMPError || out.Outcome != "cancelled" {
+				t.Fatalf("--cancel-on-interrupt: exit %d, stdout %q, stderr %q; want the job cancelled", code, stdout, stderr)
+			}
+		})
+	}
 }
 
 // TestCancelOnInterruptRefusedByPolicy: through a proxy that refuses
@@ -439,6 +462,12 @@ func TestExecWaitJobCancelOnInterrupt(t *testing.T) {
 // the whole output.
 func runInterrupted(t *testing.T, sock, mark string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return runSignalled(t, os.Interrupt, sock, mark, args...)
+}
+
+// runSignalled is runInterrupted with sig for Ctrl-C.
+func runSignalled(t *testing.T, sig os.Signal, sock, mark string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	sigs := &fakeSignals{}
 	outR, outW := io.Pipe()
 	var errOut qmptest.Buffer
@@ -456,8 +485,8 @@ func runInterrupted(t *testing.T, sock, mark string, args ...string) (code int, 
 			break
 		}
 	}
-	if n := sigs.raise(os.Interrupt); n != 1 {
-		t.Fatalf("Ctrl-C reached %d subscribers, want 1", n)
+	if n := sigs.raise(sig); n != 1 {
+		t.Fatalf("%v reached %d subscribers, want 1", sig, n)
 	}
 	for lines.Scan() {
 		out.WriteString(lines.Text() + "\n")

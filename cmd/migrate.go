@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -66,7 +65,7 @@ the connection was lost, and 130 when Ctrl-C stopped the wait.
 	f := c.Flags()
 	oneSocketFlag(f, &opts.Socket, "QMP server `ADDR` (default $QMP_SOCKET)")
 	f.BoolVar(&opts.Wait, "wait", false, "follow the migration to its end, with progress")
-	f.BoolVar(&opts.CancelOnInterrupt, "cancel-on-interrupt", false, "with --wait, on Ctrl-C cancel the migration and wait for it to end")
+	f.BoolVar(&opts.CancelOnInterrupt, "cancel-on-interrupt", false, "with --wait, on Ctrl-C (or SIGTERM, SIGHUP) cancel the migration and wait for it to end")
 	return c
 }
 
@@ -162,7 +161,7 @@ func (opts *MigrateOptions) followMigration(ctx context.Context, client *qmp.Cli
 	if opts.IO.OutTTY {
 		wopts.Progress = progressEvery
 	}
-	ictx, stop := opts.signalContext(ctx, os.Interrupt)
+	ictx, stop := opts.signalContext(ctx, stopSignals...)
 	_, err := m.Wait(ictx, wopts)
 	stop()
 	interrupted := errors.Is(err, context.Canceled) && ctx.Err() == nil
@@ -181,7 +180,7 @@ func (opts *MigrateOptions) followMigration(ctx context.Context, client *qmp.Cli
 	case err == nil:
 	case interrupted:
 		out.Outcome = "interrupted"
-		err = &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted: stopped waiting; the migration goes on")}
+		err = &ExitError{Code: signalStatus(ictx), Err: errors.New("interrupted: stopped waiting; the migration goes on")}
 	case errors.As(err, &me):
 		out.Outcome, out.Error = me.Status, me.Desc
 		err = &ExitError{Code: ExitQMPError, Err: err}

@@ -22,17 +22,26 @@ func interruptedExit(ctx context.Context, err error, doing string) error {
 	if !errors.Is(err, context.Canceled) || !errors.As(context.Cause(ctx), &sr) {
 		return err
 	}
-	code := ExitInterrupted
-	if n, ok := sr.sig.(syscall.Signal); ok {
-		code = 128 + int(n)
+	return &ExitError{Code: signalStatus(ctx), Err: interrupted(ctx, err, doing)}
+}
+
+// signalStatus is the exit status for the signal that ended ctx, a
+// signalContext's: 128+N for signal N, 130 (Ctrl-C) when it is not known.
+func signalStatus(ctx context.Context) int {
+	var sr *signalReceived
+	if errors.As(context.Cause(ctx), &sr) {
+		if n, ok := sr.sig.(syscall.Signal); ok {
+			return 128 + int(n)
+		}
 	}
-	return &ExitError{Code: code, Err: interrupted(ctx, err, doing)}
+	return ExitInterrupted
 }
 
 // stopSignals end a wait that has no natural bound (accept waiting for
-// QEMU): Ctrl-C from a person, SIGTERM from a service manager or kill,
-// SIGHUP from a closed terminal. Caught, they let the wait clean up its
-// socket, which dying by the signal would leave behind.
+// QEMU, job wait): Ctrl-C from a person, SIGTERM from a service manager
+// or kill, SIGHUP from a closed terminal. Caught, they let the wait clean
+// up its socket, which dying by the signal would leave behind, or say
+// how it ended (job wait's last line).
 var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 
 // interrupted names the signal that ended a wait under untilStopped's
