@@ -30,9 +30,11 @@ func checkAddress(where, addr string) error {
 	case addr == "unix:":
 		reason = `empty socket path after "unix:"`
 	case strings.HasPrefix(addr, "tcp:"):
-		reason = "expected tcp:HOST:PORT with a numeric port"
+		reason = "expected tcp:HOST:PORT with a port number from 0 to 65535"
 	case strings.HasPrefix(addr, "tls:"):
-		reason = "expected tls:HOST:PORT with a numeric port"
+		reason = "expected tls:HOST:PORT with a port number from 0 to 65535"
+	case !strings.Contains(addr, "/") && strings.Contains(addr, ":"):
+		reason = "the port is not a number from 0 to 65535 (unix:PATH for a socket file of that name)"
 	default:
 		reason = "not an address"
 	}

@@ -22,6 +22,8 @@ func TestBadAddressIsUsage(t *testing.T) {
 		{[]string{"exec", "-s", "unix:", "query-status"}, `-s 'unix:': empty socket path after "unix:"`},
 		{[]string{"exec", "-s", "tcp:", "query-status"}, "-s 'tcp:': expected tcp:HOST:PORT"},
 		{[]string{"exec", "-s", "tls:host", "query-status"}, "-s 'tls:host': expected tls:HOST:PORT"},
+		{[]string{"exec", "-s", "localhost:99999", "query-status"}, "-s 'localhost:99999': the port is not a number from 0 to 65535"},
+		{[]string{"exec", "-s", "tcp:localhost:70000", "query-status"}, "-s 'tcp:localhost:70000': expected tcp:HOST:PORT with a port number from 0 to 65535"},
 		// Fan-out: one bad target refuses the whole run.
 		{[]string{"exec", "-s", none, "-s", "", "query-status"}, "-s '': empty address"},
 		{[]string{"events", "-s", ""}, "-s '': empty address"},

@@ -140,7 +140,9 @@ func TestExecUsage(t *testing.T) {
 		args   []string
 		stderr string
 	}{
-		{"NoAddress", []string{"exec", "query-status"}, "qmpsh: no address: give one or set QMP_SOCKET\n" + hint},
+		{"NoAddress", []string{"exec", "query-status"}, "qmpsh: no address: give -s ADDR (QEMU's -qmp socket) or set QMP_SOCKET\n" + hint},
+		{"WaitTimeoutAlone", []string{"exec", "-s", "/nonexistent", "--wait-timeout", "1s", "stop"},
+			"qmpsh: --wait-timeout needs --wait-event or --wait-job; --timeout bounds the command itself\n" + hint},
 		{"NoCommand", []string{"exec", "-s", "/nonexistent"}, "qmpsh: exec needs a command\n" + hint},
 		{"EmptyWaitEvent", []string{"exec", "-s", "/nonexistent", "--wait-event", "", "query-status"},
 			"qmpsh: --wait-event needs an event name, such as STOP\n" + hint},
@@ -356,7 +358,7 @@ func TestConnectPipedConnectionLost(t *testing.T) {
 func TestConnectUsage(t *testing.T) {
 	t.Setenv("QMP_SOCKET", "")
 	r := run(t, "", "connect")
-	if r.code != ExitUsage || r.stderrLines[0] != "qmpsh: no address: give one or set QMP_SOCKET" {
+	if r.code != ExitUsage || r.stderrLines[0] != "qmpsh: no address: give ADDR (QEMU's -qmp socket) or set QMP_SOCKET" {
 		t.Fatalf("%+v", r)
 	}
 	if r := run(t, "", "connect", "a", "b"); r.code != ExitUsage {

@@ -147,7 +147,7 @@ func connectRun(ctx context.Context, opts *ShellOptions) error {
 	if err := opts.check(); err != nil {
 		return err
 	}
-	addr, err := address(opts.Getenv, opts.Addr)
+	addr, err := address(opts.Getenv, opts.Addr, "ADDR")
 	if err != nil {
 		return err
 	}

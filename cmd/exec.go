@@ -99,7 +99,7 @@ UsageError. The exit status is the worst of the targets'.
 	f.StringArrayVar(&opts.Match, "match", nil, "with --wait-event, wait for an event whose data has `KEY=VALUE` (dotted KEY, repeatable)")
 	f.BoolVar(&opts.WaitJob, "wait-job", false, "the command starts a job: wait for it to end, as 'qmpsh job wait'")
 	f.BoolVar(&opts.CancelOnInterrupt, "cancel-on-interrupt", false, "with --wait-job, on Ctrl-C (or SIGTERM, SIGHUP) cancel the job (job-cancel) and wait for it to end")
-	f.DurationVar(&opts.WaitTimeout, "wait-timeout", 0, "bound the wait for --wait-event or --wait-job (default: --timeout)")
+	f.DurationVar(&opts.WaitTimeout, "wait-timeout", 0, "bound the wait for --wait-event (default: --timeout) or --wait-job (default: --timeout if given, else none)")
 	f.IntVar(&opts.Parallel, "parallel", DefaultParallel, "with many targets, talk to at most `N` at once")
 	c.ValidArgsFunction = commandNames(g, &opts.Sockets)
 	c.RegisterFlagCompletionFunc("wait-event", eventNames(g, &opts.Sockets))
@@ -128,6 +128,9 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 	}
 	if opts.CancelOnInterrupt && !opts.WaitJob {
 		return usageErrorf("--cancel-on-interrupt needs --wait-job")
+	}
+	if opts.WaitTimeout != 0 && opts.WaitEvent == "" && !opts.WaitJob {
+		return usageErrorf("--wait-timeout needs --wait-event or --wait-job; --timeout bounds the command itself")
 	}
 	addrs, fanout, err := targets(opts.Getenv, opts.Sockets)
 	if err != nil {

@@ -132,7 +132,7 @@ line per job, as query-jobs shows it.
 // connectOne connects a client to the address of -s (or $QMP_SOCKET),
 // bounded by --timeout. Call the returned function when done.
 func (o *GlobalOptions) connectOne(ctx context.Context, socket string) (*qmp.Client, string, func(), error) {
-	addr, err := address(o.Getenv, socket)
+	addr, err := address(o.Getenv, socket, "-s ADDR")
 	if err != nil {
 		return nil, "", nil, err
 	}

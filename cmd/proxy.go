@@ -101,7 +101,7 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	if err := opts.check(); err != nil {
 		return err
 	}
-	upstream, err := address(opts.Getenv, opts.Socket)
+	upstream, err := address(opts.Getenv, opts.Socket, "-s ADDR")
 	if err != nil {
 		return err
 	}

@@ -268,15 +268,16 @@ func (o *GlobalOptions) format() shell.Format {
 }
 
 // address resolves a command's address: the argument, else $QMP_SOCKET
-// as getenv reads it.
-func address(getenv func(string) string, arg string) (string, error) {
+// as getenv reads it. give says how the command takes one ("-s ADDR"),
+// for the message when there is none.
+func address(getenv func(string) string, arg, give string) (string, error) {
 	if arg != "" {
 		return arg, nil
 	}
 	if env := getenv("QMP_SOCKET"); env != "" {
 		return env, checkAddress("QMP_SOCKET=", env)
 	}
-	return "", usageErrorf("no address: give one or set QMP_SOCKET")
+	return "", usageErrorf("no address: give %s (QEMU's -qmp socket) or set QMP_SOCKET", give)
 }
 
 // newClient builds a client whose traffic goes to verbose and to the log

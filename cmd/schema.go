@@ -68,7 +68,7 @@ func schemaRun(ctx context.Context, opts *SchemaOptions) error {
 	if err := opts.check(); err != nil {
 		return err
 	}
-	addr, err := address(opts.Getenv, opts.Socket)
+	addr, err := address(opts.Getenv, opts.Socket, "-s ADDR")
 	if err != nil {
 		return err
 	}

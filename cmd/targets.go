@@ -26,7 +26,7 @@ const DefaultParallel = 32
 // when the output must name each target: more than one -s, or a glob.
 func targets(getenv func(string) string, sockets []string) (addrs []string, fanout bool, err error) {
 	if len(sockets) == 0 {
-		addr, err := address(getenv, "")
+		addr, err := address(getenv, "", "-s ADDR")
 		if err != nil {
 			return nil, false, err
 		}

@@ -62,22 +62,35 @@ func ParseAddress(s string) (Address, error) {
 	case strings.Contains(s, "/"):
 		return Address{Network: "unix", Addr: s}, nil
 	}
-	if _, port, err := net.SplitHostPort(s); err == nil && isPort(port) {
-		return Address{Network: "tcp", Addr: s}, nil
+	if _, port, err := net.SplitHostPort(s); err == nil {
+		if isPort(port) {
+			return Address{Network: "tcp", Addr: s}, nil
+		}
+		if digits(port) {
+			// "localhost:99999" is a mistyped port, not a file name.
+			return Address{}, fmt.Errorf("address %q: port %s out of range", s, port)
+		}
 	}
 	return Address{Network: "unix", Addr: s}, nil
 }
 
+func digits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
+// isPort says whether s is a TCP port number, 0 to 65535.
 func isPort(s string) bool {
 	if s == "" || len(s) > 5 {
 		return false
 	}
+	n := 0
 	for _, c := range s {
 		if c < '0' || c > '9' {
 			return false
 		}
+		n = n*10 + int(c-'0')
 	}
-	return true
+	return n <= 65535
 }
 
 // listenOnce listens on a, accepts exactly one connection, and stops

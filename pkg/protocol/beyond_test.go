@@ -540,6 +540,9 @@ func TestParseAddress(t *testing.T) {
 		{in: "tcp:127.0.0.1:4444", network: "tcp", addr: "127.0.0.1:4444"},
 		{in: "host:port", network: "unix", addr: "host:port"},
 		{in: "tcp:nope", err: `address "tcp:nope": expected tcp:HOST:PORT`},
+		{in: "localhost:65535", network: "tcp", addr: "localhost:65535"},
+		{in: "localhost:99999", err: `address "localhost:99999": port 99999 out of range`},
+		{in: "tcp:localhost:65536", err: `address "tcp:localhost:65536": expected tcp:HOST:PORT`},
 		{in: "unix:", err: `address "unix:": empty socket path`},
 		{in: "", err: "empty address"},
 	} {
