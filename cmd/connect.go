@@ -297,9 +297,16 @@ func (o *ShellOptions) editorOn(in io.Reader, out io.Writer) (ed shell.Editor, c
 		hist = shell.DefaultHistoryFile(o.Getenv)
 	}
 	comp = &completerRef{}
+	term, results := out, io.Writer(nil)
+	if !o.IO.OutTTY {
+		// Typed at a terminal, results to a file or pipe: the prompt
+		// and echo go to stderr, for stdout carries results only.
+		term, results = o.IO.ErrOut, out
+	}
 	ed, err = shell.NewTerminalEditor(shell.TerminalConfig{
 		Stdin:       readCloser(in),
-		Stdout:      out,
+		Stdout:      term,
+		Results:     results,
 		HistoryFile: hist,
 		Complete:    comp.complete,
 		Interrupts:  o.interrupts(),

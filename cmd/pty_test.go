@@ -37,6 +37,28 @@ const ptyTimeout = 30 * time.Second
 func TestPty(t *testing.T) {
 	bin := ptyBuildQmpsh(t)
 
+	t.Run("StdoutNotATerminal", func(t *testing.T) {
+		// Typed at a terminal, results to a file: the file gets the
+		// results as JSON lines only; prompt, echo and banner stay on
+		// the terminal (stderr).
+		sock := qmptest.StartQEMU(t)
+		out, err := os.Create(filepath.Join(t.TempDir(), "out.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Close()
+		s := ptyStartStdout(t, bin, out, "connect", "--color", "never", sock)
+		s.expect(`Connected to QEMU `)
+		s.expectPrompt(``, "(QEMU) ", "")
+		s.send("query-status\r")
+		s.expectPrompt(`query-status\r\n`, "(QEMU) ", "")
+		s.send("\x04")
+		s.expectExit(0)
+		data, err := os.ReadFile(out.Name())
+		if err != nil || string(data) != `{"status":"running","singlestep":false,"running":true}`+"\n" {
+			t.Errorf("stdout got %q, %v; want the status alone, as one JSON line", data, err)
+		}
+	})
 	t.Run("EventRedrawsHalfTypedLine", func(t *testing.T) {
 		dir := ptyShortTempDir(t)
 		second := filepath.Join(dir, "second.sock")
@@ -298,6 +320,13 @@ type ptySession struct {
 // goroutine watching it ended, when the test ends.
 func ptyStart(t *testing.T, bin string, args ...string) *ptySession {
 	t.Helper()
+	return ptyStartStdout(t, bin, nil, args...)
+}
+
+// ptyStartStdout is ptyStart with standard output stdout instead of the
+// terminal, unless nil.
+func ptyStartStdout(t *testing.T, bin string, stdout *os.File, args ...string) *ptySession {
+	t.Helper()
 	home := t.TempDir()
 	s := &ptySession{
 		t:         t,
@@ -320,6 +349,9 @@ func ptyStart(t *testing.T, bin string, args ...string) *ptySession {
 		}
 	}
 	s.cmd.Env = env
+	if stdout != nil {
+		s.cmd.Stdout = stdout // pty leaves a stream already set alone
+	}
 	// Wide enough that no line wraps.
 	f, err := pty.StartWithSize(s.cmd, &pty.Winsize{Rows: 24, Cols: 200})
 	if errors.Is(err, pty.ErrUnsupported) {

@@ -55,8 +55,13 @@ type InterruptSource func(c chan<- os.Signal) (stop func())
 
 // TerminalConfig configures NewTerminalEditor.
 type TerminalConfig struct {
-	Stdin       io.ReadCloser
-	Stdout      io.Writer
+	Stdin  io.ReadCloser
+	Stdout io.Writer // the terminal: prompt, echo, and results unless Results is set
+	// Results, if set, is where the shell writes results and events
+	// instead of Stdout: standard output that is not a terminal (qmpsh
+	// connect > out.json typed at a terminal), which must get results
+	// only, while the prompt and echo go to the terminal, Stdout.
+	Results     io.Writer
 	HistoryFile string // "" for no persisted history
 	Complete    func(line string) (candidates []string, replaceLen int)
 	// Interrupts is where Ctrl-C pressed outside ReadLine comes from;
@@ -99,11 +104,12 @@ func NewTerminalEditor(cfg TerminalConfig) (Editor, error) {
 	if cfg.HistoryFile != "" {
 		os.Chmod(cfg.HistoryFile, 0o600)
 	}
-	return &terminalEditor{rl: rl, interrupts: cfg.Interrupts}, nil
+	return &terminalEditor{rl: rl, results: cfg.Results, interrupts: cfg.Interrupts}, nil
 }
 
 type terminalEditor struct {
 	rl         *readline.Instance
+	results    io.Writer // TerminalConfig.Results
 	interrupts InterruptSource
 	// reading is set while ReadLine runs. readline's own notion lags:
 	// it still believes it reads for a moment after returning a line.
@@ -131,7 +137,12 @@ func (e *terminalEditor) SetPrompt(p string) {
 		e.rl.Refresh()
 	}
 }
-func (e *terminalEditor) Writer() io.Writer { return e.rl.Stdout() }
+func (e *terminalEditor) Writer() io.Writer {
+	if e.results != nil {
+		return e.results
+	}
+	return e.rl.Stdout()
+}
 
 // Clean erases the prompt and the line being edited from the screen, for
 // a session that ends without the user ending the line (the program's
