@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qmpsh/qmpsh/pkg/qmp"
+	"github.com/qmpsh/qmpsh/pkg/shell"
 )
 
 // EventsOptions are the inputs of qmpsh events.
@@ -110,7 +111,7 @@ func eventsRun(ctx context.Context, opts *EventsOptions) error {
 	if !fanout {
 		return opts.stream(ctx, addrs[0], func(ev qmp.Event) {
 			line, _ := ev.MarshalJSON() // the data was valid JSON when read
-			print(append(line, '\n'))
+			print(append(shell.ValidUTF8(line), '\n'))
 		})
 	}
 	// A streaming target prints its events as they come, so its outcome

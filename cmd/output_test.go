@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
@@ -119,3 +120,36 @@ func TestCheckedWriterPipe(t *testing.T) {
 type errWriter struct{ err error }
 
 func (e errWriter) Write([]byte) (int, error) { return 0, e.err }
+
+// Bytes that are not UTF-8 in a server's strings reach standard output
+// as \ufffd, so that what qmpsh prints is JSON a program can read.
+func TestInvalidUTF8FromServer(t *testing.T) {
+	s := qmptest.NewServer(func(c *qmptest.Conn) {
+		c.Greet()
+		for {
+			req, err := c.ReadRequest()
+			if err != nil {
+				return
+			}
+			if req.Command() == "qmp_capabilities" {
+				c.Reply(req.ID, nil)
+				continue
+			}
+			id := ""
+			if req.ID != nil {
+				id = `, "id": ` + string(req.ID)
+			}
+			c.WriteRaw([]byte("{\"return\": {\"name\": \"a\xff\xfeb\"}" + id + "}\r\n"))
+		}
+	})
+	defer s.Close()
+	for _, args := range [][]string{
+		{"exec", "-s", s.Addr, "query-name"},
+		{"exec", "-s", s.Addr, "-s", s.Addr + "x", "query-name"}, // fan-out lines
+	} {
+		r := run(t, "", args...)
+		if !utf8.ValidString(r.stdout) || !strings.Contains(r.stdout, `"a\ufffd\ufffdb"`) {
+			t.Errorf("%v: stdout %q (exit %d, stderr %q); want valid UTF-8 with \\ufffd for each bad byte", args, r.stdout, r.code, r.stderr)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
+	"github.com/qmpsh/qmpsh/pkg/shell"
 )
 
 // DefaultParallel bounds how many targets exec and events talk to at
@@ -152,7 +153,7 @@ func fanOut(ctx context.Context, out io.Writer, addrs []string, parallel int, do
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			out.Write(append(line, '\n'))
+			out.Write(append(shell.ValidUTF8(line), '\n'))
 			worst = max(worst, o.code)
 		}()
 	}

@@ -3,6 +3,7 @@ package shell
 import (
 	"bytes"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/fatih/color"
 	"github.com/tidwall/pretty"
@@ -18,6 +19,7 @@ type Format struct {
 
 // JSON renders a JSON value, ending in a newline.
 func (f Format) JSON(v []byte) []byte {
+	v = ValidUTF8(v)
 	var out []byte
 	if f.Pretty {
 		out = pretty.PrettyOptions(v, &pretty.Options{Width: 80, Indent: "    "})
@@ -60,7 +62,7 @@ const EventTimeLayout = "2006-01-02T15:04:05.000000Z07:00"
 func (f Format) Event(ev qmp.Event) []byte {
 	if !f.Pretty {
 		line, _ := ev.MarshalJSON() // the data was valid JSON when read
-		return append(line, '\n')
+		return append(ValidUTF8(line), '\n')
 	}
 	var b bytes.Buffer
 	name := Printable(ev.Name)
@@ -80,4 +82,28 @@ func paint(s string, attrs ...color.Attribute) string {
 	c := color.New(attrs...)
 	c.EnableColor()
 	return c.Sprint(s)
+}
+
+// ValidUTF8 returns JSON text b with each byte that is not valid UTF-8
+// written as \ufffd. A server's strings may carry such bytes (QEMU passes
+// them through from a guest or a file name), and JSON, and the programs
+// that read qmpsh's output, take UTF-8 only. In valid JSON text such a
+// byte can only be inside a string, where the escape is the replacement
+// character json.Marshal would have written. b itself is returned when
+// it is valid, which is the rule.
+func ValidUTF8(b []byte) []byte {
+	if utf8.Valid(b) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+16)
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n == 1 {
+			out = append(out, `\ufffd`...)
+		} else {
+			out = append(out, b[:n]...)
+		}
+		b = b[n:]
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package shell
 
 import (
+	"encoding/json"
 	"regexp"
 	"testing"
 	"time"
@@ -17,6 +18,26 @@ func TestEventTimeFixedDigits(t *testing.T) {
 		got := string(Format{Pretty: true}.Event(ev))
 		if !re.MatchString(got) {
 			t.Errorf("%d µs: %q, want six fractional digits", us, got)
+		}
+	}
+}
+
+func TestValidUTF8(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"a":"b"}`:             `{"a":"b"}`,
+		`"é"`:                   `"é"`,
+		"\"a\xffb\"":            `"a\ufffdb"`,
+		"\"\xc0\x80\"":          `"\ufffd\ufffd"`,       // overlong: each byte
+		"\"\xe2\x82\"":          `"\ufffd\ufffd"`,       // cut short
+		"\"\xed\xa0\x80\"":      `"\ufffd\ufffd\ufffd"`, // a surrogate's encoding
+		"[\"\xff\",\"ok\xfe\"]": `["\ufffd","ok\ufffd"]`,
+	} {
+		got := string(ValidUTF8([]byte(in)))
+		if got != want {
+			t.Errorf("ValidUTF8(%q) = %q, want %q", in, got, want)
+		}
+		if !json.Valid([]byte(got)) {
+			t.Errorf("ValidUTF8(%q) = %q: not valid JSON", in, got)
 		}
 	}
 }
