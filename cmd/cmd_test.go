@@ -157,6 +157,16 @@ func TestExecUsage(t *testing.T) {
 			"qmpsh: expected a command name first, got \"a=1\"\n"},
 		{"BadRawJSON", []string{"exec", "-s", "/nonexistent", `{"execute": `},
 			""},
+		// Keys wrong whatever QEMU's schema says are found before
+		// connecting too.
+		{"EmptyDottedSegment", []string{"exec", "-s", "/nonexistent", "query-status", "a.=1"},
+			"qmpsh: syntax error at \"a.\": empty segment in dotted key\n"},
+		{"KeyTwice", []string{"exec", "-s", "/nonexistent", "query-status", "a=1", "a=2"},
+			"qmpsh: syntax error at \"a\": key is set more than once\n"},
+		{"ValueAndObject", []string{"exec", "-s", "/nonexistent", "query-status", "a.b=1", "a=2"},
+			"qmpsh: syntax error at \"a\": \"a\" is used both as a value and as an object\n"},
+		{"TransactionNotClosed", []string{"exec", "-s", "/nonexistent", "transaction("},
+			"qmpsh: syntax error at \"transaction(\": transaction block not closed: end it with \")\"\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run(t, "", tc.args...)

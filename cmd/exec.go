@@ -141,6 +141,12 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 	if err != nil {
 		return syntaxError(err)
 	}
+	// Keys wrong whatever QEMU's schema says (a.=1, a=1 a=2, a.b=1 a=2)
+	// are syntax errors too: building the arguments without a schema
+	// finds them.
+	if _, err := in.Command(nil); err != nil {
+		return syntaxError(err)
+	}
 	if opts.WaitJob {
 		return execWaitJob(ctx, opts, addrs, fanout, in)
 	}

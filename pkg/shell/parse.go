@@ -125,7 +125,7 @@ func ParseArgs(args []string) (*Input, error) {
 	if in, ok, err := parseHMP(args); ok {
 		return in, err
 	}
-	if len(args) == 1 && strings.ContainsFunc(args[0], unicode.IsSpace) {
+	if len(args) == 1 && (strings.ContainsFunc(args[0], unicode.IsSpace) || strings.HasPrefix(args[0], "transaction(")) {
 		return parseOneLine(args[0])
 	}
 	words := make([]string, len(args))
