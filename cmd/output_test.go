@@ -153,3 +153,26 @@ func TestInvalidUTF8FromServer(t *testing.T) {
 		}
 	}
 }
+
+// A raw line QEMU's parser would not take as one message (Go's would) is
+// a syntax error: exec sends nothing (exit 2, before connecting), and
+// the piped shell skips it and runs the next lines.
+func TestRawLineQEMURefuses(t *testing.T) {
+	lines := []string{
+		`{"execute":"query-status","arguments":{"a":0e5}}`,
+		`{"execute":"query-status","arguments":{"a":1,"a":2}}`,
+		"{\"execute\":\"query-status\xff\"}",
+		`{"execute":"query-status\ud800"}`,
+	}
+	for _, l := range lines {
+		r := run(t, "", "exec", "-s", filepath.Join(t.TempDir(), "none.sock"), l)
+		if r.code != ExitUsage || !strings.Contains(r.stderr, "QEMU would refuse this message: JSON parse error, ") {
+			t.Errorf("exec %.50q: exit %d, stderr %q; want 2 and QEMU's reason", l, r.code, r.stderr)
+		}
+	}
+	sock := qmptest.StartQEMU(t)
+	r := run(t, lines[0]+"\nquery-status\n", "connect", sock)
+	if r.code != ExitQMPError || !strings.Contains(r.stdout, `"status":"running"`) || !strings.Contains(r.stderr, "QEMU would refuse this message") {
+		t.Errorf("shell: exit %d, stdout %q, stderr %q; want 1, the next line run", r.code, r.stdout, r.stderr)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
+	"github.com/qmpsh/qmpsh/pkg/wire"
 )
 
 // DefaultEventBacklog is how many undelivered events a Listener holds
@@ -308,6 +309,12 @@ func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage,
 	if err != nil {
 		c.unregister(call)
 		return nil, fmt.Errorf("encoding raw QMP message: %w", err)
+	}
+	if why := wire.QEMURefuses(out, 0); why != "" {
+		// QEMU would answer with errors that have no id, which end
+		// the session (see handle): refuse it here instead.
+		c.unregister(call)
+		return nil, fmt.Errorf("raw QMP message not sent: QEMU would refuse it: %s", why)
 	}
 	r, err := c.roundTrip(ctx, call, out, nil)
 	if err != nil {

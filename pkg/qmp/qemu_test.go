@@ -338,3 +338,25 @@ func TestQEMUAccept(t *testing.T) {
 		t.Fatal("empty query-status")
 	}
 }
+
+// A raw message that is JSON to Go but not one message to QEMU's parser
+// is refused before it is sent: QEMU would answer with errors that have
+// no id, which would end the session. The session goes on.
+func TestQEMURawRefused(t *testing.T) {
+	c := connect(t, qmptest.StartQEMU(t))
+	ctx := testContext(t)
+	for _, msg := range []string{
+		`{"execute":"query-status","arguments":{"a":0e5}}`,
+		`{"execute":"query-status","arguments":{"a":1,"a":2}}`,
+		`{"execute":"query-status","arguments":{"a":"\ud800"}}`,
+		`{"execute":"query-status","arguments":` + strings.Repeat("[", 1100) + strings.Repeat("]", 1100) + `}`,
+	} {
+		_, err := c.Raw(ctx, json.RawMessage(msg))
+		if err == nil || !strings.HasPrefix(err.Error(), "raw QMP message not sent: QEMU would refuse it: ") {
+			t.Errorf("Raw(%.60s) = %v, want it refused before sending", msg, err)
+		}
+	}
+	if _, err := c.Execute(ctx, "query-status", nil); err != nil {
+		t.Fatalf("after the refusals: %v", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/qmpsh/qmpsh/pkg/qapi"
+	"github.com/qmpsh/qmpsh/pkg/wire"
 )
 
 // Parser turns lines into Inputs. It keeps state only while a
@@ -245,6 +246,12 @@ func parseRaw(s string) (*Input, error) {
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, b); err != nil {
 		return nil, &qapi.SyntaxError{Token: s, Msg: "invalid JSON object: " + err.Error()}
+	}
+	// JSON that QEMU's parser would not take as one message would be
+	// answered with errors without an id, which end the session: say
+	// so now, with QEMU's words. The client adds its id, 4 tokens.
+	if why := wire.QEMURefuses(buf.Bytes(), 4); why != "" {
+		return nil, &qapi.SyntaxError{Token: s, Msg: "QEMU would refuse this message: " + why}
 	}
 	return &Input{Raw: buf.Bytes()}, nil
 }

@@ -1,7 +1,8 @@
 // Package wire holds what the QMP client (pkg/qmp) and the guest agent
 // client (pkg/ga) share of the wire format they both speak: the error
-// reply, the error of a call whose session ended first, and how a
-// timeout's bound is said. Each client keeps its own request encoding and reply routing,
+// reply, the error of a call whose session ended first, how a timeout's
+// bound is said, and which JSON QEMU's parser takes (QEMURefuses, which
+// the proxy and the shell use too). Each client keeps its own request encoding and reply routing,
 // since QMP's greeting, events and out-of-band ids and the agent's
 // sentinel byte make them differ.
 package wire
