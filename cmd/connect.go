@@ -259,7 +259,12 @@ func acceptRun(ctx context.Context, opts *ShellOptions) error {
 	// during the session.
 	removeDir()
 	if err != nil {
-		return connectionError(addr, interrupted(actx, err, "waiting for QEMU to connect"))
+		// Stopped by a signal: 128+N, as a process the signal ended,
+		// its socket cleaned up first.
+		if xe, ok := interruptedExit(actx, err, "waiting for QEMU to connect").(*ExitError); ok && xe != err {
+			return &ExitError{Code: xe.Code, Err: fmt.Errorf("%s: %w", addr, xe.Err)}
+		}
+		return connectionError(addr, err)
 	}
 	stop()
 	return opts.runShell(ctx, shellSession{client: client, editor: ed, comp: comp}, addr)

@@ -134,8 +134,8 @@ func TestRunTakesEnvironmentFromFactory(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatal("Ctrl-C did not end accept's wait")
 		}
-		if !errors.Is(err, context.Canceled) || exitCode(err) != ExitConnection {
-			t.Errorf("acceptRun = %v (exit %d), want the wait cancelled (exit %d)", err, exitCode(err), ExitConnection)
+		if !errors.Is(err, context.Canceled) || exitCode(err) != ExitInterrupted {
+			t.Errorf("acceptRun = %v (exit %d), want the wait cancelled (exit %d)", err, exitCode(err), ExitInterrupted)
 		}
 		if entries, _ := os.ReadDir(runtimeDir); len(entries) != 0 {
 			t.Errorf("left behind in $XDG_RUNTIME_DIR: %v", entries)
