@@ -378,6 +378,17 @@ func TestConnectUsage(t *testing.T) {
 	if r := run(t, "", "connect", sock); r.code != ExitConnection {
 		t.Fatalf("no server: %+v", r)
 	}
+	// -s, as the other commands take the address, is the argument's
+	// twin: the same server both ways is one, two are refused.
+	if r := run(t, "", "connect", "-s", sock); r.code != ExitConnection || !strings.Contains(r.stderr, sock) {
+		t.Fatalf("connect -s: %+v", r)
+	}
+	if r := run(t, "", "connect", "-s", sock, "unix:"+sock); r.code != ExitConnection {
+		t.Fatalf("connect -s X unix:X: %+v", r)
+	}
+	if r := run(t, "", "connect", "-s", sock, sock+"2"); r.code != ExitUsage || !strings.HasPrefix(r.stderr, "qmpsh: two addresses, ") {
+		t.Fatalf("connect -s X Y: %+v", r)
+	}
 }
 
 func TestAcceptQEMU(t *testing.T) {

@@ -70,7 +70,8 @@ func newConnectCmd(g *GlobalOptions, runF func(context.Context, *ShellOptions) e
 	c := &cobra.Command{
 		Use:   "connect [ADDR]",
 		Short: "Connect to a QMP server and open the shell",
-		Long: `Connect to QEMU's QMP socket (ADDR, else $QMP_SOCKET) and open the shell.
+		Long: `Connect to QEMU's QMP socket (ADDR, or -s ADDR as the other commands
+take it, else $QMP_SOCKET) and open the shell.
 
 On a terminal: line editing, history, Tab completion, events printed as
 they arrive. With standard input not a terminal, each line is run in
@@ -92,6 +93,7 @@ was refused or cut off by a lost connection.
 		RunE: withAddress(opts, runF),
 	}
 	c.Flags().BoolVarP(&opts.HMP, "hmp", "H", false, "send every line to the human monitor (HMP)")
+	oneSocketFlag(c.Flags(), &opts.Addr, "the QMP server's `ADDR`, as the argument gives it")
 	c.Flags().BoolVar(&opts.Reconnect, "reconnect", false,
 		"when QEMU goes away, keep the shell and reconnect (retrying with backoff up to 5s)")
 	return c
@@ -130,6 +132,9 @@ the line printed for QEMU is then a tls-creds-x509 chardev.
 func withAddress(opts *ShellOptions, runF func(context.Context, *ShellOptions) error) func(*cobra.Command, []string) error {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) == 1 {
+			if opts.Addr != "" && targetKey(opts.Addr) != targetKey(args[0]) {
+				return usageErrorf("two addresses, %s and -s %s: give one", shellQuote(args[0]), shellQuote(opts.Addr))
+			}
 			opts.Addr = args[0]
 		}
 		return runF(c.Context(), opts)

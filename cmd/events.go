@@ -68,7 +68,7 @@ targets'.
 	f.StringArrayVarP(&opts.Sockets, "socket", "s", nil, "QMP server `ADDR` (default $QMP_SOCKET); repeat it or use a glob for many")
 	f.StringArrayVar(&opts.Names, "name", nil, "print only events named `NAME` (repeatable)")
 	f.StringArrayVar(&opts.Match, "match", nil, "print only events whose data has `KEY=VALUE` (dotted KEY, repeatable)")
-	f.IntVar(&opts.Count, "count", 0, "exit after `N` events (per target)")
+	f.IntVar(&opts.Count, "count", 0, "exit after `N` events (per target; 0, the default: no limit)")
 	f.IntVar(&opts.Parallel, "parallel", DefaultParallel, "with many targets, connect to at most `N` at once")
 	c.ValidArgsFunction = cobra.NoFileCompletions
 	c.RegisterFlagCompletionFunc("name", eventNames(g, &opts.Sockets))
@@ -206,7 +206,7 @@ func (opts *EventsOptions) streamConnected(ctx context.Context, addr string, con
 			if errors.Is(err, context.Canceled) {
 				return nil // interrupted: not a failure
 			}
-			return connectionError(addr, err)
+			return connectionError(addr, timedOutAfter(err, opts.Timeout)) // --timeout bounds the run
 		}
 		emit(ev)
 	}
