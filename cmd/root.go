@@ -215,7 +215,7 @@ Without an address, $QMP_SOCKET is used.`,
 	f.StringVar(&opts.LogFile, "log", "", "append the session's traffic, with timestamps and secrets redacted, to `FILE`")
 	f.StringVar(&opts.Color, "color", "auto", "colour output: auto (on a terminal, unless NO_COLOR is set), always, never")
 	root.RegisterFlagCompletionFunc("color", fixedCompletions("auto", "always", "never"))
-	f.BoolVar(&opts.Pretty, "pretty", false, "indent JSON output (default on a terminal)")
+	f.BoolVar(&opts.Pretty, "pretty", false, "spaced JSON output, indented where a value is wider than 80 columns (default on a terminal)")
 	f.BoolVar(&opts.Compact, "compact", false, "print JSON on one line (default when not on a terminal)")
 	f.BoolVar(&opts.NoNegotiate, "no-negotiate", false, "skip qmp_capabilities (send it yourself)")
 	root.MarkFlagsMutuallyExclusive("pretty", "compact")
