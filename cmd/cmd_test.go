@@ -229,6 +229,17 @@ func TestExecTimeout(t *testing.T) {
 		run(t, "", "exec", "--timeout", "100ms", "-s", s.Addr, "query-status").expect(t, ExitTimeout, "",
 			"qmpsh: "+s.Addr+": timed out after 100ms waiting for the reply\n")
 	})
+	t.Run("BoundUnderAMillisecond", func(t *testing.T) {
+		// The message gives the bound, not the client's own measure,
+		// which starts a moment after the bound was set: under a
+		// millisecond, the moment is most of it.
+		s := qmptest.NewServer(func(c *qmptest.Conn) { <-c.Done() })
+		defer s.Close()
+		r := run(t, "", "exec", "--timeout", "100us", "-s", s.Addr, "query-status")
+		if r.code != ExitTimeout || !strings.HasPrefix(r.stderr, "qmpsh: "+s.Addr+": timed out after 100µs ") {
+			t.Errorf("exit %d, stderr %q; want 4, timed out after 100µs", r.code, r.stderr)
+		}
+	})
 }
 
 func TestConnectPiped(t *testing.T) {

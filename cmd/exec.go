@@ -195,7 +195,7 @@ func (opts *ExecOptions) execTarget(ctx context.Context, addr string, in *shell.
 	cctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	if err := client.Connect(cctx, addr); err != nil {
-		return nil, nil, connectionError(addr, err)
+		return nil, nil, connectionError(addr, timedOutAfter(err, opts.Timeout))
 	}
 	// The command's outcome is what counts: after a successful quit,
 	// QEMU hanging up is no error.

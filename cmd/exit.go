@@ -149,7 +149,14 @@ func connectionErrorHint(addr string, err error, busy string) error {
 // on that wait; other errors are returned as they are.
 func timedOutAfter(err error, d time.Duration) error {
 	var te *qmp.TimeoutError
-	if !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &te) {
+	if errors.As(err, &te) {
+		// The client measured from its own start, a moment after the
+		// bound was set: say the bound itself (under a millisecond,
+		// the moment is most of it).
+		te.After = d
+		return err
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return &qmp.TimeoutError{Doing: waitingFor(err), After: d, Err: err}
