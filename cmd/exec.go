@@ -142,9 +142,9 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 		return syntaxError(err)
 	}
 	// Keys wrong whatever QEMU's schema says (a.=1, a=1 a=2, a.b=1 a=2)
-	// are syntax errors too: building the arguments without a schema
-	// finds them.
-	if _, err := in.Command(nil); err != nil {
+	// are syntax errors too. Values wait for the schema: data={abc is a
+	// string to a str argument.
+	if err := qapi.CheckKeys(in.Args); err != nil {
 		return syntaxError(err)
 	}
 	if opts.WaitJob {

@@ -63,6 +63,16 @@ func buildTree(args []KeyValue, lenient bool) (*node, error) {
 	return root, nil
 }
 
+// CheckKeys reports what is wrong with args' keys whatever a schema
+// says: an empty segment in a dotted key (a.=1), a key set twice, a key
+// used both as a value and as an object (a=1 a.b=2), nesting deeper than
+// QEMU takes. Values are not looked at: how to read them is the
+// schema's to say.
+func CheckKeys(args []KeyValue) error {
+	_, err := buildTree(args, false)
+	return err
+}
+
 // maxKeyDepth bounds a dotted key's segments: QEMU's parser takes no
 // deeper nesting, and a longer key would only cost time and memory.
 const maxKeyDepth = 1024
