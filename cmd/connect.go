@@ -335,6 +335,11 @@ func (o *ShellOptions) sideWriter(ed shell.Editor) io.Writer {
 	if ed.Interactive() && o.IO.OutTTY {
 		return ed.Writer()
 	}
+	if t, ok := ed.(interface{ Terminal() io.Writer }); ok && ed.Interactive() {
+		// Typed at a terminal, results to a file: through the editor
+		// still, on stderr, which redraws the line being typed.
+		return t.Terminal()
+	}
 	return o.IO.ErrOut
 }
 

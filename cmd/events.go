@@ -134,7 +134,7 @@ func eventsRun(ctx context.Context, opts *EventsOptions) error {
 					Target string    `json:"target"`
 					Event  qmp.Event `json:"event"`
 				}{addr, ev})
-				print(append(line, '\n'))
+				print(append(shell.ValidUTF8(line), '\n'))
 			})
 			if err == nil {
 				return

@@ -95,22 +95,26 @@ func (o *outputs) add(c *checkedWriter) *checkedWriter {
 	return c
 }
 
-// report writes a line to w for each output whose writes failed, and
-// says whether there was one.
-func (o *outputs) report(w io.Writer) bool {
+// report writes a line to w for each output whose writes failed (once
+// for a --log file many targets' clients wrote to), and says whether
+// standard output, the first output, and any output failed.
+func (o *outputs) report(w io.Writer) (stdout, any bool) {
 	if o == nil {
-		return false
+		return false, false
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	any := false
-	for _, c := range o.all {
-		if err := c.failed(); err != nil {
-			any = true
-			fmt.Fprintf(w, "qmpsh: writing %s failed, so it is incomplete: %v\n", c.name, plainWriteError(err))
+	said := map[string]bool{}
+	for i, c := range o.all {
+		err := c.failed()
+		if err == nil || said[c.name] {
+			continue
 		}
+		said[c.name], any = true, true
+		stdout = stdout || i == 0
+		fmt.Fprintf(w, "qmpsh: writing %s failed, so it is incomplete: %v\n", c.name, plainWriteError(err))
 	}
-	return any
+	return stdout, any
 }
 
 // plainWriteError is err without Go's "write /dev/stdout: " prefix,

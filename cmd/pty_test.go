@@ -59,6 +59,33 @@ func TestPty(t *testing.T) {
 			t.Errorf("stdout got %q, %v; want the status alone, as one JSON line", data, err)
 		}
 	})
+	t.Run("StdoutNotATerminalTrafficRedraws", func(t *testing.T) {
+		// Stdout to a file, -v traffic on the terminal: written
+		// through the editor, with the half-typed line drawn again
+		// beneath it.
+		dir := ptyShortTempDir(t)
+		second := filepath.Join(dir, "second.sock")
+		sock := qmptest.StartQEMU(t,
+			"-chardev", "socket,id=second,path="+second+",server=on,wait=off",
+			"-mon", "chardev=second,mode=control")
+		out, err := os.Create(filepath.Join(t.TempDir(), "out.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Close()
+		s := ptyStartStdout(t, bin, out, "-v", "connect", "--color", "never", sock)
+		s.expect(`Connected to QEMU `)
+		s.expectPrompt(``, "(QEMU) ", "")
+		s.send("query-sta")
+		s.expectPrompt(``, "(QEMU) ", "query-sta")
+		ptyStopVM(t, second)
+		s.expectPrompt(`<-- \{[^\r\n]*"event": "STOP"[^\r\n]*\r\n`, "(QEMU) ", "query-sta")
+		s.send("\x15\x04") // Ctrl-U, Ctrl-D
+		s.expectExit(0)
+		if data, _ := os.ReadFile(out.Name()); !strings.Contains(string(data), `"event":"STOP"`) || strings.Contains(string(data), "<--") {
+			t.Errorf("stdout got %q; want the event as JSON, no traffic", data)
+		}
+	})
 	t.Run("EventRedrawsHalfTypedLine", func(t *testing.T) {
 		dir := ptyShortTempDir(t)
 		second := filepath.Join(dir, "second.sock")

@@ -63,7 +63,10 @@ func Execute(f *Factory, args []string) int {
 	run.IO, run.outputs = &ios, &outputs{}
 	run.outputs.add(out)
 	code := execute(ctx, &run, newRootCmd(&run, lazyCommand(args)), args)
-	if run.outputs.report(ios.ErrOut) && code == ExitOK {
+	// Standard output failed: the run was stopped, and what its lost
+	// lines would have said cannot count. A --log file that failed
+	// makes a run that went well fail.
+	if stdout, any := run.outputs.report(ios.ErrOut); stdout || any && code == ExitOK {
 		code = ExitQMPError
 	}
 	return code

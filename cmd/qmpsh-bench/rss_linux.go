@@ -16,7 +16,9 @@ func (p *prog) peakRSS(env []string) (float64, error) {
 	// and wait4 call must come from it.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	devnull, err := os.Open(os.DevNull)
+	// Read and write: it is the program's stdout too, and qmpsh exits
+	// 1 when its results cannot be written.
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return 0, err
 	}

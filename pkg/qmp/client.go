@@ -300,6 +300,13 @@ func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage,
 	if err := json.Unmarshal(msg, &fields); err != nil || fields == nil {
 		return nil, fmt.Errorf("raw QMP message must be a JSON object: %s", truncate(msg, 80))
 	}
+	// QEMU would answer such a message with errors that have no id,
+	// which end the session (see handle): refuse it here instead. As
+	// the caller wrote it: decoding dropped a key given twice. The
+	// client's id is four tokens more.
+	if why := wire.QEMURefuses(msg, 4); why != "" {
+		return nil, fmt.Errorf("raw QMP message not sent: QEMU would refuse it: %s", why)
+	}
 	callerID, hadID := fields["id"]
 	// Always an id of the client's own: the caller's may be anything, or
 	// missing, and may collide with the client's.
@@ -309,12 +316,6 @@ func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage,
 	if err != nil {
 		c.unregister(call)
 		return nil, fmt.Errorf("encoding raw QMP message: %w", err)
-	}
-	if why := wire.QEMURefuses(out, 0); why != "" {
-		// QEMU would answer with errors that have no id, which end
-		// the session (see handle): refuse it here instead.
-		c.unregister(call)
-		return nil, fmt.Errorf("raw QMP message not sent: QEMU would refuse it: %s", why)
 	}
 	r, err := c.roundTrip(ctx, call, out, nil)
 	if err != nil {

@@ -348,6 +348,7 @@ func TestQEMURawRefused(t *testing.T) {
 	for _, msg := range []string{
 		`{"execute":"query-status","arguments":{"a":0e5}}`,
 		`{"execute":"query-status","arguments":{"a":1,"a":2}}`,
+		`{"execute":"query-status","execute":"stop"}`,
 		`{"execute":"query-status","arguments":{"a":"\ud800"}}`,
 		`{"execute":"query-status","arguments":` + strings.Repeat("[", 1100) + strings.Repeat("]", 1100) + `}`,
 	} {

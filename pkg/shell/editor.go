@@ -137,6 +137,13 @@ func (e *terminalEditor) SetPrompt(p string) {
 		e.rl.Refresh()
 	}
 }
+
+// Terminal is where the editor draws, for messages beside the results
+// (errors, notices, -v traffic): what is written there has the line
+// being typed drawn again beneath it. It is Writer unless results go
+// elsewhere (TerminalConfig.Results).
+func (e *terminalEditor) Terminal() io.Writer { return e.rl.Stdout() }
+
 func (e *terminalEditor) Writer() io.Writer {
 	if e.results != nil {
 		return e.results

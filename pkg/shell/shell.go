@@ -204,6 +204,10 @@ func Run(ctx context.Context, cfg Config) error {
 		case err != nil:
 			return &InputError{Err: err}
 		}
+		// An event may have failed to print while the line was read.
+		if err := out.failed(); err != nil {
+			return &OutputError{Err: err}
+		}
 		if sh.handle(ctx, line) {
 			return sh.status()
 		}
