@@ -90,9 +90,7 @@ func TestStdoutWriteFails(t *testing.T) {
 // events stops at the first event it cannot write, rather than read
 // events forever into nowhere.
 func TestEventsStdoutWriteFails(t *testing.T) {
-	second := filepath.Join(t.TempDir(), "second.sock")
-	sock := qmptest.StartQEMU(t, "-chardev", "socket,id=second,path="+second+",server=on,wait=off",
-		"-mon", "chardev=second,mode=control")
+	sock, second := startQEMUTwoMonitors(t)
 	var errOut qmptest.Buffer
 	out := &fullWriter{}
 	done := make(chan int, 1)
@@ -133,21 +131,13 @@ func (e errWriter) Write([]byte) (int, error) { return 0, e.err }
 func TestInvalidUTF8FromServer(t *testing.T) {
 	s := qmptest.NewServer(func(c *qmptest.Conn) {
 		c.Greet()
-		for {
-			req, err := c.ReadRequest()
-			if err != nil {
-				return
-			}
-			if req.Command() == "qmp_capabilities" {
-				c.Reply(req.ID, nil)
-				continue
-			}
+		c.Answer(func(req *qmptest.Request) bool {
 			id := ""
 			if req.ID != nil {
 				id = `, "id": ` + string(req.ID)
 			}
-			c.WriteRaw([]byte("{\"return\": {\"name\": \"a\xff\xfeb\"}" + id + "}\r\n"))
-		}
+			return c.WriteRaw([]byte("{\"return\": {\"name\": \"a\xff\xfeb\"}"+id+"}\r\n")) == nil
+		})
 	})
 	defer s.Close()
 	for _, args := range [][]string{
@@ -200,9 +190,7 @@ func (w *signalWriter) Write(p []byte) (int, error) {
 // The piped shell runs no line once an event could not be printed, even
 // one read after the event came.
 func TestShellStopsAfterEventWriteFails(t *testing.T) {
-	second := filepath.Join(t.TempDir(), "second.sock")
-	sock := qmptest.StartQEMU(t, "-chardev", "socket,id=second,path="+second+",server=on,wait=off",
-		"-mon", "chardev=second,mode=control")
+	sock, second := startQEMUTwoMonitors(t)
 	inR, inW := io.Pipe()
 	var errOut qmptest.Buffer
 	out := &signalWriter{wrote: make(chan struct{})}

@@ -63,11 +63,7 @@ func TestPty(t *testing.T) {
 		// Stdout to a file, -v traffic on the terminal: written
 		// through the editor, with the half-typed line drawn again
 		// beneath it.
-		dir := ptyShortTempDir(t)
-		second := filepath.Join(dir, "second.sock")
-		sock := qmptest.StartQEMU(t,
-			"-chardev", "socket,id=second,path="+second+",server=on,wait=off",
-			"-mon", "chardev=second,mode=control")
+		sock, second := startQEMUTwoMonitors(t)
 		out, err := os.Create(filepath.Join(t.TempDir(), "out.json"))
 		if err != nil {
 			t.Fatal(err)
@@ -87,13 +83,9 @@ func TestPty(t *testing.T) {
 		}
 	})
 	t.Run("EventRedrawsHalfTypedLine", func(t *testing.T) {
-		dir := ptyShortTempDir(t)
-		second := filepath.Join(dir, "second.sock")
 		// Events are broadcast to every monitor: a STOP caused through the
 		// second one is printed by the shell connected to the first.
-		sock := qmptest.StartQEMU(t,
-			"-chardev", "socket,id=second,path="+second+",server=on,wait=off",
-			"-mon", "chardev=second,mode=control")
+		sock, second := startQEMUTwoMonitors(t)
 		s := ptyStart(t, bin, "connect", "--color", "never", sock)
 
 		s.expect(`Connected to QEMU \d+\.\d+\.\d+[^\r\n]* at ` + regexp.QuoteMeta(sock) + `\. `)

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
 
 // accept removes its socket when it is told to stop while waiting, by
@@ -84,9 +82,7 @@ func TestAcceptCleansUpOnSignal(t *testing.T) {
 // next client.
 func TestEventsStdoutClosed(t *testing.T) {
 	bin := ptyBuildQmpsh(t)
-	second := filepath.Join(ptyShortTempDir(t), "second.sock")
-	sock := qmptest.StartQEMU(t, "-chardev", "socket,id=second,path="+second+",server=on,wait=off",
-		"-mon", "chardev=second,mode=control")
+	sock, second := startQEMUTwoMonitors(t)
 	cmd := exec.Command(bin, "-v", "events", "-s", sock)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
