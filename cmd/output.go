@@ -22,7 +22,7 @@ type checkedWriter struct {
 	w    io.Writer
 	name string       // "standard output", "--log FILE"
 	fail func(error)  // called once, at the first failure other than EPIPE; may be nil
-	mu   sync.Mutex   // guards err, so that fail runs once
+	mu   sync.Mutex   // guards err
 	err  error        // the first failed write's
 	once sync.Once    // for fail
 	file *os.File     // w, when it is a file: the pager and terminal size need it
