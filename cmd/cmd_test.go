@@ -235,9 +235,16 @@ func TestExecTimeout(t *testing.T) {
 		// millisecond, the moment is most of it.
 		s := qmptest.NewServer(func(c *qmptest.Conn) { <-c.Done() })
 		defer s.Close()
-		r := run(t, "", "exec", "--timeout", "100us", "-s", s.Addr, "query-status")
-		if r.code != ExitTimeout || !strings.HasPrefix(r.stderr, "qmpsh: "+s.Addr+": timed out after 100µs ") {
-			t.Errorf("exit %d, stderr %q; want 4, timed out after 100µs", r.code, r.stderr)
+		for _, args := range [][]string{
+			{"exec", "-s", s.Addr, "query-status"},
+			{"events", "-s", s.Addr},
+			{"connect", s.Addr},
+			{"job", "wait", "-s", s.Addr, "j0"},
+		} {
+			r := run(t, "", append([]string{"--timeout", "100us"}, args...)...)
+			if r.code != ExitTimeout || !strings.HasPrefix(r.stderr, "qmpsh: "+s.Addr+": timed out after 100µs ") {
+				t.Errorf("%s: exit %d, stderr %q; want 4, timed out after 100µs", args[0], r.code, r.stderr)
+			}
 		}
 	})
 }

@@ -186,7 +186,7 @@ func redialer(client *qmp.Client, addr string, timeout time.Duration) func(conte
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		if err := client.Connect(ctx, addr); err != nil {
-			return connectionError(addr, err)
+			return connectionError(addr, timedOutAfter(err, timeout))
 		}
 		return nil
 	}

@@ -190,7 +190,7 @@ func (opts *EventsOptions) streamConnected(ctx context.Context, addr string, con
 		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 			err = ctx.Err()
 		}
-		return connectionError(addr, err)
+		return connectionError(addr, timedOutAfter(err, opts.Timeout))
 	}
 	defer client.Disconnect()
 	// The stream may have no end, but asking for the schema has one.

@@ -214,6 +214,11 @@ func TestGAConnectPiped(t *testing.T) {
 	}
 	run(t, "guest-ping\n", "ga", "connect", a.Path).expect(t, ExitOK, "{}\n", "")
 	run(t, "guest-ping\n", "ga", "connect", "-s", a.Path).expect(t, ExitOK, "{}\n", "")
+	// -v traffic goes to stderr, stdout keeps the results alone.
+	r = run(t, "guest-ping\n", "-v", "ga", "connect", a.Path)
+	if r.code != ExitOK || r.stdout != "{}\n" || !strings.Contains(r.stderr, `--> {"execute":"guest-ping"`) {
+		t.Errorf("-v: exit %d, stdout %q, stderr %q; want the result alone on stdout, the traffic on stderr", r.code, r.stdout, r.stderr)
+	}
 }
 
 // An agent restarted mid-session: a shell on a pipe stops at the lost

@@ -80,7 +80,9 @@ func gaConnectRun(ctx context.Context, opts *GAConnectOptions) error {
 		return err
 	}
 	defer ed.Close()
-	client, hangUp, err := opts.dial(ctx, ed.Writer(), addr)
+	// -v traffic beside the results, as connect's: through the editor
+	// on a terminal, else on stderr.
+	client, hangUp, err := opts.dial(ctx, so.sideWriter(ed), addr)
 	if err != nil {
 		return err
 	}

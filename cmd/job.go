@@ -144,7 +144,7 @@ func (o *GlobalOptions) connectOne(ctx context.Context, socket string) (*qmp.Cli
 	defer cancel()
 	if err := client.Connect(cctx, addr); err != nil {
 		closeLog()
-		return nil, "", nil, connectionError(addr, err)
+		return nil, "", nil, connectionError(addr, timedOutAfter(err, o.Timeout))
 	}
 	return client, addr, func() { client.Disconnect(); closeLog() }, nil
 }

@@ -483,6 +483,12 @@ func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage,
 	if err := json.Unmarshal(msg, &m); err != nil {
 		return nil, fmt.Errorf("raw message: %w", err)
 	}
+	// qemu-ga parses as QEMU does: what QEMU's parser refuses would be
+	// answered without an id, and a key given twice is dropped by the
+	// decoding above. The client's id is four tokens more.
+	if why := wire.QEMURefuses(msg, 4); why != "" {
+		return nil, fmt.Errorf("raw message not sent: the agent would refuse it: %s", why)
+	}
 	var command string
 	if err := json.Unmarshal(m["execute"], &command); err != nil || command == "" {
 		return nil, errors.New(`raw message: needs "execute" with a command name`)

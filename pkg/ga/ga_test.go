@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -102,6 +103,25 @@ func TestExecErrorReply(t *testing.T) {
 		t.Fatalf("err = %v; want a CommandNotFound error reply", err)
 	}
 	// The session goes on.
+	if _, err := c.Exec(ctx, "guest-ping", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A raw message qemu-ga's parser would refuse, or one with a key twice,
+// which decoding would quietly drop, is not sent; the session goes on.
+func TestRawRefused(t *testing.T) {
+	a := gatest.StartAgent(t)
+	ctx := testCtx(t)
+	c := connect(t, ctx, a.Path)
+	for _, msg := range []string{
+		`{"execute":"guest-ping","execute":"guest-get-time"}`,
+		`{"execute":"guest-ping","arguments":{"a":0e5}}`,
+	} {
+		if _, err := c.Raw(ctx, json.RawMessage(msg)); err == nil || !strings.HasPrefix(err.Error(), "raw message not sent: the agent would refuse it: ") {
+			t.Errorf("Raw(%s) = %v, want it refused before sending", msg, err)
+		}
+	}
 	if _, err := c.Exec(ctx, "guest-ping", nil); err != nil {
 		t.Fatal(err)
 	}
