@@ -27,6 +27,7 @@ type checkedWriter struct {
 	once sync.Once    // for fail
 	file *os.File     // w, when it is a file: the pager and terminal size need it
 	done func() error // closes w, for a file qmpsh opened; nil otherwise
+	said bool         // the command's own message named the failure; under mu
 }
 
 func (c *checkedWriter) Write(p []byte) (int, error) {
@@ -95,6 +96,23 @@ func (o *outputs) add(c *checkedWriter) *checkedWriter {
 	return c
 }
 
+// saidIn marks the outputs whose failure err, the message a command
+// ended with, carries: report says no more about them.
+func (o *outputs) saidIn(err error) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, c := range o.all {
+		if ferr := c.failed(); ferr != nil && errors.Is(err, ferr) {
+			c.mu.Lock()
+			c.said = true
+			c.mu.Unlock()
+		}
+	}
+}
+
 // report writes a line to w for each output whose writes failed (once
 // for a --log file many targets' clients wrote to), and says whether
 // standard output, the first output, and any output failed.
@@ -112,7 +130,12 @@ func (o *outputs) report(w io.Writer) (stdout, any bool) {
 		}
 		said[c.name], any = true, true
 		stdout = stdout || i == 0
-		fmt.Fprintf(w, "qmpsh: writing %s failed, so it is incomplete: %v\n", c.name, plainWriteError(err))
+		c.mu.Lock()
+		told := c.said
+		c.mu.Unlock()
+		if !told {
+			fmt.Fprintf(w, "qmpsh: writing %s failed, so it is incomplete: %v\n", c.name, plainWriteError(err))
+		}
 	}
 	return stdout, any
 }

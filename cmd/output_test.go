@@ -11,6 +11,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/qmpsh/qmpsh/pkg/ga/gatest"
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
 
@@ -235,5 +236,19 @@ func TestEventsFanOutInvalidUTF8(t *testing.T) {
 	r := run(t, "", "events", "-s", a.Addr, "-s", b.Addr, "--count", "1")
 	if !utf8.ValidString(r.stdout) || strings.Count(r.stdout, `a\ufffd\ufffdb`) != 2 {
 		t.Errorf("stdout %q (exit %d, stderr %q); want two events, valid UTF-8", r.stdout, r.code, r.stderr)
+	}
+}
+
+// A command that names its failed stdout itself (ga cp to -) is not told
+// of twice.
+func TestStdoutFailureSaidOnce(t *testing.T) {
+	a := gatest.StartAgent(t)
+	f := filepath.Join(t.TempDir(), "f.txt")
+	if err := os.WriteFile(f, []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := runFull(t, "", "ga", "cp", "-s", a.Path, ":"+f, "-")
+	if r.code != ExitQMPError || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "writing standard output") {
+		t.Errorf("exit %d, stderr %q; want 1 and one line naming standard output", r.code, r.stderr)
 	}
 }

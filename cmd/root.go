@@ -103,6 +103,7 @@ func execute(ctx context.Context, f *Factory, root *cobra.Command, args []string
 	} else if !errors.Is(err, shell.ErrCommandFailed) {
 		// Printable: a message may quote the server.
 		fmt.Fprintln(ios.ErrOut, "qmpsh: "+shell.Printable(err.Error()))
+		f.outputs.saidIn(err) // ga cp - names its failed stdout itself
 	}
 	code := exitCode(err)
 	if code == ExitUsage && !(errors.As(err, &xe) && xe.Syntax) {
