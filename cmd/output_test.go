@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"unicode/utf8"
@@ -175,31 +174,21 @@ func TestRawLineQEMURefuses(t *testing.T) {
 	}
 }
 
-// signalWriter fails every write, as fullWriter does, and closes wrote
-// at the first.
-type signalWriter struct {
-	fullWriter
-	once  sync.Once
-	wrote chan struct{}
-}
-
-func (w *signalWriter) Write(p []byte) (int, error) {
-	w.once.Do(func() { close(w.wrote) })
-	return w.fullWriter.Write(p)
-}
-
 // The piped shell runs no line once an event could not be printed, even
 // one read after the event came.
 func TestShellStopsAfterEventWriteFails(t *testing.T) {
 	sock, second := startQEMUTwoMonitors(t)
 	inR, inW := io.Pipe()
 	var errOut qmptest.Buffer
-	out := &signalWriter{wrote: make(chan struct{})}
+	out := &fullWriter{}
+	stopped := make(chan struct{})
+	testHookOutputFailed = func() { close(stopped) }
+	defer func() { testHookOutputFailed = nil }()
 	done := make(chan int, 1)
 	go func() { done <- Main([]string{"-v", "connect", sock}, &IOStreams{In: inR, Out: out, ErrOut: &errOut}) }()
 	errOut.WaitFor(t, `<-- {"return": {}}`, 1) // negotiated: events are printed
 	run(t, "", "exec", "-s", second, "stop").mustExit(t, ExitOK)
-	<-out.wrote // the STOP event's line failed
+	<-stopped // the STOP event's line failed, and the run was stopped
 	io.WriteString(inW, "cont\n")
 	inW.Close()
 	code := <-done

@@ -57,7 +57,12 @@ func Execute(f *Factory, args []string) int {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	run, ios := *f, *f.IO
-	out := &checkedWriter{w: ios.Out, name: "standard output", fail: func(err error) { cancel(&outputFailed{err}) }}
+	out := &checkedWriter{w: ios.Out, name: "standard output", fail: func(err error) {
+		cancel(&outputFailed{err})
+		if testHookOutputFailed != nil {
+			testHookOutputFailed()
+		}
+	}}
 	out.file, _ = ios.Out.(*os.File)
 	ios.Out = out
 	run.IO, run.outputs = &ios, &outputs{}
@@ -71,6 +76,10 @@ func Execute(f *Factory, args []string) int {
 	}
 	return code
 }
+
+// testHookOutputFailed, when a test sets it, is called once a run has
+// been stopped because its standard output failed.
+var testHookOutputFailed func()
 
 // outputFailed is the cause of a run's end when standard output failed.
 type outputFailed struct{ err error }

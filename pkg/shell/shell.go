@@ -208,6 +208,12 @@ func Run(ctx context.Context, cfg Config) error {
 		if err := out.failed(); err != nil {
 			return &OutputError{Err: err}
 		}
+		if ctx.Err() != nil {
+			// Ended while the line was read (the caller's output
+			// failed, a signal): the line is not run, as at the end
+			// of input.
+			return sh.status()
+		}
 		if sh.handle(ctx, line) {
 			return sh.status()
 		}
