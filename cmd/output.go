@@ -22,12 +22,10 @@ type checkedWriter struct {
 	w    io.Writer
 	name string       // "standard output", "--log FILE"
 	fail func(error)  // called once, at the first failure other than EPIPE; may be nil
-	mu   sync.Mutex   // guards err
-	err  error        // the first failed write's
-	once sync.Once    // for fail
-	file *os.File     // w, when it is a file: the pager and terminal size need it
 	done func() error // closes w, for a file qmpsh opened; nil otherwise
-	said bool         // the command's own message named the failure; under mu
+	mu   sync.Mutex   // guards err and said
+	err  error        // the first failed write's
+	said bool         // the command's own message named the failure
 }
 
 func (c *checkedWriter) Write(p []byte) (int, error) {
@@ -42,12 +40,13 @@ func (c *checkedWriter) Write(p []byte) (int, error) {
 		return n, nil
 	}
 	c.mu.Lock()
-	if c.err == nil {
+	first := c.err == nil
+	if first {
 		c.err = err
 	}
 	c.mu.Unlock()
-	if c.fail != nil && !errors.Is(err, syscall.EPIPE) {
-		c.once.Do(func() { c.fail(err) })
+	if first && c.fail != nil && !errors.Is(err, syscall.EPIPE) {
+		c.fail(err)
 	}
 	return n, err
 }
@@ -157,7 +156,7 @@ func outFile(w io.Writer) (*os.File, bool) {
 	case *os.File:
 		return w, true
 	case *checkedWriter:
-		return w.file, w.file != nil
+		return outFile(w.w)
 	}
 	return nil, false
 }

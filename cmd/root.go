@@ -63,7 +63,6 @@ func Execute(f *Factory, args []string) int {
 			testHookOutputFailed()
 		}
 	}}
-	out.file, _ = ios.Out.(*os.File)
 	ios.Out = out
 	run.IO, run.outputs = &ios, &outputs{}
 	run.outputs.add(out)
