@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qmpsh/qmpsh/pkg/ga"
 	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qmp"
 	"github.com/qmpsh/qmpsh/pkg/shell"
@@ -149,11 +150,16 @@ func connectionErrorHint(addr string, err error, busy string) error {
 // on that wait; other errors are returned as they are.
 func timedOutAfter(err error, d time.Duration) error {
 	var te *qmp.TimeoutError
-	if errors.As(err, &te) {
+	var na *ga.NoAnswerError
+	switch {
+	case errors.As(err, &te):
 		// The client measured from its own start, a moment after the
 		// bound was set: say the bound itself (under a millisecond,
 		// the moment is most of it).
 		te.After = d
+		return err
+	case errors.As(err, &na):
+		na.After = d
 		return err
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {

@@ -142,7 +142,7 @@ func (o *GAOptions) dial(ctx context.Context, verbose io.Writer, addr string) (*
 	defer cancel()
 	if err := client.Connect(cctx, addr); err != nil {
 		closeLog()
-		return nil, nil, gaError(addr, err)
+		return nil, nil, gaError(addr, timedOutAfter(err, o.Timeout))
 	}
 	return client, func() { client.Disconnect(); closeLog() }, nil
 }

@@ -183,7 +183,12 @@ func (c *Client) noAnswer(ctx context.Context, start time.Time, doing string, er
 	}
 	var after time.Duration
 	if dl, ok := ctx.Deadline(); ok {
-		after = wire.RoundBound(dl.Sub(start))
+		// The client's own bound on a call is known exactly (a bound
+		// under a millisecond would round up to 1ms); a caller's
+		// deadline was set a moment before start.
+		if after = dl.Sub(start); after != c.callBound {
+			after = wire.RoundBound(after)
+		}
 	}
 	return &NoAnswerError{Doing: doing, After: after, Err: err}
 }

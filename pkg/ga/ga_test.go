@@ -598,3 +598,25 @@ func TestIDLessErrorFailsTheRequestWaiting(t *testing.T) {
 		t.Errorf("agent received %q; want %q", seen, want)
 	}
 }
+
+// The client's own bound on a call is said as it was set, not rounded as
+// a caller's deadline is (95ms would read 100ms).
+func TestCallBoundSaid(t *testing.T) {
+	f := gatest.StartFake(t, func(req gatest.Request) map[string]any {
+		if req.Execute == "guest-ping" {
+			return nil
+		}
+		return answer(req)
+	})
+	ctx := testCtx(t)
+	c := ga.NewClient(ga.WithCallTimeout(95 * time.Millisecond))
+	if err := c.Connect(ctx, f.Path); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	_, err := c.Exec(ctx, "guest-ping", nil)
+	var na *ga.NoAnswerError
+	if !errors.As(err, &na) || na.After != 95*time.Millisecond || !strings.Contains(err.Error(), "within 95ms to guest-ping") {
+		t.Fatalf("unanswered ping: err = %v; want a *NoAnswerError saying 95ms", err)
+	}
+}
