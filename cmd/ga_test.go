@@ -51,6 +51,9 @@ func TestGASilentAgent(t *testing.T) {
 	} {
 		run(t, "", args...).mustSay(t, ExitTimeout, f.Path, "the guest agent did not answer within 200ms", "is qemu-ga running")
 	}
+	// A bound under a millisecond is said as given, not as 1ms.
+	run(t, "", "ga", "exec", "--timeout", "300us", "-s", f.Path, "guest-ping").
+		mustSay(t, ExitTimeout, f.Path, "the guest agent did not answer within 300µs")
 }
 
 // guest-shutdown is sent and not waited for; it goes to a fake agent,
@@ -346,4 +349,28 @@ func TestGAConnectNoReplyCommand(t *testing.T) {
 		return map[string]any{"return": map[string]any{}}
 	})
 	run(t, "guest-shutdown\nguest-ping\n", "ga", "connect", f.Path).expect(t, ExitOK, "{}\n", "")
+}
+
+// An agent that stops answering mid-session: on a pipe, the shell goes on
+// with the next line, and ends 4, a timeout, however many others failed.
+func TestGAConnectSilentMidSession(t *testing.T) {
+	f := gatest.StartFake(t, func(req gatest.Request) map[string]any {
+		switch req.Execute {
+		case "guest-get-time":
+			return nil // the agent hangs in this one
+		case "guest-ping", "guest-info":
+			return map[string]any{"return": map[string]any{}}
+		}
+		return map[string]any{"error": map[string]any{"class": "CommandNotFound", "desc": "no " + req.Execute}}
+	})
+	r := run(t, "guest-ping\nno-such-command\nguest-get-time\nguest-ping\n", "ga", "connect", "--timeout", "200ms", f.Path)
+	if r.code != ExitTimeout || r.stdout != "{}\n{}\n" || len(r.stderrLines) != 2 ||
+		!strings.Contains(r.stderrLines[0], "CommandNotFound") ||
+		!strings.Contains(r.stderrLines[1], "the guest agent did not answer within 200ms to guest-get-time") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want %d, both pings' results, one line for each failure",
+			r.code, r.stdout, r.stderr, ExitTimeout)
+	}
+	// Without the silent command, the failure is the error reply's.
+	run(t, "no-such-command\nguest-ping\n", "ga", "connect", "--timeout", "200ms", f.Path).
+		expect(t, ExitQMPError, "{}\n", "CommandNotFound: no no-such-command\n")
 }

@@ -32,7 +32,8 @@ the commands the agent has enabled (from guest-info).
 
 On a terminal: line editing, history, Tab completion. With standard input
 not a terminal, each line is run in order, results are printed, and the
-exit status is 1 if any command failed, 3 if the connection was lost.
+exit status is 3 if the connection was lost under a command, else 4 if
+the agent did not answer one within --timeout, else 1 if any failed.
 
 ` + gaAddressHelp + `
 

@@ -23,6 +23,21 @@ import (
 // (an error reply, a syntax error), so a script can tell.
 var ErrCommandFailed = errors.New("a command failed")
 
+// ErrCommandTimedOut is returned by Run, on a pipe, when a command got
+// no reply within the client's bound on a call (the guest agent's, set by
+// --timeout): a failed command, and a timeout, so that a script can tell
+// a silent peer from a refusal. errors.Is matches it to ErrCommandFailed
+// and to context.DeadlineExceeded.
+var ErrCommandTimedOut error = commandTimedOut{}
+
+type commandTimedOut struct{}
+
+func (commandTimedOut) Error() string { return "a command timed out" }
+
+func (commandTimedOut) Is(target error) bool {
+	return target == ErrCommandFailed || target == context.DeadlineExceeded
+}
+
 // ConnectionLostError is returned by Run when a command could not be run
 // or completed because the connection was lost.
 type ConnectionLostError struct {
@@ -142,10 +157,11 @@ type Config struct {
 }
 
 // Run reads lines from the editor and runs them until end of input or a
-// quit. It returns nil, ErrCommandFailed, a *ConnectionLostError, an
-// *InputError with the editor's own error, or an *OutputError. ErrCommandFailed is for scripts: an interactive
-// session, where a person read each error as it came, ends with nil
-// however many commands failed.
+// quit. It returns nil, ErrCommandFailed, ErrCommandTimedOut, a
+// *ConnectionLostError, an *InputError with the editor's own error, or an
+// *OutputError. The first two are for scripts: an interactive session,
+// where a person read each error as it came, ends with nil however many
+// commands failed.
 func Run(ctx context.Context, cfg Config) error {
 	out := &failWriter{w: cfg.Editor.Writer()}
 	sh := &shell{Config: cfg, out: out}
@@ -228,7 +244,9 @@ type shell struct {
 	out    io.Writer
 	parser Parser
 	failed bool
-	quit   bool // a built-in asked to leave
+	// timedOut: a command failed for want of a reply in time.
+	timedOut bool
+	quit     bool // a built-in asked to leave
 	// txRejected: a line of the open transaction block was rejected
 	// on a pipe, where no one types it again; see handle.
 	txRejected bool
@@ -262,6 +280,8 @@ func (sh *shell) status() error {
 			return &ConnectionLostError{Cause: sh.lost.Cause, Redialled: true}
 		}
 		return sh.lost
+	case sh.timedOut && !sh.Editor.Interactive():
+		return ErrCommandTimedOut
 	case sh.failed && !sh.Editor.Interactive():
 		return ErrCommandFailed
 	}
@@ -739,6 +759,9 @@ func (sh *shell) report(ret json.RawMessage, err error, text bool) {
 	case errors.As(err, &se), errors.As(err, &de), sh.Agent != nil && !sh.connected():
 		sh.lost = &ConnectionLostError{Cause: sh.conn().Err()}
 		sh.refuse()
+	case errors.Is(err, context.DeadlineExceeded):
+		sh.timedOut = true
+		sh.fail(err)
 	default:
 		sh.fail(err)
 	}
