@@ -18,8 +18,9 @@ import (
 // gaAddressHelp says what a guest agent address is, for every ga command.
 const gaAddressHelp = `The agent's address (-s ADDR, else $QGA_SOCKET) is the UNIX socket QEMU
 gives the guest's agent channel (a path or unix:PATH; see qmpsh ga --help),
-tcp:HOST:PORT, or vsock:CID:PORT for an agent listening on vsock
-(qemu-ga -m vsock-listen).`
+tcp:HOST:PORT, tls:HOST:PORT for a channel QEMU serves with tls-creds
+(with the --tls-* flags, as for QMP), or vsock:CID:PORT for an agent
+listening on vsock (qemu-ga -m vsock-listen).`
 
 // gaTimeoutHelp says what --timeout bounds for the ga commands.
 const gaTimeoutHelp = `--timeout bounds connecting (the agent has no greeting: qmpsh
@@ -108,6 +109,14 @@ func (o *GlobalOptions) newGAClient(verbose io.Writer) (*ga.Client, func(), erro
 			// display, as qmpsh's own calls are; the log keeps them.
 			t.trace(dir, msg, true)
 		}))
+	}
+	tlsCfg, err := o.TLS.config()
+	if err != nil {
+		closeLog()
+		return nil, nil, err
+	}
+	if tlsCfg != nil {
+		opts = append(opts, ga.WithTLS(tlsCfg))
 	}
 	newClient := o.NewGAClient
 	if newClient == nil {

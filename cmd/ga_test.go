@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/qmpsh/qmpsh/pkg/ga/gatest"
@@ -373,4 +376,96 @@ func TestGAConnectSilentMidSession(t *testing.T) {
 	// Without the silent command, the failure is the error reply's.
 	run(t, "no-such-command\nguest-ping\n", "ga", "connect", "--timeout", "200ms", f.Path).
 		expect(t, ExitQMPError, "{}\n", "CommandNotFound: no no-such-command\n")
+}
+
+// An agent whose channel QEMU serves over TLS (-chardev
+// socket,...,tls-creds=...): ga dials tls:HOST:PORT with the TLS flags, as
+// every command that dials does. A guest is needed for QEMU to carry the
+// channel, so here a relay in its place terminates TLS, verifying the
+// client's certificate as QEMU's verify-peer=on does, and passes the bytes
+// to a real qemu-ga.
+func TestGATLS(t *testing.T) {
+	a := gatest.StartAgent(t)
+	dir := qmptest.NewTLSDir(t)
+	addr := tlsRelay(t, dir, a.Path)
+	run(t, "", "ga", "exec", "--tls-dir", dir, "-s", addr, "guest-ping").expect(t, ExitOK, "{}\n", "")
+	runEnv(t, map[string]string{"QMPSH_TLS_DIR": dir, "QGA_SOCKET": addr}, "ga", "run", "--", "echo", "hi").
+		expect(t, ExitOK, "hi\n", "")
+	run(t, "guest-ping\n", "ga", "connect", "--tls-dir", dir, addr).expect(t, ExitOK, "{}\n", "")
+	run(t, "", "ga", "exec", "--tls-dir", qmptest.NewTLSDir(t), "-s", addr, "guest-ping").
+		mustSay(t, ExitConnection, "cannot connect to "+addr, "unknown authority")
+}
+
+// tlsRelay listens on a loopback port with dir's server certificate,
+// requiring a client certificate signed by dir's CA, and relays each
+// connection to the UNIX socket target, until the test ends. It returns
+// the address as tls:127.0.0.1:PORT.
+func tlsRelay(t *testing.T, dir, target string) string {
+	t.Helper()
+	cfg, err := qmptest.ServerTLSConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := qmptest.ClientTLSConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ClientCAs, cfg.ClientAuth = client.RootCAs, tls.RequireAndVerifyClientCert
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
+	track := func(c net.Conn, on bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if on {
+			open[c] = true
+		} else {
+			delete(open, c)
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				up, err := net.Dial("unix", target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				track(c, true)
+				defer track(c, false)
+				done := make(chan struct{})
+				go func() {
+					io.Copy(up, c)
+					up.(*net.UnixConn).CloseWrite()
+					close(done)
+				}()
+				io.Copy(c, up)
+				c.Close()
+				<-done
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return "tls:" + ln.Addr().String()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -40,6 +41,7 @@ type config struct {
 	trace      func(dir protocol.Direction, msg []byte)
 	callBound  time.Duration
 	chunk      int
+	tls        *tls.Config
 }
 
 // WithName names the client in its String and its log records.
@@ -63,6 +65,11 @@ func WithCallTimeout(d time.Duration) Option { return func(c *config) { c.callBo
 // WithChunkSize sets how many bytes ReadFile and WriteFile move per
 // request (default DefaultChunkSize).
 func WithChunkSize(n int) Option { return func(c *config) { c.chunk = n } }
+
+// WithTLS sets the TLS configuration for "tls:HOST:PORT" addresses: an
+// agent whose channel QEMU serves on a TCP chardev with tls-creds. Other
+// addresses never use it.
+func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }
 
 // WithMaxMessageSize bounds one incoming message (default
 // DefaultMaxMessageSize).
@@ -122,14 +129,16 @@ func NewClient(opts ...Option) *Client {
 		Handle:         c.handle,
 		Ended:          c.ended,
 		Trace:          cfg.trace,
+		TLS:            cfg.tls,
 	})
 	c.log = c.proto.Logger()
 	return c
 }
 
 // Connect connects to the agent at addr and synchronises with it. addr
-// is a UNIX socket path, "unix:PATH", "tcp:HOST:PORT" or HOST:PORT (see
-// protocol.ParseAddress), or "vsock:CID:PORT". An agent that does not
+// is a UNIX socket path, "unix:PATH", "tcp:HOST:PORT" or HOST:PORT,
+// "tls:HOST:PORT" (see WithTLS; protocol.ParseAddress), or
+// "vsock:CID:PORT". An agent that does not
 // answer the synchronisation before ctx's deadline is a *NoAnswerError.
 func (c *Client) Connect(ctx context.Context, addr string) error {
 	if rest, ok := strings.CutPrefix(addr, "vsock:"); ok {
