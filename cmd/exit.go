@@ -32,7 +32,8 @@ const exitStatusHelp = `Exit status:
   2  usage or syntax error (nothing was sent)
   3  cannot connect, connection lost, or protocol error
   4  timed out
-  130  Ctrl-C stopped a wait (job, migration, accept) or ga cp or ga run
+  130  Ctrl-C stopped a wait (job, migration, accept, wrap's for QEMU)
+       or ga cp or ga run
   141  standard output was closed (| head)`
 
 // ExitError carries the exit status a failure maps to.

@@ -176,9 +176,9 @@ func (o *WrapOptions) acceptQEMU(ctx context.Context, traffic io.Writer, sock st
 	var qemu *qemuProcess
 	var startErr error
 	// Ctrl-C ends the wait for QEMU too, as it does accept's.
-	actx, stopInterrupt := o.signalContext(ctx, os.Interrupt)
+	ictx, stopInterrupt := o.signalContext(ctx, os.Interrupt)
 	defer stopInterrupt()
-	actx, cancelAccept := context.WithTimeout(actx, o.Timeout)
+	actx, cancelAccept := context.WithTimeout(ictx, o.Timeout)
 	defer cancelAccept()
 	// QEMU is started once the socket it dials is listening.
 	listening := func(string) {
@@ -203,16 +203,16 @@ func (o *WrapOptions) acceptQEMU(ctx context.Context, traffic io.Writer, sock st
 	}
 	err = client.Accept(actx, sock)
 	cancelAccept()
-	stopInterrupt()
 	if err != nil {
 		defer closeLog()
-		return nil, nil, nil, wrapStartError(ctx, o, qemu, startErr, log, err)
+		return nil, nil, nil, wrapStartError(ictx, o, qemu, startErr, log, err)
 	}
+	stopInterrupt()
 	return client, qemu, closeLog, nil
 }
 
 // wrapStartError kills QEMU, if it runs, and explains why the shell could
-// not start.
+// not start. ctx ends on the signals that stop the wait.
 func wrapStartError(ctx context.Context, opts *WrapOptions, qemu *qemuProcess, startErr error, log *qemuLog, err error) error {
 	if startErr != nil {
 		return &ExitError{Code: ExitConnection, Err: fmt.Errorf("starting QEMU: %w", startErr)}
@@ -241,8 +241,9 @@ func wrapStartError(ctx context.Context, opts *WrapOptions, qemu *qemuProcess, s
 		return &ExitError{Code: ExitTimeout, Err: fmt.Errorf("QEMU did not connect within %v; killed it%s",
 			opts.Timeout, log.where())}
 	case ctx.Err() != nil:
-		return &ExitError{Code: ExitConnection, Err: fmt.Errorf("interrupted while waiting for QEMU to connect; killed it%s",
-			log.where())}
+		// As accept stopped by a signal: 128+N.
+		return &ExitError{Code: signalStatus(ctx), Err: fmt.Errorf("%w; killed it%s",
+			interrupted(ctx, context.Canceled, "waiting for QEMU to connect"), log.where())}
 	}
 	return connectionError("QEMU", fmt.Errorf("%w; killed it%s", err, log.where()))
 }

@@ -345,6 +345,46 @@ func TestWrapStartFailure(t *testing.T) {
 		pid, _ := wrapPid(t, r.stderrLines[0])
 		requireGone(t, pid)
 	})
+	t.Run("Interrupted", func(t *testing.T) {
+		// Ctrl-C or SIGTERM while QEMU has not connected: killed,
+		// said in qmpsh's words, 128+N as accept. (At a terminal, see
+		// TestWrapPty.)
+		for _, c := range []struct {
+			sig  os.Signal
+			code int
+			name string
+		}{
+			{os.Interrupt, 130, "interrupt"},
+			{syscall.SIGTERM, 143, "terminated"},
+		} {
+			sigs := &fakeSignals{}
+			errR, errW := io.Pipe()
+			f := testFactory(strings.NewReader(""), io.Discard, errW, map[string]string{"XDG_RUNTIME_DIR": runtimeDir}, sigs)
+			done := make(chan int, 1)
+			go func() {
+				done <- Execute(f, []string{"wrap", "--", "/bin/sh", "-c", "exec sleep 60"})
+				errW.Close()
+			}()
+			lines := bufio.NewScanner(errR)
+			var stderr []string
+			for lines.Scan() {
+				stderr = append(stderr, lines.Text())
+				if len(stderr) == 1 {
+					// QEMU started: stop the wait for it.
+					if n := sigs.raise(c.sig); n == 0 {
+						t.Fatalf("%v: nobody listens for it", c.sig)
+					}
+				}
+			}
+			code := <-done
+			want := "qmpsh: interrupted while waiting for QEMU to connect (" + c.name + " signal received); killed it"
+			if code != c.code || len(stderr) != 2 || stderr[1] != want {
+				t.Fatalf("%v: exit %d, stderr %q; want %d and %q", c.sig, code, stderr, c.code, want)
+			}
+			pid, _ := wrapPid(t, stderr[0])
+			requireGone(t, pid)
+		}
+	})
 	requireEmpty(t, tmp)
 	requireEmpty(t, runtimeDir)
 }
@@ -379,6 +419,18 @@ func TestWrapPty(t *testing.T) {
 		s.expectPrompt(``, "(QEMU) ", "")
 		s.send("\x04")
 		s.expectExit(0)
+		requireGone(t, pid)
+	})
+	t.Run("CtrlCBeforeConnected", func(t *testing.T) {
+		// The "QEMU" never connects; Ctrl-C, which the shell keeps for
+		// itself once it runs, stops the wait.
+		s := ptyStart(t, bin, "wrap", "--color", "never", "--", "/bin/sh", "-c", "exec sleep 60")
+		s.expect(`qmpsh: started QEMU \(pid \d+\)`)
+		m := regexp.MustCompile(`started QEMU \(pid (\d+)\)`).FindStringSubmatch(s.screen())
+		pid, _ := strconv.Atoi(m[1])
+		s.send("\x03")
+		s.expect(`qmpsh: interrupted while waiting for QEMU to connect \(interrupt signal received\); killed it`)
+		s.expectExit(130)
 		requireGone(t, pid)
 	})
 	requireEmpty(t, tmp)
