@@ -54,6 +54,30 @@ func TestPtySession(t *testing.T) {
 		s.expectExit(0)
 	})
 
+	// qmpsh schema on a terminal pages as the shell's help does: a
+	// long help or the list of names, not one that fits.
+	t.Run("SchemaPaged", func(t *testing.T) {
+		record := writePagerScript(t)
+		sock := qmptest.StartQEMU(t)
+		for _, c := range []struct {
+			args  []string
+			shows string
+			paged bool
+		}{
+			{[]string{"stop"}, `stop \(command\)`, false},
+			{[]string{"blockdev-add"}, `blockdev-add \(command\)`, true},
+			{nil, `query-status`, true},
+		} {
+			os.Remove(record)
+			s := ptyStart(t, bin, append([]string{"schema", "-s", sock}, c.args...)...)
+			s.expect(c.shows)
+			s.expectExit(0)
+			if _, err := os.Stat(record); (err == nil) != c.paged {
+				t.Errorf("schema %q: paged %v, want %v", c.args, err == nil, c.paged)
+			}
+		}
+	})
+
 	// Ctrl-C while the shell waits for a reply: the terminal echoes ^C,
 	// and the notice goes on the next line.
 	t.Run("CtrlCWhileWaitingOnOwnLine", func(t *testing.T) {

@@ -99,7 +99,7 @@ func schemaRun(ctx context.Context, opts *SchemaOptions) error {
 	case opts.Name == "" && asJSON:
 		out.Write(opts.format().JSON(s.ListJSON()))
 	case opts.Name == "":
-		io.WriteString(out, shell.Printable(s.List())) // the server's names
+		opts.show(shell.Printable(s.List())) // the server's names
 	case asJSON:
 		b, err := s.HelpJSON(opts.Name)
 		if err != nil {
@@ -114,7 +114,16 @@ func schemaRun(ctx context.Context, opts *SchemaOptions) error {
 		if !strings.HasSuffix(text, "\n") {
 			text += "\n"
 		}
-		io.WriteString(out, shell.Printable(text))
+		opts.show(shell.Printable(text))
 	}
 	return nil
+}
+
+// show prints text for a person on the terminal: through $PAGER when it
+// is longer than the screen, as the shell's help is.
+func (o *SchemaOptions) show(text string) {
+	if page := o.pager(); page != nil && page(text) {
+		return
+	}
+	io.WriteString(o.IO.Out, text)
 }
