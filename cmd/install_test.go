@@ -72,8 +72,9 @@ func TestMakeInstall(t *testing.T) {
 		t.Logf("not a git checkout (%v): the commit is not checked", err)
 	}
 
-	// Every page renders without a warning; qmpsh-exec.1 has the exit
-	// statuses and the examples of exec --help.
+	// Every page renders without a warning and has the exit statuses,
+	// as every --help does; qmpsh-exec.1 has the examples of exec
+	// --help.
 	man := filepath.Join(dest, prefix, "share/man/man1")
 	pages, _ := filepath.Glob(filepath.Join(man, "*.1"))
 	for _, page := range pages {
@@ -83,6 +84,9 @@ func TestMakeInstall(t *testing.T) {
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil || stderr.Len() > 0 || stdout.Len() == 0 {
 			t.Errorf("man -l %s: %v, %d bytes, warnings:\n%s", filepath.Base(page), err, stdout.Len(), stderr.String())
+		}
+		if !strings.Contains(stdout.String(), "EXIT STATUS") {
+			t.Errorf("man %s has no EXIT STATUS section", filepath.Base(page))
 		}
 		if filepath.Base(page) == "qmpsh-exec.1" {
 			text := stdout.String()

@@ -69,22 +69,23 @@ var (
 	exitStatusLine = regexp.MustCompile(`(?m)^  (\d+)  (.*(?:\n {5}\S.*)*)$`)
 )
 
-// manual prepares the tree's texts for the manual: every qmpsh command
-// gets the exit-status table of --help as a section of its own, which
-// replaces the plain-text table at the end of its Long text; cobra's
-// completion commands keep their own texts. No page gets cobra's "Auto
-// generated" history section.
+// manual prepares the tree's texts for the manual: every command gets
+// the exit-status table of --help, which every --help ends with, as a
+// section of its own, which replaces the plain-text table at the end of
+// a qmpsh command's Long text; cobra's completion commands keep their
+// own texts otherwise. No page gets cobra's "Auto generated" history
+// section.
 func manual(root *cobra.Command) error {
 	var table string
 	if m := exitStatusText.FindStringSubmatch(root.UsageString()); m != nil {
 		table = m[1]
 	}
-	var qmpshCmds []*cobra.Command
+	var all []*cobra.Command
 	var visit func(c *cobra.Command, ours bool)
 	visit = func(c *cobra.Command, ours bool) {
 		c.DisableAutoGenTag = true
+		all = append(all, c)
 		if ours = ours && !(c.Name() == "completion" && c.Parent() == root); ours {
-			qmpshCmds = append(qmpshCmds, c)
 			if m := exitStatusText.FindStringSubmatchIndex(c.Long); m != nil && strings.TrimSpace(c.Long[m[1]:]) == "" {
 				if table == "" {
 					table = c.Long[m[2]:m[3]]
@@ -108,7 +109,7 @@ func manual(root *cobra.Command) error {
 		meaning := strings.Join(strings.Fields(m[2]), " ")
 		fmt.Fprintf(&section, "%s\n: %s\n\n", m[1], meaning)
 	}
-	for _, c := range qmpshCmds {
+	for _, c := range all {
 		c.Long = c.Long + strings.TrimRight(section.String(), "\n")
 	}
 	return nil
