@@ -56,8 +56,8 @@ Descriptors sent with getfd or add-fd go to QEMU with the command.
 Policy, on command names: --deny GLOB refuses matching commands;
 when any --allow GLOB is given only matching commands pass; --read-only
 lets through only commands that read (query-*, qom-get, qom-list,
-qom-list-types, qom-list-properties, device-list-properties; not
-human-monitor-command). A refused command gets a GenericError reply and
+qom-list-types, qom-list-properties, device-list-properties, and
+qmp_capabilities; not human-monitor-command). A refused command gets a GenericError reply and
 never reaches QEMU. A proxy is a QMP server like QEMU, so a proxy with
 another policy can serve on top of the first (see the examples).
 
