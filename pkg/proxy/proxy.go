@@ -120,7 +120,16 @@ type Proxy struct {
 	pending    map[uint64]*call     // by the proxy's upstream id
 	nextID     uint64
 	nextClient int
-	lostCh     chan error // the current upstream session's end
+	// filesCall is the call in flight that carried descriptors, nil
+	// when none; filesFree is closed when it ends. QEMU keeps only the
+	// descriptors of the last message that brought some, and reads
+	// ahead of the command it runs (with oob, up to 8 requests): a
+	// second request with descriptors sent before the first's reply
+	// would replace the first's, which getfd would then take, or find
+	// none. So one such request is in flight at a time, whoever sent it.
+	filesCall *call
+	filesFree chan struct{}
+	lostCh    chan error // the current upstream session's end
 
 	wg sync.WaitGroup // accept loops and clients
 }
@@ -404,6 +413,7 @@ func (p *Proxy) stopServing() {
 		c.kill("")
 	}
 	clear(p.pending)
+	p.endFilesCall(p.filesCall)
 	p.mu.Unlock()
 	if was && p.cfg.Serving != nil {
 		p.cfg.Serving(false)
@@ -456,6 +466,7 @@ func (p *Proxy) handle(msg []byte) error {
 		return nil
 	}
 	delete(p.pending, id)
+	p.endFilesCall(cl)
 	c := cl.c
 	c.push(replaceMember(msg, idm, cl.id))
 	for _, m := range cl.after {
@@ -563,6 +574,15 @@ func (p *Proxy) admit(ctx context.Context, conn net.Conn, addr string) bool {
 	}
 }
 
+// endFilesCall lets the next request with descriptors go, if cl is the
+// one in flight. p.mu is held.
+func (p *Proxy) endFilesCall(cl *call) {
+	if cl != nil && p.filesCall == cl {
+		p.filesCall = nil
+		close(p.filesFree)
+	}
+}
+
 // forward sends the client's request to QEMU under an id of the proxy's
 // and files with it.
 func (p *Proxy) forward(c *client, r *request, fds []int) {
@@ -576,15 +596,33 @@ func (p *Proxy) forward(c *client, r *request, fds []int) {
 		}
 	}()
 	p.mu.Lock()
-	if !p.serving {
+	for {
+		if !p.serving {
+			p.mu.Unlock()
+			c.reply(appendError(nil, r.id, genericError("QEMU is not connected to the proxy")))
+			return
+		}
+		if len(files) == 0 || p.filesCall == nil {
+			break
+		}
+		// Another request's descriptors are with QEMU: wait for its
+		// reply (see filesCall).
+		free := p.filesFree
 		p.mu.Unlock()
-		c.reply(appendError(nil, r.id, genericError("QEMU is not connected to the proxy")))
-		return
+		select {
+		case <-free:
+		case <-c.done:
+			return // the client is gone: its request goes nowhere
+		}
+		p.mu.Lock()
 	}
 	p.nextID++
 	id := p.nextID
 	cl := &call{c: c, id: r.id}
 	p.pending[id] = cl
+	if len(files) > 0 {
+		p.filesCall, p.filesFree = cl, make(chan struct{})
+	}
 	if !r.oob {
 		c.last = cl
 	}
@@ -607,6 +645,7 @@ func (p *Proxy) forward(c *client, r *request, fds []int) {
 		return // the session ended, and took the call with it
 	}
 	delete(p.pending, id)
+	p.endFilesCall(cl)
 	if c.last == cl {
 		c.last = nil
 	}
