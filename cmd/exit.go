@@ -33,7 +33,7 @@ const exitStatusHelp = `Exit status:
   3  cannot connect, connection lost, or protocol error
   4  timed out
   130  Ctrl-C stopped a wait (job, migration, accept, wrap's for QEMU)
-       or ga cp or ga run
+     or ga cp or ga run
   141  standard output was closed (| head)`
 
 // ExitError carries the exit status a failure maps to.

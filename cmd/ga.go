@@ -151,7 +151,7 @@ func (o *GAOptions) dial(ctx context.Context, verbose io.Writer, addr string) (*
 	defer cancel()
 	if err := client.Connect(cctx, addr); err != nil {
 		closeLog()
-		return nil, nil, gaError(addr, timedOutAfter(err, o.Timeout))
+		return nil, nil, gaError(addr, tlsRefused(addr, timedOutAfter(err, o.Timeout)))
 	}
 	return client, func() { client.Disconnect(); closeLog() }, nil
 }
@@ -169,6 +169,18 @@ func (o *GAOptions) dialStoppable(ctx context.Context, addr string) (context.Con
 		return ctx, nil, nil, err
 	}
 	return ctx, client, func() { hangUp(); stop() }, nil
+}
+
+// tlsRefused adds to err, a failure to synchronise with an agent at a
+// tls: address after the TLS handshake went through, why that may be
+// (see tlsRefusedHint); other errors are returned as they are.
+func tlsRefused(addr string, err error) error {
+	var na *ga.NoAnswerError
+	var ce *protocol.ConnectError
+	if !isTLSAddress(addr) || errors.As(err, &na) || errors.As(err, &ce) {
+		return err
+	}
+	return &wrapped{err.Error() + "; " + tlsRefusedHint, err}
 }
 
 // gaError makes a failure to reach the agent a connection error that

@@ -366,15 +366,17 @@ func TestGAConnectSilentMidSession(t *testing.T) {
 		}
 		return map[string]any{"error": map[string]any{"class": "CommandNotFound", "desc": "no " + req.Execute}}
 	})
-	r := run(t, "guest-ping\nno-such-command\nguest-get-time\nguest-ping\n", "ga", "connect", "--timeout", "200ms", f.Path)
+	// The bound is generous: the agent must answer every other call
+	// within it, under -race on a busy machine too.
+	r := run(t, "guest-ping\nno-such-command\nguest-get-time\nguest-ping\n", "ga", "connect", "--timeout", "1s", f.Path)
 	if r.code != ExitTimeout || r.stdout != "{}\n{}\n" || len(r.stderrLines) != 2 ||
 		!strings.Contains(r.stderrLines[0], "CommandNotFound") ||
-		!strings.Contains(r.stderrLines[1], "the guest agent did not answer within 200ms to guest-get-time") {
+		!strings.Contains(r.stderrLines[1], "the guest agent did not answer within 1s to guest-get-time") {
 		t.Errorf("exit %d, stdout %q, stderr %q; want %d, both pings' results, one line for each failure",
 			r.code, r.stdout, r.stderr, ExitTimeout)
 	}
 	// Without the silent command, the failure is the error reply's.
-	run(t, "no-such-command\nguest-ping\n", "ga", "connect", "--timeout", "200ms", f.Path).
+	run(t, "no-such-command\nguest-ping\n", "ga", "connect", "--timeout", "1s", f.Path).
 		expect(t, ExitQMPError, "{}\n", "CommandNotFound: no no-such-command\n")
 }
 
@@ -394,6 +396,17 @@ func TestGATLS(t *testing.T) {
 	run(t, "guest-ping\n", "ga", "connect", "--tls-dir", dir, addr).expect(t, ExitOK, "{}\n", "")
 	run(t, "", "ga", "exec", "--tls-dir", qmptest.NewTLSDir(t), "-s", addr, "guest-ping").
 		mustSay(t, ExitConnection, "cannot connect to "+addr, "unknown authority")
+	// Without a client certificate: the relay, as QEMU's verify-peer=on,
+	// refuses it, which TLS 1.3 shows only as a hang-up after the
+	// handshake.
+	run(t, "", "ga", "exec", "--tls-ca", filepath.Join(dir, "ca-cert.pem"), "-s", addr, "guest-ping").
+		mustSay(t, ExitConnection, addr, "refused our TLS certificate")
+	// A TLS flag is checked against the agent's address, $QGA_SOCKET
+	// for want of -s, not against $QMP_SOCKET.
+	runEnv(t, map[string]string{"QGA_SOCKET": addr, "QMP_SOCKET": "/nonexistent/qmp.sock"}, "ga", "exec", "--tls-dir", dir, "guest-ping").
+		expect(t, ExitOK, "{}\n", "")
+	runEnv(t, map[string]string{"QGA_SOCKET": a.Path}, "ga", "exec", "--tls-dir", dir, "guest-ping").
+		mustSayUsage(t, "--tls-dir is for tls:HOST:PORT addresses, and "+a.Path+" is not one")
 }
 
 // tlsRelay listens on a loopback port with dir's server certificate,

@@ -312,7 +312,13 @@ func (o *TLSOptions) checkTLSFlags(c *cobra.Command, args []string, getenv func(
 		addrs = append(addrs, args...)
 	}
 	if len(addrs) == 0 || (c.Name() == "proxy" && c.Flags().Lookup("socket").Value.String() == "") {
-		if env := getenv("QMP_SOCKET"); env != "" {
+		// The variable the command falls back on: the guest agent's
+		// commands have their own.
+		envName := "QMP_SOCKET"
+		if c.HasParent() && c.Parent().Name() == "ga" {
+			envName = "QGA_SOCKET"
+		}
+		if env := getenv(envName); env != "" {
 			addrs = append(addrs, env)
 		}
 	}

@@ -66,7 +66,7 @@ func write(dir, version string) error {
 // commands' Long texts end with it too.
 var (
 	exitStatusText = regexp.MustCompile(`(?m)^Exit status:\n((?:  (?:\d+  | {3}).*(?:\n|\z))+)`)
-	exitStatusLine = regexp.MustCompile(`(?m)^  (\d+)  (.*(?:\n {5}\S.*)*)$`)
+	exitStatusLine = regexp.MustCompile(`(?m)^  (\d+)  (.*(?:\n {5,}\S.*)*)$`)
 )
 
 // manual prepares the tree's texts for the manual: every command gets
