@@ -107,6 +107,13 @@ type Client struct {
 	greeting *Greeting
 	oob      bool
 
+	// files is held by the call in flight that passes files: QEMU keeps
+	// only the descriptors of the last message that brought some, and
+	// with oob reads ahead of the command it runs, so a second such
+	// request sent before the first's reply would replace the first's
+	// descriptors, which its getfd would then take, or find none.
+	files chan struct{}
+
 	listeners atomic.Pointer[[]*Listener] // copy-on-write, read by the reader
 	listenMu  sync.Mutex
 
@@ -146,7 +153,7 @@ func NewClient(opts ...Option) *Client {
 	if cfg.eventBacklog <= 0 {
 		cfg.eventBacklog = DefaultEventBacklog
 	}
-	c := &Client{cfg: cfg, pending: make(map[uint64]chan result)}
+	c := &Client{cfg: cfg, pending: make(map[uint64]chan result), files: make(chan struct{}, 1)}
 	c.in.names = &names{m: make(map[string]string)}
 	c.listeners.Store(new([]*Listener))
 	var trace func(protocol.Direction, []byte)
@@ -262,7 +269,19 @@ func (c *Client) ExecuteOOB(ctx context.Context, command string, args any) (json
 // ExecuteWithFiles runs a command with files passed alongside it as
 // SCM_RIGHTS ancillary data, as getfd and add-fd expect. It needs a UNIX
 // socket connection. The caller may close its files once it returns.
+//
+// Calls passing files run one at a time (see Client.files); a call given
+// up before its reply lets the next one go, though QEMU may not have run
+// it yet.
 func (c *Client) ExecuteWithFiles(ctx context.Context, command string, args any, files ...*os.File) (json.RawMessage, error) {
+	if len(files) > 0 {
+		select {
+		case c.files <- struct{}{}:
+			defer func() { <-c.files }()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	return c.execute(ctx, "execute", command, args, files)
 }
 
