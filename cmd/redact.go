@@ -52,6 +52,11 @@ type redactor struct {
 	// (a client that reused an id in flight).
 	hidden [][]byte // copies, the latest last, at most maxHidden
 	left   int
+	// strays counts, by peer, the messages hidden whole as not JSON
+	// whose error reply may still come: the answer to a lexical error
+	// (a tab or a newline in a string) quotes the token it failed on,
+	// which may be a piece of the secret.
+	strays map[string]int
 }
 
 // hiddenFor is how many replies a hidden return value is looked for in;
@@ -65,7 +70,7 @@ type awaited struct{ seq, n uint64 }
 // message returns msg, from or to who, with its secrets hidden: msg itself
 // when it has none.
 func (r *redactor) message(who string, msg []byte) []byte {
-	if len(r.pending) > 0 || r.left > 0 {
+	if len(r.pending) > 0 || r.left > 0 || len(r.strays) > 0 {
 		// Only replies, and greetings, concern what is pending: most
 		// messages (events, requests) are not decoded for it. QEMU and
 		// the proxy write these members plainly, never escaped.
@@ -85,6 +90,10 @@ func (r *redactor) message(who string, msg []byte) []byte {
 	var v map[string]json.RawMessage
 	if json.Unmarshal(msg, &v) != nil || v == nil {
 		if shell.CarriesSecret(string(msg)) {
+			if r.strays == nil {
+				r.strays = map[string]int{}
+			}
+			r.strays[who]++
 			return []byte(`"` + redactedValue + ` (not JSON)"`)
 		}
 		return msg
@@ -155,6 +164,11 @@ func (r *redactor) reply(who string, msg []byte) ([]byte, bool) {
 	if !(ret || fail) {
 		return nil, false
 	}
+	if fail && r.strays[who] > 0 {
+		if out, ok := r.strayReply(who, v); ok {
+			return out, true
+		}
+	}
 	if r.left > 0 {
 		if r.left--; r.left == 0 {
 			clear(r.hidden)
@@ -180,6 +194,27 @@ func (r *redactor) reply(who string, msg []byte) ([]byte, bool) {
 		return msg, true
 	}
 	v["return"] = json.RawMessage(`"` + redactedValue + `"`)
+	return marshalTraffic(v), true
+}
+
+// strayPrefix begins the error QEMU (and the proxy, in its words)
+// answers a lexical error with, quoting the token it failed on.
+const strayPrefix = "JSON parse error, stray '"
+
+// strayReply hides the token quoted in v, an error reply to who, if it
+// answers a lexical error in a message of who's that was hidden, and
+// reports whether it did.
+func (r *redactor) strayReply(who string, v map[string]json.RawMessage) ([]byte, bool) {
+	var e map[string]json.RawMessage
+	var desc string
+	if json.Unmarshal(v["error"], &e) != nil || json.Unmarshal(e["desc"], &desc) != nil || !strings.HasPrefix(desc, strayPrefix) {
+		return nil, false
+	}
+	if r.strays[who]--; r.strays[who] == 0 {
+		delete(r.strays, who)
+	}
+	e["desc"], _ = encodeTraffic(strayPrefix + redactedValue + "'")
+	v["error"] = marshalTraffic(e)
 	return marshalTraffic(v), true
 }
 
@@ -215,6 +250,7 @@ func (r *redactor) greeting(who string, msg []byte) {
 // forget drops every reply r waits for from or to who: its session
 // ended, or the proxy's client left.
 func (r *redactor) forget(who string) {
+	delete(r.strays, who)
 	prefix := who + "\x00"
 	for k := range r.pending {
 		if strings.HasPrefix(k, prefix) {

@@ -332,14 +332,35 @@ func TestProxyLogHidesSecrets(t *testing.T) {
 			t.Fatalf("qom-get through the proxy: %s", line)
 		}
 	}
+	// A tab in a secret's string is a lexical error, which the proxy
+	// answers quoting the token it failed on: the secret's first part.
+	if _, err := c.Write([]byte(`{"execute":"object-add","arguments":{"qom-type":"secret","id":"s1","data":"TOPSECRET` + "\t" + `X"}}` +
+		`{"execute":"query-status","id":9}`)); err != nil {
+		t.Fatal(err)
+	}
+	stray := false
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		stray = stray || strings.Contains(line, "stray '\\\"TOPSECRET")
+		if strings.Contains(line, `"id": 9`) { // QEMU's spacing, the client's id
+			break
+		}
+	}
+	if !stray {
+		t.Error("the client got no error quoting the stray token")
+	}
 	c.Close()
-	// The proxy's answer to the qom-get is written to the log before
-	// the client's copy; QEMU's and the client's lines are in by then.
+	// The proxy's answer to the query-status is written to the log
+	// before the client's copy; the other lines are in by then.
 	log, err := os.ReadFile(logFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(log), "hunter2") || strings.Count(string(log), `"<redacted>"`) != 4 {
+	if strings.Contains(string(log), "hunter2") || strings.Count(string(log), `"<redacted>"`) != 4 ||
+		strings.Contains(string(log), "TOPSECRET") || !strings.Contains(string(log), `stray '<redacted>'`) {
 		t.Errorf("--log file:\n%s", log)
 	}
 }
