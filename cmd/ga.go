@@ -199,6 +199,9 @@ func gaError(addr string, err error) error {
 		return &ExitError{Code: ExitQMPError, Err: err}
 	case errors.As(err, &na):
 		return &connectionFailure{&wrapped{addr + ": " + na.Error(), err}}
+	case errors.Is(err, ga.ErrMonitor):
+		return &connectionFailure{&wrapped{addr + ": " + err.Error() +
+			": run qmpsh exec or connect on it, or give the socket of the guest agent's channel (org.qemu.guest_agent.0)", err}}
 	}
 	return connectionError(addr, err)
 }

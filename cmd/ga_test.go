@@ -482,3 +482,17 @@ func tlsRelay(t *testing.T, dir, target string) string {
 	})
 	return "tls:" + ln.Addr().String()
 }
+
+// A QMP monitor's socket given for the agent's (they sit side by side in
+// a VM's directory): said at once, from QEMU's greeting, not after
+// --timeout as an agent that does not answer.
+func TestGAOnMonitor(t *testing.T) {
+	sock := qmptest.StartQEMU(t)
+	for _, args := range [][]string{
+		{"ga", "exec", "-s", sock, "guest-ping"},
+		{"ga", "connect", sock},
+	} {
+		run(t, "guest-ping\n", append([]string{"--timeout", "60s"}, args...)...).
+			mustSay(t, ExitConnection, sock+": this is a QEMU monitor", "qmpsh exec or connect")
+	}
+}

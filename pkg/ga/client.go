@@ -233,6 +233,12 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 		}
 		i := bytes.LastIndexByte(msg, 0xff)
 		if i < 0 {
+			// Stale output of the agent's, or a QMP monitor's greeting:
+			// no agent sends one, and a monitor would never answer.
+			var g struct{ QMP json.RawMessage }
+			if json.Unmarshal(msg, &g) == nil && g.QMP != nil {
+				return ErrMonitor
+			}
 			continue
 		}
 		var r struct{ Return json.RawMessage }

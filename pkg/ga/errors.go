@@ -1,6 +1,7 @@
 package ga
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -27,6 +28,11 @@ func (e *NoAnswerError) Error() string {
 
 // Unwrap returns the context's error.
 func (e *NoAnswerError) Unwrap() error { return e.Err }
+
+// ErrMonitor is returned by Connect when the peer greets as a QEMU
+// monitor does ({"QMP": ...}): the address is a QMP monitor's, not a
+// guest agent's, which sends no greeting.
+var ErrMonitor = errors.New("this is a QEMU monitor (it greeted with QMP), not a guest agent")
 
 // DisconnectedError fails a call whose session ended before its reply
 // arrived. Cause is why the session ended, nil when Disconnect was called.

@@ -20,6 +20,7 @@ import (
 	"github.com/qmpsh/qmpsh/pkg/ga"
 	"github.com/qmpsh/qmpsh/pkg/ga/gatest"
 	"github.com/qmpsh/qmpsh/pkg/protocol"
+	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 	"github.com/qmpsh/qmpsh/pkg/wire"
 )
 
@@ -618,5 +619,14 @@ func TestCallBoundSaid(t *testing.T) {
 	var na *ga.NoAnswerError
 	if !errors.As(err, &na) || na.After != 95*time.Millisecond || !strings.Contains(err.Error(), "within 95ms to guest-ping") {
 		t.Fatalf("unanswered ping: err = %v; want a *NoAnswerError saying 95ms", err)
+	}
+}
+
+// A QMP monitor is no agent: Connect says so from its greeting.
+func TestConnectToMonitor(t *testing.T) {
+	sock := qmptest.StartQEMU(t)
+	c := ga.NewClient()
+	if err := c.Connect(testCtx(t), sock); !errors.Is(err, ga.ErrMonitor) {
+		t.Fatalf("Connect to a QMP monitor = %v, want ErrMonitor", err)
 	}
 }
