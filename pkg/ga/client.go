@@ -612,6 +612,17 @@ func (c *Client) begin(ctx context.Context, pc *pendingCall, msg []byte) (*pendi
 	return pc, nil
 }
 
+// sendUnawaited writes a request without synchronising first and without
+// waiting for its reply, which is dropped when it comes: the last resort
+// of closeAnyway.
+func (c *Client) sendUnawaited(ctx context.Context, command string, args any) error {
+	msg, err := encodeRequest(command, args, c.nextID.Add(1))
+	if err != nil {
+		return err
+	}
+	return c.sendError(c.proto.SendNow(ctx, msg))
+}
+
 // forget stops waiting for the reply, which will be dropped.
 func (pc *pendingCall) forget() {
 	pc.c.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -112,11 +113,22 @@ func (f *File) Close(ctx context.Context) error {
 }
 
 // closeAnyway closes f even when ctx has ended, bounded by closeTimeout,
-// so that the agent is not left holding the handle.
+// so that the agent is not left holding the handle. An agent that does
+// not answer (a stalled guest) gets the close all the same: when the
+// synchronisation before it went unanswered, the close is written
+// without one and without waiting for its reply, and the agent runs it
+// when it reads it, after what it had before.
 func (f *File) closeAnyway(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
 	defer cancel()
-	return f.Close(cctx)
+	err := f.Close(cctx)
+	var na *NoAnswerError
+	if errors.As(err, &na) && strings.Contains(na.Doing, "guest-sync-delimited") {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		f.c.sendUnawaited(wctx, "guest-file-close", map[string]int64{"handle": f.handle})
+	}
+	return err
 }
 
 // inFlight is how many file requests ReadFile and WriteFile keep in

@@ -7,11 +7,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -628,5 +630,47 @@ func TestConnectToMonitor(t *testing.T) {
 	c := ga.NewClient()
 	if err := c.Connect(testCtx(t), sock); !errors.Is(err, ga.ErrMonitor) {
 		t.Fatalf("Connect to a QMP monitor = %v, want ErrMonitor", err)
+	}
+}
+
+// An agent that stops answering in the middle of a copy (a stalled
+// guest) still gets the close, written without the synchronisation it
+// did not answer: once it runs again, the file is not left open.
+func TestReadFileAgentStalls(t *testing.T) {
+	a := gatest.StartAgent(t)
+	ctx := testCtx(t)
+	path := filepath.Join(a.Dir, "big")
+	if err := os.WriteFile(path, make([]byte, 64*ga.DefaultChunkSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := ga.NewClient(ga.WithCallTimeout(300 * time.Millisecond))
+	if err := c.Connect(ctx, a.Path); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	resume := func() {
+		if stopped {
+			syscall.Kill(a.Pid(), syscall.SIGCONT)
+			stopped = false
+		}
+	}
+	defer resume()
+	_, err := c.ReadFile(ctx, path, io.Discard, func(int64) {
+		if !stopped {
+			stopped = syscall.Kill(a.Pid(), syscall.SIGSTOP) == nil
+		}
+	})
+	var na *ga.NoAnswerError
+	if !stopped || !errors.As(err, &na) {
+		t.Fatalf("ReadFile from a stopped agent = %v, want a *NoAnswerError", err)
+	}
+	c.Disconnect()
+	resume()
+	// The agent serves one client at a time and reads what the last one
+	// wrote before it takes the next: once a new client is synchronised,
+	// the close has run.
+	connect(t, ctx, a.Path)
+	if open, err := a.OpenFiles(a.Dir); err != nil || open != 0 {
+		t.Errorf("agent has %d files open in %s (%v); want 0", open, a.Dir, err)
 	}
 }
