@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -108,11 +109,20 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	if len(opts.Listen) == 0 {
 		return usageErrorf("proxy needs at least one --listen address")
 	}
+	seen := map[string]string{} // the addresses given, by where they listen
 	for _, l := range opts.Listen {
 		a, err := protocol.ParseAddress(l)
 		if err != nil {
 			return usageErrorf("--listen: %v", err)
 		}
+		where := a.Network + " " + a.Addr
+		if a.Network == "unix" {
+			where = a.Network + " " + filepath.Clean(a.Addr)
+		}
+		if first, ok := seen[where]; ok && !strings.HasSuffix(a.Addr, ":0") { // port 0: a port each
+			return usageErrorf("--listen %s is where --listen %s listens already: give each address once", l, first)
+		}
+		seen[where] = l
 		if err := opts.TLS.checkListen(l); err != nil {
 			return err
 		}

@@ -213,6 +213,8 @@ func TestProxyUsage(t *testing.T) {
 		{"BadGlob", []string{"proxy", "-s", qemu, "--listen", notSocket + ".s", "--deny", "["}, "glob"},
 		{"NotASocket", []string{"proxy", "-s", qemu, "--listen", notSocket}, "not a socket"},
 		{"LiveSocket", []string{"proxy", "-s", qemu, "--listen", qemu}, "listen"},
+		{"SameTwice", []string{"proxy", "-s", qemu, "--listen", notSocket + ".s", "--listen", "unix:" + notSocket + ".s"},
+			"--listen unix:" + notSocket + ".s is where --listen " + notSocket + ".s listens already"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run(t, "", tc.args...)
