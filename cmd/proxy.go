@@ -90,7 +90,7 @@ traffic, labelled with the client.
 	f.StringArrayVar(&opts.Allow, "allow", nil, "let only commands matching `GLOB` through (repeatable)")
 	f.StringArrayVar(&opts.Deny, "deny", nil, "refuse commands matching `GLOB` (repeatable)")
 	f.BoolVar(&opts.Reconnect, "reconnect", false, "when QEMU goes away, keep listening and reconnect")
-	f.IntVar(&opts.QueueLen, "queue", proxy.DefaultQueueLen, "disconnect a client that falls `N` messages behind")
+	f.IntVar(&opts.QueueLen, "queue", proxy.DefaultQueueLen, "disconnect a client that falls `N` messages (or 64 MiB of them) behind")
 	f.BoolVar(&opts.InsecureListen, "insecure-listen", false, "let --listen take plain TCP, open to anyone who can reach the port")
 	return c
 }

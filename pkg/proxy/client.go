@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -35,7 +36,12 @@ type client struct {
 	raw    syscall.RawConn // nil: no direct writes (TLS)
 	wmu    sync.Mutex
 	queued atomic.Int32
-	tail   []byte
+	// queuedBytes is the length of the messages in queue (see
+	// Config.QueueBytes): a client that asks for long replies and reads
+	// none (a loop of query-qmp-schema, 207 KB each) would hold more
+	// memory than QueueLen says.
+	queuedBytes atomic.Int64
+	tail        []byte
 	// ended: the end of the queue (nil) is pushed; nothing after it is
 	// written (guarded by p.mu).
 	ended bool
@@ -88,11 +94,26 @@ func (c *client) push(msg []byte) {
 		c.wmu.Unlock()
 	}
 	c.queued.Add(1)
+	if max := c.p.cfg.QueueBytes; c.queuedBytes.Add(int64(len(msg))) > max && c.queued.Load() > 1 {
+		c.kill(fmt.Sprintf("it does not read fast enough (more than %s of messages wait for it)", sizeString(max)))
+		return
+	}
 	select {
 	case c.queue <- msg:
 	default:
 		c.kill("it does not read fast enough (its queue of messages is full)")
 	}
+}
+
+// sizeString says n bytes in MiB, or KiB, when that is whole.
+func sizeString(n int64) string {
+	switch {
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // writeNow makes one non-blocking write of msg and its newline, for push,
@@ -288,7 +309,9 @@ func (c *client) writer() {
 	w := bufio.NewWriter(c.conn)
 	trace := c.p.cfg.Trace
 	end := false
+	var taken int64 // the length of the messages taken from queue
 	write := func(m []byte) {
+		taken += int64(len(m))
 		switch {
 		case m == nil:
 			end = true
@@ -318,6 +341,8 @@ func (c *client) writer() {
 			}
 			err := w.Flush()
 			c.queued.Add(-k)
+			c.queuedBytes.Add(-taken)
+			taken = 0
 			c.wmu.Unlock()
 			if err != nil {
 				c.kill("")

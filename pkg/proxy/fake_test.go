@@ -13,11 +13,27 @@ import (
 )
 
 // A client that never reads while QEMU floods events is closed, with a
-// log line naming it; the other clients' calls go on meanwhile.
+// log line naming it and saying why; the other clients' calls go on
+// meanwhile. Its queue is bounded by messages (Config.QueueLen) and by
+// bytes (MaxQueuedBytes), whichever it fills first.
 func TestSlowClientClosed(t *testing.T) {
+	t.Run("Messages", func(t *testing.T) {
+		testSlowClient(t, Config{QueueLen: 256}, 200, 200, "its queue of messages is full")
+	})
+	t.Run("Bytes", func(t *testing.T) {
+		// 20 events of 64 KiB a batch: past 1 MiB in a batch or two
+		// (the socket's buffers take some), far below 1024 messages.
+		testSlowClient(t, Config{QueueBytes: 1 << 20}, 20, 64<<10, "more than 1 MiB of messages wait for it")
+	})
+}
+
+// testSlowClient floods events in batches of batch, each padded with pad
+// bytes, until the proxy with queue closes the client that does not read,
+// saying why.
+func testSlowClient(t *testing.T, queue Config, batch, pad int, why string) {
 	srv := qmptest.NewServer(qmptest.Standard)
 	defer srv.Close()
-	h := startProxy(t, srv.Addr, func(c *Config) { c.QueueLen = 256 })
+	h := startProxy(t, srv.Addr, func(c *Config) { c.QueueLen, c.QueueBytes = queue.QueueLen, queue.QueueBytes })
 	ctx := ctxT(t)
 
 	slow := dialRaw(t, h.path)
@@ -29,9 +45,9 @@ func TestSlowClientClosed(t *testing.T) {
 	// Each emit's reply comes after its events, so the fast client never
 	// has more than one batch queued; the slow one falls further behind
 	// with each.
-	const batch, batches = 200, 100
+	const batches = 100
 	for i := 0; !h.logs.has("closing client") && i < batches; i++ {
-		args := map[string]any{"name": "FLOOD", "count": batch, "data": map[string]string{"pad": strings.Repeat("x", 200)}}
+		args := map[string]any{"name": "FLOOD", "count": batch, "data": map[string]string{"pad": strings.Repeat("x", pad)}}
 		if _, err := fast.Execute(ctx, "emit", args); err != nil {
 			t.Fatalf("emit %d: %v", i, err)
 		}
@@ -47,8 +63,8 @@ func TestSlowClientClosed(t *testing.T) {
 		}
 	}
 	line := h.logs.wait(t, "closing client", 1)
-	if !strings.Contains(line, "client 1 ") {
-		t.Errorf("log line %q does not name the slow client (client 1)", line)
+	if !strings.Contains(line, "client 1 ") || !strings.Contains(line, why) {
+		t.Errorf("log line %q does not name the slow client (client 1) or say %q", line, why)
 	}
 	// The slow client's connection ends after what was written.
 	slow.conn.SetReadDeadline(deadline())

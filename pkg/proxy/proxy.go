@@ -21,6 +21,7 @@ import (
 // Defaults for Config.
 const (
 	DefaultQueueLen       = 1024
+	DefaultQueueBytes     = 64 << 20
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultMinDelay       = 100 * time.Millisecond
 	DefaultMaxDelay       = 5 * time.Second
@@ -50,6 +51,11 @@ type Config struct {
 	// QueueLen bounds the messages waiting for one client; a client that
 	// falls that far behind is disconnected. Default DefaultQueueLen.
 	QueueLen int
+	// QueueBytes bounds their length together, for a client that asks
+	// for long replies and reads none; one message alone may be longer
+	// (a reply of tens of MiB the client asked for, up to
+	// MaxUpstreamMessageSize). Default DefaultQueueBytes.
+	QueueBytes int64
 	// MaxMessageSize bounds one message from a client; a client that
 	// sends a longer one is disconnected. Default
 	// protocol.DefaultMaxMessageSize. QEMU's are bounded by
@@ -155,6 +161,9 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.QueueLen <= 0 {
 		cfg.QueueLen = DefaultQueueLen
+	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = DefaultQueueBytes
 	}
 	if cfg.MaxMessageSize <= 0 {
 		cfg.MaxMessageSize = protocol.DefaultMaxMessageSize
