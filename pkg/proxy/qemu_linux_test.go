@@ -13,14 +13,10 @@ import (
 // QEMU before the first's reply (see qmptest.CheckAddFDConcurrently).
 func TestSendFDConcurrent(t *testing.T) {
 	sock := qmptest.StartQEMU(t)
-	pid, err := qmptest.ListenerPid(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := startProxy(t, sock, nil)
 	var clients []qmptest.FileExecutor
 	for range 4 {
 		clients = append(clients, h.client())
 	}
-	qmptest.CheckAddFDConcurrently(t, ctxT(t), pid, clients, 15)
+	qmptest.CheckAddFDConcurrently(t, ctxT(t), sock, clients, 15)
 }

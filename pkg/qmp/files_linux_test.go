@@ -10,11 +10,7 @@ import (
 // file in QEMU (see qmptest.CheckAddFDConcurrently).
 func TestExecuteWithFilesConcurrent(t *testing.T) {
 	sock := qmptest.StartQEMU(t)
-	pid, err := qmptest.ListenerPid(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := connect(t, sock)
 	clients := []qmptest.FileExecutor{c, c, c, c}
-	qmptest.CheckAddFDConcurrently(t, testContext(t), pid, clients, 15)
+	qmptest.CheckAddFDConcurrently(t, testContext(t), sock, clients, 15)
 }

@@ -11,11 +11,11 @@ import (
 	"testing"
 )
 
-// ListenerPid returns the pid of the process listening on the UNIX
+// listenerPid returns the pid of the process listening on the UNIX
 // socket at path (QEMU, for its monitor's), from the credentials of a
 // connection to it. The connection is closed at once: a monitor serving
 // another client never sees it.
-func ListenerPid(path string) (int, error) {
+func listenerPid(path string) (int, error) {
 	c, err := net.Dial("unix", path)
 	if err != nil {
 		return 0, err
@@ -45,14 +45,19 @@ type FileExecutor interface {
 }
 
 // CheckAddFDConcurrently has each of clients, connected to the QEMU whose
-// pid is pid, pass each files with add-fd, all at the same time, and
+// monitor listens on sock (directly or not), pass each files with
+// add-fd, all at the same time, and
 // checks that every call succeeded and that QEMU holds each file under
 // the opaque string it was passed with. QEMU keeps only the descriptors
 // of the last message that brought some and, with oob, reads ahead of
 // the command it runs: a client that lets two such requests reach it
 // together mixes them up.
-func CheckAddFDConcurrently(t testing.TB, ctx context.Context, pid int, clients []FileExecutor, each int) {
+func CheckAddFDConcurrently(t testing.TB, ctx context.Context, sock string, clients []FileExecutor, each int) {
 	t.Helper()
+	pid, err := listenerPid(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	errs := make(chan error, len(clients))
 	for k, c := range clients {
