@@ -297,7 +297,13 @@ func (c *client) request(v []byte, fr *frameReader) {
 	}
 	var fds []int
 	if r.command == "getfd" || r.command == "add-fd" {
-		fds = fr.takeFiles()
+		if fds = fr.takeFiles(); len(fds) == 0 {
+			// QEMU would give it whatever descriptors another client's
+			// request left on the proxy's connection: answered here,
+			// in QEMU's words.
+			c.reply(appendError(nil, r.id, genericError("No file descriptor supplied via SCM_RIGHTS")))
+			return
+		}
 	}
 	p.forward(c, r, fds)
 }

@@ -623,6 +623,9 @@ func (p *Proxy) forward(c *client, r *request, fds []int) {
 		case <-c.done:
 			return // the client is gone: its request goes nowhere
 		}
+		if c.killed.Load() {
+			return // killed as the slot came free (QEMU went away)
+		}
 		p.mu.Lock()
 	}
 	p.nextID++

@@ -330,6 +330,17 @@ func TestSendFD(t *testing.T) {
 	if _, err := c.Execute(ctx, "getfd", map[string]string{"fdname": "none"}); err == nil {
 		t.Fatal("getfd without a descriptor succeeded")
 	}
+	// A descriptor QEMU did not take (add-fd refused for its arguments
+	// before it looked) stays on the proxy's connection to QEMU: another
+	// client's add-fd without one must not get it.
+	if _, err := c.ExecuteWithFiles(ctx, "add-fd", map[string]any{"opaque": 5}, w); err == nil {
+		t.Fatal("add-fd with a number for opaque succeeded")
+	}
+	other := h.client()
+	ret, err := other.Execute(ctx, "add-fd", nil)
+	if err == nil || !strings.Contains(err.Error(), "No file descriptor supplied via SCM_RIGHTS") {
+		t.Fatalf("another client's add-fd without a descriptor = %s, %v; want QEMU's refusal", ret, err)
+	}
 }
 
 // QEMU going away closes every client and ends the proxy.
