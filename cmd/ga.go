@@ -177,7 +177,7 @@ func (o *GAOptions) dialStoppable(ctx context.Context, addr string) (context.Con
 func tlsRefused(addr string, err error) error {
 	var na *ga.NoAnswerError
 	var ce *protocol.ConnectError
-	if !isTLSAddress(addr) || errors.As(err, &na) || errors.As(err, &ce) {
+	if !isTLSAddress(addr) || errors.As(err, &na) || errors.As(err, &ce) || errors.Is(err, ga.ErrMonitor) {
 		return err
 	}
 	return &wrapped{err.Error() + "; " + tlsRefusedHint, err}

@@ -495,4 +495,12 @@ func TestGAOnMonitor(t *testing.T) {
 		run(t, "guest-ping\n", append([]string{"--timeout", "60s"}, args...)...).
 			mustSay(t, ExitConnection, sock+": this is a QEMU monitor", "qmpsh exec or connect")
 	}
+	// Over TLS, the same, without the hint for a refused certificate.
+	dir := qmptest.NewTLSDir(t)
+	addr := qmptest.StartQEMUTLS(t, dir)
+	r := run(t, "", "ga", "exec", "--tls-dir", dir, "-s", addr, "guest-ping")
+	r.mustSay(t, ExitConnection, addr+": this is a QEMU monitor", "qmpsh exec or connect")
+	if strings.Contains(r.stderr, "certificate") {
+		t.Errorf("stderr %q speaks of a certificate", r.stderr)
+	}
 }

@@ -117,7 +117,8 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 		}
 		where := a.Network + " " + a.Addr
 		if a.Network == "unix" {
-			where = a.Network + " " + filepath.Clean(a.Addr)
+			abs, _ := filepath.Abs(a.Addr) // cleaned too
+			where = a.Network + " " + abs
 		}
 		if first, ok := seen[where]; ok && !strings.HasSuffix(a.Addr, ":0") { // port 0: a port each
 			return usageErrorf("--listen %s is where --listen %s listens already: give each address once", l, first)

@@ -204,6 +204,10 @@ func TestProxyUsage(t *testing.T) {
 	qemu := qmptest.StartQEMU(t)
 	notSocket := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(notSocket, []byte("keep"), 0o600)
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -215,6 +219,8 @@ func TestProxyUsage(t *testing.T) {
 		{"LiveSocket", []string{"proxy", "-s", qemu, "--listen", qemu}, "listen"},
 		{"SameTwice", []string{"proxy", "-s", qemu, "--listen", notSocket + ".s", "--listen", "unix:" + notSocket + ".s"},
 			"--listen unix:" + notSocket + ".s is where --listen " + notSocket + ".s listens already"},
+		{"SameTwiceRelative", []string{"proxy", "-s", qemu, "--listen", "p.sock", "--listen", filepath.Join(cwd, "p.sock")},
+			"is where --listen p.sock listens already"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run(t, "", tc.args...)

@@ -94,7 +94,8 @@ func (c *client) push(msg []byte) {
 		c.wmu.Unlock()
 	}
 	c.queued.Add(1)
-	if max := c.p.cfg.QueueBytes; c.queuedBytes.Add(int64(len(msg))) > max && c.queued.Load() > 1 {
+	// What waited before msg counts: msg alone may be longer.
+	if max := c.p.cfg.QueueBytes; c.queuedBytes.Add(int64(len(msg)))-int64(len(msg)) > max {
 		c.kill(fmt.Sprintf("it does not read fast enough (more than %s of messages wait for it)", sizeString(max)))
 		return
 	}
@@ -315,9 +316,9 @@ func (c *client) writer() {
 	w := bufio.NewWriter(c.conn)
 	trace := c.p.cfg.Trace
 	end := false
-	var taken int64 // the length of the messages taken from queue
 	write := func(m []byte) {
-		taken += int64(len(m))
+		// Taken from the queue: what is being written counts no more.
+		c.queuedBytes.Add(-int64(len(m)))
 		switch {
 		case m == nil:
 			end = true
@@ -347,8 +348,6 @@ func (c *client) writer() {
 			}
 			err := w.Flush()
 			c.queued.Add(-k)
-			c.queuedBytes.Add(-taken)
-			taken = 0
 			c.wmu.Unlock()
 			if err != nil {
 				c.kill("")
