@@ -52,11 +52,15 @@ type redactor struct {
 	// (a client that reused an id in flight).
 	hidden [][]byte // copies, the latest last, at most maxHidden
 	left   int
-	// strays counts, by peer, the messages hidden whole as not JSON
-	// whose error reply may still come: the answer to a lexical error
-	// (a tab or a newline in a string) quotes the token it failed on,
-	// which may be a piece of the secret.
-	strays map[string]int
+	// tainted holds the peers that sent a secret in a message that was
+	// not JSON (a tab or a newline in a string is a lexical error): the
+	// parser's errors to them quote pieces of what they sent, so the
+	// quoted part of each is hidden from then on. cut holds those whose
+	// stream is still in the remains of such a message: until their
+	// next request, what they send that is no request (the pieces the
+	// parser read after the error: a word, a number of the secret's) is
+	// hidden whole.
+	tainted, cut map[string]bool
 }
 
 // hiddenFor is how many replies a hidden return value is looked for in;
@@ -70,7 +74,18 @@ type awaited struct{ seq, n uint64 }
 // message returns msg, from or to who, with its secrets hidden: msg itself
 // when it has none.
 func (r *redactor) message(who string, msg []byte) []byte {
-	if len(r.pending) > 0 || r.left > 0 || len(r.strays) > 0 {
+	if r.cut[who] {
+		var v map[string]json.RawMessage
+		switch {
+		case json.Unmarshal(msg, &v) != nil || v == nil:
+			return []byte(`"` + redactedValue + ` (not JSON)"`)
+		case hasMember(v, "execute", "exec-oob"):
+			delete(r.cut, who) // the peer's next request: the remains are over
+		case !hasMember(v, "return", "error", "event", "QMP"):
+			return []byte(`"` + redactedValue + `"`)
+		}
+	}
+	if len(r.pending) > 0 || r.left > 0 || len(r.tainted) > 0 {
 		// Only replies, and greetings, concern what is pending: most
 		// messages (events, requests) are not decoded for it. QEMU and
 		// the proxy write these members plainly, never escaped.
@@ -90,10 +105,13 @@ func (r *redactor) message(who string, msg []byte) []byte {
 	var v map[string]json.RawMessage
 	if json.Unmarshal(msg, &v) != nil || v == nil {
 		if shell.CarriesSecret(string(msg)) {
-			if r.strays == nil {
-				r.strays = map[string]int{}
+			if r.tainted == nil {
+				r.tainted, r.cut = map[string]bool{}, map[string]bool{}
 			}
-			r.strays[who]++
+			r.tainted[who] = true
+			if !balanced(msg) { // cut short by a lexical error
+				r.cut[who] = true
+			}
 			return []byte(`"` + redactedValue + ` (not JSON)"`)
 		}
 		return msg
@@ -164,8 +182,8 @@ func (r *redactor) reply(who string, msg []byte) ([]byte, bool) {
 	if !(ret || fail) {
 		return nil, false
 	}
-	if fail && r.strays[who] > 0 {
-		if out, ok := r.strayReply(who, v); ok {
+	if fail && r.tainted[who] {
+		if out, ok := hideQuoted(v); ok {
 			return out, true
 		}
 	}
@@ -197,25 +215,58 @@ func (r *redactor) reply(who string, msg []byte) ([]byte, bool) {
 	return marshalTraffic(v), true
 }
 
-// strayPrefix begins the error QEMU (and the proxy, in its words)
-// answers a lexical error with, quoting the token it failed on.
-const strayPrefix = "JSON parse error, stray '"
-
-// strayReply hides the token quoted in v, an error reply to who, if it
-// answers a lexical error in a message of who's that was hidden, and
-// reports whether it did.
-func (r *redactor) strayReply(who string, v map[string]json.RawMessage) ([]byte, bool) {
+// hideQuoted hides what v, an error reply, quotes of its peer's input
+// (QEMU's "JSON parse error, stray '...'", "invalid keyword '...'"),
+// and reports whether there was anything.
+func hideQuoted(v map[string]json.RawMessage) ([]byte, bool) {
 	var e map[string]json.RawMessage
 	var desc string
-	if json.Unmarshal(v["error"], &e) != nil || json.Unmarshal(e["desc"], &desc) != nil || !strings.HasPrefix(desc, strayPrefix) {
+	if json.Unmarshal(v["error"], &e) != nil || json.Unmarshal(e["desc"], &desc) != nil || !strings.HasPrefix(desc, "JSON parse error") {
 		return nil, false
 	}
-	if r.strays[who]--; r.strays[who] == 0 {
-		delete(r.strays, who)
+	i := strings.IndexByte(desc, '\'')
+	if i < 0 {
+		return nil, false
 	}
-	e["desc"], _ = encodeTraffic(strayPrefix + redactedValue + "'")
+	e["desc"], _ = encodeTraffic(desc[:i] + "'" + redactedValue + "'")
 	v["error"] = marshalTraffic(e)
 	return marshalTraffic(v), true
+}
+
+// balanced reports whether msg closes every brace and bracket it opens,
+// outside strings in double or single quotes (QEMU takes both): a
+// message QEMU's parser reads whole, not one a lexical error cut short.
+func balanced(msg []byte) bool {
+	depth := 0
+	var quote byte
+	for i := 0; i < len(msg); i++ {
+		c := msg[i]
+		switch {
+		case quote != 0 && c == '\\':
+			i++
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return depth == 0 && quote == 0
+}
+
+// hasMember reports whether v has any of keys.
+func hasMember(v map[string]json.RawMessage, keys ...string) bool {
+	for _, k := range keys {
+		if _, ok := v[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // remember keeps a copy of a hidden return value for hiddenFor replies
@@ -250,7 +301,8 @@ func (r *redactor) greeting(who string, msg []byte) {
 // forget drops every reply r waits for from or to who: its session
 // ended, or the proxy's client left.
 func (r *redactor) forget(who string) {
-	delete(r.strays, who)
+	delete(r.tainted, who)
+	delete(r.cut, who)
 	prefix := who + "\x00"
 	for k := range r.pending {
 		if strings.HasPrefix(k, prefix) {

@@ -100,6 +100,22 @@ func TestRedactor(t *testing.T) {
 		// Not JSON: hidden whole if its words carry a secret.
 		{"", `{'execute':'object-add','arguments':{'qom-type':'secret','id':'s0','data':'hunter2'}}`, `"<redacted> (not JSON)"`},
 		{"", `{'execute':'query-status'}`, ``},
+		// A secret cut short by a lexical error (a tab): the pieces the
+		// parser reads after it are hidden up to the peer's next
+		// request, and what its errors quote of the peer's input from
+		// then on, whichever message they answer.
+		{"p", `{"execute":"qom-get","arguments":{"path":"/machine","property":"type"},"id":1}`, ``},
+		{"p", "{\"execute\":\"object-add\",\"arguments\":{\"qom-type\":\"secret\",\"id\":\"s3\",\"data\":\"TOP\t", `"<redacted> (not JSON)"`},
+		{"p", `:`, `"<redacted> (not JSON)"`},
+		{"p", `12345`, `"<redacted> (not JSON)"`},
+		{"p", `{"return": "none-machine", "id": 1}`, ``},
+		{"p", `{"error": {"class": "GenericError", "desc": "JSON parse error, stray '\"TOP\t'"}}`,
+			`{"error":{"class":"GenericError","desc":"JSON parse error, stray '<redacted>'"}}`},
+		{"p", `{"error": {"class": "GenericError", "desc": "JSON parse error, invalid keyword 'sec'"}}`,
+			`{"error":{"class":"GenericError","desc":"JSON parse error, invalid keyword '<redacted>'"}}`},
+		{"p", `{"execute":"query-status"}`, ``},
+		{"p", `12345`, ``},
+		{"p", `{"error": {"class": "GenericError", "desc": "QMP input must be a JSON object"}}`, ``},
 	} {
 		got := string(r.message(tc.who, []byte(tc.msg)))
 		want := tc.want
@@ -332,9 +348,14 @@ func TestProxyLogHidesSecrets(t *testing.T) {
 			t.Fatalf("qom-get through the proxy: %s", line)
 		}
 	}
-	// A tab in a secret's string is a lexical error, which the proxy
-	// answers quoting the token it failed on: the secret's first part.
+	// A tab or a newline in a secret's string is a lexical error, which
+	// the proxy answers quoting the token it failed on (the secret's
+	// first part); after a newline it reads on from the next ':', whose
+	// words are messages of their own, answered quoting them.
 	if _, err := c.Write([]byte(`{"execute":"object-add","arguments":{"qom-type":"secret","id":"s1","data":"TOPSECRET` + "\t" + `X"}}` +
+		// (An extra quote closes the string the last one opens, so
+		// that what follows is read as written.)
+		`{"execute":"object-add","arguments":{"qom-type":"secret","id":"s2","data":"top` + "\n" + `sec:retword:12345:""}}` +
 		`{"execute":"query-status","id":9}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +381,8 @@ func TestProxyLogHidesSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	if strings.Contains(string(log), "hunter2") || strings.Count(string(log), `"<redacted>"`) != 4 ||
-		strings.Contains(string(log), "TOPSECRET") || !strings.Contains(string(log), `stray '<redacted>'`) {
+		strings.Contains(string(log), "TOPSECRET") || strings.Contains(string(log), "retword") ||
+		strings.Contains(string(log), "12345") || !strings.Contains(string(log), `stray '<redacted>'`) {
 		t.Errorf("--log file:\n%s", log)
 	}
 }
