@@ -117,7 +117,9 @@ func (f *File) Close(ctx context.Context) error {
 // not answer (a stalled guest) gets the close all the same: when the
 // synchronisation before it went unanswered, the close is written
 // without one and without waiting for its reply, and the agent runs it
-// when it reads it, after what it had before.
+// when it reads it, after what it had before. (Behind a large write the
+// agent has not read, the close may not fit in the connection's buffer
+// within the second it is given: the file then stays open.)
 func (f *File) closeAnyway(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
 	defer cancel()
