@@ -95,8 +95,8 @@ func (c *client) push(msg []byte) {
 	}
 	c.queued.Add(1)
 	// What waited before msg counts: msg alone may be longer.
-	if max := c.p.cfg.QueueBytes; c.queuedBytes.Add(int64(len(msg)))-int64(len(msg)) > max {
-		c.kill(fmt.Sprintf("it does not read fast enough (more than %s of messages wait for it)", sizeString(max)))
+	if bound := c.p.cfg.QueueBytes; c.queuedBytes.Add(int64(len(msg)))-int64(len(msg)) > bound {
+		c.kill(fmt.Sprintf("it does not read fast enough (more than %s of messages wait for it)", sizeString(bound)))
 		return
 	}
 	select {
