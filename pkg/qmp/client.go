@@ -107,11 +107,13 @@ type Client struct {
 	greeting *Greeting
 	oob      bool
 
-	// files is held by the call in flight that passes files: QEMU keeps
-	// only the descriptors of the last message that brought some, and
-	// with oob reads ahead of the command it runs, so a second such
-	// request sent before the first's reply would replace the first's
-	// descriptors, which its getfd would then take, or find none.
+	// files is held by the call in flight that passes files, or that
+	// takes some (getfd, add-fd): QEMU keeps only the descriptors of the
+	// last message that brought some, and with oob reads ahead of the
+	// command it runs, so a second such request sent before the first's
+	// reply would replace the first's descriptors, which its getfd would
+	// then take, or find none, and a getfd sent without files would take
+	// another call's.
 	files chan struct{}
 
 	listeners atomic.Pointer[[]*Listener] // copy-on-write, read by the reader
@@ -270,11 +272,15 @@ func (c *Client) ExecuteOOB(ctx context.Context, command string, args any) (json
 // SCM_RIGHTS ancillary data, as getfd and add-fd expect. It needs a UNIX
 // socket connection. The caller may close its files once it returns.
 //
-// Calls passing files run one at a time (see Client.files); a call given
-// up before its reply lets the next one go, though QEMU may not have run
-// it yet.
+// Calls passing files, and getfd and add-fd calls however made, run one
+// at a time (see Client.files); a call given up before its reply lets
+// the next one go, though QEMU may not have run it yet.
 func (c *Client) ExecuteWithFiles(ctx context.Context, command string, args any, files ...*os.File) (json.RawMessage, error) {
-	if len(files) > 0 {
+	return c.execute(ctx, "execute", command, args, files)
+}
+
+func (c *Client) execute(ctx context.Context, verb, command string, args any, files []*os.File) (json.RawMessage, error) {
+	if len(files) > 0 || command == "getfd" || command == "add-fd" {
 		select {
 		case c.files <- struct{}{}:
 			defer func() { <-c.files }()
@@ -282,10 +288,6 @@ func (c *Client) ExecuteWithFiles(ctx context.Context, command string, args any,
 			return nil, ctx.Err()
 		}
 	}
-	return c.execute(ctx, "execute", command, args, files)
-}
-
-func (c *Client) execute(ctx context.Context, verb, command string, args any, files []*os.File) (json.RawMessage, error) {
 	msg, err := encodeRequest(verb, command, args)
 	if err != nil {
 		return nil, err
