@@ -140,7 +140,7 @@ func TestProxyReadOnly(t *testing.T) {
 	}
 	// --log has every client's traffic, labelled, and QEMU's.
 	b, _ := os.ReadFile(logFile)
-	for _, want := range []string{`client 2 (on unix:` + p.path + `) <-- {"execute":"quit"`, `qemu --> {"execute":"query-status","id":`} {
+	for _, want := range []string{`client 2 (on unix:` + p.path + `) <-- {"execute":"quit"`, `qemu --> {"execute":"query-status"}`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("--log file lacks %q:\n%s", want, b)
 		}

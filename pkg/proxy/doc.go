@@ -31,7 +31,7 @@
 // Who may touch what:
 //
 //	lock or token          guards
-//	Proxy.mu               serving, servingCh, greeting, offered, clients, pending, nextID,
+//	Proxy.mu               serving, servingCh, greeting, offered, clients, pending, lastID,
 //	                       lostCh, each client's negotiated, last, inflight and draining,
 //	                       and every push into a client's queue: so the upstream reader
 //	                       (events, replies) and a client's reader (the proxy's own

@@ -558,3 +558,55 @@ func TestLeftAfterLastTrace(t *testing.T) {
 		t.Fatal("Left never called")
 	}
 }
+
+// A request alone at QEMU goes without an id, which costs QEMU bytes it
+// reads one at a time; one sent while another is in flight carries a
+// one-digit id of the proxy's. Each client gets its reply with its own
+// id, or none, whichever QEMU's reply had.
+func TestUpstreamIDs(t *testing.T) {
+	release := make(chan struct{})
+	srv := holdingQEMU(t, release, true)
+	sent := make(chan string, 16)
+	h := startProxy(t, srv.Addr, func(c *Config) {
+		c.Trace = func(who string, dir protocol.Direction, msg []byte) {
+			if who == "qemu" && dir == protocol.Sent && !strings.Contains(string(msg), "qmp_capabilities") {
+				sent <- string(msg)
+			}
+		}
+	})
+	a, b := dialRaw(t, h.path), dialRaw(t, h.path)
+	a.negotiate()
+	b.negotiate()
+	next := func(want string) {
+		t.Helper()
+		select {
+		case got := <-sent:
+			if got != want {
+				t.Fatalf("the proxy sent QEMU %s, want %s", got, want)
+			}
+		case <-ctxT(t).Done():
+			t.Fatalf("the proxy never sent QEMU %s", want)
+		}
+	}
+	a.send(`{"execute":"hold","id":{"a":[1]}}`)
+	next(`{"execute":"hold"}`)
+	b.send(`{"execute":"echo","arguments":{"n":1},"id":"b1"}`)
+	next(`{"execute":"echo","arguments":{"n":1},"id":1}`)
+	b.send(`{"execute":"echo","arguments":{"n":2}}`)
+	next(`{"execute":"echo","arguments":{"n":2},"id":2}`)
+	close(release)
+	if got := a.recv(); got != `{"id":{"a":[1]},"return":{"held":"yes"}}` {
+		t.Fatalf("a got %s", got)
+	}
+	for _, want := range []string{`{"id":"b1","return":{"n":1}}`, `{"return":{"n":2}}`} {
+		if got := b.recv(); got != want {
+			t.Fatalf("b got %s, want %s", got, want)
+		}
+	}
+	// Nothing in flight: alone again, without an id.
+	a.send(`{"execute":"echo","arguments":{"n":3},"id":7}`)
+	next(`{"execute":"echo","arguments":{"n":3}}`)
+	if got := a.recv(); got != `{"id":7,"return":{"n":3}}` {
+		t.Fatalf("a got %s", got)
+	}
+}

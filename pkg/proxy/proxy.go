@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
+	"github.com/qmpsh/qmpsh/pkg/wire"
 )
 
 // Defaults for Config.
@@ -123,8 +124,8 @@ type Proxy struct {
 	greeting   []byte               // QEMU's, as it sent it; nil until connected
 	offered    []string             // the capabilities QEMU offered
 	clients    map[*client]struct{} // admitted and not yet gone
-	pending    map[uint64]*call     // by the proxy's upstream id
-	nextID     uint64
+	pending    map[uint64]*call     // by the proxy's upstream id; 0: the call sent without one
+	lastID     uint64               // the id given last; see wire.NextID
 	nextClient int
 	// filesCall is the call in flight that carried descriptors, nil
 	// when none; filesFree is closed when it ends. QEMU keeps only the
@@ -458,14 +459,13 @@ func (p *Proxy) handle(msg []byte) error {
 		p.mu.Unlock()
 		return nil
 	}
-	var id uint64
-	var err error
+	var id uint64 // 0: the reply to the request sent without an id
 	if hasID {
-		id, err = strconv.ParseUint(string(msg[idm.vstart:idm.end]), 10, 64)
-	}
-	if !hasID || err != nil {
-		p.log.Warn("dropped a reply from QEMU with no id of the proxy's", "msg", truncate(msg))
-		return nil
+		var err error
+		if id, err = strconv.ParseUint(string(msg[idm.vstart:idm.end]), 10, 64); err != nil || id == 0 {
+			p.log.Warn("dropped a reply from QEMU with no id of the proxy's", "msg", truncate(msg))
+			return nil
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -477,7 +477,11 @@ func (p *Proxy) handle(msg []byte) error {
 	delete(p.pending, id)
 	p.endFilesCall(cl)
 	c := cl.c
-	c.push(replaceMember(msg, idm, cl.id))
+	if hasID {
+		c.push(replaceMember(msg, idm, cl.id))
+	} else {
+		c.push(appendID(msg, cl.id))
+	}
 	for _, m := range cl.after {
 		c.push(m)
 	}
@@ -592,8 +596,8 @@ func (p *Proxy) endFilesCall(cl *call) {
 	}
 }
 
-// forward sends the client's request to QEMU under an id of the proxy's
-// and files with it.
+// forward sends the client's request to QEMU under an id of the proxy's,
+// or none, and files with it.
 func (p *Proxy) forward(c *client, r *request, fds []int) {
 	files := make([]*os.File, len(fds))
 	for i, fd := range fds {
@@ -628,8 +632,15 @@ func (p *Proxy) forward(c *client, r *request, fds []int) {
 		}
 		p.mu.Lock()
 	}
-	p.nextID++
-	id := p.nextID
+	// Alone at QEMU, an in-band request goes without an id: QEMU answers
+	// in-band requests in order, every other request carries an id, so
+	// an id-less reply can only be its. Fewer bytes matter: QEMU reads
+	// its monitor a byte at a time. exec-oob's reply may overtake: it
+	// always has an id.
+	var id uint64
+	if r.oob || len(p.pending) != 0 {
+		id = wire.NextID(p.pending, &p.lastID)
+	}
 	cl := &call{c: c, id: r.id}
 	p.pending[id] = cl
 	if len(files) > 0 {

@@ -301,7 +301,7 @@ func appendEmptyReturn(b []byte, id json.RawMessage) []byte {
 }
 
 // appendUpstream appends the request as the proxy sends it to QEMU,
-// under the proxy's own id.
+// under the proxy's own id, or without one when id is 0.
 func appendUpstream(b []byte, r *request, id uint64) []byte {
 	if r.oob {
 		b = append(b, `{"exec-oob":`...)
@@ -314,7 +314,23 @@ func appendUpstream(b []byte, r *request, id uint64) []byte {
 		b = append(b, `,"arguments":`...)
 		b = append(b, r.args...)
 	}
-	b = append(b, `,"id":`...)
-	b = strconv.AppendUint(b, id, 10)
+	if id != 0 {
+		b = append(b, `,"id":`...)
+		b = strconv.AppendUint(b, id, 10)
+	}
 	return append(b, '}')
+}
+
+// appendID returns msg, a reply QEMU sent without an id, with id added
+// as QEMU would have written it; msg itself when id is nil.
+func appendID(msg []byte, id json.RawMessage) []byte {
+	end := bytes.LastIndexByte(msg, '}')
+	if id == nil || end < 0 {
+		return msg
+	}
+	out := make([]byte, 0, len(msg)+len(id)+8)
+	out = append(out, msg[:end]...)
+	out = append(out, `, "id": `...)
+	out = append(out, id...)
+	return append(out, msg[end:]...)
 }

@@ -101,7 +101,7 @@ type Client struct {
 	log   *slog.Logger
 
 	mu       sync.Mutex
-	lastID   uint64                 // the id given last; see nextID
+	lastID   uint64                 // the id given last; see wire.NextID
 	pending  map[uint64]chan result // by id (0: the call sent without one); nil marks a cancelled call
 	waiting  int                    // the entries of pending that are not nil
 	greeting *Greeting
@@ -410,33 +410,13 @@ func (c *Client) register(idless bool) call {
 	k := call{ch: replyChans.Get().(chan result)}
 	c.mu.Lock()
 	if !idless || len(c.pending) != 0 {
-		k.id = c.nextID()
+		k.id = wire.NextID(c.pending, &c.lastID)
 	}
 	c.pending[k.id] = k.ch
 	c.waiting++
 	k.alone = c.waiting == 1
 	c.mu.Unlock()
 	return k
-}
-
-// nextID returns an id that no pending call has, cancelled ones included,
-// so that no reply can be taken for another's: the next in a cycle through
-// 1..9 while fewer than 9 calls are pending (one digit), 1..99 while
-// fewer than 99, and so on. The caller holds c.mu.
-func (c *Client) nextID() uint64 {
-	limit := uint64(9)
-	for uint64(len(c.pending)) >= limit {
-		limit = limit*10 + 9
-	}
-	for {
-		c.lastID++
-		if c.lastID > limit {
-			c.lastID = 1
-		}
-		if _, busy := c.pending[c.lastID]; !busy {
-			return c.lastID
-		}
-	}
 }
 
 // unregister takes back a call whose request was not sent, so that no

@@ -1,8 +1,9 @@
 // Package wire holds what the QMP client (pkg/qmp) and the guest agent
 // client (pkg/ga) share of the wire format they both speak: the error
 // reply, the error of a call whose session ended first, how a timeout's
-// bound is said, and which JSON QEMU's parser takes (QEMURefuses, which
-// the proxy and the shell use too). Each client keeps its own request encoding and reply routing,
+// bound is said, which JSON QEMU's parser takes (QEMURefuses, which
+// the proxy and the shell use too), and how a request's id is chosen
+// (NextID, which the proxy uses too). Each client keeps its own request encoding and reply routing,
 // since QMP's greeting, events and out-of-band ids and the agent's
 // sentinel byte make them differ.
 package wire
@@ -88,4 +89,27 @@ func RoundBound(d time.Duration) time.Duration {
 		g = 10 * time.Millisecond
 	}
 	return (d + g - 1).Truncate(g)
+}
+
+// NextID returns a request id that no key of pending has, so that no
+// reply can be taken for another request's: the one after *last (which
+// it updates) in a cycle through 1..9 while fewer than 9 requests are
+// pending (one digit), 1..99 while fewer than 99, and so on. Short ids
+// matter against QEMU, which reads its monitor a byte at a time: an id
+// is parsed and echoed, and its length is most of what it costs. (Key 0
+// is the request sent without an id; see the QMP client and the proxy.)
+func NextID[V any](pending map[uint64]V, last *uint64) uint64 {
+	limit := uint64(9)
+	for uint64(len(pending)) >= limit {
+		limit = limit*10 + 9
+	}
+	for {
+		*last++
+		if *last > limit {
+			*last = 1
+		}
+		if _, busy := pending[*last]; !busy {
+			return *last
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -38,5 +39,33 @@ func TestExecuteErrorWithoutClass(t *testing.T) {
 		if got := tc.e.Error(); got != tc.want {
 			t.Errorf("%+v: Error() = %q\nwant %q", tc.e, got, tc.want)
 		}
+	}
+}
+
+// NextID cycles through one-digit ids while fewer than 9 are pending,
+// skipping the busy ones, and goes to two digits only when it must.
+func TestNextID(t *testing.T) {
+	pending := map[uint64]bool{0: true, 2: true}
+	var last uint64
+	var got []uint64
+	for range 9 {
+		id := NextID(pending, &last)
+		got = append(got, id)
+		pending[id] = true
+	}
+	// 0 and 2 taken: 1, then 3..9, and 10 only once 10 are pending.
+	want := []uint64{1, 3, 4, 5, 6, 7, 8, 9, 10}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ids %v, want %v", got, want)
+	}
+	clear(pending)
+	pending[5] = true
+	last = 4
+	if id := NextID(pending, &last); id != 6 {
+		t.Fatalf("after 4 with 5 busy: %d, want 6", id)
+	}
+	last = 9
+	if id := NextID(pending, &last); id != 1 {
+		t.Fatalf("after 9 with one pending: %d, want 1 (back round)", id)
 	}
 }
