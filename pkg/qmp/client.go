@@ -100,6 +100,15 @@ type Client struct {
 	proto *protocol.Protocol
 	log   *slog.Logger
 
+	// sendMu keeps each request on the session it was registered under:
+	// a call holds it shared from register until its request is sent or
+	// refused, and establish takes it whole before a new session goes
+	// live. Ids are reused from session to session (each starts with an
+	// empty pending), so a request registered under a session that then
+	// ended, written on the next one, would have its reply taken by that
+	// session's call with the same id, or, sent without an id, end it.
+	sendMu sync.RWMutex
+
 	mu       sync.Mutex
 	lastID   uint64                 // the id given last; see wire.NextID
 	pending  map[uint64]chan result // by id (0: the call sent without one); nil marks a cancelled call
@@ -336,6 +345,7 @@ func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage,
 	out, err := json.Marshal(fields)
 	if err != nil {
 		c.unregister(call)
+		c.sendMu.RUnlock()
 		return nil, fmt.Errorf("encoding raw QMP message: %w", err)
 	}
 	r, err := c.roundTrip(ctx, call, out, nil)
@@ -406,8 +416,12 @@ type call struct {
 // pending until the reply comes, so the next call takes an id and cannot
 // take the stale reply. Sending fewer bytes matters: QEMU's parsing is
 // most of a round trip, and an id is parsed and echoed.
+//
+// The caller holds sendMu shared from register until the request is sent
+// or refused (roundTrip), or until it gives the call up unsent.
 func (c *Client) register(idless bool) call {
 	k := call{ch: replyChans.Get().(chan result)}
+	c.sendMu.RLock()
 	c.mu.Lock()
 	if !idless || len(c.pending) != 0 {
 		k.id = wire.NextID(c.pending, &c.lastID)
@@ -436,6 +450,9 @@ func (c *Client) unregister(k call) (others bool) {
 // session's end or ctx. Its channel goes back to replyChans once a result
 // has been taken from it, when nothing else can be sent on it.
 func (c *Client) roundTrip(ctx context.Context, k call, msg []byte, files []*os.File) (reply, error) {
+	if testHookRegistered != nil {
+		testHookRegistered()
+	}
 	var err error
 	switch {
 	case files != nil:
@@ -445,13 +462,14 @@ func (c *Client) roundTrip(ctx context.Context, k call, msg []byte, files []*os.
 	default:
 		err = c.proto.Send(ctx, msg)
 	}
+	c.sendMu.RUnlock()
 	if err != nil {
 		// Not sent, or the session is over: no reply is due.
 		if others := c.unregister(k); k.alone && others {
 			// A call that came after this one left reading to it.
 			c.proto.Wake()
 		}
-		return reply{}, sendFailed(err)
+		return reply{}, c.sendFailed(err)
 	}
 
 	// A lone call reads its reply itself if the reader goroutine has
@@ -481,11 +499,18 @@ func (c *Client) roundTrip(ctx context.Context, k call, msg []byte, files []*os.
 // sendFailed is the error of a call whose request could not be sent. A
 // send that the session's end overtook wrote nothing (a message is
 // written whole or, under the writer's lock, not at all): the call is
-// marked NotSent, so that no one is told QEMU may have run it.
-func sendFailed(err error) error {
+// marked NotSent, so that no one is told QEMU may have run it. So is one
+// that found its session gone and the next one not yet live (connecting,
+// or still disconnecting): it was made for a session that ended first.
+// A client that is not connected at all says so (a StateError).
+func (c *Client) sendFailed(err error) error {
 	var ended *protocol.SessionEndedError
 	if errors.As(err, &ended) {
 		return &DisconnectedError{Cause: ended.Cause, NotSent: true}
+	}
+	var se *protocol.StateError
+	if errors.As(err, &se) && se.State != protocol.Idle {
+		return &DisconnectedError{Cause: c.proto.Err(), NotSent: true}
 	}
 	return err
 }
@@ -857,6 +882,7 @@ func decodeGreeting(msg []byte) (*Greeting, bool) {
 // reader starts.
 func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 	defer c.handOn() // events that came with the negotiation
+	defer c.barrier()
 	c.mu.Lock()
 	c.greeting, c.oob = nil, false
 	c.mu.Unlock()
@@ -940,6 +966,25 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 	c.oob = oob
 	c.mu.Unlock()
 	return nil
+}
+
+// testHookRegistered, when set by a test, runs between a call's register
+// and its send.
+var testHookRegistered func()
+
+// testHookBarrier, when set by a test, runs as establish reaches the
+// barrier of sendMu.
+var testHookBarrier func()
+
+// barrier waits for the calls registered under the previous session to
+// send or give up: the new session goes live only once establish has
+// returned, so none of them can reach it (see sendMu).
+func (c *Client) barrier() {
+	if testHookBarrier != nil {
+		testHookBarrier()
+	}
+	c.sendMu.Lock()
+	c.sendMu.Unlock()
 }
 
 // decodeFast decodes the messages a server sends all the time, replies

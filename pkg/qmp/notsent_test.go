@@ -15,7 +15,8 @@ import (
 // protocol's error to the mapping roundTrip uses.
 func TestSendOvertakenIsNotSent(t *testing.T) {
 	cause := errors.New("connection closed by peer")
-	err := sendFailed(&protocol.SessionEndedError{Cause: cause})
+	c := NewClient()
+	err := c.sendFailed(&protocol.SessionEndedError{Cause: cause})
 	var de *DisconnectedError
 	if !errors.As(err, &de) || !de.NotSent || !errors.Is(err, cause) ||
 		err.Error() != "not sent: connection lost: connection closed by peer" {
@@ -23,7 +24,7 @@ func TestSendOvertakenIsNotSent(t *testing.T) {
 	}
 	// Any other failure (a bad descriptor to pass, ctx) is its own.
 	other := errors.New("passing file descriptors needs a UNIX socket connection, not tcp")
-	if err := sendFailed(other); err != other {
+	if err := c.sendFailed(other); err != other {
 		t.Fatalf("sendFailed(other) = %v", err)
 	}
 }
