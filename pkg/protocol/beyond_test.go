@@ -756,3 +756,39 @@ func goroutineWaiting(fn, status string) bool {
 	}
 	return false
 }
+
+// A peer that refuses writes but never ends its stream (it shut only its
+// reading side) does not leave the session hanging: after writeGrace the
+// refused write ends it. A send after the refusal is refused as the
+// session's end would refuse it.
+func TestRefusedWriteEndsAfterGrace(t *testing.T) {
+	defer func(d time.Duration) { writeGrace = d }(writeGrace)
+	writeGrace = 20 * time.Millisecond
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oursFile := os.NewFile(uintptr(fds[0]), "ours")
+	ours, err := net.FileConn(oursFile)
+	oursFile.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[1])
+	if err := syscall.Shutdown(fds[1], syscall.SHUT_RD); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	p := New(Config{Ended: func(err error) { ended <- err }})
+	if err := p.ConnectConn(context.Background(), ours); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Disconnect()
+	var se *SessionEndedError
+	if err := p.SendNow(context.Background(), []byte(`{"execute":"stop"}`)); !errors.As(err, &se) || !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("SendNow to a peer that shut its reading side = %v; want a SessionEndedError for the broken pipe", err)
+	}
+	if err := waitEnded(t, ended); !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("the session ended with %v; want the refused write", err)
+	}
+}

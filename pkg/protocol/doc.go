@@ -20,6 +20,11 @@
 //	writer            the same                            the session ending (done), or a write error;
 //	(session.writer)                                      Disconnect waits
 //
+// A write the peer refused (EPIPE) does not end the session at once: the
+// peer may have written replies before it closed (QEMU answers quit, then
+// exits), so the reader goes on to the end of the stream and ends the
+// session there; a timer (writeGrace) ends it should the stream not end.
+//
 // Besides, context.AfterFunc callbacks turn a context ending into a
 // deadline or a closed listener: the session hook's (stopped when the
 // hook returns), the listener's in Accept (stopped when it returns), and
@@ -45,6 +50,7 @@
 //	                         buffer and what it could not write (tail). Held by the
 //	                         writer goroutine, or by a caller in SendNow.
 //	session.endOnce          the cause (err), recorded once, before done is closed
+//	session.wfail (atomic)   the refused write; set once, then nothing more is written
 //
 // To wait for the runstate to change, use WaitForStateChange, or
 // RunstateChanged in a select; a Watcher is for whoever must see every

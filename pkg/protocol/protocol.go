@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -579,6 +580,10 @@ type session struct {
 	werr    error
 	tail    []byte // what writeNow could not write, for the writer; under wmu
 	kick    chan struct{}
+	// wfail is the write the peer refused (see writeFailed); once set,
+	// nothing more is written.
+	wfail atomic.Pointer[failedWrite]
+	grace atomic.Pointer[time.Timer] // ends the session if the stream does not end; see writeFailed
 
 	done    chan struct{} // closed when the session ends
 	endOnce sync.Once
@@ -643,6 +648,9 @@ func (s *session) end(cause error) {
 	s.endOnce.Do(func() {
 		s.err = cause
 		s.over.Store(true)
+		if t := s.grace.Load(); t != nil {
+			t.Stop()
+		}
 		close(s.done)
 		s.conn.Close()
 		p := s.p
@@ -668,6 +676,37 @@ func (s *session) end(cause error) {
 	})
 }
 
+// failedWrite is the error of the write the peer refused.
+type failedWrite struct{ err error }
+
+// writeGrace bounds how long a session whose peer refused a write waits
+// for the end of the stream (see writeFailed). Tests change it.
+var writeGrace = time.Second
+
+// writeFailed ends the session for a failed write, err. A peer that
+// closed the connection (EPIPE: QEMU exiting after quit) may have written
+// replies first, which are still to be read: the session is then left to
+// the reader, which hands them on and ends it at the end of the stream,
+// with the peer's close as the cause; nothing more is written, and a send
+// is refused as the session's end would refuse it. A peer that shut only
+// its reading side would never end the stream: err ends the session after
+// writeGrace.
+func (s *session) writeFailed(err error) {
+	if !errors.Is(err, syscall.EPIPE) {
+		s.end(err)
+		return
+	}
+	if !s.wfail.CompareAndSwap(nil, &failedWrite{err}) {
+		return
+	}
+	s.p.log.Debug("the peer refused a write; reading what it sent before it closed", "err", err)
+	s.grace.Store(time.AfterFunc(writeGrace, func() { s.end(err) }))
+	if s.over.Load() { // ended meanwhile, perhaps before the timer was there to stop
+		s.grace.Load().Stop()
+	}
+	s.wake() // a reader goroutine that yielded reads now
+}
+
 // endErr is what a call caught by the session's end returns.
 func (s *session) endErr() error { return &SessionEndedError{Cause: s.err} }
 
@@ -676,6 +715,9 @@ func (s *session) enqueue(ctx context.Context, m outgoing) error {
 	case <-s.done:
 		return s.endErr()
 	default:
+	}
+	if f := s.wfail.Load(); f != nil {
+		return &SessionEndedError{Cause: f.err} // ending: see writeFailed
 	}
 	s.queued.Add(1)
 	select {
@@ -697,7 +739,7 @@ func (s *session) enqueue(ctx context.Context, m outgoing) error {
 // non-blocking write: what the connection does not take goes to the
 // writer goroutine, which writes it before anything else.
 func (s *session) writeNow(msg []byte) (done, traced bool) {
-	if s.raw == nil || s.queued.Load() != 0 || !s.wmu.TryLock() {
+	if s.raw == nil || s.queued.Load() != 0 || s.wfail.Load() != nil || !s.wmu.TryLock() {
 		return false, false
 	}
 	defer s.wmu.Unlock()
@@ -725,9 +767,9 @@ func (s *session) writeNow(msg []byte) (done, traced bool) {
 		return false, true // the connection is full: queue it
 	}
 	if err != nil {
-		s.end(fmt.Errorf("writing to peer: %w", plainPeerError(&net.OpError{Op: "write", Net: s.conn.LocalAddr().Network(),
+		s.writeFailed(fmt.Errorf("writing to peer: %w", plainPeerError(&net.OpError{Op: "write", Net: s.conn.LocalAddr().Network(),
 			Source: s.conn.LocalAddr(), Addr: s.conn.RemoteAddr(), Err: os.NewSyscallError("write", err)})))
-		return true, true
+		return false, true // unwritten: enqueue says why
 	}
 	if n < len(s.scratch) {
 		s.tail = append([]byte(nil), s.scratch[n:]...)
@@ -846,7 +888,7 @@ func (s *session) writer() {
 		}
 		s.wmu.Unlock()
 		if err != nil {
-			s.end(fmt.Errorf("writing to peer: %w", plainPeerError(err)))
+			s.writeFailed(fmt.Errorf("writing to peer: %w", plainPeerError(err)))
 			return
 		}
 	}
