@@ -416,7 +416,7 @@ func TestSendFiles(t *testing.T) {
 		}
 		// SendFiles has seen the end, or will: wait till it either
 		// returns (wrong) or waits for the writer.
-		for !goroutineWaiting("protocol.(*Protocol).SendFiles", "sync.Mutex.Lock") {
+		for !goroutineWaiting("protocol.(*Protocol).SendFiles", "chan receive") {
 			select {
 			case err := <-returned:
 				t.Fatalf("SendFiles returned (%v) while the writer was still to pass its descriptor", err)
@@ -791,4 +791,67 @@ func TestRefusedWriteEndsAfterGrace(t *testing.T) {
 	if err := waitEnded(t, ended); !errors.Is(err, syscall.EPIPE) {
 		t.Fatalf("the session ended with %v; want the refused write", err)
 	}
+}
+
+// SendFiles returns when its context ends, even while the message waits
+// behind others the peer is not reading, and the message then never
+// goes: its descriptors may be other files by the time it would.
+func TestSendFilesContext(t *testing.T) {
+	ours, theirs := unixPair(t)
+	p := New(Config{})
+	if err := p.ConnectConn(context.Background(), ours); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Disconnect()
+	big := bytes.Repeat([]byte("x"), 4<<20) // more than the socket holds
+	if err := p.Send(context.Background(), big); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := p.SendFiles(ctx, []byte(`{"execute":"getfd"}`), os.Stdin); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("SendFiles behind an unread message = %v; want its context's deadline", err)
+	}
+	if err := p.Send(context.Background(), []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	// The peer reads everything up to "after": no descriptor, no getfd.
+	var got []byte
+	buf, oob := make([]byte, 64<<10), make([]byte, syscall.CmsgSpace(4))
+	for !bytes.HasSuffix(got, []byte("after\n")) {
+		theirs.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, oobn, _, _, err := theirs.ReadMsgUnix(buf, oob)
+		if err != nil {
+			t.Fatalf("reading: %v after %d bytes", err, len(got))
+		}
+		if oobn != 0 {
+			t.Fatal("the abandoned message's descriptor reached the peer")
+		}
+		got = append(got, buf[:n]...)
+	}
+	if want := string(big) + "\nafter\n"; string(got) != want {
+		t.Fatalf("the peer read %d bytes ending %q; want the big message and after", len(got), got[max(0, len(got)-40):])
+	}
+}
+
+// unixPair returns two connected UNIX stream sockets, closed when the
+// test ends.
+func unixPair(t *testing.T) (ours, theirs *net.UnixConn) {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns [2]*net.UnixConn
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "pair")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c.(*net.UnixConn)
+		t.Cleanup(func() { c.Close() })
+	}
+	return conns[0], conns[1]
 }

@@ -399,6 +399,9 @@ func (p *Protocol) SendNow(ctx context.Context, msg []byte) error {
 // SendFiles sends msg with files attached as SCM_RIGHTS ancillary data,
 // as QEMU's getfd and add-fd expect, and returns once it is written (so
 // the caller may close its copies). It needs a UNIX socket connection.
+// When ctx ends, or the session, before the writer has taken the message
+// up, it returns at once and the message is never written; once taken
+// up, its write is awaited.
 func (p *Protocol) SendFiles(ctx context.Context, msg []byte, files ...*os.File) error {
 	s, err := p.running()
 	if err != nil {
@@ -412,30 +415,36 @@ func (p *Protocol) SendFiles(ctx context.Context, msg []byte, files ...*os.File)
 		fds[i] = int(f.Fd())
 	}
 	result := make(chan error, 1)
-	gone := new(bool)
-	if err := s.enqueue(ctx, outgoing{msg: msg, fds: fds, result: result, gone: gone}); err != nil {
+	claim := new(atomic.Int32)
+	if err := s.enqueue(ctx, outgoing{msg: msg, fds: fds, result: result, claim: claim}); err != nil {
 		return err
 	}
+	var why error
 	select {
 	case err := <-result:
 		return err
+	case <-ctx.Done():
+		why = ctx.Err()
 	case <-s.done:
-		// The writer may hold the message still, or take it yet. Once
-		// this returns the caller closes the files, and their numbers
-		// may be reused for files that must never reach the peer: under
-		// wmu, which the writer holds while it writes, either the write
-		// is over or it will not happen.
-		s.wmu.Lock()
-		*gone = true
-		s.wmu.Unlock()
-		select {
-		case err := <-result:
-			return err
-		default:
-			return s.endErr()
-		}
+		why = s.endErr()
 	}
+	// Once this returns the caller closes the files, and their numbers
+	// may be reused for files that must never reach the peer: the message
+	// goes unwritten, unless the writer has claimed it already, and then
+	// its outcome is awaited.
+	if claim.CompareAndSwap(unclaimed, abandoned) {
+		return why
+	}
+	return <-result
 }
+
+// The claim on a message with descriptors (outgoing.claim): the writer
+// takes it to write the message, or SendFiles to abandon it.
+const (
+	unclaimed = iota
+	writing
+	abandoned
+)
 
 func (p *Protocol) running() (*session, error) {
 	if s := p.live.Load(); s != nil {
@@ -541,8 +550,8 @@ type outgoing struct {
 	msg    []byte
 	traced bool // logged and traced already, by writeNow
 	fds    []int
-	result chan error // for SendFiles: the write's outcome
-	gone   *bool      // for SendFiles: it has returned unwritten; under wmu
+	result chan error    // for SendFiles: the write's outcome
+	claim  *atomic.Int32 // for SendFiles: who has the message; see unclaimed
 }
 
 // session is one connection's worth of state, from transport-up to the
@@ -911,8 +920,8 @@ func (s *session) send(m outgoing) error {
 		}
 		return s.buffer(m.msg)
 	}
-	if *m.gone { // the session has ended, and fds may be others' files by now
-		return nil
+	if !m.claim.CompareAndSwap(unclaimed, writing) {
+		return nil // SendFiles gave up on it: fds may be others' files by now
 	}
 	err := s.writeWithFiles(m)
 	m.result <- err
