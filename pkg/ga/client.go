@@ -252,9 +252,15 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 // handle routes a reply to its call. Anything before a 0xFF sentinel is
 // stale output and is dropped with it.
 func (c *Client) handle(msg []byte) error {
+	// 0xFF is never in JSON text: IndexByte finds it fast, when at all.
+	if bytes.IndexByte(msg, 0xff) >= 0 {
+		msg = msg[bytes.LastIndexByte(msg, 0xff)+1:]
+	}
 	// The common case, {"return": VALUE, "id": N} as qemu-ga writes it,
 	// without decoding VALUE, which may be megabytes of base64 that the
-	// caller decodes anyway.
+	// caller decodes anyway (decode checks what it takes: decodeRead).
+	// Any other value is checked, and the message decoded whole if it is
+	// not the JSON it looks like.
 	if ret, id, ok := fastReply(msg); ok {
 		pc := c.take(id)
 		if pc == nil {
@@ -262,20 +268,22 @@ func (c *Client) handle(msg []byte) error {
 			return nil
 		}
 		var r reply
-		if pc.decode != nil {
+		switch {
+		case pc.decode != nil:
 			pc.decode(ret)
 			r.Return = decoded
-		} else {
+		case json.Valid(ret):
 			r.Return = bytes.Clone(ret)
+		default:
+			if err := json.Unmarshal(msg, &r); err != nil {
+				r.err = &ProtocolError{Msg: fmt.Sprintf("the reply to %s is not JSON (%v): %s", pc.command, err, truncate(msg))}
+			}
 		}
 		if pc.wantRaw {
 			r.raw = bytes.Clone(msg)
 		}
 		pc.ch <- r
 		return nil
-	}
-	if i := bytes.LastIndexByte(msg, 0xff); i >= 0 {
-		msg = msg[i+1:]
 	}
 	var r reply
 	if err := json.Unmarshal(msg, &r); err != nil {

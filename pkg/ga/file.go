@@ -324,11 +324,20 @@ func (c *Client) WriteFile(ctx context.Context, path string, r io.Reader, progre
 func decodeRead(ret, dst []byte) (data []byte, eof bool, err error) {
 	key := []byte(`"buf-b64": "`)
 	if i := bytes.Index(ret, key); i >= 0 {
-		s := ret[i+len(key):]
+		k := i + len(key)
+		s := ret[k:]
 		if j := bytes.IndexByte(s, '"'); j >= 0 && bytes.IndexByte(s[:j], '\\') < 0 {
-			rest := append(ret[:i:i], s[j:]...) // ret without the data, to look for eof
-			if data, err = base64.StdEncoding.AppendDecode(dst[:0], s[:j]); err == nil {
-				return data, bytes.Contains(rest, []byte(`"eof": true`)), nil
+			// ret with the data left out is short: decoded whole, it
+			// gives eof, and with the data valid base64, ret is the
+			// JSON object it looks like.
+			rest := append(ret[:k:k], s[j:]...)
+			var r struct {
+				EOF bool `json:"eof"`
+			}
+			if json.Unmarshal(rest, &r) == nil {
+				if data, err = base64.StdEncoding.AppendDecode(dst[:0], s[:j]); err == nil {
+					return data, r.EOF, nil
+				}
 			}
 		}
 	}

@@ -489,8 +489,14 @@ func TestDecodeRead(t *testing.T) {
 			t.Errorf("decodeRead(%s) = %q, %v, %v; want %q, %v", tc.ret, data, eof, err, tc.data, tc.eof)
 		}
 	}
-	if _, _, err := ga.DecodeRead([]byte(`{"buf-b64": "!!!"}`), nil); err == nil {
-		t.Error("decodeRead of bad base64: no error")
+	for _, bad := range []string{
+		`{"buf-b64": "!!!"}`,                   // not base64
+		`{"buf-b64": "YWJj", "eof": tru}`,      // not JSON around the data
+		`{"buf-b64": "YWJj"}, "extra": 2, "x"`, // a fragment of a reply
+	} {
+		if _, _, err := ga.DecodeRead([]byte(bad), nil); err == nil {
+			t.Errorf("decodeRead(%s): no error", bad)
+		}
 	}
 }
 
@@ -673,4 +679,73 @@ func TestReadFileAgentStalls(t *testing.T) {
 	if open, err := a.OpenFiles(a.Dir); err != nil || open != 0 {
 		t.Errorf("agent has %d files open in %s (%v); want 0", open, a.Dir, err)
 	}
+}
+
+// Replies laid out as qemu-ga writes them (the fast path) but not the
+// JSON they look like: Exec returns valid JSON or a protocol error at
+// once, never a fragment and never a wait for its deadline; output before
+// a 0xFF is stale and dropped first.
+func TestOddReplies(t *testing.T) {
+	for _, tc := range []struct {
+		name, raw string
+		ret       string // "" for a ProtocolError
+	}{
+		{"extra member", `{"return": {"a": 1}, "extra": 2, "id": %ID%}` + "\n", `{"a":1}`},
+		{"not JSON", `{"return": hello, "id": %ID%}` + "\n", ""},
+		{"stale before a sentinel", `{"return": {"a": ` + "\xff" + `{"return": 5, "id": %ID%}` + "\n", `5`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := gatest.StartFake(t, func(req gatest.Request) map[string]any {
+				if req.Execute == "guest-info" {
+					return map[string]any{"raw": tc.raw}
+				}
+				return answer(req)
+			})
+			ctx := testCtx(t)
+			c := connect(t, ctx, f.Path)
+			ret, err := c.Exec(ctx, "guest-info", nil)
+			var pe *ga.ProtocolError
+			switch {
+			case tc.ret == "" && !errors.As(err, &pe):
+				t.Fatalf("Exec = %s, %v; want a ProtocolError", ret, err)
+			case tc.ret != "" && (err != nil || string(compact(ret)) != tc.ret):
+				t.Fatalf("Exec = %s, %v; want %s", ret, err, tc.ret)
+			}
+			if _, err := c.Exec(ctx, "guest-ping", nil); err != nil {
+				t.Fatalf("the next call: %v", err)
+			}
+		})
+	}
+}
+
+// An agent that died mid-reply and was restarted answers the client's
+// resynchronisation after its 0xFF sentinel, the half reply before it on
+// the same line: the sync must find its answer there.
+func TestResyncAfterHalfReply(t *testing.T) {
+	f := gatest.StartFake(t, func(req gatest.Request) map[string]any {
+		if req.Execute == "guest-info" { // half of it, and the agent is gone
+			return map[string]any{"raw": `{"return": {"version": "7.2.0", "supported_commands": [`}
+		}
+		return answer(req)
+	})
+	ctx := testCtx(t)
+	c := connect(t, ctx, f.Path)
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err := c.Exec(short, "guest-info", nil)
+	cancel()
+	var na *ga.NoAnswerError
+	if !errors.As(err, &na) {
+		t.Fatalf("guest-info answered by half: %v; want *NoAnswerError", err)
+	}
+	if _, err := c.Exec(ctx, "guest-ping", nil); err != nil {
+		t.Fatalf("the call after the resync: %v", err)
+	}
+}
+
+func compact(b []byte) []byte {
+	var out bytes.Buffer
+	if json.Compact(&out, b) != nil {
+		return b
+	}
+	return out.Bytes()
 }

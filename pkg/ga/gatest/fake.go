@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -22,6 +23,9 @@ type Request struct {
 // object to send ({"return": ...} or {"error": ...}; the request's id is
 // added, unless the object has "id": nil, which sends it without an id, as
 // qemu-ga answers a request it could not parse), or nil to send nothing.
+// An object {"raw": "..."} is sent as it is, without a newline, with
+// "%ID%" replaced by the request's id: a reply laid out as qemu-ga lays
+// it out, or as a broken agent might.
 type Handler func(req Request) map[string]any
 
 // FakeAgent is a scripted guest agent on a UNIX socket. It resets on a
@@ -124,7 +128,9 @@ func (f *FakeAgent) handle(c net.Conn) {
 		default:
 			reply = f.h(req)
 		}
-		if reply != nil {
+		if raw, ok := reply["raw"].(string); ok {
+			c.Write([]byte(strings.ReplaceAll(raw, "%ID%", string(req.ID))))
+		} else if reply != nil {
 			if id, set := reply["id"]; set && id == nil {
 				delete(reply, "id")
 			} else if req.ID != nil {
