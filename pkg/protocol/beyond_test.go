@@ -855,3 +855,20 @@ func unixPair(t *testing.T) (ours, theirs *net.UnixConn) {
 	}
 	return conns[0], conns[1]
 }
+
+// A session hook's Send to a peer that has hung up says so in the peer's
+// terms, as the reader and writer do, not in Go's socket wording.
+func TestSessionSendToClosedPeer(t *testing.T) {
+	ours, theirs := unixPair(t)
+	theirs.Close()
+	p := New(Config{Establish: func(ctx context.Context, s *Session) error {
+		if _, err := s.Recv(); !errors.Is(err, ErrClosedByPeer) {
+			return fmt.Errorf("Recv from a closed peer: %v", err)
+		}
+		return s.Send([]byte(`{"execute":"qmp_capabilities"}`))
+	}})
+	err := p.ConnectConn(context.Background(), ours)
+	if err == nil || err.Error() != "connection closed by peer: broken pipe" || !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("ConnectConn = %v; want the broken pipe said plainly", err)
+	}
+}

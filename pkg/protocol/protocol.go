@@ -531,16 +531,17 @@ func (ss *Session) Recv() ([]byte, error) {
 
 // Send writes msg and flushes it.
 func (ss *Session) Send(msg []byte) error {
-	if err := ss.s.write(msg); err != nil {
-		return err
+	err := ss.s.write(msg)
+	if err == nil {
+		err = ss.s.w.Flush()
 	}
-	if err := ss.s.w.Flush(); err != nil {
-		if ctxErr := ss.ctx.Err(); ctxErr != nil {
-			return ctxErr
-		}
-		return err
+	if err == nil {
+		return nil
 	}
-	return nil
+	if ctxErr := ss.ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	return plainPeerError(err)
 }
 
 // Conn returns the underlying connection, for its addresses.
