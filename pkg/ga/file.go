@@ -250,15 +250,21 @@ func (ck *readChunk) decode(ret []byte) {
 
 // WriteFile copies r into the guest file path, created or truncated, a
 // chunk at a time, and returns how many bytes it copied. progress is as
-// for ReadFile. The guest file is closed whatever happens.
+// for ReadFile. The guest file is closed whatever happens. The first chunk
+// is read before the guest file is opened: an r that cannot be read at
+// all (a directory, an I/O error) leaves the guest file as it was.
 func (c *Client) WriteFile(ctx context.Context, path string, r io.Reader, progress func(int64)) (n int64, err error) {
+	buf := make([]byte, c.chunk)
+	m, rerr := io.ReadFull(r, buf)
+	if rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, io.ErrUnexpectedEOF) {
+		return 0, rerr
+	}
 	var p pipeline
 	f, finish, err := c.openCopy(ctx, path, "w", &p)
 	if err != nil {
 		return 0, err
 	}
 	defer finish(&err)
-	buf := make([]byte, c.chunk)
 	var args []byte // a write's arguments, the buffer reused
 	var sizes []int // of the writes in flight
 	// done takes the oldest write's reply.
@@ -284,8 +290,7 @@ func (c *Client) WriteFile(ctx context.Context, path string, r io.Reader, progre
 		}
 		return nil
 	}
-	for {
-		m, rerr := io.ReadFull(r, buf)
+	for ; ; m, rerr = io.ReadFull(r, buf) {
 		if m > 0 {
 			if len(p) == inFlight {
 				if err := done(); err != nil {

@@ -749,3 +749,27 @@ func compact(b []byte) []byte {
 	}
 	return out.Bytes()
 }
+
+// A source that cannot be read at all fails the copy before the guest
+// file is opened, so the file keeps what it had (opening it for writing
+// would empty it).
+func TestWriteFileUnreadableSource(t *testing.T) {
+	a := gatest.StartAgent(t)
+	ctx := testCtx(t)
+	c := connect(t, ctx, a.Path)
+	path := filepath.Join(a.Dir, "precious")
+	if err := os.WriteFile(path, []byte("precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.Open(a.Dir) // reading a directory fails
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	if n, err := c.WriteFile(ctx, path, dir, nil); err == nil || n != 0 {
+		t.Fatalf("WriteFile from a directory = %d, %v; want its read error", n, err)
+	}
+	if got, err := os.ReadFile(path); err != nil || string(got) != "precious\n" {
+		t.Fatalf("the guest file after the failed copy: %q, %v; want it as it was", got, err)
+	}
+}
