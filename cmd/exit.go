@@ -92,7 +92,12 @@ func (e *connectionFailure) Unwrap() error { return e.error }
 // busyHint is what to do when a monitor serves someone else: a monitor
 // of its own, or qmpsh proxy, which shares one among many clients.
 const busyHint = "another client may be connected to this monitor (QEMU serves one at a time): " +
-	"give qmpsh its own -qmp (or -mon) socket, or share this one through qmpsh proxy"
+	"give qmpsh its own -qmp (or -mon) socket, or share this one through qmpsh proxy; " +
+	"or it is a guest agent's socket, which never greets: use qmpsh ga"
+
+// gaBusyHint is busyHint for a guest agent, which the proxy cannot share.
+const gaBusyHint = "another client may be connected to this guest agent (it serves one at a time): " +
+	"end that client, or wait for it to leave"
 
 // proxyBusyHint is busyHint for the proxy itself, which cannot share a
 // monitor it does not have.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -76,15 +77,23 @@ func (o *GAOptions) addressFlag(c *cobra.Command) {
 	c.Flags().VarP(&onceValue{p: &o.Addr}, "socket", "s", "guest agent `ADDR` (default $QGA_SOCKET)")
 }
 
-// address is -s, else $QGA_SOCKET.
+// address is -s, else $QGA_SOCKET. A malformed vsock: address is a usage
+// error, as a malformed tcp: one is.
 func (o *GAOptions) address() (string, error) {
-	if o.Addr != "" {
-		return o.Addr, nil
+	addr, where := o.Addr, "-s "
+	if addr == "" {
+		addr, where = o.Getenv("QGA_SOCKET"), "QGA_SOCKET="
+		if addr == "" {
+			return "", usageErrorf("no guest agent address: give -s ADDR or set QGA_SOCKET")
+		}
+		if err := checkAddress(where, addr); err != nil {
+			return "", err
+		}
 	}
-	if env := o.Getenv("QGA_SOCKET"); env != "" {
-		return env, checkAddress("QGA_SOCKET=", env)
+	if err := ga.CheckVsockAddress(addr); err != nil {
+		return "", &ExitError{Code: ExitUsage, Syntax: true, Err: fmt.Errorf("%s%s: %v", where, shellQuote(addr), err)}
 	}
-	return "", usageErrorf("no guest agent address: give -s ADDR or set QGA_SOCKET")
+	return addr, nil
 }
 
 // newGAClient builds a guest agent client whose traffic goes to verbose
@@ -203,7 +212,7 @@ func gaError(addr string, err error) error {
 		return &connectionFailure{&wrapped{addr + ": " + err.Error() +
 			": run qmpsh exec or connect on it, or give the socket of the guest agent's channel (org.qemu.guest_agent.0)", err}}
 	}
-	return connectionError(addr, err)
+	return connectionErrorHint(addr, err, gaBusyHint)
 }
 
 // GAExecOptions are the inputs of qmpsh ga exec.

@@ -11,9 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/qmpsh/qmpsh/pkg/ga/gatest"
+	"github.com/qmpsh/qmpsh/pkg/protocol"
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
 
@@ -41,6 +43,12 @@ func TestGAExecUsage(t *testing.T) {
 	run(t, "", "ga", "exec", "-s", "/nonexistent/qga.sock", "guest-ping").mustSay(t, ExitConnection, "/nonexistent/qga.sock")
 	t.Setenv("QGA_SOCKET", "tcp:")
 	run(t, "", "ga", "exec", "guest-ping").mustSay(t, ExitUsage, "QGA_SOCKET='tcp:': expected tcp:HOST:PORT")
+	// A malformed vsock address names nothing to connect to either.
+	for _, a := range []string{"vsock:", "vsock:x", "vsock:3", "vsock:1:99999999999"} {
+		run(t, "", "ga", "exec", "-s", a, "guest-ping").mustSay(t, ExitUsage, "want vsock:CID:PORT")
+	}
+	t.Setenv("QGA_SOCKET", "vsock:x")
+	run(t, "", "ga", "exec", "guest-ping").mustSay(t, ExitUsage, "QGA_SOCKET='vsock:x': bad vsock address")
 }
 
 // A guest whose agent has not started: the socket takes the connection,
@@ -502,5 +510,16 @@ func TestGAOnMonitor(t *testing.T) {
 	r.mustSay(t, ExitConnection, addr+": this is a QEMU monitor", "qmpsh exec or connect")
 	if strings.Contains(r.stderr, "certificate") {
 		t.Errorf("stderr %q speaks of a certificate", r.stderr)
+	}
+}
+
+// An agent's socket with clients queued on it gets advice for an agent,
+// not the monitor's (its own -qmp socket, the proxy: QMP only).
+func TestGABusyHint(t *testing.T) {
+	err := gaError("/run/qga.sock", &protocol.ConnectError{Message: "failed to establish connection",
+		Err: &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", syscall.EAGAIN)}})
+	want := "cannot connect to /run/qga.sock: clients are queued on it already; " + gaBusyHint
+	if exitCode(err) != ExitConnection || err.Error() != want {
+		t.Fatalf("gaError = %v (exit %d); want %q, exit %d", err, exitCode(err), want, ExitConnection)
 	}
 }

@@ -13,6 +13,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// CheckVsockAddress returns the error of a vsock: address that is not
+// vsock:CID:PORT; any other address passes.
+func CheckVsockAddress(addr string) error {
+	rest, ok := strings.CutPrefix(addr, "vsock:")
+	if !ok {
+		return nil
+	}
+	_, _, err := parseVsock(rest)
+	return err
+}
+
 // parseVsock parses "CID:PORT", the part after "vsock:".
 func parseVsock(s string) (cid, port uint32, err error) {
 	c, p, ok := strings.Cut(s, ":")
