@@ -496,3 +496,27 @@ func TestLongReply(t *testing.T) {
 		t.Errorf("exec: exit %d, %d bytes of stdout, stderr %q", r.code, len(r.stdout), r.stderr)
 	}
 }
+
+// The shell's warnings from its client name the address, as exec's and
+// events' do: here a reply to no request, which the client drops.
+func TestConnectWarningNamesAddress(t *testing.T) {
+	s := qmptest.NewServer(func(c *qmptest.Conn) {
+		if c.Greet() != nil {
+			return
+		}
+		stray := true
+		c.Answer(func(req *qmptest.Request) bool {
+			if req.Execute == "query-status" && stray {
+				stray = false
+				c.WriteRaw([]byte(`{"return": {}, "id": 424242}` + "\r\n"))
+			}
+			c.Reply(req.ID, map[string]any{"status": "running", "running": true})
+			return true
+		})
+	})
+	t.Cleanup(s.Close)
+	r := run(t, "query-status\n", "connect", s.Addr)
+	if r.code != ExitOK || !strings.Contains(r.stderr, "qmpsh: warning: "+s.Addr+": dropping a reply with an unknown id") {
+		t.Fatalf("exit %d, stderr %q; want the warning naming %s", r.code, r.stderr, s.Addr)
+	}
+}

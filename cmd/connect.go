@@ -161,7 +161,7 @@ func connectRun(ctx context.Context, opts *ShellOptions) error {
 		return err
 	}
 	defer ed.Close()
-	client, closeLog, err := opts.newClient(opts.sideWriter(ed))
+	client, closeLog, err := opts.newTargetClient(opts.sideWriter(ed), addr)
 	if err != nil {
 		return err
 	}

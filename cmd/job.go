@@ -136,7 +136,7 @@ func (o *GlobalOptions) connectOne(ctx context.Context, socket string) (*qmp.Cli
 	if err != nil {
 		return nil, "", nil, err
 	}
-	client, closeLog, err := o.newClient(o.IO.ErrOut)
+	client, closeLog, err := o.newTargetClient(o.IO.ErrOut, addr)
 	if err != nil {
 		return nil, "", nil, err
 	}

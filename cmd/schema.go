@@ -72,7 +72,7 @@ func schemaRun(ctx context.Context, opts *SchemaOptions) error {
 	if err != nil {
 		return err
 	}
-	client, closeLog, err := opts.newClient(opts.IO.ErrOut)
+	client, closeLog, err := opts.newTargetClient(opts.IO.ErrOut, addr)
 	if err != nil {
 		return err
 	}
