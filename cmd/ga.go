@@ -54,8 +54,14 @@ virtio-serial channel's UNIX socket on the host, or vsock:
   qmpsh ga exec -s /tmp/qga.sock guest-get-osinfo
   qmpsh ga run -s /tmp/qga.sock -- uname -a
   qmpsh ga cp -s /tmp/qga.sock ./backup.sh :/root/backup.sh`,
-		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, args []string) error { return c.Help() },
+		// A missing or unknown subcommand is a usage error, as for job.
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("unknown ga command %q (use connect, exec, run or cp)", args[0])
+			}
+			return usageErrorf("ga needs a command: connect, exec, run or cp")
+		},
+		RunE: func(c *cobra.Command, args []string) error { return nil },
 	}
 	c.AddCommand(sub...)
 	return c

@@ -33,6 +33,8 @@ func TestGAExec(t *testing.T) {
 }
 
 func TestGAExecUsage(t *testing.T) {
+	run(t, "", "ga").mustSayUsage(t, "ga needs a command: connect, exec, run or cp")
+	run(t, "", "ga", "exce").mustSayUsage(t, `unknown ga command "exce"`)
 	r := run(t, "", "ga", "exec")
 	r.mustSayUsage(t, "ga exec needs a command")
 	r = run(t, "", "ga", "exec", "-s", "/nonexistent/qga.sock", "guest-ping", "bad")
