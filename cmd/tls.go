@@ -185,6 +185,13 @@ func (o *TLSOptions) checkListen(addr string) error {
 // shows carries, else HOST for the user to fill in.
 func qemuDialArgs(bound, dir string, cfg *tls.Config) string {
 	a, err := protocol.ParseAddress(bound)
+	if err == nil && a.Network == "unix" {
+		// QEMU may run elsewhere: an absolute path; and in its option
+		// syntax a comma is doubled.
+		if abs, err := filepath.Abs(a.Addr); err == nil {
+			return "-qmp unix:" + strings.ReplaceAll(abs, ",", ",,")
+		}
+	}
 	if err != nil || !a.TLS {
 		return "-qmp " + bound
 	}

@@ -295,6 +295,10 @@ func TestQEMUDialArgsHost(t *testing.T) {
 		}
 		return c
 	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		bound string
 		cfg   *tls.Config
@@ -307,6 +311,11 @@ func TestQEMUDialArgsHost(t *testing.T) {
 		{"tls:0.0.0.0:4444", nil, "host=HOST,port=4444,"},
 		{"tls:127.0.0.1:4444", cfg, "host=127.0.0.1,port=4444,"},
 		{"tcp:0.0.0.0:4444", cfg, "-qmp tcp:0.0.0.0:4444"},
+		// A UNIX path as QEMU, which may run elsewhere, must be given
+		// it: absolute, a comma doubled.
+		{"unix:/run/vm,1.sock", nil, "-qmp unix:/run/vm,,1.sock"},
+		{"/run/vm.sock", nil, "-qmp unix:/run/vm.sock"},
+		{"acc.sock", nil, "-qmp unix:" + filepath.Join(cwd, "acc.sock")},
 	} {
 		if got := qemuDialArgs(tc.bound, dir, tc.cfg); !strings.Contains(got, tc.want) {
 			t.Errorf("qemuDialArgs(%s) = %s; want it to contain %s", tc.bound, got, tc.want)
