@@ -59,6 +59,16 @@ func TestStdoutWriteFails(t *testing.T) {
 			}
 		}
 	})
+	t.Run("CobraWrites", func(t *testing.T) {
+		// What cobra writes itself fails the same way, not as a
+		// usage error with a pointer to --help.
+		for _, args := range [][]string{{"--version"}, {"completion", "bash"}} {
+			r, _ := runFull(t, "", args...)
+			if r.code != ExitQMPError || r.stderr != outputLost {
+				t.Errorf("%q: exit %d, stderr %q; want exit 1, stderr %q", args, r.code, r.stderr, outputLost)
+			}
+		}
+	})
 	t.Run("Schema", func(t *testing.T) {
 		r, _ := runFull(t, "", "schema", "-s", sock, "query-status")
 		if r.code != ExitQMPError || r.stderr != outputLost {

@@ -94,7 +94,8 @@ func execute(ctx context.Context, f *Factory, root *cobra.Command, args []string
 		return ExitOK
 	}
 	var of *outputFailed
-	if errors.As(context.Cause(ctx), &of) && (errors.Is(err, context.Canceled) || errors.As(err, new(*shell.OutputError))) {
+	if errors.As(context.Cause(ctx), &of) && (errors.Is(err, context.Canceled) || errors.As(err, new(*shell.OutputError)) ||
+		errors.Is(err, of.err)) { // cobra's own writes: --version, completion
 		// Stopped because its results could not be written: that is
 		// the failure, which Execute reports.
 		return ExitQMPError
