@@ -119,6 +119,7 @@ func connectionErrorHint(addr string, err error, busy string) error {
 	var pe *protocol.SocketPathError
 	var ge *qmp.GreetingError
 	var ie *shell.InputError
+	var ne *net.OpError
 	switch {
 	case errors.As(err, &ie):
 		// The shell's input failed, not the connection: retrying the
@@ -127,6 +128,10 @@ func connectionErrorHint(addr string, err error, busy string) error {
 	case errors.As(err, &pe):
 		// The user named a path that is not free: nothing was sent.
 		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("cannot listen on %s: %w", addr, pe), Syntax: true}
+	case errors.As(err, &ne) && ne.Op == "listen":
+		// Nor where one cannot listen (no such directory, a port in
+		// use): the address given must change, as the proxy says too.
+		return &ExitError{Code: ExitUsage, Err: &wrapped{connectFailure(addr, ne, busy), err}, Syntax: true}
 	case errors.As(err, &te):
 		msg := addr + ": " + te.Error()
 		if errors.As(err, &ge) {

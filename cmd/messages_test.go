@@ -283,3 +283,14 @@ func TestExecErrorExplainBounded(t *testing.T) {
 		t.Fatal("exec still waits for the schema a minute after the error reply")
 	}
 }
+
+// Where one cannot listen at all (no such directory) is the address's
+// fault, nothing sent: accept and proxy both say so, exit 2, in the same
+// words.
+func TestCannotListen(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "missing")
+	run(t, "", "accept", "--timeout", "10s", filepath.Join(dir, "a.sock")).
+		mustSay(t, ExitUsage, "cannot listen on "+filepath.Join(dir, "a.sock")+": bind: no such file or directory")
+	run(t, "", "proxy", "-s", filepath.Join(dir, "qmp.sock"), "--listen", filepath.Join(dir, "p.sock")).
+		mustSay(t, ExitUsage, "cannot listen on "+filepath.Join(dir, "p.sock")+": bind: no such file or directory")
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -212,6 +213,10 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	var pe *protocol.SocketPathError
 	if errors.As(err, &pe) {
 		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("cannot listen: %w", err), Syntax: true}
+	}
+	if ne := (*net.OpError)(nil); errors.As(err, &ne) && ne.Op == "listen" && ne.Addr != nil {
+		// In accept's words: the address, and why, without Go's.
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("cannot listen on %s: %v", ne.Addr, ne.Err), Syntax: true}
 	}
 	return &ExitError{Code: ExitUsage, Err: fmt.Errorf("cannot listen: %w", err)}
 }
