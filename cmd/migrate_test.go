@@ -56,9 +56,11 @@ func TestMigrate(t *testing.T) {
 	t.Run("TimeoutIsStatus4", func(t *testing.T) {
 		sock, _ := migrateVM(t)
 		run(t, "", "exec", "-s", sock, "migrate-set-parameters", "max-bandwidth=1000").mustExit(t, ExitOK)
-		r := run(t, "", "migrate", "-s", sock, "exec:cat > /dev/null", "--wait", "--timeout", "500ms")
+		// --timeout bounds connecting and starting the migration too:
+		// enough for a loaded machine to get that far.
+		r := run(t, "", "migrate", "-s", sock, "exec:cat > /dev/null", "--wait", "--timeout", "2s")
 		if _, outcome, _ := migrationLines(t, r.stdout); r.code != ExitTimeout || outcome != "timeout" ||
-			r.stderr != "qmpsh: migration: timed out after 500ms waiting; the migration goes on\n" {
+			r.stderr != "qmpsh: migration: timed out after 2s waiting; the migration goes on\n" {
 			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
 		// It went on: cancel it, and wait until it has ended.

@@ -180,8 +180,10 @@ func TestEvents(t *testing.T) {
 		}
 	})
 	t.Run("TimeoutIsStatus4", func(t *testing.T) {
-		r := run(t, "", "events", "-s", sock, "--timeout", "100ms")
-		if r.code != ExitTimeout || r.stdout != "" || r.stderr != "qmpsh: "+sock+": timed out after 100ms waiting for events\n" {
+		// --timeout bounds the whole run, connecting included: leave a
+		// loaded machine the time to negotiate with QEMU.
+		r := run(t, "", "events", "-s", sock, "--timeout", "1s")
+		if r.code != ExitTimeout || r.stdout != "" || r.stderr != "qmpsh: "+sock+": timed out after 1s waiting for events\n" {
 			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
 	})

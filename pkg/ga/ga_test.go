@@ -649,7 +649,9 @@ func TestReadFileAgentStalls(t *testing.T) {
 	if err := os.WriteFile(path, make([]byte, 64*ga.DefaultChunkSize), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := ga.NewClient(ga.WithCallTimeout(300 * time.Millisecond))
+	// The bound must let the first chunk through on a loaded machine (it
+	// is what stops the agent); only the calls after the stop run it out.
+	c := ga.NewClient(ga.WithCallTimeout(2 * time.Second))
 	if err := c.Connect(ctx, a.Path); err != nil {
 		t.Fatal(err)
 	}

@@ -163,6 +163,12 @@ func TestRun(t *testing.T) {
 						if err != nil {
 							return
 						}
+						if req.Arguments == nil {
+							// query-qmp-schema...: answered, or the
+							// shell waits its schema fetch's 5s out.
+							c.ReplyError(req.ID, "CommandNotFound", "The command "+req.Command()+" has not been found")
+							continue
+						}
 						c.Reply(req.ID, req.Arguments)
 					}
 				}
