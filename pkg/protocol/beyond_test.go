@@ -321,23 +321,7 @@ func TestEstablish(t *testing.T) {
 
 func TestSendFiles(t *testing.T) {
 	t.Run("UNIX", func(t *testing.T) {
-		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		oursFile := os.NewFile(uintptr(fds[0]), "ours")
-		ours, err := net.FileConn(oursFile) // a dup; ours is closed by p
-		oursFile.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		theirsFile := os.NewFile(uintptr(fds[1]), "theirs")
-		theirs, err := net.FileConn(theirsFile)
-		theirsFile.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer theirs.Close()
+		ours, theirs := unixPair(t)
 		p := New(Config{})
 		if err := p.ConnectConn(context.Background(), ours); err != nil {
 			t.Fatal(err)
@@ -354,7 +338,7 @@ func TestSendFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		buf, oob := make([]byte, 64), make([]byte, syscall.CmsgSpace(4))
-		n, oobn, _, _, err := theirs.(*net.UnixConn).ReadMsgUnix(buf, oob)
+		n, oobn, _, _, err := theirs.ReadMsgUnix(buf, oob)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -382,17 +366,7 @@ func TestSendFiles(t *testing.T) {
 		// descriptor: SendFiles must not return (and its caller close
 		// the file, whose number may then be reused) until the writer
 		// is done with it.
-		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		oursFile, theirsFile := os.NewFile(uintptr(fds[0]), "ours"), os.NewFile(uintptr(fds[1]), "theirs")
-		ours, err := net.FileConn(oursFile)
-		oursFile.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer theirsFile.Close()
+		ours, theirs := unixPair(t)
 		atSend, release := make(chan struct{}), make(chan struct{})
 		testHookSendmsg = func() {
 			close(atSend)
@@ -410,7 +384,7 @@ func TestSendFiles(t *testing.T) {
 		returned := make(chan error, 1)
 		go func() { returned <- p.SendFiles(context.Background(), []byte(`{"execute":"getfd"}`), os.Stdin) }()
 		<-atSend
-		theirsFile.Close() // the peer hangs up: the session ends
+		theirs.Close() // the peer hangs up: the session ends
 		for st, changed := p.RunstateChanged(); st == Running; st, changed = p.RunstateChanged() {
 			<-changed
 		}
@@ -764,18 +738,8 @@ func goroutineWaiting(fn, status string) bool {
 func TestRefusedWriteEndsAfterGrace(t *testing.T) {
 	defer func(d time.Duration) { writeGrace = d }(writeGrace)
 	writeGrace = 20 * time.Millisecond
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oursFile := os.NewFile(uintptr(fds[0]), "ours")
-	ours, err := net.FileConn(oursFile)
-	oursFile.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(fds[1])
-	if err := syscall.Shutdown(fds[1], syscall.SHUT_RD); err != nil {
+	ours, theirs := unixPair(t)
+	if err := theirs.CloseRead(); err != nil {
 		t.Fatal(err)
 	}
 	ended := make(chan error, 1)
