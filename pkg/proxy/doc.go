@@ -31,6 +31,9 @@
 // Who may touch what:
 //
 //	lock or token          guards
+//	Proxy.sendMu           a request's connection to QEMU: held shared by forward from
+//	                       registering the call until it is sent, whole by establish
+//	                       (barrier) before a new connection goes live
 //	Proxy.mu               serving, servingCh, greeting, offered, clients, pending, lastID,
 //	                       lostCh, each client's negotiated, last, inflight and draining,
 //	                       and every push into a client's queue: so the upstream reader

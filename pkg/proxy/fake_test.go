@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
@@ -608,5 +609,94 @@ func TestUpstreamIDs(t *testing.T) {
 	next(`{"execute":"echo","arguments":{"n":3}}`)
 	if got := a.recv(); got != `{"id":7,"return":{"n":3}}` {
 		t.Fatalf("a got %s", got)
+	}
+}
+
+// A request registered while one connection to QEMU served, whose send
+// was held up until QEMU had gone and the proxy had reconnected, must not
+// go out on the new connection: there its reply (it would go without an
+// id) would be taken by another client's request alone at QEMU. The
+// request is held just before its send (testHookForward) while QEMU goes
+// away; the reconnect waits for it at the barrier (testHookBarrier).
+func TestNoSendOnTheNextConnection(t *testing.T) {
+	var conns atomic.Int32
+	drop := make(chan struct{})
+	srv := qmptest.NewServer(func(c *qmptest.Conn) {
+		n := conns.Add(1)
+		if c.Greet() != nil {
+			return
+		}
+		if req, err := c.ReadRequest(); err != nil || c.Reply(req.ID, map[string]any{}) != nil {
+			return
+		}
+		if n == 1 {
+			<-drop
+			c.Close()
+			return
+		}
+		// A stale request, should it come, is answered just before the
+		// next one, as QEMU would when it is still running it.
+		var stale *qmptest.Request
+		c.Answer(func(req *qmptest.Request) bool {
+			if strings.Contains(string(req.Arguments), `"A"`) {
+				stale = req
+				return true
+			}
+			if stale != nil {
+				c.Reply(stale.ID, stale.Arguments)
+			}
+			c.Reply(req.ID, req.Arguments)
+			return true
+		})
+	})
+	t.Cleanup(srv.Close)
+	// The hooks are set before the proxy's goroutines start, and armed
+	// once it serves: the first connection's barrier is not the one.
+	held, release := make(chan struct{}), make(chan struct{})
+	var armed atomic.Bool
+	testHookForward = func() {
+		if armed.CompareAndSwap(true, false) {
+			close(held)
+			<-release
+		}
+	}
+	atBarrier := make(chan struct{}, 4)
+	testHookBarrier = func() {
+		if armed.Load() {
+			return
+		}
+		select {
+		case <-held:
+			atBarrier <- struct{}{}
+		default:
+		}
+	}
+	t.Cleanup(func() { testHookForward, testHookBarrier = nil, nil })
+	h := startProxy(t, srv.Addr, func(c *Config) { c.Reconnect = true })
+	armed.Store(true)
+	a := dialRaw(t, h.path)
+	a.negotiate()
+	a.send(`{"execute":"echo","arguments":{"who":"A"},"id":"a"}`)
+	<-held
+	close(drop) // QEMU goes away; the proxy reconnects
+	h.waitServing(false)
+	served := false
+	select {
+	case <-atBarrier: // the reconnect waits for the held request
+	case served = <-h.serving:
+	case <-ctxT(t).Done():
+		t.Fatal("the proxy neither reached the barrier nor served again")
+	}
+	close(release)
+	if !served {
+		h.waitServing(true)
+	}
+	// A's request never reached QEMU: A got an error (or nothing, its
+	// connection closed with QEMU's); B, alone at QEMU, gets its own reply.
+	b := dialRaw(t, h.path)
+	b.negotiate()
+	b.send(`{"execute":"echo","arguments":{"who":"B"},"id":"b"}`)
+	if got := b.recv(); got != `{"id":"b","return":{"who":"B"}}` {
+		t.Fatalf("B got %s", got)
 	}
 }

@@ -118,6 +118,15 @@ type Proxy struct {
 	log *slog.Logger
 	up  *protocol.Protocol
 
+	// sendMu keeps each request on the connection to QEMU it was
+	// registered under: forward holds it shared from registering a call
+	// until its request is sent or refused, and establish takes it whole
+	// before a new connection goes live. Upstream ids are reused from one
+	// connection to the next (and one request goes without), so a request
+	// registered before QEMU went away, written on the next connection,
+	// would have its reply taken by another client's call.
+	sendMu sync.RWMutex
+
 	mu         sync.Mutex
 	serving    bool
 	servingCh  chan struct{}        // closed when serving starts; replaced when it stops
@@ -339,6 +348,7 @@ func listenAll(ctx context.Context, addrs []string, cfg *tls.Config) ([]net.List
 // establish is the upstream session hook: QEMU's greeting, then
 // negotiation, with oob when QEMU offers it.
 func (p *Proxy) establish(ctx context.Context, s *protocol.Session) error {
+	defer p.barrier()
 	greeting, err := s.Recv()
 	if err != nil {
 		return &GreetingError{Err: err}
@@ -387,6 +397,22 @@ func (p *Proxy) establish(ctx context.Context, s *protocol.Session) error {
 	p.greeting, p.offered = greeting, g.QMP.Capabilities
 	p.mu.Unlock()
 	return nil
+}
+
+// testHookBarrier and testHookForward, when set by a test, run as
+// establish reaches the barrier of sendMu, and as forward is about to
+// send a request it registered.
+var testHookBarrier, testHookForward func()
+
+// barrier waits for the requests registered under the previous
+// connection to QEMU to be sent or refused (see sendMu): the new
+// connection goes live only once establish has returned.
+func (p *Proxy) barrier() {
+	if testHookBarrier != nil {
+		testHookBarrier()
+	}
+	p.sendMu.Lock()
+	p.sendMu.Unlock()
 }
 
 // ended tells Run that the upstream session is over.
@@ -608,6 +634,8 @@ func (p *Proxy) forward(c *client, r *request, fds []int) {
 			f.Close() // QEMU has its own copy once sent
 		}
 	}()
+	p.sendMu.RLock()
+	defer p.sendMu.RUnlock()
 	p.mu.Lock()
 	for {
 		if !p.serving {
@@ -653,6 +681,9 @@ func (p *Proxy) forward(c *client, r *request, fds []int) {
 	p.mu.Unlock()
 
 	msg := appendUpstream(make([]byte, 0, 64+len(r.args)), r, id)
+	if testHookForward != nil {
+		testHookForward()
+	}
 	var err error
 	if len(files) > 0 {
 		err = p.up.SendFiles(context.Background(), msg, files...)
