@@ -836,3 +836,47 @@ func TestSessionSendToClosedPeer(t *testing.T) {
 		t.Fatalf("ConnectConn = %v; want the broken pipe said plainly", err)
 	}
 }
+
+// SendFiles returns at its deadline also when the writer has taken its
+// message up in a batch behind one the peer does not read: the writer
+// waits in the flush before the message is claimed.
+func TestSendFilesContextInBatch(t *testing.T) {
+	ours, _ := unixPair(t)
+	p := New(Config{})
+	if err := p.ConnectConn(context.Background(), ours); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Disconnect()
+	// The peer's buffer full, written around the protocol.
+	ours.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	for chunk := bytes.Repeat([]byte(" "), 64<<10); ; {
+		if _, err := ours.Write(chunk); err != nil {
+			break
+		}
+	}
+	ours.SetWriteDeadline(time.Time{})
+	// Hold the writer until both messages are queued, so that it takes
+	// them in one batch: the first goes to the buffer, the second's
+	// flush waits.
+	s := p.live.Load()
+	s.wmu.Lock()
+	if err := p.Send(context.Background(), bytes.Repeat([]byte("x"), 1000)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	ret := make(chan error, 1)
+	go func() { ret <- p.SendFiles(ctx, []byte(`{"execute":"getfd"}`), os.Stdin) }()
+	for s.queued.Load() != 2 {
+		runtime.Gosched()
+	}
+	s.wmu.Unlock()
+	select {
+	case err := <-ret:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("SendFiles = %v; want its context's deadline", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("SendFiles outlived its 100ms context by 10s: the writer held its message in a blocked flush")
+	}
+}

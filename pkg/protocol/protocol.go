@@ -400,8 +400,8 @@ func (p *Protocol) SendNow(ctx context.Context, msg []byte) error {
 // as QEMU's getfd and add-fd expect, and returns once it is written (so
 // the caller may close its copies). It needs a UNIX socket connection.
 // When ctx ends, or the session, before the writer has taken the message
-// up, it returns at once and the message is never written; once taken
-// up, its write is awaited.
+// up (it does once what was sent before has gone), it returns at once and
+// the message is never written; once taken up, its sendmsg is awaited.
 func (p *Protocol) SendFiles(ctx context.Context, msg []byte, files ...*os.File) error {
 	s, err := p.running()
 	if err != nil {
@@ -921,11 +921,8 @@ func (s *session) send(m outgoing) error {
 		}
 		return s.buffer(m.msg)
 	}
-	if !m.claim.CompareAndSwap(unclaimed, writing) {
-		return nil // SendFiles gave up on it: fds may be others' files by now
-	}
 	err := s.writeWithFiles(m)
-	m.result <- err
+	m.result <- err // buffered: unread when SendFiles gave up
 	return err
 }
 
@@ -935,10 +932,16 @@ var testHookSendmsg func()
 
 // writeWithFiles writes one message in a single sendmsg carrying the
 // descriptors, after flushing what is buffered, so the peer sees the
-// descriptors arrive with this message's bytes.
+// descriptors arrive with this message's bytes. It claims the message
+// after the flush, which waits for the peer as long as the peer does not
+// read: until then SendFiles may give it up, and then nothing of it is
+// written.
 func (s *session) writeWithFiles(m outgoing) error {
 	if err := s.w.Flush(); err != nil {
 		return err
+	}
+	if !m.claim.CompareAndSwap(unclaimed, writing) {
+		return nil // SendFiles gave up on it: fds may be others' files by now
 	}
 	s.logOut(m.msg)
 	b := append(make([]byte, 0, len(m.msg)+1), m.msg...)
