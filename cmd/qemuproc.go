@@ -135,8 +135,10 @@ func (p *qemuProcess) stop(client *qmp.Client, timeout time.Duration, warn io.Wr
 		cancel()
 		var ee *qmp.ExecuteError
 		var se *protocol.StateError
+		var de *qmp.DisconnectedError
+		notSent := errors.As(err, &se) || errors.As(err, &de) && de.NotSent
 		// A lost reply is normal: QEMU may hang up before it is read.
-		if !errors.As(err, &ee) && !errors.As(err, &se) && p.waitFor(timeout) {
+		if !errors.As(err, &ee) && !notSent && p.waitFor(timeout) {
 			return
 		}
 	}

@@ -108,6 +108,8 @@ type Client struct {
 	// ended, written on the next one, would have its reply taken by that
 	// session's call with the same id, or, sent without an id, end it.
 	sendMu sync.RWMutex
+	// endedSessions counts the sessions that ended (see sendFailed).
+	endedSessions atomic.Int64
 
 	mu       sync.Mutex
 	lastID   uint64                 // the id given last; see wire.NextID
@@ -289,13 +291,11 @@ func (c *Client) ExecuteWithFiles(ctx context.Context, command string, args any,
 }
 
 func (c *Client) execute(ctx context.Context, verb, command string, args any, files []*os.File) (json.RawMessage, error) {
-	if len(files) > 0 || command == "getfd" || command == "add-fd" {
-		select {
-		case c.files <- struct{}{}:
-			defer func() { <-c.files }()
-		case <-ctx.Done():
-			return nil, ctx.Err()
+	if len(files) > 0 || takesFiles(command) {
+		if err := c.takeFilesSlot(ctx); err != nil {
+			return nil, err
 		}
+		defer func() { <-c.files }()
 	}
 	msg, err := encodeRequest(verb, command, args)
 	if err != nil {
@@ -336,6 +336,12 @@ func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage,
 	// client's id is four tokens more.
 	if why := wire.QEMURefuses(msg, 4); why != "" {
 		return nil, fmt.Errorf("raw QMP message not sent: QEMU would refuse it: %s", why)
+	}
+	if command := ""; json.Unmarshal(fields["execute"], &command) == nil && takesFiles(command) {
+		if err := c.takeFilesSlot(ctx); err != nil {
+			return nil, err
+		}
+		defer func() { <-c.files }()
 	}
 	callerID, hadID := fields["id"]
 	// Always an id of the client's own: the caller's may be anything, or
@@ -502,14 +508,15 @@ func (c *Client) roundTrip(ctx context.Context, k call, msg []byte, files []*os.
 // marked NotSent, so that no one is told QEMU may have run it. So is one
 // that found its session gone and the next one not yet live (connecting,
 // or still disconnecting): it was made for a session that ended first.
-// A client that is not connected at all says so (a StateError).
+// A client that is not connected, or never had a session, says so (a
+// StateError).
 func (c *Client) sendFailed(err error) error {
 	var ended *protocol.SessionEndedError
 	if errors.As(err, &ended) {
 		return &DisconnectedError{Cause: ended.Cause, NotSent: true}
 	}
 	var se *protocol.StateError
-	if errors.As(err, &se) && se.State != protocol.Idle {
+	if errors.As(err, &se) && se.State != protocol.Idle && c.endedSessions.Load() > 0 {
 		return &DisconnectedError{Cause: c.proto.Err(), NotSent: true}
 	}
 	return err
@@ -745,6 +752,7 @@ func (c *Client) yield() bool {
 
 // ended runs once when a session ends: every pending call fails now.
 func (c *Client) ended(cause error) {
+	c.endedSessions.Add(1)
 	err := &DisconnectedError{Cause: cause}
 	c.mu.Lock()
 	pending := c.pending
@@ -966,6 +974,21 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 	c.oob = oob
 	c.mu.Unlock()
 	return nil
+}
+
+// takesFiles says whether QEMU's command takes the descriptors passed
+// with a request (see Client.files).
+func takesFiles(command string) bool { return command == "getfd" || command == "add-fd" }
+
+// takeFilesSlot takes the descriptor slot (Client.files) for a call, or
+// gives up when ctx ends; the caller gives it back with <-c.files.
+func (c *Client) takeFilesSlot(ctx context.Context) error {
+	select {
+	case c.files <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // testHookRegistered, when set by a test, runs between a call's register

@@ -1,6 +1,7 @@
 package qmp_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,11 +20,12 @@ func TestExecuteWithFilesConcurrent(t *testing.T) {
 	qmptest.CheckAddFDConcurrently(t, testContext(t), sock, clients, 15)
 }
 
-// A getfd or add-fd run without files beside one passing files must not
-// take the other's descriptor: QEMU gives it whatever descriptors the
-// monitor holds, and with oob reads the next message, descriptors and
-// all, before it runs the command. It gets QEMU's "No file descriptor
-// supplied", and the call with the file gets its file.
+// A getfd or add-fd run without files (by Execute or Raw) beside one
+// passing files must not take the other's descriptor: QEMU gives it
+// whatever descriptors the monitor holds, and with oob reads the next
+// message, descriptors and all, before it runs the command. It gets
+// QEMU's "No file descriptor supplied", and the call with the file gets
+// its file.
 func TestExecuteWithoutFilesBesideFiles(t *testing.T) {
 	sock := qmptest.StartQEMU(t)
 	c := connect(t, sock)
@@ -47,7 +49,12 @@ func TestExecuteWithoutFilesBesideFiles(t *testing.T) {
 	}()
 	go func() {
 		for i := range rounds {
-			_, err := c.Execute(ctx, "add-fd", map[string]string{"opaque": fmt.Sprint("none", i)})
+			var err error
+			if i%2 == 0 {
+				_, err = c.Execute(ctx, "add-fd", map[string]string{"opaque": fmt.Sprint("none", i)})
+			} else { // a raw message too
+				_, err = c.Raw(ctx, json.RawMessage(fmt.Sprintf(`{"execute":"add-fd","arguments":{"opaque":"none%d"}}`, i)))
+			}
 			if err == nil || !strings.Contains(err.Error(), "No file descriptor supplied") {
 				errs <- fmt.Errorf("add-fd without a file, round %d: got %v; want QEMU's No file descriptor supplied", i, err)
 				return
