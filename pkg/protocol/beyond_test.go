@@ -321,12 +321,7 @@ func TestEstablish(t *testing.T) {
 
 func TestSendFiles(t *testing.T) {
 	t.Run("UNIX", func(t *testing.T) {
-		ours, theirs := unixPair(t)
-		p := New(Config{})
-		if err := p.ConnectConn(context.Background(), ours); err != nil {
-			t.Fatal(err)
-		}
-		defer p.Disconnect()
+		p, _, theirs := unixSession(t)
 
 		f, err := os.CreateTemp(t.TempDir(), "fd")
 		if err != nil {
@@ -761,12 +756,7 @@ func TestRefusedWriteEndsAfterGrace(t *testing.T) {
 // behind others the peer is not reading, and the message then never
 // goes: its descriptors may be other files by the time it would.
 func TestSendFilesContext(t *testing.T) {
-	ours, theirs := unixPair(t)
-	p := New(Config{})
-	if err := p.ConnectConn(context.Background(), ours); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Disconnect()
+	p, _, theirs := unixSession(t)
 	big := bytes.Repeat([]byte("x"), 4<<20) // more than the socket holds
 	if err := p.Send(context.Background(), big); err != nil {
 		t.Fatal(err)
@@ -841,12 +831,7 @@ func TestSessionSendToClosedPeer(t *testing.T) {
 // message up in a batch behind one the peer does not read: the writer
 // waits in the flush before the message is claimed.
 func TestSendFilesContextInBatch(t *testing.T) {
-	ours, _ := unixPair(t)
-	p := New(Config{})
-	if err := p.ConnectConn(context.Background(), ours); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Disconnect()
+	p, ours, _ := unixSession(t)
 	// The peer's buffer full, written around the protocol.
 	ours.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	for chunk := bytes.Repeat([]byte(" "), 64<<10); ; {
@@ -879,4 +864,18 @@ func TestSendFilesContextInBatch(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("SendFiles outlived its 100ms context by 10s: the writer held its message in a blocked flush")
 	}
+}
+
+// unixSession runs a Protocol with a plain Config over one of a pair of
+// UNIX sockets (see unixPair) until the test ends, and returns it with
+// both sockets: ours, under the protocol, and theirs, the peer's.
+func unixSession(t *testing.T) (p *Protocol, ours, theirs *net.UnixConn) {
+	t.Helper()
+	ours, theirs = unixPair(t)
+	p = New(Config{})
+	if err := p.ConnectConn(context.Background(), ours); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Disconnect() })
+	return p, ours, theirs
 }
