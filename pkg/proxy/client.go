@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/qmpsh/qmpsh/pkg/protocol"
+	"github.com/qmpsh/qmpsh/pkg/wire"
 )
 
 // client is one downstream connection.
@@ -297,7 +298,7 @@ func (c *client) request(v []byte, fr *frameReader) {
 		return
 	}
 	var fds []int
-	if r.command == "getfd" || r.command == "add-fd" {
+	if wire.TakesFiles(r.command) {
 		if fds = fr.takeFiles(); len(fds) == 0 {
 			// QEMU would give it whatever descriptors another client's
 			// request left on the proxy's connection: answered here,

@@ -291,7 +291,7 @@ func (c *Client) ExecuteWithFiles(ctx context.Context, command string, args any,
 }
 
 func (c *Client) execute(ctx context.Context, verb, command string, args any, files []*os.File) (json.RawMessage, error) {
-	if len(files) > 0 || takesFiles(command) {
+	if len(files) > 0 || wire.TakesFiles(command) {
 		if err := c.takeFilesSlot(ctx); err != nil {
 			return nil, err
 		}
@@ -337,7 +337,7 @@ func (c *Client) Raw(ctx context.Context, msg json.RawMessage) (json.RawMessage,
 	if why := wire.QEMURefuses(msg, 4); why != "" {
 		return nil, fmt.Errorf("raw QMP message not sent: QEMU would refuse it: %s", why)
 	}
-	if command := ""; json.Unmarshal(fields["execute"], &command) == nil && takesFiles(command) {
+	if command := ""; json.Unmarshal(fields["execute"], &command) == nil && wire.TakesFiles(command) {
 		if err := c.takeFilesSlot(ctx); err != nil {
 			return nil, err
 		}
@@ -975,10 +975,6 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 	c.mu.Unlock()
 	return nil
 }
-
-// takesFiles says whether QEMU's command takes the descriptors passed
-// with a request (see Client.files).
-func takesFiles(command string) bool { return command == "getfd" || command == "add-fd" }
 
 // takeFilesSlot takes the descriptor slot (Client.files) for a call, or
 // gives up when ctx ends; the caller gives it back with <-c.files.

@@ -113,3 +113,9 @@ func NextID[V any](pending map[uint64]V, last *uint64) uint64 {
 		}
 	}
 }
+
+// TakesFiles says whether QEMU's command takes the descriptors passed
+// with its request (SCM_RIGHTS): QEMU hands it whatever descriptors the
+// monitor holds, so such requests must reach it one at a time, whoever
+// sends them (the QMP client's files slot, the proxy's files call).
+func TakesFiles(command string) bool { return command == "getfd" || command == "add-fd" }
