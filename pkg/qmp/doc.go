@@ -5,9 +5,12 @@
 // capabilities, and then runs commands concurrently over the one
 // connection, routing each reply to its caller by id and each event to the
 // listeners that asked for it. It sends QEMU only what it needs: no
-// newline after a request, and no id while a call is the only one pending
-// (its reply, id-less too, cannot be another's). It stands on pkg/protocol for the
-// connection lifecycle; it knows nothing of terminals or command lines.
+// newline after a request, and no id on a call while no other call sent
+// without one is pending (its reply, id-less too, cannot be another's);
+// as QEMU runs in-band commands one at a time, at most two are in flight,
+// so that every other request goes without an id. It stands on
+// pkg/protocol for the connection lifecycle; it knows nothing of
+// terminals or command lines.
 // WithTrace shows the traffic (WithAsideTrace also tells the program's
 // own calls, made with an Aside context); WaitForStateChange waits for the
 // connection's state to change.
@@ -27,6 +30,7 @@
 // Who may touch what:
 //
 //	lock or token                guards
+//	Client.inband (channel)      a token per in-band call in flight (at most maxInBand)
 //	Client.mu                    pending (the calls awaiting replies, by id; 0 for the one
 //	                             sent without an id), waiting, lastID, greeting, oob
 //	Client.listenMu              changes to the Listener list, which is copy-on-write:

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -90,6 +91,85 @@ func TestIDlessNotWhenConcurrent(t *testing.T) {
 	close(bad)
 	for msg := range bad {
 		t.Error(msg)
+	}
+}
+
+// TestIDlessBesideIDs: a call goes without an id as soon as no call sent
+// without one is pending, though others with ids are: of 8 callers
+// sharing the client, every other request is id-less. The server reads a
+// request before it answers the one before, so that two are in flight
+// all along, and checks that never two of them are id-less; each call
+// gets its own reply.
+func TestIDlessBesideIDs(t *testing.T) {
+	const callers, calls = 8, 200
+	type count struct{ beside, both int }
+	counted := make(chan count, 1)
+	s := fakeServer(t, func(c *qmptest.Conn) {
+		if !negotiated(c) {
+			return
+		}
+		var n count
+		defer func() { counted <- n }()
+		var held []*qmptest.Request
+		for read := 0; read < calls || len(held) > 0; {
+			if read < calls && len(held) < 2 {
+				req, err := c.ReadRequest()
+				if err != nil {
+					return
+				}
+				read++
+				if req.ID == nil && len(held) > 0 {
+					if held[0].ID == nil {
+						n.both++
+					} else {
+						n.beside++
+					}
+				}
+				held = append(held, req)
+				continue
+			}
+			if c.Reply(held[0].ID, held[0].Execute) != nil {
+				return
+			}
+			held = held[1:]
+		}
+	})
+	c := connect(t, s.Addr)
+	ctx := testContext(t)
+	// The callers share the calls, so that two callers are busy until
+	// the last call: the server answers one only once another came.
+	var next atomic.Int64
+	bad := make(chan string, callers)
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			for i := next.Add(1); i <= calls; i = next.Add(1) {
+				name := fmt.Sprintf("call%d", i)
+				if ret, err := c.Execute(ctx, name, nil); err != nil || string(ret) != `"`+name+`"` {
+					bad <- fmt.Sprintf("Execute(%s) = %s, %v", name, ret, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(bad)
+	for msg := range bad {
+		t.Error(msg)
+	}
+	var n count
+	select {
+	case n = <-counted:
+	case <-ctx.Done():
+		t.Fatal("the server did not get every call")
+	}
+	if n.both != 0 {
+		t.Errorf("%d requests went without an id while another id-less one was in flight", n.both)
+	}
+	// The first request goes alone; then, as replies come in order,
+	// every other one finds the id-less slot free.
+	if want := calls/2 - 1; n.beside < want {
+		t.Errorf("%d requests went without an id beside one with an id, want %d", n.beside, want)
 	}
 }
 

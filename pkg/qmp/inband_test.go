@@ -1,0 +1,142 @@
+package qmp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
+)
+
+// At most maxInBand in-band calls are in flight: a call beyond them waits
+// unsent until one returns, and one that gives up waiting is never sent.
+// exec-oob does not wait behind them. testHookInBandWait tells the test
+// that a call found every slot taken.
+func TestInBandSlots(t *testing.T) {
+	if maxInBand != 2 {
+		t.Fatalf("the test holds 2 in-band calls, maxInBand is %d", maxInBand)
+	}
+	conns := make(chan *qmptest.Conn, 1)
+	reqs := make(chan *qmptest.Request, 8)
+	s := qmptest.NewServer(func(c *qmptest.Conn) {
+		if c.Greet() != nil {
+			return
+		}
+		neg, err := c.ReadRequest()
+		if err != nil || c.Reply(neg.ID, struct{}{}) != nil {
+			return
+		}
+		conns <- c
+		for {
+			req, err := c.ReadRequest()
+			if err != nil {
+				return
+			}
+			reqs <- req
+		}
+	})
+	t.Cleanup(s.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	c := NewClient()
+	if err := c.Connect(ctx, s.Addr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Disconnect() })
+	conn := <-conns
+
+	waiting := make(chan struct{}, 4)
+	testHookInBandWait = func() { waiting <- struct{}{} }
+	t.Cleanup(func() { testHookInBandWait = nil })
+
+	type outcome struct {
+		ret json.RawMessage
+		err error
+	}
+	call := func(ctx context.Context, name string) chan outcome {
+		ch := make(chan outcome, 1)
+		go func() {
+			ret, err := c.Execute(ctx, name, nil)
+			ch <- outcome{ret, err}
+		}()
+		return ch
+	}
+	next := func() *qmptest.Request {
+		t.Helper()
+		select {
+		case req := <-reqs:
+			return req
+		case <-ctx.Done():
+			t.Fatal("the server got no request")
+			return nil
+		}
+	}
+	waitFull := func(what string) {
+		t.Helper()
+		select {
+		case <-waiting:
+		case req := <-reqs:
+			t.Fatalf("%s was sent with %d in-band calls in flight: %s", what, maxInBand, req.Execute)
+		case <-ctx.Done():
+			t.Fatalf("%s neither waited nor was sent", what)
+		}
+	}
+	reply := func(req *qmptest.Request) {
+		t.Helper()
+		if err := conn.Reply(req.ID, req.Execute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(ch chan outcome, name string) {
+		t.Helper()
+		if o := <-ch; o.err != nil || string(o.ret) != `"`+name+`"` {
+			t.Fatalf("Execute(%s) = %s, %v", name, o.ret, o.err)
+		}
+	}
+
+	a, b := call(ctx, "a"), call(ctx, "b")
+	held := map[string]*qmptest.Request{}
+	for range 2 {
+		req := next()
+		held[req.Execute] = req
+	}
+
+	// A third waits; given up, it is never sent.
+	cctx, ccancel := context.WithCancel(ctx)
+	gaveUp := call(cctx, "c")
+	waitFull("a third call")
+	ccancel()
+	if o := <-gaveUp; !errors.Is(o.err, context.Canceled) {
+		t.Fatalf("the call given up while waiting: %s, %v; want context.Canceled", o.ret, o.err)
+	}
+
+	// exec-oob goes past the in-band calls.
+	oob := make(chan outcome, 1)
+	go func() {
+		ret, err := c.ExecuteOOB(ctx, "x-oob", nil)
+		oob <- outcome{ret, err}
+	}()
+	if req := next(); req.ExecOOB != "x-oob" {
+		t.Fatalf("the server got %q, want the exec-oob", req.Execute)
+	} else if err := conn.Reply(req.ID, req.ExecOOB); err != nil {
+		t.Fatal(err)
+	}
+	want(oob, "x-oob")
+
+	// Another waits, and goes once a slot is free.
+	d := call(ctx, "d")
+	waitFull("a fourth call")
+	reply(held["a"])
+	want(a, "a")
+	if req := next(); req.Execute != "d" {
+		t.Fatalf("after a's reply the server got %q, want d", req.Execute)
+	} else {
+		held["d"] = req
+	}
+	reply(held["b"])
+	reply(held["d"])
+	want(b, "b")
+	want(d, "d")
+}
