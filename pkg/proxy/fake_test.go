@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -609,6 +610,74 @@ func TestUpstreamIDs(t *testing.T) {
 	next(`{"execute":"echo","arguments":{"n":3}}`)
 	if got := a.recv(); got != `{"id":7,"return":{"n":3}}` {
 		t.Fatalf("a got %s", got)
+	}
+}
+
+// A request goes without an id as soon as no request sent without one
+// is pending at QEMU, though others with ids are: QEMU here answers the
+// id-less first request while the second, with an id, waits.
+func TestUpstreamIDlessBesideIDs(t *testing.T) {
+	bad := make(chan string, 4)
+	srv := qmptest.NewServer(func(c *qmptest.Conn) {
+		if c.Greet() != nil {
+			return
+		}
+		if neg, err := c.ReadRequest(); err != nil || c.Reply(neg.ID, map[string]any{}) != nil {
+			return
+		}
+		first, err := c.ReadRequest()
+		if err != nil {
+			return
+		}
+		second, err := c.ReadRequest()
+		if err != nil || c.Reply(first.ID, "first") != nil {
+			return
+		}
+		third, err := c.ReadRequest()
+		if err != nil {
+			return
+		}
+		if first.ID != nil || second.ID == nil || third.ID != nil {
+			bad <- fmt.Sprintf("ids %s, %s, %s; want none, one, none", first.ID, second.ID, third.ID)
+		}
+		if c.Reply(second.ID, "second") == nil && c.Reply(third.ID, "third") == nil {
+			qmptest.Serve(c, true)
+		}
+	})
+	t.Cleanup(srv.Close)
+	sent := make(chan string, 16)
+	h := startProxy(t, srv.Addr, func(c *Config) {
+		c.Trace = func(who string, dir protocol.Direction, msg []byte) {
+			if who == "qemu" && dir == protocol.Sent && !strings.Contains(string(msg), "qmp_capabilities") {
+				sent <- string(msg)
+			}
+		}
+	})
+	a, b := dialRaw(t, h.path), dialRaw(t, h.path)
+	a.negotiate()
+	b.negotiate()
+	a.send(`{"execute":"one","id":"a1"}`)
+	// b's request goes after a's: QEMU answers a's once it has both.
+	select {
+	case <-sent:
+	case <-ctxT(t).Done():
+		t.Fatal("the proxy never sent a's request")
+	}
+	b.send(`{"execute":"two","id":"b1"}`)
+	if got := a.recv(); got != `{"id":"a1","return":"first"}` {
+		t.Fatalf("a got %s", got)
+	}
+	a.send(`{"execute":"three","id":"a2"}`)
+	if got := a.recv(); got != `{"id":"a2","return":"third"}` {
+		t.Fatalf("a got %s", got)
+	}
+	if got := b.recv(); got != `{"id":"b1","return":"second"}` {
+		t.Fatalf("b got %s", got)
+	}
+	select {
+	case msg := <-bad:
+		t.Error(msg)
+	default:
 	}
 }
 

@@ -660,13 +660,13 @@ func (p *Proxy) forward(c *client, r *request, fds []int) {
 		}
 		p.mu.Lock()
 	}
-	// Alone at QEMU, an in-band request goes without an id: QEMU answers
-	// in-band requests in order, every other request carries an id, so
-	// an id-less reply can only be its. Fewer bytes matter: QEMU reads
-	// its monitor a byte at a time. exec-oob's reply may overtake: it
-	// always has an id.
+	// An in-band request goes without an id when no other request sent
+	// without one is pending (one whose client left included): every
+	// other request in flight carries an id, so an id-less reply can
+	// only be its. Fewer bytes matter: QEMU reads its monitor a byte at
+	// a time. exec-oob's reply may overtake: it always has an id.
 	var id uint64
-	if r.oob || len(p.pending) != 0 {
+	if _, busy := p.pending[0]; r.oob || busy {
 		id = wire.NextID(p.pending, &p.lastID)
 	}
 	cl := &call{c: c, id: r.id}
