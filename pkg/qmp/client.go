@@ -576,6 +576,14 @@ func encodeRequest(verb, command string, args any) ([]byte, error) {
 		if a != nil {
 			b = append(b, `,"arguments":`...)
 			b = append(b, a...)
+			// QEMU answers what it cannot parse (a key given twice
+			// through a json.RawMessage, say) with an error without an
+			// id, whatever the request's id: the call in flight without
+			// one would take it as its own answer. Refused here, as Raw
+			// does, counting the id's 4 tokens.
+			if why := wire.QEMURefuses(append(b[:len(b):len(b)], '}'), 4); why != "" {
+				return nil, fmt.Errorf("%s not sent: QEMU would refuse its arguments: %s", command, why)
+			}
 		}
 	}
 	return b, nil
@@ -991,8 +999,6 @@ func (c *Client) establish(ctx context.Context, s *protocol.Session) error {
 	return nil
 }
 
-// takeFilesSlot takes the descriptor slot (Client.files) for a call, or
-// gives up when ctx ends; the caller gives it back with <-c.files.
 // maxInBand bounds the in-band calls in flight (see Client.inband). QEMU
 // runs a monitor's in-band commands one at a time, in order, so a third
 // request in flight would only wait in its queue, not run sooner; with
@@ -1027,6 +1033,8 @@ func (c *Client) takeInBandSlot(ctx context.Context) error {
 // in-band slot taken.
 var testHookInBandWait func()
 
+// takeFilesSlot takes the descriptor slot (Client.files) for a call, or
+// gives up when ctx ends; the caller gives it back with <-c.files.
 func (c *Client) takeFilesSlot(ctx context.Context) error {
 	select {
 	case c.files <- struct{}{}:

@@ -173,6 +173,30 @@ func TestIDlessBesideIDs(t *testing.T) {
 	}
 }
 
+// TestExecuteRefusesWhatQEMURefuses: arguments QEMU cannot parse (a key
+// given twice, through a json.RawMessage) are refused unsent. QEMU would
+// answer them with an error without an id, which the call in flight
+// without one would take as its own. The session goes on.
+func TestExecuteRefusesWhatQEMURefuses(t *testing.T) {
+	got := make(chan string, 4)
+	s := fakeServer(t, echoUntil(func(c *qmptest.Conn, req *qmptest.Request) bool {
+		got <- req.Execute
+		return c.Reply(req.ID, req.Execute) == nil
+	}))
+	c := connect(t, s.Addr)
+	ctx := testContext(t)
+	_, err := c.Execute(ctx, "bad", json.RawMessage(`{"a":1,"a":2}`))
+	if err == nil || !strings.Contains(err.Error(), "bad not sent") || !strings.Contains(err.Error(), "duplicate key") {
+		t.Fatalf("Execute(bad) = %v, want it refused unsent for its duplicate key", err)
+	}
+	if ret, err := c.Execute(ctx, "good", nil); err != nil || string(ret) != `"good"` {
+		t.Fatalf("Execute(good) = %s, %v", ret, err)
+	}
+	if name := <-got; name != "good" {
+		t.Fatalf("the server got %s, want only good", name)
+	}
+}
+
 // TestIDlessCancelled: a call given up before its id-less reply came
 // leaves the next call an id, so that the stale reply, which comes first,
 // goes nowhere; once it has come, a lone call goes without an id again.

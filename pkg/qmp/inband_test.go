@@ -140,3 +140,67 @@ func TestInBandSlots(t *testing.T) {
 	want(b, "b")
 	want(d, "d")
 }
+
+// Disconnect while both in-band slots are taken and a third call waits
+// for one, under a context that does not end: every call returns, with
+// an error.
+func TestInBandWaitEndsWithDisconnect(t *testing.T) {
+	reqs := make(chan *qmptest.Request, 8)
+	s := qmptest.NewServer(func(c *qmptest.Conn) {
+		if c.Greet() != nil {
+			return
+		}
+		neg, err := c.ReadRequest()
+		if err != nil || c.Reply(neg.ID, struct{}{}) != nil {
+			return
+		}
+		for {
+			req, err := c.ReadRequest()
+			if err != nil {
+				return
+			}
+			reqs <- req
+		}
+	})
+	t.Cleanup(s.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	c := NewClient()
+	if err := c.Connect(ctx, s.Addr); err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan struct{}, 4)
+	testHookInBandWait = func() { waiting <- struct{}{} }
+	t.Cleanup(func() { testHookInBandWait = nil })
+	errs := make(chan error, 3)
+	run := func() {
+		_, err := c.Execute(context.Background(), "x", nil)
+		errs <- err
+	}
+	go run()
+	go run()
+	for range 2 {
+		select {
+		case <-reqs:
+		case <-ctx.Done():
+			t.Fatal("the server did not get both calls")
+		}
+	}
+	go run()
+	select {
+	case <-waiting:
+	case <-ctx.Done():
+		t.Fatal("the third call did not wait")
+	}
+	c.Disconnect()
+	for range 3 {
+		select {
+		case err := <-errs:
+			if err == nil {
+				t.Error("a call succeeded though the session ended before any reply")
+			}
+		case <-ctx.Done():
+			t.Fatal("a call did not return after Disconnect")
+		}
+	}
+}
