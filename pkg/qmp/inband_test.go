@@ -204,3 +204,70 @@ func TestInBandWaitEndsWithDisconnect(t *testing.T) {
 		}
 	}
 }
+
+// The gate opens for gateFree calls after a window of calls that waited
+// for a slot in which more than one in 8 found nothing pending, and only
+// then.
+func TestInBandGate(t *testing.T) {
+	var g inbandGate
+	window := func(idle int) {
+		for i := range gateWindow {
+			g.waited(i < idle)
+		}
+	}
+	if g.pass() {
+		t.Fatal("a new gate is open")
+	}
+	window(gateWindow / 8)
+	if g.pass() {
+		t.Fatalf("the gate opened after %d idle calls in %d", gateWindow/8, gateWindow)
+	}
+	window(gateWindow/8 + 1)
+	for i := range gateFree {
+		if !g.pass() {
+			t.Fatalf("the gate closed after %d calls, want %d", i, gateFree)
+		}
+	}
+	if g.pass() {
+		t.Fatalf("the gate stayed open past %d calls", gateFree)
+	}
+}
+
+// Against a server that answers at once (the fake server), 8 callers
+// find it idle often enough for the gate to open.
+func TestInBandGateOpensForAQuickServer(t *testing.T) {
+	s := qmptest.NewServer(qmptest.Standard)
+	t.Cleanup(s.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	c := NewClient()
+	if err := c.Connect(ctx, s.Addr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Disconnect() })
+	opened := func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.gate.opened > 0
+	}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for i := 0; i < 20*gateWindow && !opened(); i++ {
+				if _, err := c.Execute(ctx, "query-status", nil); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !opened() {
+		t.Errorf("the gate stayed shut through %d calls of 8 callers", 8*20*gateWindow)
+	}
+}
