@@ -25,11 +25,12 @@ import (
 //     {"execute":"query-status"} without id or newline, one line read per
 //     reply; for several callers, pipelined (that many requests in flight,
 //     new ones written as replies come);
-//   - for several callers, the floor with ids, rawqmp -n -ids: the same
-//     pipelining with a one-digit id on each request, the least a client
-//     sends that keeps an id on every request while several are in
+//   - for several callers, the floor with ids, rawqmp -n -ids: two
+//     requests in flight, every other one with a one-digit id, the least
+//     a client sends that never has two requests without an id in
 //     flight, as qmpsh does (QEMU reads its monitor a byte at a time, so
-//     the 7 bytes of ,"id":N cost it about a fifth of its rate);
+//     the 7 bytes of ,"id":N on half the requests cost it about a tenth
+//     of its rate);
 //   - go-qemu, testdata/goqemu: github.com/digitalocean/go-qemu's
 //     SocketMonitor, in a module of its own so that qmpsh does not depend
 //     on it;

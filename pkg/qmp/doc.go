@@ -7,8 +7,9 @@
 // listeners that asked for it. It sends QEMU only what it needs: no
 // newline after a request, and no id on a call while no other call sent
 // without one is pending (its reply, id-less too, cannot be another's);
-// as QEMU runs in-band commands one at a time, at most two are in flight,
-// so that every other request goes without an id. It stands on
+// as QEMU runs in-band commands one at a time, at most two are in flight
+// while the server is the slower side (see inbandGate), so that every
+// other request goes without an id. It stands on
 // pkg/protocol for the connection lifecycle; it knows nothing of
 // terminals or command lines.
 // WithTrace shows the traffic (WithAsideTrace also tells the program's
@@ -31,7 +32,8 @@
 //
 //	lock or token                guards
 //	Client.inband (channel)      a token per in-band call in flight (at most maxInBand)
-//	Client.mu                    pending (the calls awaiting replies, by id; 0 for the one
+//	Client.mu                    gate (whether calls need a token), pending (the calls
+//	                             awaiting replies, by id; 0 for the one
 //	                             sent without an id), waiting, lastID, greeting, oob
 //	Client.listenMu              changes to the Listener list, which is copy-on-write:
 //	                             the reader loads it (Client.listeners) without a lock

@@ -14,10 +14,10 @@
 // "ops/s RATE". With -callers 1, one request at a time; with more, a
 // pipelined floor, which keeps that many requests in flight on the one
 // connection, writing as many new requests as replies have come, in one
-// write. With -ids as well, each pipelined request carries a one-digit id
-// ({"execute":"query-status","id":N}), as a client that keeps an id on
-// every request while several are in flight must send at the least: the
-// floor of such a client.
+// write. With -ids as well, it keeps at most two requests in flight,
+// every other one with a one-digit id ({"execute":"query-status","id":N}):
+// the least a client sends that never has two requests without an id in
+// flight, as qmp.Client does: the floor of such a client.
 //
 // Built with -tags qmpshdeps (deps.go), it also links every package the
 // qmpsh binary does: see cmd/qmpsh-bench proc.
@@ -43,7 +43,7 @@ func main() {
 	n := flag.Int("n", 0, "calls to time (0: run query-status once and print its value)")
 	callers := flag.Int("callers", 1, "requests in flight, with -n")
 	warmup := flag.Int("warmup", 200, "calls before the timed ones, with -n")
-	ids := flag.Bool("ids", false, "give each pipelined request an id (with -callers above 1; a lone caller's requests have none)")
+	ids := flag.Bool("ids", false, "with -callers above 1: at most two requests in flight, every other one with an id")
 	flag.Parse()
 	if flag.NArg() != 1 || *callers < 1 || *n < 0 || *warmup < 0 {
 		fmt.Fprintln(os.Stderr, "usage: rawqmp [-n N [-callers C [-ids]] [-warmup W]] SOCKET")
@@ -98,10 +98,15 @@ func sequential(conn net.Conn, r *bufio.Reader, n, _ int, _ bool) error {
 
 // pipelined runs n calls, keeping up to depth in flight: it writes the
 // first depth at once, then, each time it has read what replies there are,
-// as many new requests as it read, in one write. With ids, request i
-// carries the id i%9+1 (the replies are counted, not matched, so ids
-// repeating with more than 9 in flight would do no harm).
+// as many new requests as it read, in one write. With ids, at most two
+// are in flight, and request i carries an id, i%9+1, when i is odd:
+// replies come in order, so each reply lets the next request take its
+// place with or without an id as it had (the replies are counted, not
+// matched).
 func pipelined(conn net.Conn, r *bufio.Reader, n, depth int, ids bool) error {
+	if ids {
+		depth = min(depth, 2)
+	}
 	buf := make([]byte, 0, depth*(len(request)+7))
 	sent, done := 0, 0
 	for done < n {
@@ -109,7 +114,7 @@ func pipelined(conn net.Conn, r *bufio.Reader, n, depth int, ids bool) error {
 		if k > 0 {
 			buf = buf[:0]
 			for j := range k {
-				if ids {
+				if ids && (sent+j)%2 == 1 {
 					buf = append(buf, request[:len(request)-1]...)
 					buf = append(buf, `,"id":`...)
 					buf = append(buf, byte('1'+(sent+j)%9), '}')
