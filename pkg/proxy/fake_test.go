@@ -568,14 +568,8 @@ func TestLeftAfterLastTrace(t *testing.T) {
 func TestUpstreamIDs(t *testing.T) {
 	release := make(chan struct{})
 	srv := holdingQEMU(t, release, true)
-	sent := make(chan string, 16)
-	h := startProxy(t, srv.Addr, func(c *Config) {
-		c.Trace = func(who string, dir protocol.Direction, msg []byte) {
-			if who == "qemu" && dir == protocol.Sent && !strings.Contains(string(msg), "qmp_capabilities") {
-				sent <- string(msg)
-			}
-		}
-	})
+	sent, traced := sentToQEMU()
+	h := startProxy(t, srv.Addr, traced)
 	a, b := dialRaw(t, h.path), dialRaw(t, h.path)
 	a.negotiate()
 	b.negotiate()
@@ -645,14 +639,8 @@ func TestUpstreamIDlessBesideIDs(t *testing.T) {
 		}
 	})
 	t.Cleanup(srv.Close)
-	sent := make(chan string, 16)
-	h := startProxy(t, srv.Addr, func(c *Config) {
-		c.Trace = func(who string, dir protocol.Direction, msg []byte) {
-			if who == "qemu" && dir == protocol.Sent && !strings.Contains(string(msg), "qmp_capabilities") {
-				sent <- string(msg)
-			}
-		}
-	})
+	sent, traced := sentToQEMU()
+	h := startProxy(t, srv.Addr, traced)
 	a, b := dialRaw(t, h.path), dialRaw(t, h.path)
 	a.negotiate()
 	b.negotiate()
@@ -767,5 +755,18 @@ func TestNoSendOnTheNextConnection(t *testing.T) {
 	b.send(`{"execute":"echo","arguments":{"who":"B"},"id":"b"}`)
 	if got := b.recv(); got != `{"id":"b","return":{"who":"B"}}` {
 		t.Fatalf("B got %s", got)
+	}
+}
+
+// sentToQEMU returns a channel of what the proxy sends QEMU after
+// negotiating, and the Config change that feeds it.
+func sentToQEMU() (<-chan string, func(*Config)) {
+	sent := make(chan string, 16)
+	return sent, func(c *Config) {
+		c.Trace = func(who string, dir protocol.Direction, msg []byte) {
+			if who == "qemu" && dir == protocol.Sent && !strings.Contains(string(msg), "qmp_capabilities") {
+				sent <- string(msg)
+			}
+		}
 	}
 }

@@ -1,11 +1,9 @@
 package qmp
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/qmpsh/qmpsh/pkg/qmp/qmptest"
 )
@@ -21,13 +19,7 @@ import (
 func TestNoSendOnTheNextSession(t *testing.T) {
 	s := qmptest.NewServer(qmptest.Standard)
 	t.Cleanup(s.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	c := NewClient()
-	if err := c.Connect(ctx, s.Addr); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Disconnect() })
+	c, ctx := connectedClient(t, s.Addr)
 
 	held, release := make(chan struct{}), make(chan struct{})
 	first := true

@@ -18,33 +18,8 @@ func TestInBandSlots(t *testing.T) {
 	if maxInBand != 2 {
 		t.Fatalf("the test holds 2 in-band calls, maxInBand is %d", maxInBand)
 	}
-	conns := make(chan *qmptest.Conn, 1)
-	reqs := make(chan *qmptest.Request, 8)
-	s := qmptest.NewServer(func(c *qmptest.Conn) {
-		if c.Greet() != nil {
-			return
-		}
-		neg, err := c.ReadRequest()
-		if err != nil || c.Reply(neg.ID, struct{}{}) != nil {
-			return
-		}
-		conns <- c
-		for {
-			req, err := c.ReadRequest()
-			if err != nil {
-				return
-			}
-			reqs <- req
-		}
-	})
-	t.Cleanup(s.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	c := NewClient()
-	if err := c.Connect(ctx, s.Addr); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Disconnect() })
+	addr, conns, reqs := forwardingServer(t)
+	c, ctx := connectedClient(t, addr)
 	conn := <-conns
 
 	waiting := make(chan struct{}, 4)
@@ -145,30 +120,8 @@ func TestInBandSlots(t *testing.T) {
 // for one, under a context that does not end: every call returns, with
 // an error.
 func TestInBandWaitEndsWithDisconnect(t *testing.T) {
-	reqs := make(chan *qmptest.Request, 8)
-	s := qmptest.NewServer(func(c *qmptest.Conn) {
-		if c.Greet() != nil {
-			return
-		}
-		neg, err := c.ReadRequest()
-		if err != nil || c.Reply(neg.ID, struct{}{}) != nil {
-			return
-		}
-		for {
-			req, err := c.ReadRequest()
-			if err != nil {
-				return
-			}
-			reqs <- req
-		}
-	})
-	t.Cleanup(s.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	c := NewClient()
-	if err := c.Connect(ctx, s.Addr); err != nil {
-		t.Fatal(err)
-	}
+	addr, _, reqs := forwardingServer(t)
+	c, ctx := connectedClient(t, addr)
 	waiting := make(chan struct{}, 4)
 	testHookInBandWait = func() { waiting <- struct{}{} }
 	t.Cleanup(func() { testHookInBandWait = nil })
@@ -238,13 +191,7 @@ func TestInBandGate(t *testing.T) {
 func TestInBandGateOpensForAQuickServer(t *testing.T) {
 	s := qmptest.NewServer(qmptest.Standard)
 	t.Cleanup(s.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	c := NewClient()
-	if err := c.Connect(ctx, s.Addr); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Disconnect() })
+	c, ctx := connectedClient(t, s.Addr)
 	opened := func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -270,4 +217,45 @@ func TestInBandGateOpensForAQuickServer(t *testing.T) {
 	if !opened() {
 		t.Errorf("the gate stayed shut through %d calls of 8 callers", 8*20*gateWindow)
 	}
+}
+
+// forwardingServer is a fake server that negotiates, then hands the test
+// its connection and every request, answering none itself.
+func forwardingServer(t *testing.T) (addr string, conns <-chan *qmptest.Conn, reqs <-chan *qmptest.Request) {
+	t.Helper()
+	cc := make(chan *qmptest.Conn, 1)
+	rc := make(chan *qmptest.Request, 8)
+	s := qmptest.NewServer(func(c *qmptest.Conn) {
+		if c.Greet() != nil {
+			return
+		}
+		neg, err := c.ReadRequest()
+		if err != nil || c.Reply(neg.ID, struct{}{}) != nil {
+			return
+		}
+		cc <- c
+		for {
+			req, err := c.ReadRequest()
+			if err != nil {
+				return
+			}
+			rc <- req
+		}
+	})
+	t.Cleanup(s.Close)
+	return s.Addr, cc, rc
+}
+
+// connectedClient returns a client connected to addr, disconnected at
+// the end, and a context that bounds the test.
+func connectedClient(t *testing.T, addr string) (*Client, context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	c := NewClient()
+	if err := c.Connect(ctx, addr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Disconnect() })
+	return c, ctx
 }
