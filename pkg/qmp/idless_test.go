@@ -173,10 +173,11 @@ func TestIDlessBesideIDs(t *testing.T) {
 	}
 }
 
-// TestExecuteRefusesWhatQEMURefuses: arguments QEMU cannot parse (a key
-// given twice, through a json.RawMessage) are refused unsent. QEMU would
-// answer them with an error without an id, which the call in flight
-// without one would take as its own. The session goes on.
+// TestExecuteRefusesWhatQEMURefuses: a request QEMU cannot parse (a key
+// given twice, through a json.RawMessage; a noncharacter in the name,
+// which Go's encoder keeps) is refused unsent. QEMU would answer it with
+// an error without an id, which the call in flight without one would
+// take as its own. The session goes on.
 func TestExecuteRefusesWhatQEMURefuses(t *testing.T) {
 	got := make(chan string, 4)
 	s := fakeServer(t, echoUntil(func(c *qmptest.Conn, req *qmptest.Request) bool {
@@ -186,8 +187,12 @@ func TestExecuteRefusesWhatQEMURefuses(t *testing.T) {
 	c := connect(t, s.Addr)
 	ctx := testContext(t)
 	_, err := c.Execute(ctx, "bad", json.RawMessage(`{"a":1,"a":2}`))
-	if err == nil || !strings.Contains(err.Error(), "bad not sent") || !strings.Contains(err.Error(), "duplicate key") {
+	if err == nil || !strings.Contains(err.Error(), `"bad" not sent`) || !strings.Contains(err.Error(), "duplicate key") {
 		t.Fatalf("Execute(bad) = %v, want it refused unsent for its duplicate key", err)
+	}
+	_, err = c.Execute(ctx, "query-status\uffff", nil)
+	if err == nil || !strings.Contains(err.Error(), `"query-status\uffff" not sent`) || !strings.Contains(err.Error(), "invalid UTF-8") {
+		t.Fatalf("Execute(query-status\\uffff) = %v, want it refused unsent for its name", err)
 	}
 	if ret, err := c.Execute(ctx, "good", nil); err != nil || string(ret) != `"good"` {
 		t.Fatalf("Execute(good) = %s, %v", ret, err)

@@ -7,11 +7,13 @@ import (
 )
 
 // QEMU's JSON streamer takes a message of at most MaxTokens tokens,
-// nested at most MaxNesting deep (braces and brackets together); see
-// MAX_TOKEN_COUNT and MAX_NESTING in QEMU's qobject/json-streamer.c.
+// nested at most MaxNesting deep (braces and brackets together), whose
+// tokens add up to at most MaxTokenBytes; see MAX_TOKEN_COUNT,
+// MAX_NESTING and MAX_TOKEN_SIZE in QEMU's qobject/json-streamer.c.
 const (
-	MaxTokens  = 2 << 20
-	MaxNesting = 1 << 10
+	MaxTokens     = 2 << 20
+	MaxNesting    = 1 << 10
+	MaxTokenBytes = 64 << 20
 )
 
 // QEMURefuses says why QEMU would not take v, valid JSON to Go, as the
@@ -24,8 +26,14 @@ const (
 // takes: an invalid UTF-8 sequence, a code point that is a surrogate or
 // a noncharacter, raw or escaped, a key twice in one object, a number
 // with an exponent after a lone zero (0e5), and nesting or a token count
-// beyond its streamer's limits. The reasons are QEMU's words.
+// beyond its streamer's limits, or a message longer than MaxTokenBytes.
+// The reasons are QEMU's words.
 func QEMURefuses(v []byte, extraTokens int) string {
+	// The bytes of its tokens, counted here with the spaces between
+	// them, and 20 for each added token (an id's digits at most).
+	if len(v)+20*extraTokens > MaxTokenBytes {
+		return "JSON token size limit exceeded"
+	}
 	if !utf8.Valid(v) {
 		return "JSON parse error, invalid UTF-8 sequence in string"
 	}

@@ -69,3 +69,19 @@ func TestNextID(t *testing.T) {
 		t.Fatalf("after 9 with one pending: %d, want 1 (back round)", id)
 	}
 }
+
+// QEMU refuses a message whose tokens add up to more than 64 MiB.
+func TestQEMURefusesTooLong(t *testing.T) {
+	v := make([]byte, MaxTokenBytes-80)
+	copy(v, `{"a":"`)
+	for i := 6; i < len(v)-2; i++ {
+		v[i] = 'x'
+	}
+	copy(v[len(v)-2:], `"}`)
+	if why := QEMURefuses(v, 4); why != "" {
+		t.Fatalf("a message %d bytes short of the limit with an id: %s", 80, why)
+	}
+	if why := QEMURefuses(v, 5); why != "JSON token size limit exceeded" {
+		t.Fatalf("a message beyond the limit: %q, want the token size limit", why)
+	}
+}
