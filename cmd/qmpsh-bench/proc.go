@@ -42,13 +42,14 @@ import (
 // the process to having reaped it.
 //
 // How a binary came into the page cache changes how fast it starts, and
-// the bigger one more: the same qmpsh binary ran exec at 1.30-1.32x the
+// the bigger one more: the same qmpsh binary ran exec at 1.29-1.37x the
 // raw program's time as the linker wrote it (the default here), at
 // 1.34-1.35x read back from disk (-evict: the binaries are dropped from
 // the page cache after the build, as an installed program is after a
-// reboot), 1.28x copied by install(1), 1.11-1.15x written by a single
-// write(2); the kernel maps a file's pages in pieces as large as those
-// it cached them in. The programs compared are always loaded alike.
+// reboot), 1.26-1.32x copied by install(1), 1.11-1.15x written by a
+// single write(2); the kernel maps a file's pages in pieces as large as
+// those it cached them in. The programs compared are always loaded
+// alike.
 //
 // Peak RSS is VmHWM, the high-water mark of the process's memory, as
 // /proc/PID/status shows it. For qmpsh exec and the raw program it is
