@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bytes"
+	"debug/elf"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -70,6 +71,21 @@ func TestMakeInstall(t *testing.T) {
 		}
 	} else {
 		t.Logf("not a git checkout (%v): the commit is not checked", err)
+	}
+
+	// Static (see the Makefile's build): no program interpreter, the
+	// dynamic loader, to start first.
+	if os.Getenv("CGO_ENABLED") == "" {
+		f, err := elf.Open(filepath.Join(dest, prefix, "bin/qmpsh"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP {
+				t.Errorf("make install's qmpsh is dynamically linked (it has a PT_INTERP program header); the Makefile builds it with CGO_ENABLED=0")
+			}
+		}
+		f.Close()
 	}
 
 	// Every page renders without a warning and has the exit statuses,

@@ -78,9 +78,15 @@ func usageError(fs *flag.FlagSet, msg string) {
 
 // goRun runs the go command with args in dir (a module's root), its
 // output going to our stderr.
-func goRun(dir string, args ...string) error {
+func goRun(dir string, args ...string) error { return goRunEnv(dir, nil, args...) }
+
+// goRunEnv is goRun with env (NAME=VALUE) added to our environment.
+func goRunEnv(dir string, env []string, args ...string) error {
 	cmd := exec.Command("go", args...)
 	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	return cmd.Run()
 }
