@@ -879,3 +879,61 @@ func unixSession(t *testing.T) (p *Protocol, ours, theirs *net.UnixConn) {
 	t.Cleanup(func() { p.Disconnect() })
 	return p, ours, theirs
 }
+
+// The writer goroutine starts with the first message queued for it: a
+// session whose messages all went through SendNow has none. A Send
+// racing Disconnect starts no writer once the session is over, so that
+// none outlives Disconnect (goleak would find it).
+func TestWriterStartsWhenNeeded(t *testing.T) {
+	p, _, theirs := unixSession(t)
+	ctx := context.Background()
+	peer := bufio.NewReader(theirs)
+	line := func() string {
+		t.Helper()
+		l, err := peer.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	s := p.live.Load()
+	if err := p.SendNow(ctx, []byte(`{"now":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if l := line(); l != "{\"now\":1}\n" {
+		t.Fatalf("peer read %q", l)
+	}
+	if s.writing.Load() || goroutineWaiting("session).writer", "") {
+		t.Fatal("the writer goroutine started for a message SendNow wrote itself")
+	}
+	if err := p.Send(ctx, []byte(`{"queued":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	if l := line(); l != "{\"queued\":2}\n" {
+		t.Fatalf("peer read %q", l)
+	}
+	if !s.writing.Load() {
+		t.Fatal("a queued message was written, but the writer goroutine is not marked started")
+	}
+	p.Disconnect()
+	if goroutineWaiting("session).writer", "") {
+		t.Fatal("the writer goroutine outlived Disconnect")
+	}
+
+	for range 200 {
+		p, _, _ := unixSession(t)
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			p.Send(ctx, []byte(`{"racing":3}`))
+		}()
+		p.Disconnect()
+		if s := p.sess; s != nil {
+			t.Fatal("Disconnect left the session")
+		}
+		<-sent
+		if goroutineWaiting("session).writer", "") {
+			t.Fatal("a writer goroutine outlived Disconnect")
+		}
+	}
+}

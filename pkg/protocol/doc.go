@@ -11,14 +11,15 @@
 //
 // # Concurrency
 //
-// A Protocol runs at most one session at a time; each session has two
-// goroutines of its own.
+// A Protocol runs at most one session at a time; each session has up to
+// two goroutines of its own.
 //
 //	goroutine         started by                          stopped by
 //	reader            Connect/Accept/ConnectConn, as the  a read error (the peer, a bad message, Handle's
 //	(session.reader)  session becomes RUNNING             error) or the session ending; Disconnect waits
-//	writer            the same                            the session ending (done), or a write error;
-//	(session.writer)                                      Disconnect waits
+//	writer            the first message queued for it     the session ending (done), or a write error;
+//	(session.writer)  (session.startWriter), unless the   Disconnect waits
+//	                  session has ended
 //
 // A write the peer refused (EPIPE) does not end the session at once: the
 // peer may have written replies before it closed (QEMU answers quit, then
@@ -49,6 +50,8 @@
 //	session.wmu              the write side: the buffered writer, SendNow's scratch
 //	                         buffer and what it could not write (tail). Held by the
 //	                         writer goroutine, or by a caller in SendNow.
+//	session.startMu          starting the writer goroutine (writing), and marking the
+//	                         session over, so that no writer starts once it has ended
 //	session.endOnce          the cause (err), recorded once, before done is closed
 //	session.wfail (atomic)   the refused write; set once, then nothing more is written
 //

@@ -590,6 +590,9 @@ type session struct {
 	werr    error
 	tail    []byte // what writeNow could not write, for the writer; under wmu
 	kick    chan struct{}
+	// The writer goroutine starts when first needed; see startWriter.
+	startMu sync.Mutex  // orders starting it with the session's end (over)
+	writing atomic.Bool // it has been started
 	// wfail is the write the peer refused (see writeFailed); once set,
 	// nothing more is written.
 	wfail atomic.Pointer[failedWrite]
@@ -646,8 +649,30 @@ func (s *session) establish(ctx context.Context) error {
 }
 
 func (s *session) run() {
-	s.wg.Add(2)
+	s.wg.Add(1)
 	go s.reader()
+}
+
+// startWriter starts the writer goroutine, the first time something is
+// queued for it: a session whose messages all go out through SendNow (a
+// lone call at a time, as qmpsh exec makes) never needs it. Not starting
+// it made qmpsh exec query-status about 0.15 ms (1%) faster, in 200
+// interleaved runs of three copies of each binary, built static and not:
+// a new goroutine wakes a second thread, on two CPUs shared with QEMU.
+// Once the session is over it starts nothing: Disconnect's wait for the
+// goroutines comes after the end, so whatever started before it is
+// waited for.
+func (s *session) startWriter() {
+	if s.writing.Load() {
+		return
+	}
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
+	if s.writing.Load() || s.over.Load() {
+		return
+	}
+	s.wg.Add(1)
+	s.writing.Store(true)
 	go s.writer()
 }
 
@@ -657,7 +682,9 @@ func (s *session) run() {
 func (s *session) end(cause error) {
 	s.endOnce.Do(func() {
 		s.err = cause
+		s.startMu.Lock() // no writer starts after this: see startWriter
 		s.over.Store(true)
+		s.startMu.Unlock()
 		if t := s.grace.Load(); t != nil {
 			t.Stop()
 		}
@@ -730,6 +757,7 @@ func (s *session) enqueue(ctx context.Context, m outgoing) error {
 		return &SessionEndedError{Cause: f.err} // ending: see writeFailed
 	}
 	s.queued.Add(1)
+	s.startWriter()
 	select {
 	case s.out <- m:
 		return nil
@@ -783,6 +811,7 @@ func (s *session) writeNow(msg []byte) (done, traced bool) {
 	}
 	if n < len(s.scratch) {
 		s.tail = append([]byte(nil), s.scratch[n:]...)
+		s.startWriter()
 		select {
 		case s.kick <- struct{}{}:
 		default:
