@@ -903,7 +903,10 @@ func TestWriterStartsWhenNeeded(t *testing.T) {
 	if l := line(); l != "{\"now\":1}\n" {
 		t.Fatalf("peer read %q", l)
 	}
-	if s.writing.Load() {
+	// This session's writer, by its receiver, in a stack dump: a
+	// writer started without startWriter would show there.
+	writer := fmt.Sprintf("(*session).writer(%p", s)
+	if s.writing.Load() || goroutineWaiting(writer, "") {
 		t.Fatal("the writer goroutine started for a message SendNow wrote itself")
 	}
 	if err := p.Send(ctx, []byte(`{"queued":2}`)); err != nil {
@@ -912,9 +915,20 @@ func TestWriterStartsWhenNeeded(t *testing.T) {
 	if l := line(); l != "{\"queued\":2}\n" {
 		t.Fatalf("peer read %q", l)
 	}
-	if !s.writing.Load() {
-		t.Fatal("a queued message was written, but the writer goroutine is not marked started")
+	if !s.writing.Load() || !goroutineWaiting(writer, "") {
+		t.Fatal("a queued message was written, but the writer goroutine is not marked started, or not found")
 	}
+
+	// Once the session has ended, nothing starts a writer (the race
+	// below, made certain).
+	p2, _, _ := unixSession(t)
+	s2 := p2.live.Load()
+	s2.end(nil)
+	s2.startWriter()
+	if s2.writing.Load() {
+		t.Fatal("startWriter started a writer for a session that had ended")
+	}
+	p2.Disconnect()
 
 	for range 200 {
 		p, _, _ := unixSession(t)

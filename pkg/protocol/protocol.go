@@ -459,8 +459,9 @@ func (p *Protocol) running() (*session, error) {
 }
 
 // Disconnect ends the session: it stops the reader and writer, closes the
-// transport, waits for both goroutines, and returns the first error the
-// session hit (nil when it ended only because of a Disconnect). A connect
+// transport, waits for the session's goroutines, and returns the first
+// error the session hit (nil when it ended only because of a Disconnect).
+// A connect
 // or accept in progress is abandoned. The protocol is Idle when Disconnect
 // returns, whatever happened; calling it again is harmless and returns
 // the same cause, as Err does, until another session starts.
@@ -676,9 +677,9 @@ func (s *session) startWriter() {
 	go s.writer()
 }
 
-// end records cause (the first one wins), closes the transport so both
-// goroutines stop, marks the protocol Disconnecting, and tells the layer
-// above. It does not wait.
+// end records cause (the first one wins), closes the transport so the
+// session's goroutines stop, marks the protocol Disconnecting, and tells
+// the layer above. It does not wait.
 func (s *session) end(cause error) {
 	s.endOnce.Do(func() {
 		s.err = cause
