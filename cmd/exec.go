@@ -33,7 +33,7 @@ type ExecOptions struct {
 func newExecCmd(g *GlobalOptions, runF func(context.Context, *ExecOptions) error) *cobra.Command {
 	opts := &ExecOptions{GlobalOptions: g}
 	c := &cobra.Command{
-		Use:   "exec [-s ADDR]... [--wait-event NAME] COMMAND [key=value ...] | exec [-s ADDR]... JSON",
+		Use:   "exec [-s ADDR]... [--wait-event NAME] (COMMAND [key=value ...] | JSON)",
 		Short: "Run one QMP command and print its result as JSON",
 		Long: `Connect, negotiate, run one command, print its "return" value as JSON on
 stdout, and exit. Arguments use the shell's syntax (key=value, dotted keys,
@@ -95,7 +95,7 @@ UsageError. The exit status is the worst of the targets'.
 	}
 	f := c.Flags()
 	f.StringArrayVarP(&opts.Sockets, "socket", "s", nil, "QMP server `ADDR` (default $QMP_SOCKET); repeat it or use a glob for many")
-	f.StringVar(&opts.WaitEvent, "wait-event", "", "after the command, wait for event `NAME` and print it")
+	f.StringVar(&opts.WaitEvent, "wait-event", "", "listen for event `NAME` before sending the command, then wait for it and print it")
 	f.StringArrayVar(&opts.Match, "match", nil, "with --wait-event, wait for an event whose data has `KEY=VALUE` (dotted KEY, repeatable)")
 	f.BoolVar(&opts.WaitJob, "wait-job", false, "the command starts a job: wait for it to end, as 'qmpsh job wait'")
 	f.BoolVar(&opts.CancelOnInterrupt, "cancel-on-interrupt", false, "with --wait-job, on Ctrl-C (or SIGTERM, SIGHUP) cancel the job (job-cancel) and wait for it to end")

@@ -203,6 +203,9 @@ Without an address, $QMP_SOCKET is used.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(c *cobra.Command, args []string) error {
+			if opts.Pretty && opts.Compact {
+				return usageErrorf("--pretty and --compact contradict each other: give one")
+			}
 			opts.TimeoutSet = c.Flags().Changed("timeout")
 			if err := checkAddressFlags(c, args); err != nil {
 				return err
@@ -223,7 +226,7 @@ Without an address, $QMP_SOCKET is used.`,
 
 	f := root.PersistentFlags()
 	f.DurationVar(&opts.Timeout, "timeout", DefaultTimeout,
-		"bound connecting and capabilities negotiation (exec: and the command)")
+		"bound connecting and capabilities negotiation (exec: and the command; events, when given: the whole run)")
 	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "show the JSON sent and received (on stderr; qmpsh's own long replies shortened)")
 	f.StringVar(&opts.LogFile, "log", "", "append the session's traffic, with timestamps and secrets redacted, to `FILE`")
 	f.StringVar(&opts.Color, "color", "auto", "colour output: auto (on a terminal, unless NO_COLOR is set), always, never")
@@ -231,7 +234,6 @@ Without an address, $QMP_SOCKET is used.`,
 	f.BoolVar(&opts.Pretty, "pretty", false, "spaced JSON output, indented where a value is wider than 80 columns (default on a terminal)")
 	f.BoolVar(&opts.Compact, "compact", false, "print JSON on one line (default when not on a terminal)")
 	f.BoolVar(&opts.NoNegotiate, "no-negotiate", false, "skip qmp_capabilities (send it yourself)")
-	root.MarkFlagsMutuallyExclusive("pretty", "compact")
 	opts.TLS.addFlags(f)
 
 	// Each command fills its options from the flags and hands them to its
