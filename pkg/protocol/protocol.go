@@ -461,10 +461,9 @@ func (p *Protocol) running() (*session, error) {
 // Disconnect ends the session: it stops the reader and writer, closes the
 // transport, waits for the session's goroutines, and returns the first
 // error the session hit (nil when it ended only because of a Disconnect).
-// A connect
-// or accept in progress is abandoned. The protocol is Idle when Disconnect
-// returns, whatever happened; calling it again is harmless and returns
-// the same cause, as Err does, until another session starts.
+// A connect or accept in progress is abandoned. The protocol is Idle when
+// Disconnect returns, whatever happened; calling it again is harmless and
+// returns the same cause, as Err does, until another session starts.
 func (p *Protocol) Disconnect() error {
 	p.disconnectMu.Lock()
 	defer p.disconnectMu.Unlock()
