@@ -1,16 +1,3 @@
-// Qmpsh-bench measures qmpsh beside floors run in the same session, and
-// prints the tables of README.md's Performance section. It is what
-// `make bench` runs:
-//
-//	go run ./cmd/qmpsh-bench qemu [flags]   # the library on real QEMU beside a raw floor and go-qemu, as processes
-//	go run ./cmd/qmpsh-bench ratio [flags]  # the client's Go benchmarks, as client/floor ratios
-//	go run ./cmd/qmpsh-bench proc [flags]   # qmpsh exec as a whole process beside a raw program
-//	go run ./cmd/qmpsh-bench ga [flags]     # qmpsh ga run and cp beside a raw program, on qemu-ga
-//
-// Each subcommand takes -h for its flags. Real QEMU is started with
-// pkg/qmp/qmptest's launcher, the one the integration tests use. The exit
-// status is 1 when something fails to run, or, with -strict, when a
-// result misses its target; 2 for a usage error.
 package main
 
 import (
