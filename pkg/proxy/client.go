@@ -290,7 +290,11 @@ func (c *client) request(v []byte, fr *frameReader) {
 		return
 	}
 	if r.command == "qmp_capabilities" {
-		c.reply(appendError(nil, r.id, &qmpError{"CommandNotFound", "Capabilities negotiation is already complete, command ignored"}))
+		// Negotiation is over at QEMU too, so QEMU answers as it would
+		// answer this client, checking the arguments before saying
+		// negotiation is complete, and changes nothing: no policy
+		// applies.
+		p.forward(c, r, nil)
 		return
 	}
 	if why := p.cfg.Policy.Refusal(r.command); why != "" {

@@ -162,6 +162,10 @@ func TestNegotiationLikeQEMU(t *testing.T) {
 		{`{"exec-oob":"migrate-recover","arguments":{"uri":"x"},"id":2}`, `{"error":{"class":"GenericError","desc":"QMP input member 'exec-oob' is unexpected"},"id":2}`},
 		{`{"execute":"qmp_capabilities","arguments":{"enable":["oob"]},"id":3}`, `{"id":3,"return":{}}`},
 		{`{"execute":"qmp_capabilities","id":4}`, `{"error":{"class":"CommandNotFound","desc":"Capabilities negotiation is already complete, command ignored"},"id":4}`},
+		// After negotiation QEMU checks the arguments first.
+		{`{"execute":"qmp_capabilities","arguments":{"enable":"bogus"},"id":41}`, `{"error":{"class":"GenericError","desc":"Invalid parameter type for 'enable', expected: array"},"id":41}`},
+		{`{"execute":"qmp_capabilities","arguments":{"enable":["xx"]},"id":42}`, `{"error":{"class":"GenericError","desc":"Parameter 'null' does not accept value 'xx'"},"id":42}`},
+		{`{"execute":"qmp_capabilities","arguments":{"x":1},"id":43}`, `{"error":{"class":"GenericError","desc":"Parameter 'x' is unexpected"},"id":43}`},
 		{`{"exec-oob":"query-status","id":5}`, `{"error":{"class":"GenericError","desc":"The command query-status does not support OOB"},"id":5}`},
 		{`{"execute":"no-such-thing","id":6}`, `{"error":{"class":"CommandNotFound","desc":"The command no-such-thing has not been found"},"id":6}`},
 		{`{"execute":"query-status","foo":1,"id":7}`, `{"error":{"class":"GenericError","desc":"QMP input member 'foo' is unexpected"},"id":7}`},
