@@ -206,6 +206,8 @@ func qemuDialArgs(bound, dir string, cfg *tls.Config) string {
 	}
 	if dir == "" {
 		dir = "DIR"
+	} else if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs // QEMU need not start where we did
 	}
 	return fmt.Sprintf("-object tls-creds-x509,id=tls0,dir=%s,endpoint=client -chardev socket,id=mon,host=%s,port=%s,tls-creds=tls0 -mon chardev=mon,mode=control",
 		strings.ReplaceAll(dir, ",", ",,"), host, port)

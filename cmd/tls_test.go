@@ -321,6 +321,12 @@ func TestQEMUDialArgsHost(t *testing.T) {
 			t.Errorf("qemuDialArgs(%s) = %s; want it to contain %s", tc.bound, got, tc.want)
 		}
 	}
+	// The credentials' directory too is absolute, a comma doubled: QEMU
+	// need not start where qmpsh did.
+	want := "dir=" + strings.ReplaceAll(filepath.Join(cwd, "pki,a"), ",", ",,") + ",endpoint=client"
+	if got := qemuDialArgs("tls:127.0.0.1:4444", "pki,a", cfg); !strings.Contains(got, want) {
+		t.Errorf("qemuDialArgs with --tls-dir pki,a = %s; want it to contain %s", got, want)
+	}
 }
 
 var usageHint = regexp.MustCompile(`^Run 'qmpsh( [a-z]+)* --help' for usage\.$`)
