@@ -94,6 +94,10 @@ func TestMakeInstall(t *testing.T) {
 	// --help.
 	man := filepath.Join(dest, prefix, "share/man/man1")
 	pages, _ := filepath.Glob(filepath.Join(man, "*.1"))
+	useLines := map[string]string{}
+	for _, c := range commands(Tree()) {
+		useLines[strings.ReplaceAll(c.CommandPath(), " ", "-")+".1"] = UsageLine(c)
+	}
 	for _, page := range pages {
 		cmd := exec.Command("man", "-l", "--warnings", page)
 		cmd.Env = append(os.Environ(), "MANWIDTH=80", "LC_ALL=C.UTF-8", "MANPAGER=cat", "PAGER=cat")
@@ -104,6 +108,15 @@ func TestMakeInstall(t *testing.T) {
 		}
 		if !strings.Contains(stdout.String(), "EXIT STATUS") {
 			t.Errorf("man %s has no EXIT STATUS section", filepath.Base(page))
+		}
+		// The synopsis is --help's usage line, word for word: the
+		// converter takes the page's text as Markdown, where "[a] (b)"
+		// would be a link. Wide, so that no word is hyphenated.
+		wide := exec.Command("man", "-l", page)
+		wide.Env = append(os.Environ(), "MANWIDTH=1000", "LC_ALL=C.UTF-8", "MANPAGER=cat", "PAGER=cat")
+		text, err := wide.Output()
+		if got, want := synopsis(string(text)), useLines[filepath.Base(page)]; err != nil || got != want {
+			t.Errorf("man %s: %v; SYNOPSIS reads %q, --help %q", filepath.Base(page), err, got, want)
 		}
 		if filepath.Base(page) == "qmpsh-exec.1" {
 			text := stdout.String()
@@ -132,6 +145,16 @@ func TestMakeInstall(t *testing.T) {
 	if left, err := os.ReadDir(dest); err != nil || len(left) > 0 {
 		t.Errorf("after make uninstall: %v, left %v", err, files(t, dest))
 	}
+}
+
+// synopsis is the SYNOPSIS section of a page man rendered, its lines
+// joined with single spaces.
+func synopsis(page string) string {
+	_, rest, _ := strings.Cut(page, "\nSYNOPSIS\n")
+	section, _, _ := strings.Cut(rest, "\n\n")
+	// man renders "-" as a hyphen in some locales.
+	section = strings.NewReplacer("\u2010", "-", "\u2212", "-").Replace(section)
+	return strings.Join(strings.Fields(section), " ")
 }
 
 // commands is the tree's commands that have a manual page: those --help

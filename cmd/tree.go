@@ -51,6 +51,21 @@ func finishTree(root *cobra.Command) {
 	})
 }
 
+// UsageLine is the line under "Usage:" in c's --help, "" for a help
+// topic, which has none: a command with subcommands runs only to report
+// an unknown word or show help, so its line is "[command]" alone. The
+// manual pages' synopses are this line too.
+func UsageLine(c *cobra.Command) string {
+	c.LocalFlags() // merges the persistent flags in, as cobra's own usage does first
+	switch {
+	case c.HasAvailableSubCommands():
+		return c.CommandPath() + " [command]"
+	case c.Runnable():
+		return c.UseLine()
+	}
+	return ""
+}
+
 // usage writes c's usage as cobra's default usage template does, but for
 // two things: a command with subcommands (root, completion) runs only to
 // report an unknown word or show help, so its usage line is "[command]"
@@ -61,14 +76,10 @@ func finishTree(root *cobra.Command) {
 // cost every start of qmpsh (exec's above all). TestUsage holds it to the
 // template it replaced.
 func usage(c *cobra.Command) error {
-	c.LocalFlags() // merges the persistent flags in, as cobra's own usage does first
 	var b strings.Builder
 	b.WriteString("Usage:")
-	if c.Runnable() && !c.HasAvailableSubCommands() {
-		b.WriteString("\n  " + c.UseLine())
-	}
-	if c.HasAvailableSubCommands() {
-		b.WriteString("\n  " + c.CommandPath() + " [command]")
+	if line := UsageLine(c); line != "" {
+		b.WriteString("\n  " + line)
 	}
 	if len(c.Aliases) > 0 {
 		b.WriteString("\n\nAliases:\n  " + c.NameAndAliases())

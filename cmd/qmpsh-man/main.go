@@ -84,6 +84,7 @@ func manual(root *cobra.Command) error {
 	var visit func(c *cobra.Command, ours bool)
 	visit = func(c *cobra.Command, ours bool) {
 		c.DisableAutoGenTag = true
+		synopsis(c)
 		all = append(all, c)
 		if ours = ours && !(c.Name() == "completion" && c.Parent() == root); ours {
 			if m := exitStatusText.FindStringSubmatchIndex(c.Long); m != nil && strings.TrimSpace(c.Long[m[1]:]) == "" {
@@ -114,3 +115,22 @@ func manual(root *cobra.Command) error {
 	}
 	return nil
 }
+
+// synopsis makes c's page's SYNOPSIS, which cobra's converter writes from
+// c.UseLine(), the usage line of --help (cmd.UsageLine), and keeps it so:
+// the converter reads the line as Markdown, where exec's "[--wait-event
+// NAME] (COMMAND ...)" would be a link and its brackets would go, so the
+// characters Markdown gives a meaning are escaped.
+func synopsis(c *cobra.Command) {
+	line := cmd.UsageLine(c)
+	if line == "" { // a help topic: no synopsis
+		return
+	}
+	c.Use = c.Name() + markdownEscaper.Replace(strings.TrimPrefix(line, c.CommandPath()))
+	c.DisableFlagsInUseLine = true // the line has its [flags] already
+}
+
+var markdownEscaper = strings.NewReplacer(
+	`\`, `\\`, "`", "\\`", `*`, `\*`, `_`, `\_`, `[`, `\[`, `]`, `\]`,
+	`(`, `\(`, `)`, `\)`, `<`, `\<`, `>`, `\>`, `#`, `\#`, `|`, `\|`, `~`, `\~`, `!`, `\!`,
+)
