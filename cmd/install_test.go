@@ -106,8 +106,10 @@ func TestMakeInstall(t *testing.T) {
 		if err := cmd.Run(); err != nil || stderr.Len() > 0 || stdout.Len() == 0 {
 			t.Errorf("man -l %s: %v, %d bytes, warnings:\n%s", filepath.Base(page), err, stdout.Len(), stderr.String())
 		}
-		if !strings.Contains(stdout.String(), "EXIT STATUS") {
-			t.Errorf("man %s has no EXIT STATUS section", filepath.Base(page))
+		for _, section := range []string{"EXIT STATUS", "EXAMPLE"} {
+			if !strings.Contains(stdout.String(), "\n"+section+"\n") {
+				t.Errorf("man %s has no %s section", filepath.Base(page), section)
+			}
 		}
 		// The synopsis is --help's usage line, word for word: the
 		// converter takes the page's text as Markdown, where "[a] (b)"

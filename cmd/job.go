@@ -39,6 +39,8 @@ func newJobCmd(g *GlobalOptions, waitF func(context.Context, *JobWaitOptions) er
 	c := &cobra.Command{
 		Use:   "job",
 		Short: "Follow QEMU's background jobs (backup, mirror, commit, stream, create)",
+		Example: `  qmpsh job list -s /tmp/qmp.sock
+  qmpsh job wait -s /tmp/qmp.sock b0`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageErrorf("unknown job command %q (use wait or list)", args[0])

@@ -66,6 +66,15 @@ func UsageLine(c *cobra.Command) string {
 	return ""
 }
 
+// completionExamples load each shell's completions, for now and for
+// good (make install puts them where the shells look already).
+var completionExamples = map[string]string{
+	"bash":       "  source <(qmpsh completion bash)\n  qmpsh completion bash > ~/.local/share/bash-completion/completions/qmpsh",
+	"zsh":        "  qmpsh completion zsh > \"${fpath[1]}/_qmpsh\"",
+	"fish":       "  qmpsh completion fish | source\n  qmpsh completion fish > ~/.config/fish/completions/qmpsh.fish",
+	"powershell": "  qmpsh completion powershell | Out-String | Invoke-Expression",
+}
+
 // usage writes c's usage as cobra's default usage template does, but for
 // two things: a command with subcommands (root, completion) runs only to
 // report an unknown word or show help, so its usage line is "[command]"
@@ -182,7 +191,11 @@ func completionShells(c *cobra.Command) {
 	var shells []string
 	for _, sub := range c.Commands() {
 		shells = append(shells, sub.Name())
+		if ex := completionExamples[sub.Name()]; ex != "" {
+			sub.Example = ex
+		}
 	}
+	c.Example = "  source <(qmpsh completion bash)\n  qmpsh completion zsh > \"${fpath[1]}/_qmpsh\"\n  qmpsh completion fish | source"
 	c.Args = cobra.ArbitraryArgs
 	c.RunE = func(c *cobra.Command, args []string) error {
 		if len(args) == 0 {
