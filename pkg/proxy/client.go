@@ -289,14 +289,9 @@ func (c *client) request(v []byte, fr *frameReader) {
 		p.mu.Unlock()
 		return
 	}
-	if r.command == "qmp_capabilities" {
-		// Negotiation is over at QEMU too, so QEMU answers as it would
-		// answer this client, checking the arguments before saying
-		// negotiation is complete, and changes nothing: no policy
-		// applies.
-		p.forward(c, r, nil)
-		return
-	}
+	// A second qmp_capabilities goes to QEMU as any command does: its
+	// negotiation is over too, so it answers as it would answer this
+	// client (the arguments checked, then "already complete").
 	if why := p.cfg.Policy.Refusal(r.command); why != "" {
 		c.reply(appendError(nil, r.id, genericError(why)))
 		return

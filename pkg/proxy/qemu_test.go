@@ -199,6 +199,20 @@ func TestNegotiationLikeQEMU(t *testing.T) {
 	}
 }
 
+// A second qmp_capabilities is a command like any other: QEMU answers it
+// (TestNegotiationLikeQEMU) unless the policy refuses it, and then it
+// never reaches QEMU.
+func TestPolicyCoversSecondNegotiation(t *testing.T) {
+	h := startProxy(t, qmptest.StartQEMU(t), func(c *Config) { c.Policy.Deny = []string{"*"} })
+	r := dialRaw(t, h.path)
+	r.negotiate()
+	r.send(`{"execute":"qmp_capabilities","arguments":{"x":1},"id":1}`)
+	want := `{"error":{"class":"GenericError","desc":"command 'qmp_capabilities' is refused by the proxy: it matches --deny '*'"},"id":1}`
+	if got := r.recv(); got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
 // --read-only lets query-status through and keeps quit and
 // human-monitor-command from QEMU.
 func TestReadOnly(t *testing.T) {
