@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -40,8 +41,9 @@ func TestDocOwnershipTables(t *testing.T) {
 }
 
 // goroutineDirs returns the directories under root (testdata's aside)
-// whose non-test Go files start a goroutine: a go statement, or a call of
-// a method named Go (sync.WaitGroup's).
+// whose non-test Go files start a goroutine: a go statement, a call of a
+// method named Go (sync.WaitGroup's), or of an AfterFunc (context's and
+// time's run their function on a goroutine of its own).
 func goroutineDirs(t *testing.T, root string) []string {
 	t.Helper()
 	var dirs []string
@@ -58,7 +60,7 @@ func goroutineDirs(t *testing.T, root string) []string {
 		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 			return nil
 		}
-		if dir := filepath.Dir(path); (len(dirs) == 0 || dirs[len(dirs)-1] != dir) && startsGoroutine(t, path) {
+		if dir := filepath.Dir(path); !slices.Contains(dirs, dir) && startsGoroutine(t, path) {
 			dirs = append(dirs, dir)
 		}
 		return nil
@@ -80,7 +82,7 @@ func startsGoroutine(t *testing.T, path string) bool {
 		case *ast.GoStmt:
 			found = true
 		case *ast.CallExpr:
-			if sel, ok := n.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Go" {
+			if sel, ok := n.Fun.(*ast.SelectorExpr); ok && (sel.Sel.Name == "Go" || sel.Sel.Name == "AfterFunc") {
 				found = true
 			}
 		}

@@ -25,6 +25,8 @@
 //	a child's reaper or     proc's idle shells      the child exiting, or its output ending;
 //	output drain            and proxy's qmpsh proxy the subcommand kills or ends the child
 //	                                                first, and waits for the reaper
+//	a child's kill timer    time.AfterFunc, for a   firing (it kills a child that outran
+//	                        child proc measures     runTimeout), or stopped when the child ends
 //
 // Who may touch what:
 //

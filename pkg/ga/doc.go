@@ -27,8 +27,22 @@
 //
 // # Concurrency
 //
-// A Client's methods are safe for concurrent use. It starts no goroutine
-// of its own beyond pkg/protocol's reader and writer, which Disconnect
-// stops. Calls are matched to replies by id; the agent handles one
-// request at a time, in order.
+// A Client's methods are safe for concurrent use. Calls are matched to
+// replies by id; the agent handles one request at a time, in order.
+//
+//	goroutine               started by                  stopped by
+//	reader and writer       pkg/protocol, when Connect  Disconnect, or the session ending
+//	                        (or ConnectConn) connects
+//	a vsock dial's          context.AfterFunc, when     setting the deadline that makes the
+//	interrupter             ctx ends while a vsock      dial return; unregistered when the
+//	                        connect is in progress      dial ends first
+//
+// Who may touch what:
+//
+//	lock or atomic          guards
+//	Client.mu               pending (calls waiting for their reply, by id) and noReply
+//	                        (the commands that answer nothing on success)
+//	Client.syncMu           the resynchronisation (guest-sync-delimited), one at a time
+//	Client.stale            that a call went unanswered, so the next one resynchronises
+//	Client.nextID           the next request id
 package ga

@@ -22,7 +22,8 @@
 // Who may touch what:
 //
 //	lock                    guards
-//	FakeAgent.mu            the set of open connections, which the cleanup closes
+//	FakeAgent.mu            the set of open connections, which the cleanup closes, and
+//	                        closed, so that one accepted after that is closed at once
 //	Agent.mu                the current qemu-ga process, its output and its done
 //	                        channel, which a restart replaces
 package gatest

@@ -44,6 +44,7 @@ type FakeAgent struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conns  map[net.Conn]bool
+	closed bool // the test ended: a connection accepted now is closed at once
 }
 
 // StartFake serves h on a socket in a new temporary directory until the
@@ -68,6 +69,7 @@ func StartFake(t testing.TB, h Handler) *FakeAgent {
 	t.Cleanup(func() {
 		f.ln.Close()
 		f.mu.Lock()
+		f.closed = true
 		for c := range f.conns {
 			c.Close()
 		}
@@ -86,6 +88,11 @@ func (f *FakeAgent) serve() {
 			return
 		}
 		f.mu.Lock()
+		if f.closed { // accepted as the test ended, after its connections were closed
+			f.mu.Unlock()
+			c.Close()
+			return
+		}
 		f.conns[c] = true
 		f.mu.Unlock()
 		f.wg.Add(1)
