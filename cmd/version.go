@@ -63,7 +63,7 @@ func formatVersion(st stamp, bi *debug.BuildInfo, platform string) string {
 	b.WriteString(version)
 	switch {
 	case revision == "":
-		b.WriteString("\ncommit unknown (built without version control information: make build, or go build -buildvcs=true in a git checkout, records it)")
+		b.WriteString("\ncommit unknown (built without version control information: make build records it, as go build -buildvcs=true does in a git clone)")
 	default:
 		fmt.Fprintf(&b, "\ncommit %s", revision)
 		if time != "" {

@@ -29,7 +29,7 @@ func TestFormatVersion(t *testing.T) {
 			"0123abc-dirty\ncommit 0123abcd (2026-12-01T11:00:00+01:00)\ngo1.26.8 linux/amd64"},
 		{"go build without version control", stamp{},
 			&debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}},
-			"devel\ncommit unknown (built without version control information: make build, or go build -buildvcs=true in a git checkout, records it)\ngo1.26.8 linux/amd64"},
+			"devel\ncommit unknown (built without version control information: make build records it, as go build -buildvcs=true does in a git clone)\ngo1.26.8 linux/amd64"},
 	}
 	for _, tt := range tests {
 		if got := formatVersion(tt.stamp, tt.bi, "linux/amd64"); got != tt.want {
