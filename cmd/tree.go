@@ -195,7 +195,13 @@ func completionShells(c *cobra.Command) {
 			sub.Example = ex
 		}
 	}
-	c.Example = "  source <(qmpsh completion bash)\n  qmpsh completion zsh > \"${fpath[1]}/_qmpsh\"\n  qmpsh completion fish | source"
+	// completion's own: each shell's first line.
+	var firsts []string
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		first, _, _ := strings.Cut(completionExamples[sh], "\n")
+		firsts = append(firsts, first)
+	}
+	c.Example = strings.Join(firsts, "\n")
 	c.Args = cobra.ArbitraryArgs
 	c.RunE = func(c *cobra.Command, args []string) error {
 		if len(args) == 0 {
